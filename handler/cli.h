@@ -1,0 +1,25 @@
+/*
+ * cli.h: the subcommands of podio-webhook (hooks, check, config).
+ */
+#ifndef PODIO_CLI_H
+#define PODIO_CLI_H
+
+#include "podio.h"
+
+/* Exit statuses of the command line. */
+#define CLI_EXIT_OK        0  /* success */
+#define CLI_EXIT_PODIO     1  /* Podio answered with an error */
+#define CLI_EXIT_USAGE     2  /* usage or configuration error */
+#define CLI_EXIT_UNREACHED 3  /* Podio could not be reached */
+
+/* The exit status for a library error. */
+int cli_exit_for(enum podio_err err);
+
+/*
+ * Runs the subcommand argv[0] ("hooks", "check", "config") with its
+ * arguments, using cfg (already loaded with every source).  Returns the
+ * exit status.  Output on stdout, messages on stderr.
+ */
+int cli_run(struct podio_config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,3 @@
+/* auth.c: to be written */
+#include <config.h>
+#include "podio.h"

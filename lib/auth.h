@@ -1,0 +1,44 @@
+/*
+ * auth.h: the token store behind struct podio_tokens (see podio.h): the
+ * credentials, the current token, its expiry, the token cache file, and
+ * the calls to POST /oauth/token.  Internal.
+ *
+ * Flow: podio__tokens_get() returns a token valid for at least the refresh
+ * margin, taking it from memory, then from the cache file (when another
+ * process already fetched it), then from the token endpoint (refresh grant
+ * when a refresh token is held, else the app or password grant).  Only one
+ * thread of the process, and one process sharing the cache file, requests
+ * a token at a time; the others wait and reuse its result.
+ */
+#ifndef PODIO_AUTH_H
+#define PODIO_AUTH_H
+
+#include <stddef.h>
+#include "podio.h"
+#include "http.h"
+
+/* Refresh this long before the token's expiry. */
+#define PODIO__TOKEN_MARGIN_MS (5 * 60 * 1000)
+
+/*
+ * Copies a valid access token into token (size tokenlen) using http for
+ * any token request.  On failure err/errlen receive a one-line message
+ * (never a secret) and the return value says why: PODIO_ERR_AUTH when the
+ * credentials were refused, PODIO_ERR_RATE_LIMITED when the token
+ * endpoint answered 420 (*retry_after set to its wait in seconds or -1),
+ * transport errors as such.  retry_after may be NULL.
+ */
+enum podio_err podio__tokens_get(struct podio_tokens *t,
+    struct podio__http *http, const char *api_url, char *token,
+    size_t tokenlen, long *retry_after, char *err, size_t errlen);
+
+/*
+ * Reports that token was refused with 401 expired_token/invalid_token.
+ * When it is still the current token it is dropped (in memory and in the
+ * cache file), so the next podio__tokens_get() refreshes; a token already
+ * replaced by another thread is left alone, so concurrent failures cause
+ * one refresh, not many.
+ */
+void podio__tokens_invalidate(struct podio_tokens *t, const char *token);
+
+#endif

@@ -1,0 +1,3 @@
+/* errors.c: to be written */
+#include <config.h>
+#include "podio.h"

@@ -1,0 +1,3 @@
+/* http.c: to be written */
+#include <config.h>
+#include "podio.h"

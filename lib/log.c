@@ -1,0 +1,3 @@
+/* log.c: to be written */
+#include <config.h>
+#include "podio.h"

@@ -1,0 +1,3 @@
+/* podio.c: to be written */
+#include <config.h>
+#include "podio.h"

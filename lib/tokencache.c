@@ -1,0 +1,3 @@
+/* tokencache.c: to be written */
+#include <config.h>
+#include "podio.h"

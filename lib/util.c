@@ -1,0 +1,3 @@
+/* util.c: to be written */
+#include <config.h>
+#include "podio.h"
