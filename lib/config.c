@@ -1,3 +1,1376 @@
-/* config.c: to be written */
+/*
+ * config.c: the configuration (see podio.h): the table of keys, the
+ * configuration file, PODIO_* environment variables, single settings and
+ * the rule lines kept for the handler.
+ *
+ * File syntax, one setting per line:
+ *
+ *	# a comment: '#' as the first non-blank character of a line
+ *	key = value
+ *	key = "  value with the spaces around it kept  "
+ *	token_cache =
+ *	on PATTERN = /absolute/command arg "an arg with spaces"
+ *	log PATTERN = /absolute/file
+ *
+ * White space around the key and the value is dropped.  The value is
+ * everything after the first '=', so it may hold '=', '#' and spaces.  A
+ * value wrapped in double quotes loses the two quotes and keeps what is
+ * between them literally (no escapes), which is the way to keep leading
+ * or trailing spaces.  Lines are at most 4096 bytes; CRLF line ends and a
+ * UTF-8 byte order mark are accepted.  A key may appear once per file;
+ * rule lines may repeat and keep their order.
+ *
+ * Every source is parsed and checked as a whole into a staging area and
+ * applied only when all of it is valid, so a failed load leaves the
+ * configuration as it was.
+ *
+ * Error messages name the source, the line and the key, and may quote a
+ * bad value for readability, but never the value of a secret key.
+ */
 #include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
 #include "podio.h"
+#include "config.h"
+#include "util.h"
+
+/* Normally set by the build; these keep the file compilable alone. */
+#ifndef PODIO_CONFIG_PATH
+#define PODIO_CONFIG_PATH "/etc/podio-webhook.conf"
+#endif
+#ifndef PODIO_STATEDIR
+#define PODIO_STATEDIR "/var/lib/podio-webhook"
+#endif
+
+#define PODIO__CFG_LINE_MAX  4096            /* bytes per line */
+#define PODIO__CFG_FILE_MAX  (1024 * 1024)   /* bytes per file */
+#define PODIO__CFG_RULES_MAX 1024            /* rule lines in all */
+#define PODIO__CFG_ARGS_MAX  256             /* words of one command */
+#define PODIO__CFG_IDS_MAX   1024            /* ids of one list */
+#define PODIO__CFG_PATTERN_MAX 64            /* bytes of a rule pattern */
+#define PODIO__CFG_QUOTE_MAX 64              /* bytes of a quoted value */
+#define PODIO__CFG_WHY_MAX   256             /* one reason */
+
+/* Row flags. */
+#define PODIO__CFG_F_NONEMPTY 0x1  /* an empty value is an error */
+#define PODIO__CFG_F_KEEPEMPTY 0x2 /* an empty value is kept as "" (it means
+                                      something) instead of unsetting */
+
+/* A parsed value.  text is the canonical text, NULL when unset. */
+struct podio__cfg_value {
+	char *text;
+	int64_t num;    /* DURATION: ms, SIZE: bytes, INT, BOOL: 0 or 1 */
+	uint64_t *ids;  /* U64LIST */
+	size_t nids;
+};
+
+/*
+ * One row of the key table.  check, when not NULL, runs after the value
+ * parsed by type: it may rewrite v->text in place (shortening it) and
+ * returns 0, or -1 with a reason in why (which must not quote the value
+ * of a secret key).
+ */
+struct podio__cfg_key {
+	const char *name;
+	enum podio__cfg_type type;
+	const char *def;     /* default text, NULL: unset */
+	unsigned flags;
+	int (*check)(struct podio__cfg_value *v, char *why, size_t whylen);
+	const char *help;
+};
+
+static int podio__cfg_check_u64(struct podio__cfg_value *, char *, size_t);
+static int podio__cfg_check_url(struct podio__cfg_value *, char *, size_t);
+static int podio__cfg_check_level(struct podio__cfg_value *, char *, size_t);
+static int podio__cfg_check_target(struct podio__cfg_value *, char *,
+    size_t);
+
+/*
+ * The keys.  A new key is one new row; the environment variable
+ * PODIO_<NAME>, the sample file test and `podio-webhook config` follow
+ * from it.  (No key may be named "webhook_config": PODIO_WEBHOOK_CONFIG
+ * names the file.)
+ */
+static const struct podio__cfg_key podio__cfg_keys[] = {
+	{ "client_id", PODIO__CFG_STRING, NULL, 0, NULL,
+	  "client id of the Podio API key" },
+	{ "client_secret", PODIO__CFG_SECRET, NULL, 0, NULL,
+	  "client secret of the Podio API key" },
+	{ "app_id", PODIO__CFG_STRING, NULL, 0, podio__cfg_check_u64,
+	  "app id, for app authentication" },
+	{ "app_token", PODIO__CFG_SECRET, NULL, 0, NULL,
+	  "the app's token, for app authentication" },
+	{ "username", PODIO__CFG_STRING, NULL, 0, NULL,
+	  "user (e-mail address), for password authentication" },
+	{ "password", PODIO__CFG_SECRET, NULL, 0, NULL,
+	  "the user's password, for password authentication" },
+	{ "api_url", PODIO__CFG_STRING, "https://api.podio.com",
+	  PODIO__CFG_F_NONEMPTY, podio__cfg_check_url,
+	  "base URL of the Podio API" },
+	{ "ca_file", PODIO__CFG_STRING, NULL, 0, NULL,
+	  "CA bundle verifying the API's TLS certificate (unset: the "
+	  "system's)" },
+	{ "token_cache", PODIO__CFG_STRING, PODIO_STATEDIR "/token-cache.json",
+	  PODIO__CFG_F_KEEPEMPTY, NULL,
+	  "file sharing access tokens between processes (empty: none)" },
+	{ "timeout", PODIO__CFG_DURATION, "30s", 0, NULL,
+	  "longest time one API request may take" },
+	{ "connect_timeout", PODIO__CFG_DURATION, "10s", 0, NULL,
+	  "longest time connecting to the API may take" },
+	{ "max_response", PODIO__CFG_SIZE, "16M", 0, NULL,
+	  "largest API response body accepted" },
+	{ "webhook_secret", PODIO__CFG_SECRET, NULL, 0, NULL,
+	  "secret added to hook URLs as secret=... and checked on delivery" },
+	{ "log_level", PODIO__CFG_STRING, "info", PODIO__CFG_F_NONEMPTY,
+	  podio__cfg_check_level,
+	  "least severe messages logged: error, warn, info or debug" },
+	{ "log_target", PODIO__CFG_STRING, "stderr", PODIO__CFG_F_NONEMPTY,
+	  podio__cfg_check_target,
+	  "where messages go: stderr, syslog or file:PATH" },
+};
+#define PODIO__CFG_NKEYS (sizeof(podio__cfg_keys) / sizeof(podio__cfg_keys[0]))
+
+/* A rule line.  All strings owned. */
+struct podio__cfg_rule {
+	const char *kind;  /* "on" or "log", static */
+	char *pattern;
+	char **argv;       /* "on": NULL-terminated; "log": NULL */
+	char *path;        /* "log": the file; "on": NULL */
+	char *file;        /* where it was read */
+	int line;
+};
+
+struct podio_config {
+	struct podio__cfg_value vals[PODIO__CFG_NKEYS];
+	struct podio__cfg_rule *rules;
+	size_t nrules;
+};
+
+/* What one source (a file, the environment) gives before it is applied. */
+struct podio__cfg_stage {
+	struct podio__cfg_value vals[PODIO__CFG_NKEYS];
+	int given[PODIO__CFG_NKEYS];  /* line (or 1) where given, 0 if not */
+	struct podio__cfg_rule *rules;
+	size_t nrules, arules;
+};
+
+/* -------------------------------------------------------------- helpers */
+
+/* Formats into err (if there is one), never overflowing. */
+static void podio__cfg_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void
+podio__cfg_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The row of key, or -1. */
+static int
+podio__cfg_find(const char *key)
+{
+	size_t i;
+
+	if (key == NULL)
+		return -1;
+	for (i = 0; i < PODIO__CFG_NKEYS; i++)
+		if (strcmp(podio__cfg_keys[i].name, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Whether name looks like a key ([A-Za-z0-9_.-], at most 64 bytes) and
+ * may thus be quoted in a message: anything else on the left of '=' may
+ * be a misplaced value, perhaps a secret.
+ */
+static int
+podio__cfg_quotable_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (i >= 64 || !(isalnum((unsigned char)name[i]) ||
+		    name[i] == '_' || name[i] == '.' || name[i] == '-'))
+			return 0;
+	return i > 0;
+}
+
+/* Copies at most PODIO__CFG_QUOTE_MAX bytes of a non-secret value into
+ * out (size outlen) for a message, marking a cut with "..." and showing
+ * control characters as '?'. */
+static void
+podio__cfg_quote(const char *value, char *out, size_t outlen)
+{
+	size_t n = strlen(value), i;
+
+	if (n <= PODIO__CFG_QUOTE_MAX)
+		podio__strlcpy(out, value, outlen);
+	else
+		snprintf(out, outlen, "%.*s...", PODIO__CFG_QUOTE_MAX, value);
+	for (i = 0; out[i] != '\0'; i++)
+		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			out[i] = '?';
+}
+
+/* Frees the strings of v (wiping them: they may be secrets) and resets it. */
+static void
+podio__cfg_value_clear(struct podio__cfg_value *v)
+{
+	podio__free_secret(v->text);
+	free(v->ids);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Frees the strings of r, wiping them: arguments may carry tokens. */
+static void
+podio__cfg_rule_clear(struct podio__cfg_rule *r)
+{
+	size_t i;
+
+	podio__free_secret(r->pattern);
+	if (r->argv != NULL)
+		for (i = 0; r->argv[i] != NULL; i++)
+			podio__free_secret(r->argv[i]);
+	free(r->argv);
+	podio__free_secret(r->path);
+	free(r->file);
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+podio__cfg_stage_clear(struct podio__cfg_stage *st)
+{
+	size_t i;
+
+	for (i = 0; i < PODIO__CFG_NKEYS; i++)
+		podio__cfg_value_clear(&st->vals[i]);
+	for (i = 0; i < st->nrules; i++)
+		podio__cfg_rule_clear(&st->rules[i]);
+	free(st->rules);
+	memset(st, 0, sizeof(*st));
+}
+
+/* ------------------------------------------------------------- parsers */
+
+/*
+ * Reads the leading decimal digits of text into *n (no sign, at least
+ * one digit) and sets *end after them.  Returns 0, or -1 when there is no
+ * digit or the number exceeds INT64_MAX.
+ */
+static int
+podio__cfg_digits(const char *text, int64_t *n, const char **end)
+{
+	int64_t v = 0;
+	const char *p;
+
+	for (p = text; *p >= '0' && *p <= '9'; p++) {
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (p == text)
+		return -1;
+	*n = v;
+	*end = p;
+	return 0;
+}
+
+/* See podio.h.  Suffixes are lower case: ms, s, m, h, d. */
+int
+podio_parse_duration_ms(const char *text, int64_t *ms)
+{
+	static const struct {
+		const char *suffix;
+		int64_t mult;
+	} units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 }
+	};
+	const char *end;
+	int64_t n;
+	size_t i;
+
+	if (text == NULL || podio__cfg_digits(text, &n, &end) != 0)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (n > INT64_MAX / units[i].mult)
+			return -1;
+		*ms = n * units[i].mult;
+		return 0;
+	}
+	return -1;
+}
+
+/* See podio.h.  K = 1024, M = 1048576, either case. */
+int
+podio_parse_size(const char *text, int64_t *bytes)
+{
+	const char *end;
+	int64_t n, mult;
+
+	if (text == NULL || podio__cfg_digits(text, &n, &end) != 0)
+		return -1;
+	if (*end == '\0')
+		mult = 1;
+	else if ((*end == 'K' || *end == 'k') && end[1] == '\0')
+		mult = 1024;
+	else if ((*end == 'M' || *end == 'm') && end[1] == '\0')
+		mult = 1024 * 1024;
+	else
+		return -1;
+	if (n > INT64_MAX / mult)
+		return -1;
+	*bytes = n * mult;
+	return 0;
+}
+
+/* See podio.h. */
+int
+podio_parse_u64(const char *text, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p;
+	unsigned d;
+
+	if (text == NULL || text[0] == '\0')
+		return -1;
+	if (text[0] == '0' && text[1] != '\0')
+		return -1;
+	for (p = text; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A signed decimal integer: optional '-', digits, nothing else. */
+static int
+podio__cfg_parse_int(const char *text, int64_t *out)
+{
+	const char *end;
+	int64_t n;
+	int neg = text[0] == '-';
+
+	/* INT64_MIN itself is not accepted; no key needs it. */
+	if (podio__cfg_digits(text + neg, &n, &end) != 0 || *end != '\0')
+		return -1;
+	*out = neg ? -n : n;
+	return 0;
+}
+
+static int
+podio__cfg_parse_bool(const char *text, int64_t *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Parses "1, 2,3" into a new array *ids of *n ids (caller frees) and
+ * writes the canonical text ("1,2,3") into a new string *canon (caller
+ * frees).  Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG on a
+ * malformed list or more than PODIO__CFG_IDS_MAX ids.
+ */
+static enum podio_err
+podio__cfg_parse_ids(const char *text, uint64_t **ids, size_t *n,
+    char **canon)
+{
+	struct podio__buf b = { NULL, 0, 0, 0 };
+	uint64_t *v = NULL;
+	char item[24];
+	const char *p = text, *q;
+	size_t count = 0, len;
+	enum podio_err rc = PODIO_ERR_CONFIG;
+
+	*ids = NULL;
+	*n = 0;
+	*canon = NULL;
+	if ((v = calloc(PODIO__CFG_IDS_MAX, sizeof(*v))) == NULL) {
+		rc = PODIO_ERR_NOMEM;
+		goto fail;
+	}
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		for (q = p; *q != '\0' && *q != ',' && *q != ' ' &&
+		    *q != '\t'; q++)
+			;
+		len = (size_t)(q - p);
+		if (len == 0 || len >= sizeof(item) ||
+		    count == PODIO__CFG_IDS_MAX)
+			goto fail;
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (podio_parse_u64(item, &v[count]) != 0)
+			goto fail;
+		if (podio__buf_appendf(&b, "%s%" PRIu64, count ? "," : "",
+		    v[count]) != 0) {
+			rc = PODIO_ERR_NOMEM;
+			goto fail;
+		}
+		count++;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q == '\0')
+			break;
+		if (*q != ',')
+			goto fail;
+		p = q + 1;
+	}
+	if ((*canon = podio__buf_steal(&b)) == NULL) {
+		rc = PODIO_ERR_NOMEM;
+		goto fail;
+	}
+	*ids = v;
+	*n = count;
+	return PODIO_OK;
+fail:
+	podio__buf_free(&b);
+	free(v);
+	return rc;
+}
+
+/* The canonical text of a duration: the largest unit that divides it. */
+static void
+podio__cfg_fmt_duration(int64_t ms, char *out, size_t outlen)
+{
+	if (ms == 0)
+		snprintf(out, outlen, "0s");
+	else if (ms % 86400000 == 0)
+		snprintf(out, outlen, "%" PRId64 "d", ms / 86400000);
+	else if (ms % 3600000 == 0)
+		snprintf(out, outlen, "%" PRId64 "h", ms / 3600000);
+	else if (ms % 60000 == 0)
+		snprintf(out, outlen, "%" PRId64 "m", ms / 60000);
+	else if (ms % 1000 == 0)
+		snprintf(out, outlen, "%" PRId64 "s", ms / 1000);
+	else
+		snprintf(out, outlen, "%" PRId64 "ms", ms);
+}
+
+/* The canonical text of a size: M or K when exact, else bytes. */
+static void
+podio__cfg_fmt_size(int64_t bytes, char *out, size_t outlen)
+{
+	if (bytes != 0 && bytes % (1024 * 1024) == 0)
+		snprintf(out, outlen, "%" PRId64 "M", bytes / (1024 * 1024));
+	else if (bytes != 0 && bytes % 1024 == 0)
+		snprintf(out, outlen, "%" PRId64 "K", bytes / 1024);
+	else
+		snprintf(out, outlen, "%" PRId64, bytes);
+}
+
+/* ---------------------------------------------------------- key checks */
+
+static int
+podio__cfg_check_u64(struct podio__cfg_value *v, char *why, size_t whylen)
+{
+	uint64_t id;
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+
+	if (podio_parse_u64(v->text, &id) == 0)
+		return 0;
+	podio__cfg_quote(v->text, q, sizeof(q));
+	podio__cfg_errf(why, whylen, "bad id '%s' (want digits only)", q);
+	return -1;
+}
+
+/* http:// or https://, a host, no white space; trailing slashes dropped. */
+static int
+podio__cfg_check_url(struct podio__cfg_value *v, char *why, size_t whylen)
+{
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+	char *s = v->text;
+	size_t n, skip;
+
+	if (strncasecmp(s, "https://", 8) == 0)
+		skip = 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		skip = 7;
+	else
+		skip = 0;
+	podio__cfg_quote(s, q, sizeof(q));
+	n = strlen(s);
+	while (n > skip && s[n - 1] == '/')
+		s[--n] = '\0';
+	if (skip == 0 || n == skip || strpbrk(s, " \t") != NULL) {
+		podio__cfg_errf(why, whylen, "bad URL '%s' (want http:// or "
+		    "https:// and a host)", q);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+podio__cfg_check_level(struct podio__cfg_value *v, char *why, size_t whylen)
+{
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+
+	if (podio_log_level_parse(v->text) >= 0)
+		return 0;
+	podio__cfg_quote(v->text, q, sizeof(q));
+	podio__cfg_errf(why, whylen, "unknown level '%s' (want error, warn, "
+	    "info or debug)", q);
+	return -1;
+}
+
+static int
+podio__cfg_check_target(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+	const char *s = v->text;
+
+	if (strcmp(s, "stderr") == 0 || strcmp(s, "syslog") == 0 ||
+	    (strncmp(s, "file:", 5) == 0 && s[5] != '\0'))
+		return 0;
+	podio__cfg_quote(s, q, sizeof(q));
+	podio__cfg_errf(why, whylen, "unknown target '%s' (want stderr, "
+	    "syslog or file:PATH)", q);
+	return -1;
+}
+
+/*
+ * Parses value for the key of row k into out (cleared first; the caller
+ * frees it with podio__cfg_value_clear()).  An empty value unsets a
+ * string, secret or list key, is kept as "" for a KEEPEMPTY key and is an
+ * error for the others.  Returns PODIO_OK, PODIO_ERR_NOMEM, or
+ * PODIO_ERR_CONFIG with the reason in why (without the key name; never
+ * the value of a secret).
+ */
+static enum podio_err
+podio__cfg_parse(const struct podio__cfg_key *k, const char *value,
+    struct podio__cfg_value *out, char *why, size_t whylen)
+{
+	char q[PODIO__CFG_QUOTE_MAX + 4], canon[32];
+	const char *p, *what = NULL, *hint = NULL;
+	int bad = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (p = value; *p != '\0'; p++)
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
+			podio__cfg_errf(why, whylen,
+			    "value contains a control character");
+			return PODIO_ERR_CONFIG;
+		}
+	if (value[0] == '\0') {
+		if (k->flags & PODIO__CFG_F_KEEPEMPTY)
+			goto copy;
+		if (!(k->flags & PODIO__CFG_F_NONEMPTY) &&
+		    (k->type == PODIO__CFG_STRING ||
+		    k->type == PODIO__CFG_SECRET ||
+		    k->type == PODIO__CFG_U64LIST))
+			return PODIO_OK;
+		podio__cfg_errf(why, whylen, "empty value");
+		return PODIO_ERR_CONFIG;
+	}
+
+	switch (k->type) {
+	case PODIO__CFG_STRING:
+	case PODIO__CFG_SECRET:
+		goto copy;
+	case PODIO__CFG_DURATION:
+		bad = podio_parse_duration_ms(value, &out->num) != 0;
+		what = "duration";
+		hint = "500ms, 30s, 5m, 2h, 1d";
+		if (!bad)
+			podio__cfg_fmt_duration(out->num, canon, sizeof(canon));
+		break;
+	case PODIO__CFG_SIZE:
+		bad = podio_parse_size(value, &out->num) != 0;
+		what = "size";
+		hint = "65536, 64K, 16M";
+		if (!bad)
+			podio__cfg_fmt_size(out->num, canon, sizeof(canon));
+		break;
+	case PODIO__CFG_INT:
+		bad = podio__cfg_parse_int(value, &out->num) != 0;
+		what = "integer";
+		hint = "-1, 0, 42";
+		if (!bad)
+			snprintf(canon, sizeof(canon), "%" PRId64, out->num);
+		break;
+	case PODIO__CFG_BOOL:
+		bad = podio__cfg_parse_bool(value, &out->num) != 0;
+		what = "boolean";
+		hint = "yes, no";
+		if (!bad)
+			podio__strlcpy(canon, out->num ? "yes" : "no",
+			    sizeof(canon));
+		break;
+	case PODIO__CFG_U64LIST:
+		switch (podio__cfg_parse_ids(value, &out->ids, &out->nids,
+		    &out->text)) {
+		case PODIO_OK:
+			goto check;
+		case PODIO_ERR_NOMEM:
+			return PODIO_ERR_NOMEM;
+		default:
+			bad = 1;
+			what = "id list";
+			hint = "12, 34";
+			break;
+		}
+		break;
+	}
+	if (bad) {
+		podio__cfg_quote(value, q, sizeof(q));
+		podio__cfg_errf(why, whylen, "bad %s '%s' (want e.g. %s)", what,
+		    q, hint);
+		return PODIO_ERR_CONFIG;
+	}
+	value = canon;
+copy:
+	if ((out->text = strdup(value)) == NULL)
+		return PODIO_ERR_NOMEM;
+check:
+	if (k->check != NULL && k->check(out, why, whylen) != 0) {
+		podio__cfg_value_clear(out);
+		return PODIO_ERR_CONFIG;
+	}
+	return PODIO_OK;
+}
+
+/* ----------------------------------------------------------- rule lines */
+
+/*
+ * Whether pattern is "*", an event type ([a-z0-9_.-]{1,64}) or
+ * "prefix.*" where prefix is dot-separated [a-z0-9_-]+ words.
+ */
+static int
+podio__cfg_pattern_ok(const char *pattern)
+{
+	size_t n = strlen(pattern), i, stem;
+	int wild;
+
+	if (strcmp(pattern, "*") == 0)
+		return 1;
+	if (n == 0 || n > PODIO__CFG_PATTERN_MAX)
+		return 0;
+	wild = n >= 3 && strcmp(pattern + n - 2, ".*") == 0;
+	stem = wild ? n - 2 : n;
+	for (i = 0; i < stem; i++) {
+		if ((pattern[i] >= 'a' && pattern[i] <= 'z') ||
+		    (pattern[i] >= '0' && pattern[i] <= '9') ||
+		    pattern[i] == '_' || pattern[i] == '-')
+			continue;
+		if (pattern[i] != '.')
+			return 0;
+		/* in a prefix, dots only separate non-empty words */
+		if (wild && (i == 0 || pattern[i - 1] == '.' ||
+		    i + 1 == stem))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Splits the command of an "on" line into a new NULL-terminated argv
+ * (caller frees each string and the array).  Words are separated by
+ * spaces and tabs; double quotes group, and inside them a backslash
+ * escapes '"' or '\'.  Nothing else is interpreted.  Returns PODIO_OK,
+ * PODIO_ERR_NOMEM or PODIO_ERR_CONFIG with a reason in why.
+ */
+static enum podio_err
+podio__cfg_split(const char *cmd, char ***argv_out, char *why, size_t whylen)
+{
+	char **argv = NULL, *word = NULL, *w;
+	size_t argc = 0, i;
+	const char *p = cmd;
+	int quoted;
+	enum podio_err rc = PODIO_ERR_CONFIG;
+
+	*argv_out = NULL;
+	if ((argv = calloc(PODIO__CFG_ARGS_MAX + 1, sizeof(*argv))) == NULL ||
+	    (word = malloc(strlen(cmd) + 1)) == NULL) {
+		rc = PODIO_ERR_NOMEM;
+		goto fail;
+	}
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		if (argc == PODIO__CFG_ARGS_MAX) {
+			podio__cfg_errf(why, whylen, "more than %d words in "
+			    "the command", PODIO__CFG_ARGS_MAX);
+			goto fail;
+		}
+		quoted = 0;
+		for (w = word; *p != '\0'; p++) {
+			if (!quoted && (*p == ' ' || *p == '\t'))
+				break;
+			if (*p == '"')
+				quoted = !quoted;
+			else if (quoted && *p == '\\' &&
+			    (p[1] == '"' || p[1] == '\\'))
+				*w++ = *++p;
+			else
+				*w++ = *p;
+		}
+		if (quoted) {
+			podio__cfg_errf(why, whylen, "unterminated quote in "
+			    "the command");
+			goto fail;
+		}
+		if ((argv[argc] = strndup(word, (size_t)(w - word))) == NULL) {
+			rc = PODIO_ERR_NOMEM;
+			goto fail;
+		}
+		argc++;
+	}
+	if (argc == 0) {
+		podio__cfg_errf(why, whylen, "missing command");
+		goto fail;
+	}
+	if (argv[0][0] != '/') {
+		podio__cfg_errf(why, whylen, "the command must be an absolute "
+		    "path");
+		goto fail;
+	}
+	*argv_out = argv;
+	argv = NULL;
+	rc = PODIO_OK;
+fail:
+	if (argv != NULL) {
+		for (i = 0; i < argc; i++)
+			podio__free_secret(argv[i]);
+		free(argv);
+	}
+	if (word != NULL) {
+		podio__wipe(word, strlen(cmd) + 1);
+		free(word);
+	}
+	return rc;
+}
+
+/*
+ * Adds the rule "kind pattern = value" read at file:line to st.
+ * Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG with a reason in
+ * why.  Rule values are never quoted in messages: commands may carry
+ * tokens.
+ */
+static enum podio_err
+podio__cfg_add_rule(struct podio__cfg_stage *st, const char *kind,
+    const char *pattern, const char *value, const char *file, int line,
+    char *why, size_t whylen)
+{
+	struct podio__cfg_rule r, *nr;
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+	size_t n, na;
+	enum podio_err rc;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = strcmp(kind, "on") == 0 ? "on" : "log";
+	r.line = line;
+	if (!podio__cfg_pattern_ok(pattern)) {
+		podio__cfg_quote(pattern, q, sizeof(q));
+		podio__cfg_errf(why, whylen, "%s: bad pattern '%s' (want an "
+		    "event type, a prefix followed by .*, or *)", r.kind, q);
+		return PODIO_ERR_CONFIG;
+	}
+	if (st->nrules == PODIO__CFG_RULES_MAX) {
+		podio__cfg_errf(why, whylen, "more than %d rule lines",
+		    PODIO__CFG_RULES_MAX);
+		return PODIO_ERR_CONFIG;
+	}
+	if (r.kind[0] == 'o') {
+		rc = podio__cfg_split(value, &r.argv, why, whylen);
+		if (rc != PODIO_OK) {
+			/* prefix the reason with the rule */
+			char reason[PODIO__CFG_WHY_MAX];
+
+			podio__strlcpy(reason, why, sizeof(reason));
+			podio__cfg_errf(why, whylen, "on %s: %s", pattern,
+			    reason);
+			return rc;
+		}
+	} else {
+		n = strlen(value);
+		if (n >= 2 && value[0] == '"' && value[n - 1] == '"')
+			r.path = strndup(value + 1, n - 2);
+		else
+			r.path = strdup(value);
+		if (r.path == NULL)
+			return PODIO_ERR_NOMEM;
+		if (r.path[0] != '/') {
+			podio__cfg_errf(why, whylen, "log %s: the file must be "
+			    "an absolute path", pattern);
+			rc = PODIO_ERR_CONFIG;
+			goto fail;
+		}
+	}
+	rc = PODIO_ERR_NOMEM;
+	if ((r.pattern = strdup(pattern)) == NULL ||
+	    (r.file = strdup(file)) == NULL)
+		goto fail;
+	if (st->nrules == st->arules) {
+		na = st->arules ? st->arules * 2 : 8;
+		if ((nr = reallocarray(st->rules, na, sizeof(*nr))) == NULL)
+			goto fail;
+		st->rules = nr;
+		st->arules = na;
+	}
+	st->rules[st->nrules++] = r;
+	return PODIO_OK;
+fail:
+	podio__cfg_rule_clear(&r);
+	return rc;
+}
+
+/* --------------------------------------------------------------- stages */
+
+/*
+ * Applies st to cfg, taking its values and rules; st is left empty.
+ * Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG when cfg would
+ * hold more than PODIO__CFG_RULES_MAX rules; on failure cfg is unchanged.
+ */
+static enum podio_err
+podio__cfg_commit(struct podio_config *cfg, struct podio__cfg_stage *st)
+{
+	struct podio__cfg_rule *nr;
+	size_t i;
+
+	if (st->nrules > 0) {
+		if (cfg->nrules + st->nrules > PODIO__CFG_RULES_MAX)
+			return PODIO_ERR_CONFIG;
+		nr = reallocarray(cfg->rules, cfg->nrules + st->nrules,
+		    sizeof(*nr));
+		if (nr == NULL)
+			return PODIO_ERR_NOMEM;
+		cfg->rules = nr;
+		memcpy(cfg->rules + cfg->nrules, st->rules,
+		    st->nrules * sizeof(*nr));
+		cfg->nrules += st->nrules;
+		st->nrules = 0;
+	}
+	for (i = 0; i < PODIO__CFG_NKEYS; i++) {
+		if (!st->given[i])
+			continue;
+		podio__cfg_value_clear(&cfg->vals[i]);
+		cfg->vals[i] = st->vals[i];
+		memset(&st->vals[i], 0, sizeof(st->vals[i]));
+		st->given[i] = 0;
+	}
+	return PODIO_OK;
+}
+
+/* ----------------------------------------------------------- the file */
+
+/* Drops spaces and tabs at both ends of s, in place; returns s. */
+static char *
+podio__cfg_trim(char *s)
+{
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
+
+/*
+ * Reads one line of a file (NUL-terminated, line end removed, modified in
+ * place) into st.  Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG
+ * with the reason in why.
+ */
+static enum podio_err
+podio__cfg_line(struct podio__cfg_stage *st, const char *path, int lineno,
+    char *line, char *why, size_t whylen)
+{
+	char *key, *value, *eq, *pattern, reason[PODIO__CFG_WHY_MAX];
+	size_t n;
+	int i;
+	enum podio_err rc;
+
+	key = podio__cfg_trim(line);
+	if (key[0] == '\0' || key[0] == '#')
+		return PODIO_OK;
+	if ((eq = strchr(key, '=')) == NULL) {
+		podio__cfg_errf(why, whylen, "expected 'key = value'");
+		return PODIO_ERR_CONFIG;
+	}
+	*eq = '\0';
+	key = podio__cfg_trim(key);
+	value = podio__cfg_trim(eq + 1);
+	if (key[0] == '\0') {
+		podio__cfg_errf(why, whylen, "missing key before '='");
+		return PODIO_ERR_CONFIG;
+	}
+
+	/* rule lines: "on PATTERN" or "log PATTERN" on the left */
+	if (strcmp(key, "on") == 0 || strcmp(key, "log") == 0) {
+		podio__cfg_errf(why, whylen, "%s: missing pattern", key);
+		return PODIO_ERR_CONFIG;
+	}
+	n = strcspn(key, " \t");
+	if (key[n] != '\0') {
+		key[n] = '\0';
+		pattern = podio__cfg_trim(key + n + 1);
+		if (strcmp(key, "on") == 0 || strcmp(key, "log") == 0)
+			return podio__cfg_add_rule(st, key, pattern, value,
+			    path, lineno, why, whylen);
+		podio__cfg_errf(why, whylen, "bad key name (want one word, "
+		    "or 'on PATTERN' or 'log PATTERN')");
+		return PODIO_ERR_CONFIG;
+	}
+
+	if ((i = podio__cfg_find(key)) < 0) {
+		if (podio__cfg_quotable_key(key))
+			podio__cfg_errf(why, whylen, "unknown key '%s'", key);
+		else
+			podio__cfg_errf(why, whylen, "bad key name");
+		return PODIO_ERR_CONFIG;
+	}
+	if (st->given[i]) {
+		podio__cfg_errf(why, whylen, "key '%s' given twice (first on "
+		    "line %d)", key, st->given[i]);
+		return PODIO_ERR_CONFIG;
+	}
+	n = strlen(value);
+	if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+		value[n - 1] = '\0';
+		value++;
+	}
+	rc = podio__cfg_parse(&podio__cfg_keys[i], value, &st->vals[i],
+	    reason, sizeof(reason));
+	if (rc == PODIO_ERR_CONFIG)
+		podio__cfg_errf(why, whylen, "%s: %s", key, reason);
+	if (rc == PODIO_OK)
+		st->given[i] = lineno;
+	return rc;
+}
+
+/*
+ * Reads at most PODIO__CFG_FILE_MAX bytes of fd into a new buffer *data
+ * of *len bytes plus a NUL (the caller wipes and frees it).  Returns 0,
+ * -1 with errno set on a read error or out of memory, or 1 when the file
+ * is larger than the cap.
+ */
+static int
+podio__cfg_slurp(int fd, char **data, size_t *len)
+{
+	char *buf;
+	size_t n = 0;
+	ssize_t r;
+
+	*data = NULL;
+	*len = 0;
+	if ((buf = malloc(PODIO__CFG_FILE_MAX + 2)) == NULL)
+		return -1;
+	for (;;) {
+		r = read(fd, buf + n, PODIO__CFG_FILE_MAX + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			podio__wipe(buf, n);
+			free(buf);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > PODIO__CFG_FILE_MAX) {
+			podio__wipe(buf, n);
+			free(buf);
+			return 1;
+		}
+	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+/* See podio.h and the top of this file. */
+enum podio_err
+podio_config_load_file(struct podio_config *cfg, const char *path,
+    char *err, size_t errlen)
+{
+	struct podio__cfg_stage st;
+	char why[PODIO__CFG_WHY_MAX * 2];
+	char *data = NULL, *line, *nl, *end;
+	size_t len = 0, n;
+	int fd = -1, lineno = 0, r = 0, saved;
+	enum podio_err rc = PODIO_ERR_INVALID;
+
+	memset(&st, 0, sizeof(st));
+	podio__cfg_errf(err, errlen, "%s", "");
+	if (cfg == NULL || path == NULL)
+		goto fail;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
+	    (r = podio__cfg_slurp(fd, &data, &len)) < 0) {
+		saved = errno;
+		rc = saved == ENOMEM ? PODIO_ERR_NOMEM : PODIO_ERR_IO;
+		podio__cfg_errf(err, errlen, "%s: %s", path, strerror(saved));
+		errno = saved;
+		goto fail;
+	}
+	if (r > 0) {
+		rc = PODIO_ERR_CONFIG;
+		podio__cfg_errf(err, errlen, "%s: file larger than %d bytes",
+		    path, PODIO__CFG_FILE_MAX);
+		goto fail;
+	}
+
+	line = data;
+	end = data + len;
+	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+		line += 3;
+	while (line < end) {
+		lineno++;
+		if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
+			nl = end;
+		n = (size_t)(nl - line);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		line[n] = '\0';
+		why[0] = '\0';
+		if (n > PODIO__CFG_LINE_MAX) {
+			rc = PODIO_ERR_CONFIG;
+			podio__cfg_errf(why, sizeof(why), "line longer than %d "
+			    "bytes", PODIO__CFG_LINE_MAX);
+		} else if (strlen(line) != n) {
+			rc = PODIO_ERR_CONFIG;
+			podio__cfg_errf(why, sizeof(why), "NUL byte in line");
+		} else
+			rc = podio__cfg_line(&st, path, lineno, line, why,
+			    sizeof(why));
+		if (rc == PODIO_ERR_CONFIG) {
+			podio__cfg_errf(err, errlen, "%s:%d: %s", path, lineno,
+			    why);
+			goto fail;
+		}
+		if (rc != PODIO_OK) {
+			podio__cfg_errf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+		line = nl + 1;
+	}
+	rc = podio__cfg_commit(cfg, &st);
+	if (rc == PODIO_ERR_CONFIG)
+		podio__cfg_errf(err, errlen, "%s: more than %d rule lines in "
+		    "all", path, PODIO__CFG_RULES_MAX);
+	else if (rc != PODIO_OK)
+		podio__cfg_errf(err, errlen, "%s: out of memory", path);
+fail:
+	podio__cfg_stage_clear(&st);
+	if (data != NULL) {
+		podio__wipe(data, len);
+		free(data);
+	}
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/* --------------------------------------------------------- environment */
+
+/* Writes "PODIO_" and the upper-case key into out (size outlen). */
+static void
+podio__cfg_env_name(const char *key, char *out, size_t outlen)
+{
+	size_t i;
+
+	snprintf(out, outlen, "PODIO_%s", key);
+	for (i = 6; out[i] != '\0'; i++)
+		out[i] = (char)toupper((unsigned char)out[i]);
+}
+
+/*
+ * See podio.h.  When a variable appears more than once in envp the first
+ * counts, as with getenv().  Values are taken literally: no trimming, no
+ * quotes.
+ */
+enum podio_err
+podio_config_load_env(struct podio_config *cfg, char *const *envp,
+    char *err, size_t errlen)
+{
+	struct podio__cfg_stage st;
+	char name[80], why[PODIO__CFG_WHY_MAX];
+	size_t i, j, n;
+	enum podio_err rc = PODIO_ERR_INVALID;
+
+	memset(&st, 0, sizeof(st));
+	podio__cfg_errf(err, errlen, "%s", "");
+	if (cfg == NULL)
+		goto fail;
+	rc = PODIO_OK;
+	for (i = 0; envp != NULL && i < PODIO__CFG_NKEYS; i++) {
+		podio__cfg_env_name(podio__cfg_keys[i].name, name,
+		    sizeof(name));
+		n = strlen(name);
+		for (j = 0; envp[j] != NULL; j++)
+			if (strncmp(envp[j], name, n) == 0 &&
+			    envp[j][n] == '=')
+				break;
+		if (envp[j] == NULL)
+			continue;
+		rc = podio__cfg_parse(&podio__cfg_keys[i], envp[j] + n + 1,
+		    &st.vals[i], why, sizeof(why));
+		if (rc == PODIO_ERR_CONFIG)
+			podio__cfg_errf(err, errlen, "%s: %s", name, why);
+		else if (rc != PODIO_OK)
+			podio__cfg_errf(err, errlen, "%s: out of memory", name);
+		if (rc != PODIO_OK)
+			goto fail;
+		st.given[i] = 1;
+	}
+	rc = podio__cfg_commit(cfg, &st);
+fail:
+	podio__cfg_stage_clear(&st);
+	return rc;
+}
+
+/* ------------------------------------------------------ the public rest */
+
+/* See podio.h.  Defaults go through the same parser as any value. */
+struct podio_config *
+podio_config_new(void)
+{
+	struct podio_config *cfg;
+	char why[PODIO__CFG_WHY_MAX];
+	size_t i;
+
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
+		return NULL;
+	for (i = 0; i < PODIO__CFG_NKEYS; i++) {
+		if (podio__cfg_keys[i].def == NULL)
+			continue;
+		if (podio__cfg_parse(&podio__cfg_keys[i],
+		    podio__cfg_keys[i].def, &cfg->vals[i], why,
+		    sizeof(why)) != PODIO_OK) {
+			podio_config_free(cfg);
+			return NULL;
+		}
+	}
+	return cfg;
+}
+
+/* See podio.h.  Every string is wiped, not only secrets: rule commands
+ * may carry tokens too. */
+void
+podio_config_free(struct podio_config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < PODIO__CFG_NKEYS; i++)
+		podio__cfg_value_clear(&cfg->vals[i]);
+	for (i = 0; i < cfg->nrules; i++)
+		podio__cfg_rule_clear(&cfg->rules[i]);
+	free(cfg->rules);
+	free(cfg);
+}
+
+/*
+ * See podio.h.  Messages read "SOURCE: KEY: reason" (no "SOURCE: " when
+ * source is NULL).  On failure the previous value stays.
+ */
+enum podio_err
+podio_config_set(struct podio_config *cfg, const char *key,
+    const char *value, const char *source, char *err, size_t errlen)
+{
+	struct podio__cfg_value v;
+	char why[PODIO__CFG_WHY_MAX];
+	const char *src = source != NULL ? source : "";
+	const char *sep = source != NULL ? ": " : "";
+	int i;
+	enum podio_err rc;
+
+	podio__cfg_errf(err, errlen, "%s", "");
+	if (cfg == NULL || key == NULL || value == NULL) {
+		podio__cfg_errf(err, errlen, "%s%smissing key or value", src,
+		    sep);
+		return PODIO_ERR_INVALID;
+	}
+	if ((i = podio__cfg_find(key)) < 0) {
+		if (podio__cfg_quotable_key(key))
+			podio__cfg_errf(err, errlen, "%s%sunknown key '%s'",
+			    src, sep, key);
+		else
+			podio__cfg_errf(err, errlen, "%s%sbad key name", src,
+			    sep);
+		return PODIO_ERR_CONFIG;
+	}
+	rc = podio__cfg_parse(&podio__cfg_keys[i], value, &v, why,
+	    sizeof(why));
+	if (rc == PODIO_ERR_CONFIG)
+		podio__cfg_errf(err, errlen, "%s%s%s: %s", src, sep, key, why);
+	else if (rc != PODIO_OK)
+		podio__cfg_errf(err, errlen, "%s%s%s: out of memory", src, sep,
+		    key);
+	if (rc != PODIO_OK)
+		return rc;
+	podio__cfg_value_clear(&cfg->vals[i]);
+	cfg->vals[i] = v;
+	return PODIO_OK;
+}
+
+/* See podio.h.  An empty $PODIO_WEBHOOK_CONFIG counts as unset. */
+const char *
+podio_config_path(const char *explicit_path, int *explicit_out)
+{
+	const char *env;
+	int is_explicit = 1;
+	const char *path;
+
+	if (explicit_path != NULL)
+		path = explicit_path;
+	else if ((env = getenv("PODIO_WEBHOOK_CONFIG")) != NULL &&
+	    env[0] != '\0')
+		path = env;
+	else {
+		path = PODIO_CONFIG_PATH;
+		is_explicit = 0;
+	}
+	if (explicit_out != NULL)
+		*explicit_out = is_explicit;
+	return path;
+}
+
+/* See podio.h. */
+const char *
+podio_config_get(const struct podio_config *cfg, const char *key)
+{
+	int i = podio__cfg_find(key);
+
+	return cfg == NULL || i < 0 ? NULL : cfg->vals[i].text;
+}
+
+/* The number held by key when it has type t and a value, else 0. */
+static int64_t
+podio__cfg_get_num(const struct podio_config *cfg, const char *key,
+    enum podio__cfg_type t)
+{
+	int i = podio__cfg_find(key);
+
+	if (cfg == NULL || i < 0 || podio__cfg_keys[i].type != t ||
+	    cfg->vals[i].text == NULL)
+		return 0;
+	return cfg->vals[i].num;
+}
+
+int64_t
+podio_config_get_ms(const struct podio_config *cfg, const char *key)
+{
+	return podio__cfg_get_num(cfg, key, PODIO__CFG_DURATION);
+}
+
+int64_t
+podio_config_get_size(const struct podio_config *cfg, const char *key)
+{
+	return podio__cfg_get_num(cfg, key, PODIO__CFG_SIZE);
+}
+
+int64_t
+podio_config_get_int(const struct podio_config *cfg, const char *key)
+{
+	return podio__cfg_get_num(cfg, key, PODIO__CFG_INT);
+}
+
+int
+podio_config_get_bool(const struct podio_config *cfg, const char *key)
+{
+	return podio__cfg_get_num(cfg, key, PODIO__CFG_BOOL) != 0;
+}
+
+/* See config.h. */
+int
+podio__config_get_ids(const struct podio_config *cfg, const char *key,
+    const uint64_t **ids, size_t *n)
+{
+	int i = podio__cfg_find(key);
+
+	*ids = NULL;
+	*n = 0;
+	if (cfg == NULL || i < 0 || podio__cfg_keys[i].type !=
+	    PODIO__CFG_U64LIST)
+		return -1;
+	*ids = cfg->vals[i].ids;
+	*n = cfg->vals[i].nids;
+	return 0;
+}
+
+/* See podio.h. */
+const char *
+podio_config_key_name(size_t i)
+{
+	return i < PODIO__CFG_NKEYS ? podio__cfg_keys[i].name : NULL;
+}
+
+int
+podio_config_key_is_secret(const char *key)
+{
+	int i = podio__cfg_find(key);
+
+	return i >= 0 && podio__cfg_keys[i].type == PODIO__CFG_SECRET;
+}
+
+const char *
+podio_config_key_help(const char *key)
+{
+	int i = podio__cfg_find(key);
+
+	return i >= 0 ? podio__cfg_keys[i].help : NULL;
+}
+
+/* See podio.h.  out is cleared past the end. */
+int
+podio_config_rule(const struct podio_config *cfg, size_t i,
+    struct podio_rule *out)
+{
+	const struct podio__cfg_rule *r;
+
+	memset(out, 0, sizeof(*out));
+	if (cfg == NULL || i >= cfg->nrules)
+		return 0;
+	r = &cfg->rules[i];
+	out->kind = r->kind;
+	out->pattern = r->pattern;
+	out->argv = r->argv;
+	out->path = r->path;
+	out->file = r->file;
+	out->line = r->line;
+	return 1;
+}

@@ -1,3 +1,240 @@
-/* log.c: to be written */
+/*
+ * log.c: the program-wide log (see podio.h): a level and a target,
+ * stderr, syslog or an append-only file.
+ *
+ * The level and the target are the library's only global state.  The
+ * level is an atomic int, read without a lock on every call; the target
+ * is switched and used under one mutex, so a thread never writes to a
+ * file descriptor another thread has just closed.
+ *
+ * Every message becomes one line, written with a single write() of at
+ * most PODIO__LOG_LINE bytes: lines from concurrent threads and processes
+ * (CGI runs one process per request) appending to the same file or pipe
+ * never interleave, as writes of up to PIPE_BUF bytes to a pipe and
+ * O_APPEND writes to a local file are atomic.
+ */
 #include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
 #include "podio.h"
+#include "log.h"
+#include "util.h"
+
+/* Longest message text kept; longer messages are cut and end in "...". */
+#define PODIO__LOG_MSG 2048
+/* The whole line: prefix, message, "...", newline. */
+#define PODIO__LOG_LINE (PODIO__LOG_MSG + 128)
+#define PODIO__LOG_IDENT "podio-webhook"
+
+enum podio__log_kind {
+	PODIO__LOG_STDERR,
+	PODIO__LOG_SYSLOG,
+	PODIO__LOG_FILE
+};
+
+static atomic_int podio__log_level = PODIO_LOG_INFO;
+
+/* The target, guarded by podio__log_lock. */
+static pthread_mutex_t podio__log_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum podio__log_kind podio__log_kind = PODIO__LOG_STDERR;
+static int podio__log_fd = -1;  /* the file of PODIO__LOG_FILE */
+
+static const char *const podio__log_names[] = {
+	"error", "warn", "info", "debug"
+};
+
+/* See podio.h.  Out-of-range levels are clamped. */
+void
+podio_log_set_level(enum podio_log_level level)
+{
+	int n = (int)level;
+
+	if (n < PODIO_LOG_ERROR)
+		n = PODIO_LOG_ERROR;
+	if (n > PODIO_LOG_DEBUG)
+		n = PODIO_LOG_DEBUG;
+	atomic_store(&podio__log_level, n);
+}
+
+/* See podio.h. */
+enum podio_log_level
+podio_log_get_level(void)
+{
+	return (enum podio_log_level)atomic_load(&podio__log_level);
+}
+
+/* See podio.h.  Names are matched exactly (lower case). */
+int
+podio_log_level_parse(const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return -1;
+	for (i = 0; i < sizeof(podio__log_names) / sizeof(podio__log_names[0]);
+	    i++)
+		if (strcmp(name, podio__log_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * See podio.h.  A new file is opened before the old target is let go, so
+ * a failure leaves the previous target in place.  The file is created
+ * with mode 0640 if missing and always appended to.
+ */
+enum podio_err
+podio_log_set_target(const char *target)
+{
+	enum podio__log_kind kind, old_kind;
+	int fd = -1, old_fd;
+
+	if (target == NULL)
+		return PODIO_ERR_INVALID;
+	if (strcmp(target, "stderr") == 0)
+		kind = PODIO__LOG_STDERR;
+	else if (strcmp(target, "syslog") == 0)
+		kind = PODIO__LOG_SYSLOG;
+	else if (strncmp(target, "file:", 5) == 0 && target[5] != '\0') {
+		kind = PODIO__LOG_FILE;
+		fd = open(target + 5, O_WRONLY | O_CREAT | O_APPEND |
+		    O_CLOEXEC | O_NOCTTY, 0640);
+		if (fd == -1)
+			return PODIO_ERR_IO;
+	} else
+		return PODIO_ERR_INVALID;
+
+	pthread_mutex_lock(&podio__log_lock);
+	old_kind = podio__log_kind;
+	old_fd = podio__log_fd;
+	if (kind == PODIO__LOG_SYSLOG && old_kind != PODIO__LOG_SYSLOG)
+		openlog(PODIO__LOG_IDENT, LOG_PID, LOG_DAEMON);
+	else if (kind != PODIO__LOG_SYSLOG && old_kind == PODIO__LOG_SYSLOG)
+		closelog();
+	podio__log_kind = kind;
+	podio__log_fd = fd;
+	pthread_mutex_unlock(&podio__log_lock);
+
+	if (old_fd != -1)
+		close(old_fd);
+	return PODIO_OK;
+}
+
+/*
+ * Makes text (len bytes) one printable line in place: control characters
+ * become spaces and trailing white space is dropped.  Returns the new
+ * length.
+ */
+static size_t
+podio__log_flatten(char *text, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+			text[i] = ' ';
+	while (len > 0 && text[len - 1] == ' ')
+		len--;
+	return len;
+}
+
+/*
+ * Cuts text of len bytes to at most max bytes without splitting a UTF-8
+ * sequence.  Returns the new length.
+ */
+static size_t
+podio__log_cut(const char *text, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	len = max;
+	/* Step back over continuation bytes to the start of a sequence,
+	 * and drop that incomplete sequence too. */
+	while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+		len--;
+	return len;
+}
+
+/* Writes line (len bytes) to fd, normally in a single write(). */
+static void
+podio__log_write(int fd, const char *line, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, line, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;  /* nowhere left to report it */
+		}
+		line += n;
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * See podio.h.  Formats "podio-webhook[PID]: LEVEL: message\n" on the
+ * stack (no allocation, so logging works when memory is short) and
+ * writes it to the current target; syslog gets the message alone, as it
+ * adds the ident and pid itself.  errno is preserved, so callers may log
+ * before reporting errno.
+ */
+void
+podio_log(enum podio_log_level level, const char *fmt, ...)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char line[PODIO__LOG_LINE];
+	char msg[PODIO__LOG_MSG + 1];
+	va_list ap;
+	size_t mlen, plen;
+	int n, saved = errno, lv = (int)level;
+
+	if (lv < PODIO_LOG_ERROR || lv > PODIO_LOG_DEBUG)
+		lv = PODIO_LOG_ERROR;
+	if (lv > atomic_load(&podio__log_level))
+		return;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		podio__strlcpy(msg, "(unprintable log message)", sizeof(msg));
+		n = (int)strlen(msg);
+	}
+	mlen = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+	if ((size_t)n > PODIO__LOG_MSG - 3) {
+		mlen = podio__log_cut(msg, mlen, PODIO__LOG_MSG - 3);
+		memcpy(msg + mlen, "...", 4);
+		mlen += 3;
+	}
+	mlen = podio__log_flatten(msg, mlen);
+	msg[mlen] = '\0';
+
+	pthread_mutex_lock(&podio__log_lock);
+	if (podio__log_kind == PODIO__LOG_SYSLOG)
+		syslog(prio[lv], "%s", msg);
+	else {
+		n = snprintf(line, sizeof(line), "%s[%ld]: %s: ",
+		    PODIO__LOG_IDENT, (long)getpid(), podio__log_names[lv]);
+		plen = n > 0 ? (size_t)n : 0;
+		if (mlen == 0 && plen > 0)
+			plen--;  /* no trailing blank after "LEVEL:" */
+		/* line has room for the prefix, the message and "\n" */
+		memcpy(line + plen, msg, mlen);
+		line[plen + mlen] = '\n';
+		podio__log_write(podio__log_kind == PODIO__LOG_FILE ?
+		    podio__log_fd : STDERR_FILENO, line, plen + mlen + 1);
+	}
+	pthread_mutex_unlock(&podio__log_lock);
+	errno = saved;
+}
