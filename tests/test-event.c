@@ -1,0 +1,353 @@
+/*
+ * test-event.c: the event JSON (lib/event.c): the exact text for several
+ * deliveries, ids printed exactly up to 2^64-1, "secret" left out, the
+ * item embedded byte for byte (numbers a double would round included),
+ * item null with item_error, string escaping, one line, the strict check
+ * of the item text, the size cap; every event must parse with cJSON.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_CJSON_CJSON_H
+#include <cjson/cJSON.h>
+#else
+#include <cJSON.h>
+#endif
+
+#include "podio.h"
+#include "event.h"
+#include "params.h"
+#include "util.h"
+#include "webhook.h"
+#include "tap.h"
+
+/* A delivery from a form body (NULL if malformed); caller frees. */
+static struct podio_delivery *
+mk(const char *body)
+{
+	struct podio_params *p = podio_params_new(0);
+	struct podio_delivery *d = NULL;
+
+	if (podio_params_parse(p, body, strlen(body), NULL) != PODIO_OK) {
+		podio_params_free(p);
+		return NULL;
+	}
+	if (podio_delivery_new(p, &d, NULL, 0) != PODIO_OK)
+		return NULL;
+	return d;
+}
+
+/* Whether text is one JSON document for cJSON, with nothing after it. */
+static int
+cjson_parses(const char *text)
+{
+	const char *end = NULL;
+	cJSON *j;
+
+	j = cJSON_ParseWithOpts(text, &end, 1);
+	cJSON_Delete(j);
+	return j != NULL;
+}
+
+/*
+ * Builds the event of body (with item or item_error) and compares it
+ * with want; also checks it is one line and parses with cJSON.
+ */
+static void
+expect(const char *what, const char *body, const char *item,
+    const char *item_error, const char *want)
+{
+	struct podio_delivery *d = mk(body);
+	enum podio_err err;
+	char *out = NULL;
+	size_t len = 0;
+	int ok;
+
+	err = podio_event_json(d, item, item != NULL ? strlen(item) : 0,
+	    item_error, 0, &out, &len);
+	ok = err == PODIO_OK && out != NULL && strcmp(out, want) == 0 &&
+	    len == strlen(out);
+	tap_ok(ok, "event: %s", what);
+	if (!ok) {
+		tap_diag("got:  %s (err %d)", out ? out : "(null)", (int)err);
+		tap_diag("want: %s", want);
+	}
+	tap_ok(out != NULL && strchr(out, '\n') == NULL &&
+	    strchr(out, '\r') == NULL && cjson_parses(out),
+	    "event: %s: one line, parses with cJSON", what);
+	free(out);
+	podio_delivery_free(d);
+}
+
+static void
+test_exact(void)
+{
+	expect("item.update without item",
+	    "type=item.update&hook_id=1001&item_id=42&item_revision_id=7&"
+	    "external_id=x&secret=hunter2", NULL, NULL,
+	    "{\"type\": \"item.update\", \"hook_id\": 1001, \"item_id\": 42, "
+	    "\"item_revision_id\": 7, \"external_id\": \"x\", \"params\": "
+	    "{\"type\": \"item.update\", \"hook_id\": \"1001\", \"item_id\": "
+	    "\"42\", \"item_revision_id\": \"7\", \"external_id\": \"x\"}}");
+	expect("item.create with item",
+	    "secret=hunter2&item_id=42&type=item.create&hook_id=1001",
+	    "{\"item_id\":42,\"title\":\"Hi\"}", NULL,
+	    "{\"type\": \"item.create\", \"hook_id\": 1001, \"item_id\": 42, "
+	    "\"params\": {\"item_id\": \"42\", \"type\": \"item.create\", "
+	    "\"hook_id\": \"1001\"}, \"item\": {\"item_id\":42,"
+	    "\"title\":\"Hi\"}}");
+	expect("hook.verify, code in params",
+	    "type=hook.verify&hook_id=5&code=c0de", NULL, NULL,
+	    "{\"type\": \"hook.verify\", \"hook_id\": 5, \"params\": "
+	    "{\"type\": \"hook.verify\", \"hook_id\": \"5\", \"code\": "
+	    "\"c0de\"}}");
+	expect("every known id, in order",
+	    "task_id=7&form_id=6&app_id=5&comment_id=4&item_revision_id=3&"
+	    "item_id=2&hook_id=1&type=x", NULL, NULL,
+	    "{\"type\": \"x\", \"hook_id\": 1, \"item_id\": 2, "
+	    "\"item_revision_id\": 3, \"comment_id\": 4, \"app_id\": 5, "
+	    "\"form_id\": 6, \"task_id\": 7, \"params\": {\"task_id\": \"7\", "
+	    "\"form_id\": \"6\", \"app_id\": \"5\", \"comment_id\": \"4\", "
+	    "\"item_revision_id\": \"3\", \"item_id\": \"2\", \"hook_id\": "
+	    "\"1\", \"type\": \"x\"}}");
+	expect("ids up to 2^64-1, exact",
+	    "type=item.delete&hook_id=18446744073709551615&"
+	    "item_id=9007199254740993&item_revision_id=0", NULL, NULL,
+	    "{\"type\": \"item.delete\", \"hook_id\": 18446744073709551615, "
+	    "\"item_id\": 9007199254740993, \"item_revision_id\": 0, "
+	    "\"params\": {\"type\": \"item.delete\", \"hook_id\": "
+	    "\"18446744073709551615\", \"item_id\": \"9007199254740993\", "
+	    "\"item_revision_id\": \"0\"}}");
+	expect("item not found",
+	    "type=item.update&hook_id=1&item_id=2", NULL, "not_found",
+	    "{\"type\": \"item.update\", \"hook_id\": 1, \"item_id\": 2, "
+	    "\"params\": {\"type\": \"item.update\", \"hook_id\": \"1\", "
+	    "\"item_id\": \"2\"}, \"item\": null, \"item_error\": "
+	    "\"not_found\"}");
+	expect("item gone",
+	    "type=item.update&hook_id=1&item_id=2", NULL, "gone",
+	    "{\"type\": \"item.update\", \"hook_id\": 1, \"item_id\": 2, "
+	    "\"params\": {\"type\": \"item.update\", \"hook_id\": \"1\", "
+	    "\"item_id\": \"2\"}, \"item\": null, \"item_error\": \"gone\"}");
+	expect("empty external_id is a string",
+	    "type=item.create&hook_id=1&external_id=", NULL, NULL,
+	    "{\"type\": \"item.create\", \"hook_id\": 1, \"external_id\": \"\", "
+	    "\"params\": {\"type\": \"item.create\", \"hook_id\": \"1\", "
+	    "\"external_id\": \"\"}}");
+	expect("secret left out, look-alikes kept",
+	    "type=a&hook_id=1&secret=s&Secret=S&secretx=t&%73ecret=u", NULL,
+	    NULL,
+	    "{\"type\": \"a\", \"hook_id\": 1, \"params\": {\"type\": \"a\", "
+	    "\"hook_id\": \"1\", \"Secret\": \"S\", \"secretx\": \"t\"}}");
+	expect("escaping",
+	    "type=a&hook_id=1&q=%22quoted%22&b=back%5Cslash&n=line%0Abreak%0D"
+	    "&c=%01%1F%09%7F&u=%C3%A9%E2%80%A8&%22k%0A=v&external_id=%22x%0A",
+	    NULL, NULL,
+	    "{\"type\": \"a\", \"hook_id\": 1, \"external_id\": "
+	    "\"\\\"x\\u000a\", \"params\": {\"type\": \"a\", "
+	    "\"hook_id\": \"1\", \"q\": \"\\\"quoted\\\"\", \"b\": "
+	    "\"back\\\\slash\", \"n\": \"line\\u000abreak\\u000d\", \"c\": "
+	    "\"\\u0001\\u001f\\u0009\x7F\", \"u\": \"\xC3\xA9\xE2\x80\xA8\", "
+	    "\"\\\"k\\u000a\": \"v\", \"external_id\": \"\\\"x\\u000a\"}}");
+	expect("U+FFFD from broken input is a plain character",
+	    "type=a&hook_id=1&v=%FF", NULL, NULL,
+	    "{\"type\": \"a\", \"hook_id\": 1, \"params\": {\"type\": \"a\", "
+	    "\"hook_id\": \"1\", \"v\": \"\xEF\xBF\xBD\"}}");
+}
+
+/* The item text appears in the event byte for byte. */
+static void
+test_item_embedded(void)
+{
+	static const char item[] =
+	    "{\"item_id\": 42, \"big\": 12345678901234567890123, "
+	    "\"neg\": -1.5e-300, \"s\": \"\\u00e9\\n\\\"\", \"u\": \"\xC3\xA9\","
+	    " \"a\": [1, 2.50, {}, [], null, true, false], \"id\": "
+	    "18446744073709551615}";
+	struct podio_delivery *d = mk("type=item.update&hook_id=1&item_id=42");
+	char *out = NULL;
+	const char *at;
+	cJSON *j, *it;
+
+	tap_ok(podio_event_json(d, item, strlen(item), NULL, 0, &out, NULL) ==
+	    PODIO_OK && out != NULL, "event with an item");
+	at = out != NULL ? strstr(out, "\"item\": ") : NULL;
+	tap_ok(at != NULL && strncmp(at + 8, item, strlen(item)) == 0 &&
+	    strcmp(at + 8 + strlen(item), "}") == 0,
+	    "the item is embedded byte for byte, last");
+	tap_ok(out != NULL && strstr(out, "12345678901234567890123") != NULL &&
+	    strstr(out, "2.50") != NULL,
+	    "12345678901234567890123 and 2.50 are not re-printed");
+	j = out != NULL ? cJSON_ParseWithOpts(out, NULL, 1) : NULL;
+	it = cJSON_GetObjectItemCaseSensitive(j, "item");
+	tap_ok(cJSON_IsObject(it) && cJSON_IsNumber(
+	    cJSON_GetObjectItemCaseSensitive(it, "item_id")) &&
+	    cJSON_GetObjectItemCaseSensitive(it, "item_id")->valueint == 42,
+	    "cJSON reads the embedded item");
+	cJSON_Delete(j);
+	free(out);
+
+	/* Line breaks between tokens become spaces; white space around the
+	 * value goes; line breaks escaped inside strings stay as they are. */
+	out = NULL;
+	tap_ok(podio_event_json(d, " \r\n{\n\t\"a\": \"x\\ny\",\r\n\"b\":"
+	    "\"\\r\"\n}\n\n ", 33, NULL, 0, &out, NULL) == PODIO_OK &&
+	    out != NULL && strstr(out, "\"item\": { \t\"a\": \"x\\ny\",  "
+	    "\"b\":\"\\r\" }}") != NULL && strchr(out, '\n') == NULL,
+	    "a pretty-printed item is put on one line");
+	free(out);
+
+	out = NULL;
+	tap_ok(podio_event_json(d, "12345678901234567890123", 23, NULL, 0,
+	    &out, NULL) == PODIO_OK && out != NULL &&
+	    strstr(out, "\"item\": 12345678901234567890123}") != NULL,
+	    "a bare number as the item");
+	free(out);
+	podio_delivery_free(d);
+}
+
+static void
+test_item_invalid(void)
+{
+	static const char *const bad[] = {
+		"", " ", "{", "}", "{}x", "{} {}", "[1,]", "{\"a\":1,}",
+		"{\"a\" 1}", "{a:1}", "{1:1}", "01", "-01", "+1", "1.", ".5",
+		"1e", "1e+", "-", "0x10", "NaN", "Infinity", "'a'", "nul",
+		"tru", "True", "\"abc", "\"raw\nnewline\"", "\"tab\there\"",
+		"\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"\xC3\"",
+		"\"\xED\xA0\x80\"", "\"\xFF\"", "\"\xC0\xAF\"", "[1 2]",
+		"[,1]", "{\"a\":}", "\"\\\"",
+	};
+	struct podio_delivery *d = mk("type=item.update&hook_id=1");
+	char *out, deep[2000];
+	size_t i;
+	int ok;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		out = (char *)"x";
+		ok = podio_event_json(d, bad[i], strlen(bad[i]), NULL, 0, &out,
+		    NULL) == PODIO_ERR_BAD_JSON && out == NULL;
+		tap_ok(ok, "item refused: case %zu", i);
+		if (!ok)
+			tap_diag("case %zu", i);
+	}
+	out = NULL;
+	tap_ok(podio_event_json(d, "{}\0", 3, NULL, 0, &out, NULL) ==
+	    PODIO_ERR_BAD_JSON, "item with a NUL after it refused");
+
+	/* Nesting: 512 deep is fine, 513 is refused. */
+	memset(deep, '[', 512);
+	memset(deep + 512, ']', 512);
+	tap_ok(podio_event_json(d, deep, 1024, NULL, 0, &out, NULL) ==
+	    PODIO_OK, "an item nested 512 deep");
+	free(out);
+	out = NULL;
+	memset(deep, '[', 513);
+	memset(deep + 513, ']', 513);
+	tap_ok(podio_event_json(d, deep, 1026, NULL, 0, &out, NULL) ==
+	    PODIO_ERR_BAD_JSON, "an item nested 513 deep is refused");
+	podio_delivery_free(d);
+
+	tap_ok(podio__json_valid("{\"a\":[1,-0.5e+10,\"\\u00E9\\/\"],\"b\":"
+	    "{\"c\":null}}", 44), "json_valid: a mixed document");
+	tap_ok(podio__json_valid("\"\xF4\x8F\xBF\xBF\"", 6),
+	    "json_valid: U+10FFFF in a string");
+	tap_ok(!podio__json_valid("\"\xF4\x90\x80\x80\"", 6),
+	    "json_valid: above U+10FFFF refused");
+	tap_ok(podio__json_valid("-0", 2) && podio__json_valid("0.0e0", 5) &&
+	    podio__json_valid("1E-2", 4), "json_valid: numbers");
+}
+
+static void
+test_errors_and_cap(void)
+{
+	struct podio_delivery *d = mk("type=item.update&hook_id=1&item_id=2");
+	char *out = NULL;
+	size_t len = 0, full;
+
+	tap_ok(podio_event_json(NULL, NULL, 0, NULL, 0, &out, NULL) ==
+	    PODIO_ERR_INVALID && out == NULL, "no delivery: invalid");
+	tap_ok(podio_event_json(d, "{}", 2, "gone", 0, &out, NULL) ==
+	    PODIO_ERR_INVALID && out == NULL, "item and item_error: invalid");
+
+	tap_ok(podio_event_json(d, "{}", 2, NULL, 0, &out, &len) == PODIO_OK,
+	    "event without a cap");
+	full = len;
+	free(out);
+	out = NULL;
+	tap_ok(podio_event_json(d, "{}", 2, NULL, full, &out, &len) ==
+	    PODIO_OK && len == full, "event with cap = its length");
+	free(out);
+	out = NULL;
+	tap_ok(podio_event_json(d, "{}", 2, NULL, full - 1, &out, &len) ==
+	    PODIO_ERR_TOO_LARGE && out == NULL && len == 0,
+	    "event with cap = its length - 1: too large");
+	tap_ok(podio_event_json(d, "{}", 2, NULL, 10, &out, &len) ==
+	    PODIO_ERR_TOO_LARGE && out == NULL, "a tiny cap: too large");
+	podio_delivery_free(d);
+}
+
+/* A 1 MiB parameter value goes through and reads back the same. */
+static void
+test_big(void)
+{
+	const size_t n = 1024 * 1024;
+	char *body = malloc(n + 64), *out = NULL;
+	struct podio_delivery *d;
+	cJSON *j, *v;
+	size_t i;
+
+	strcpy(body, "type=a&hook_id=1&big=");
+	for (i = 0; i < n; i++)
+		body[21 + i] = (char)('a' + i % 26);
+	body[21 + n] = '\0';
+	d = mk(body);
+	tap_ok(d != NULL && podio_event_json(d, NULL, 0, NULL, 0, &out,
+	    NULL) == PODIO_OK, "event with a 1 MiB parameter");
+	j = out != NULL ? cJSON_ParseWithOpts(out, NULL, 1) : NULL;
+	v = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(j, "params"), "big");
+	tap_ok(cJSON_IsString(v) && strcmp(v->valuestring, body + 21) == 0,
+	    "the 1 MiB value reads back the same");
+	cJSON_Delete(j);
+	free(out);
+	podio_delivery_free(d);
+	free(body);
+}
+
+static void
+test_json_string(void)
+{
+	struct podio__buf b = { NULL, 0, 0, 0 };
+
+	tap_ok(podio__json_string(&b, "a\"b\\c\x01\x1f \x7f/", 10) == 0 &&
+	    strcmp(b.data, "\"a\\\"b\\\\c\\u0001\\u001f \x7f/\"") == 0,
+	    "json_string escapes \" \\ and control bytes only");
+	podio__buf_free(&b);
+	tap_ok(podio__json_string(&b, "", 0) == 0 && strcmp(b.data, "\"\"") == 0,
+	    "json_string of an empty string");
+	podio__buf_free(&b);
+	tap_ok(podio__json_string(&b, "a\0b", 3) == 0 &&
+	    strcmp(b.data, "\"a\\u0000b\"") == 0,
+	    "json_string escapes a NUL too");
+	podio__buf_free(&b);
+	b.cap = 4;
+	tap_ok(podio__json_string(&b, "abcdef", 6) == -2,
+	    "json_string over the cap: -2");
+	podio__buf_free(&b);
+}
+
+int
+main(void)
+{
+	test_exact();
+	test_item_embedded();
+	test_item_invalid();
+	test_errors_and_cap();
+	test_big();
+	test_json_string();
+	return tap_done();
+}
