@@ -1,2 +1,1030 @@
+/*
+ * cli.c: the subcommands of podio-webhook: hooks create/list/verify/
+ * validate/delete, check and config.
+ *
+ * Each command parses its arguments, talks to Podio through libpodio and
+ * prints its result on stdout; a failure is one line on stderr,
+ * "podio-webhook: COMMAND: MESSAGE", and an exit status from
+ * cli_exit_for().  Nothing printed ever holds a secret: secret keys show
+ * as "(set)", the value of a secret= query parameter as "***", and every
+ * message is scrubbed of the configured secret values before it is
+ * printed.
+ */
 #include <config.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "podio.h"
 #include "cli.h"
+
+#define PROG "podio-webhook"
+
+/* The most positional arguments any command takes. */
+#define CLI_MAX_ARGS 4
+/* Longest message line built here (Podio's text is cut to fit). */
+#define CLI_MSG_MAX 1024
+/* The longest URL accepted for a hook. */
+#define CLI_URL_MAX 2048
+
+/* Options a command accepts besides --help. */
+#define CLI_OPT_JSON 0x1
+#define CLI_OPT_KEYS 0x2
+
+struct cli_command;
+
+/* One run of one command.  tokens and client are set by cli_connect(). */
+struct cli_ctx {
+	struct podio_config *cfg;        /* borrowed */
+	const struct cli_command *cmd;
+	char what[32];                   /* "hooks create", for messages */
+	char *arg[CLI_MAX_ARGS];         /* borrowed from argv */
+	size_t nargs;
+	int json;
+	int keys;
+	struct podio_tokens *tokens;     /* owned */
+	struct podio_client *client;     /* owned */
+};
+
+struct cli_command {
+	const char *group;    /* "hooks", or NULL for a top-level command */
+	const char *name;
+	const char *args;     /* the synopsis of the arguments */
+	size_t nargs;
+	int opts;             /* CLI_OPT_* */
+	const char *summary;
+	int (*run)(struct cli_ctx *ctx);
+};
+
+static int cli_hooks_create(struct cli_ctx *);
+static int cli_hooks_list(struct cli_ctx *);
+static int cli_hooks_verify(struct cli_ctx *);
+static int cli_hooks_validate(struct cli_ctx *);
+static int cli_hooks_delete(struct cli_ctx *);
+static int cli_check(struct cli_ctx *);
+static int cli_config(struct cli_ctx *);
+
+static const struct cli_command cli_commands[] = {
+	{ "hooks", "create", "REF_TYPE REF_ID URL EVENT", 4, 0,
+	    "register a webhook; prints its id", cli_hooks_create },
+	{ "hooks", "list", "REF_TYPE REF_ID [--json]", 2, CLI_OPT_JSON,
+	    "list the webhooks of an object", cli_hooks_list },
+	{ "hooks", "verify", "HOOK_ID", 1, 0,
+	    "ask Podio to send hook.verify again", cli_hooks_verify },
+	{ "hooks", "validate", "HOOK_ID CODE", 2, 0,
+	    "activate a hook with its verify code", cli_hooks_validate },
+	{ "hooks", "delete", "HOOK_ID", 1, 0,
+	    "delete a webhook", cli_hooks_delete },
+	{ NULL, "check", "", 0, 0,
+	    "check the credentials and API access", cli_check },
+	{ NULL, "config", "[--keys]", 0, CLI_OPT_KEYS,
+	    "print the effective configuration", cli_config },
+};
+#define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
+
+/* ------------------------------------------------------------------ usage */
+
+/* The synopsis of cmd without the program name, into buf. */
+static void
+cli_synopsis(const struct cli_command *cmd, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s%s", cmd->group ? cmd->group : "",
+	    cmd->group ? " " : "", cmd->name, cmd->args[0] ? " " : "",
+	    cmd->args);
+}
+
+/* One line per command of group (every command if group is NULL). */
+static void
+cli_list(FILE *fp, const char *group)
+{
+	char syn[128];
+	size_t i;
+
+	for (i = 0; i < CLI_NCOMMANDS; i++) {
+		if (group != NULL && (cli_commands[i].group == NULL ||
+		    strcmp(cli_commands[i].group, group) != 0))
+			continue;
+		cli_synopsis(&cli_commands[i], syn, sizeof(syn));
+		fprintf(fp, "  %-40s %s\n", syn, cli_commands[i].summary);
+	}
+}
+
+void
+cli_usage(FILE *fp)
+{
+	cli_list(fp, NULL);
+}
+
+/* The usage of one command: "Usage: podio-webhook hooks list ..." */
+static void
+cli_command_usage(const struct cli_command *cmd, FILE *fp)
+{
+	char syn[128];
+
+	cli_synopsis(cmd, syn, sizeof(syn));
+	fprintf(fp, "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... %s\n"
+	    "  %s\n", syn, cmd->summary);
+	if (cmd->opts & CLI_OPT_JSON)
+		fprintf(fp, "  --json   print a JSON array instead of a "
+		    "table\n");
+	if (cmd->opts & CLI_OPT_KEYS)
+		fprintf(fp, "  --keys   print the key names only, one per "
+		    "line\n");
+}
+
+/* The usage of every command of group (e.g. "hooks"). */
+static void
+cli_group_usage(const char *group, FILE *fp)
+{
+	fprintf(fp, "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... %s "
+	    "COMMAND [ARG]...\n", group);
+	cli_list(fp, group);
+}
+
+static void
+cli_usage_hint(const char *what)
+{
+	fprintf(stderr, "Try '" PROG " %s --help' for more information.\n",
+	    what);
+}
+
+/* --------------------------------------------------------- secret hiding */
+
+/* Whether c may appear in the value of a URL query parameter. */
+static int
+cli_is_value_char(char c)
+{
+	return c != '\0' && c != '&' && c != '#' && c != ';' &&
+	    (unsigned char)c > ' ' && c != '"' && c != '\'' && c != '<' &&
+	    c != '>' && (unsigned char)c != 0x7f;
+}
+
+/*
+ * Returns a copy of text in which the value of every "secret=" (any case)
+ * is replaced by "***" and control characters by '?'.  The caller frees the result; NULL on out of
+ * memory.  Used on URLs and on every message, so a hook secret never
+ * reaches the output.
+ */
+static char *
+cli_mask_query_secret(const char *text)
+{
+	static const char key[] = "secret=";
+	const size_t klen = sizeof(key) - 1;
+	char *out;
+	size_t len = strlen(text), o = 0, i = 0;
+
+	/* "***" is at most 3 bytes longer than the value it replaces and
+	 * each replacement needs a key of klen bytes before it. */
+	if ((out = malloc(len + (len / klen + 1) * 3 + 1)) == NULL)
+		return NULL;
+	while (i < len) {
+		if (strncasecmp(text + i, key, klen) == 0) {
+			memcpy(out + o, text + i, klen);
+			o += klen;
+			i += klen;
+			if (cli_is_value_char(text[i])) {
+				while (cli_is_value_char(text[i]))
+					i++;
+				memcpy(out + o, "***", 3);
+				o += 3;
+			}
+			continue;
+		}
+		/* Control characters from an answer must not reach a
+		 * terminal. */
+		out[o++] = (unsigned char)text[i] < ' ' ||
+		    text[i] == 0x7f ? '?' : text[i];
+		i++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * Replaces, in place, every occurrence of needle in s (of length *len)
+ * by "***".  Needles of 3 bytes or less are left alone, so the text only
+ * shrinks.
+ */
+static void
+cli_replace_all(char *s, size_t *len, const char *needle)
+{
+	size_t nlen = strlen(needle);
+	char *p = s;
+
+	if (nlen <= 3)
+		return;
+	while ((p = strstr(p, needle)) != NULL) {
+		memcpy(p, "***", 3);
+		memmove(p + 3, p + nlen, *len - (size_t)(p - s) - nlen + 1);
+		*len -= nlen - 3;
+		p += 3;
+	}
+}
+
+/* Percent-encodes s (RFC 3986: all but unreserved characters).  The
+ * caller frees (and wipes: it may be a secret) the result; NULL on out of
+ * memory. */
+static char *
+cli_pct_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(s), i, o = 0;
+	unsigned char c;
+	char *out;
+
+	if (len > SIZE_MAX / 3 - 1 || (out = malloc(len * 3 + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0x0f];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * Returns a copy of text safe to print: secret= values masked, then every
+ * configured secret value (as is and percent-encoded) replaced by "***".
+ * Secrets shorter than 4 bytes are not searched for (they would garble
+ * ordinary words and are not worth hiding).  The caller frees the result;
+ * NULL on out of memory.
+ */
+static char *
+cli_scrub(const struct podio_config *cfg, const char *text)
+{
+	const char *key, *val;
+	char *out, *enc;
+	size_t i, len;
+
+	if ((out = cli_mask_query_secret(text)) == NULL)
+		return NULL;
+	len = strlen(out);
+	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
+		if (!podio_config_key_is_secret(key))
+			continue;
+		val = podio_config_get(cfg, key);
+		if (val == NULL || strlen(val) < 4)
+			continue;
+		cli_replace_all(out, &len, val);
+		if ((enc = cli_pct_encode(val)) != NULL) {
+			cli_replace_all(out, &len, enc);
+			explicit_bzero(enc, strlen(enc));
+			free(enc);
+		}
+	}
+	return out;
+}
+
+/* Prints "podio-webhook: WHAT: MESSAGE" on stderr, the message scrubbed
+ * of secrets. */
+static void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void
+cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
+{
+	char msg[CLI_MSG_MAX], *safe;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	safe = cli_scrub(ctx->cfg, msg);
+	fprintf(stderr, PROG ": %s: %s\n", ctx->what,
+	    safe != NULL ? safe : "(message withheld: out of memory)");
+	free(safe);
+	explicit_bzero(msg, sizeof(msg));
+}
+
+/* ------------------------------------------------------------ errors */
+
+int
+cli_exit_for(enum podio_err err)
+{
+	if (err == PODIO_OK)
+		return CLI_EXIT_OK;
+	if (err == PODIO_ERR_CONFIG || err == PODIO_ERR_INVALID)
+		return CLI_EXIT_USAGE;
+	if (podio_err_is_transport(err))
+		return CLI_EXIT_UNREACHED;
+	return CLI_EXIT_PODIO;
+}
+
+/*
+ * Reports a failed library call of this command on stderr, in one line,
+ * and returns the exit status for it.  Podio's own message comes from
+ * podio_client_errmsg(); a rate limit adds the wait when Podio named one.
+ */
+static int
+cli_fail(const struct cli_ctx *ctx, enum podio_err err)
+{
+	struct podio_call_info info;
+	const char *msg, *api_url;
+	char wait[64];
+
+	msg = ctx->client != NULL ? podio_client_errmsg(ctx->client) : NULL;
+	if (msg == NULL || msg[0] == '\0')
+		msg = podio_strerror(err);
+	wait[0] = '\0';
+	if (err == PODIO_ERR_RATE_LIMITED && ctx->client != NULL) {
+		podio_client_last(ctx->client, &info);
+		if (info.retry_after >= 0)
+			snprintf(wait, sizeof(wait), ", retry in %ld s",
+			    info.retry_after);
+	}
+	api_url = podio_config_get(ctx->cfg, "api_url");
+	if (api_url == NULL)
+		api_url = "the API";
+	/* The library's messages often say this already; say it once. */
+	if (err == PODIO_ERR_AUTH && strstr(msg, "refused") == NULL)
+		cli_error(ctx, "Podio refused the credentials: %s", msg);
+	else if (podio_err_is_transport(err) && strstr(msg, api_url) == NULL)
+		cli_error(ctx, "cannot reach %s: %s", api_url, msg);
+	else
+		cli_error(ctx, "%s%s", msg,
+		    strstr(msg, "retry after") == NULL ? wait : "");
+	return cli_exit_for(err);
+}
+
+/* ------------------------------------------------------ argument checks */
+
+static int
+cli_is_set(const struct podio_config *cfg, const char *key)
+{
+	const char *v = podio_config_get(cfg, key);
+
+	return v != NULL && v[0] != '\0';
+}
+
+/* Appends key to the comma-separated list in buf. */
+static void
+cli_list_add(char *buf, size_t len, const char *key)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, len - used, "%s%s", used ? ", " : "", key);
+}
+
+/*
+ * Names the credential keys still missing for a complete app flow
+ * (client_id, client_secret, app_id, app_token) or password flow
+ * (client_id, client_secret, username, password) into buf.  The flow the
+ * configuration started on decides which keys are named.  Returns 1 if
+ * something is missing, 0 if a flow is complete.
+ */
+static int
+cli_missing_credentials(const struct podio_config *cfg, char *buf,
+    size_t len)
+{
+	int app_full, user_full, app_any, user_any;
+
+	buf[0] = '\0';
+	app_full = cli_is_set(cfg, "app_id") && cli_is_set(cfg, "app_token");
+	user_full = cli_is_set(cfg, "username") &&
+	    cli_is_set(cfg, "password");
+	app_any = cli_is_set(cfg, "app_id") || cli_is_set(cfg, "app_token");
+	user_any = cli_is_set(cfg, "username") ||
+	    cli_is_set(cfg, "password");
+
+	if (!cli_is_set(cfg, "client_id"))
+		cli_list_add(buf, len, "client_id");
+	if (!cli_is_set(cfg, "client_secret"))
+		cli_list_add(buf, len, "client_secret");
+	if (!app_full && !user_full) {
+		if (app_any || !user_any) {
+			if (!cli_is_set(cfg, "app_id"))
+				cli_list_add(buf, len, "app_id");
+			if (!cli_is_set(cfg, "app_token"))
+				cli_list_add(buf, len, "app_token");
+		}
+		if (user_any && !app_any) {
+			if (!cli_is_set(cfg, "username"))
+				cli_list_add(buf, len, "username");
+			if (!cli_is_set(cfg, "password"))
+				cli_list_add(buf, len, "password");
+		}
+		if (!app_any && !user_any) {
+			size_t used = strlen(buf);
+
+			snprintf(buf + used, len - used,
+			    " (or username, password)");
+		}
+	}
+	return buf[0] != '\0';
+}
+
+/*
+ * Makes ctx->tokens and ctx->client from the configuration.  Returns 0,
+ * or an exit status after printing the reason (incomplete credentials
+ * name the missing keys).
+ */
+static int
+cli_connect(struct cli_ctx *ctx)
+{
+	char err[512], missing[256];
+	enum podio_err rc;
+
+	if (cli_missing_credentials(ctx->cfg, missing, sizeof(missing))) {
+		cli_error(ctx, "incomplete credentials: missing %s; set them "
+		    "in the configuration file, as PODIO_<KEY> or with -o",
+		    missing);
+		return CLI_EXIT_USAGE;
+	}
+	err[0] = '\0';
+	rc = podio_tokens_new(ctx->cfg, &ctx->tokens, err, sizeof(err));
+	if (rc != PODIO_OK) {
+		cli_error(ctx, "%s", err[0] ? err : podio_strerror(rc));
+		return cli_exit_for(rc);
+	}
+	rc = podio_client_new(ctx->cfg, ctx->tokens, &ctx->client);
+	if (rc != PODIO_OK) {
+		cli_error(ctx, "%s", podio_strerror(rc));
+		return cli_exit_for(rc);
+	}
+	return 0;
+}
+
+/* Parses an object or hook id argument; prints the reason on failure. */
+static int
+cli_parse_id(const struct cli_ctx *ctx, const char *what, const char *text,
+    uint64_t *out)
+{
+	if (podio_parse_u64(text, out) == 0 && *out != 0)
+		return 0;
+	cli_error(ctx, "invalid %s '%s' (expected a positive decimal number)",
+	    what, text);
+	return -1;
+}
+
+/* Whether s is non-empty, at most maxlen bytes, and made only of
+ * lower-case letters, digits and characters of set. */
+static int
+cli_is_token(const char *s, const char *set, size_t maxlen)
+{
+	size_t i;
+
+	if (s[0] == '\0' || strlen(s) > maxlen)
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		if ((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || strchr(set, s[i]))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+/* Parses REF_TYPE and REF_ID (the first two arguments of hooks create and
+ * list); prints the reason on failure. */
+static int
+cli_parse_ref(const struct cli_ctx *ctx, uint64_t *ref_id)
+{
+	if (!cli_is_token(ctx->arg[0], "_", 64)) {
+		cli_error(ctx, "invalid reference type '%s' (e.g. app, "
+		    "app_field, space)", ctx->arg[0]);
+		return -1;
+	}
+	return cli_parse_id(ctx, "reference id", ctx->arg[1], ref_id);
+}
+
+/*
+ * Returns url with "secret=<percent-encoded secret>" added to its query
+ * ('?' or '&' as needed, before any #fragment).  The caller wipes and
+ * frees the result; NULL on out of memory.
+ */
+static char *
+cli_url_with_secret(const char *url, const char *secret)
+{
+	const char *hash, *query, *sep;
+	char *enc = NULL, *out = NULL;
+	size_t base, need;
+
+	hash = strchr(url, '#');
+	base = hash != NULL ? (size_t)(hash - url) : strlen(url);
+	query = memchr(url, '?', base);
+	if (query == NULL)
+		sep = "?";
+	else if (url[base - 1] == '?' || url[base - 1] == '&')
+		sep = "";
+	else
+		sep = "&";
+	if ((enc = cli_pct_encode(secret)) == NULL)
+		goto fail;
+	need = strlen(url) + strlen(sep) + strlen("secret=") + strlen(enc) +
+	    1;
+	if ((out = malloc(need)) == NULL)
+		goto fail;
+	snprintf(out, need, "%.*s%ssecret=%s%s", (int)base, url, sep, enc,
+	    hash != NULL ? hash : "");
+fail:
+	if (enc != NULL) {
+		explicit_bzero(enc, strlen(enc));
+		free(enc);
+	}
+	return out;
+}
+
+/* Whether the query of url (before any #fragment) has a parameter named
+ * "secret". */
+static int
+cli_has_secret_param(const char *url)
+{
+	const char *p, *hash;
+
+	hash = strchr(url, '#');
+	p = strchr(url, '?');
+	if (p == NULL || (hash != NULL && p > hash))
+		return 0;
+	while (p != NULL && (hash == NULL || p < hash)) {
+		p++;
+		if (strncmp(p, "secret", 6) == 0 &&
+		    (p[6] == '=' || p[6] == '&' || p[6] == '#' ||
+		    p[6] == '\0'))
+			return 1;
+		p = strchr(p, '&');
+	}
+	return 0;
+}
+
+/* Whether url is an http(s) URL with a host and no white space or
+ * control characters. */
+static int
+cli_url_ok(const char *url)
+{
+	const char *host;
+	size_t i;
+
+	if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else
+		return 0;
+	if (host[0] == '\0' || host[0] == '/' || host[0] == '?' ||
+	    host[0] == '#')
+		return 0;
+	for (i = 0; url[i] != '\0'; i++)
+		if ((unsigned char)url[i] <= ' ' ||
+		    (unsigned char)url[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+/* hooks create REF_TYPE REF_ID URL EVENT */
+static int
+cli_hooks_create(struct cli_ctx *ctx)
+{
+	const char *ref_type = ctx->arg[0], *url = ctx->arg[2],
+	    *event = ctx->arg[3], *secret;
+	char *full = NULL;
+	uint64_t ref_id, hook_id = 0;
+	enum podio_err rc;
+	int status = CLI_EXIT_USAGE;
+
+	if (cli_parse_ref(ctx, &ref_id) != 0)
+		goto fail;
+	if (!cli_url_ok(url) || strlen(url) > CLI_URL_MAX) {
+		cli_error(ctx, "invalid URL '%s' (expected http:// or "
+		    "https://, no spaces)", url);
+		goto fail;
+	}
+	if (!cli_is_token(event, "_.-", 64)) {
+		cli_error(ctx, "invalid event type '%s' (e.g. item.create)",
+		    event);
+		goto fail;
+	}
+	secret = podio_config_get(ctx->cfg, "webhook_secret");
+	if (secret != NULL && secret[0] != '\0') {
+		if (cli_has_secret_param(url)) {
+			cli_error(ctx, "the URL already has a secret parameter;"
+			    " webhook_secret adds it");
+			goto fail;
+		}
+		if ((full = cli_url_with_secret(url, secret)) == NULL) {
+			cli_error(ctx, "out of memory");
+			status = cli_exit_for(PODIO_ERR_NOMEM);
+			goto fail;
+		}
+		url = full;
+	}
+	if ((status = cli_connect(ctx)) != 0)
+		goto fail;
+	rc = podio_hook_create(ctx->client, ref_type, ref_id, url, event,
+	    &hook_id);
+	if (rc != PODIO_OK) {
+		status = cli_fail(ctx, rc);
+		goto fail;
+	}
+	printf("%" PRIu64 "\n", hook_id);
+	status = CLI_EXIT_OK;
+fail:
+	if (full != NULL) {
+		explicit_bzero(full, strlen(full));
+		free(full);
+	}
+	return status;
+}
+
+/* Prints hooks as a JSON array of {hook_id, status, type, url}, one
+ * object per line, URLs masked.  Returns an exit status. */
+static int
+cli_print_hooks_json(const struct cli_ctx *ctx,
+    const struct podio_hook *hooks, size_t n)
+{
+	cJSON *obj = NULL;
+	char id[32], *url = NULL, *text = NULL;
+	size_t i;
+	int status = CLI_EXIT_PODIO;
+
+	printf("[");
+	for (i = 0; i < n; i++) {
+		if ((obj = cJSON_CreateObject()) == NULL)
+			goto fail;
+		/* Written as raw digits: a double would round ids past 2^53. */
+		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
+		if ((url = cli_scrub(ctx->cfg,
+		    hooks[i].url ? hooks[i].url : "")) == NULL)
+			goto fail;
+		if (cJSON_AddRawToObject(obj, "hook_id", id) == NULL ||
+		    cJSON_AddStringToObject(obj, "status",
+		    hooks[i].status ? hooks[i].status : "") == NULL ||
+		    cJSON_AddStringToObject(obj, "type",
+		    hooks[i].type ? hooks[i].type : "") == NULL ||
+		    cJSON_AddStringToObject(obj, "url", url) == NULL ||
+		    (text = cJSON_PrintUnformatted(obj)) == NULL)
+			goto fail;
+		printf("%s\n  %s", i > 0 ? "," : "", text);
+		free(text);
+		text = NULL;
+		free(url);
+		url = NULL;
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	printf("%s]\n", n > 0 ? "\n" : "");
+	status = CLI_EXIT_OK;
+fail:
+	if (status != CLI_EXIT_OK) {
+		printf("\n");
+		cli_error(ctx, "out of memory");
+	}
+	free(url);
+	free(text);
+	cJSON_Delete(obj);
+	return status;
+}
+
+/* Prints hooks as a table with a header, columns aligned, URLs masked.
+ * Returns an exit status. */
+static int
+cli_print_hooks_table(const struct cli_ctx *ctx,
+    const struct podio_hook *hooks, size_t n)
+{
+	char id[32], *url;
+	size_t i, wid = 2, wstatus = 6, wtype = 4, l;
+	const char *st, *ty;
+
+	for (i = 0; i < n; i++) {
+		l = (size_t)snprintf(id, sizeof(id), "%" PRIu64,
+		    hooks[i].hook_id);
+		if (l > wid)
+			wid = l;
+		if (hooks[i].status && (l = strlen(hooks[i].status)) > wstatus)
+			wstatus = l;
+		if (hooks[i].type && (l = strlen(hooks[i].type)) > wtype)
+			wtype = l;
+	}
+	/* Widths come from short fields (ids, statuses, event names); cap
+	 * them so a hostile answer cannot ask printf for huge padding. */
+	if (wstatus > 64)
+		wstatus = 64;
+	if (wtype > 64)
+		wtype = 64;
+	printf("%-*s  %-*s  %-*s  %s\n", (int)wid, "ID", (int)wstatus,
+	    "STATUS", (int)wtype, "TYPE", "URL");
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
+		st = hooks[i].status ? hooks[i].status : "-";
+		ty = hooks[i].type ? hooks[i].type : "-";
+		if ((url = cli_scrub(ctx->cfg,
+		    hooks[i].url ? hooks[i].url : "-")) == NULL) {
+			cli_error(ctx, "out of memory");
+			return CLI_EXIT_PODIO;
+		}
+		printf("%-*s  %-*s  %-*s  %s\n", (int)wid, id, (int)wstatus,
+		    st, (int)wtype, ty, url);
+		free(url);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* hooks list REF_TYPE REF_ID [--json] */
+static int
+cli_hooks_list(struct cli_ctx *ctx)
+{
+	struct podio_hook *hooks = NULL;
+	size_t n = 0;
+	uint64_t ref_id;
+	enum podio_err rc;
+	int status = CLI_EXIT_USAGE;
+
+	if (cli_parse_ref(ctx, &ref_id) != 0)
+		goto fail;
+	if ((status = cli_connect(ctx)) != 0)
+		goto fail;
+	rc = podio_hook_list(ctx->client, ctx->arg[0], ref_id, &hooks, &n,
+	    NULL);
+	if (rc != PODIO_OK) {
+		status = cli_fail(ctx, rc);
+		goto fail;
+	}
+	if (ctx->json)
+		status = cli_print_hooks_json(ctx, hooks, n);
+	else
+		status = cli_print_hooks_table(ctx, hooks, n);
+fail:
+	podio_hooks_free(hooks, n);
+	return status;
+}
+
+/* What cli_hook_action() does to the hook. */
+enum cli_hook_op {
+	CLI_HOOK_VERIFY,
+	CLI_HOOK_VALIDATE,
+	CLI_HOOK_DELETE
+};
+
+/*
+ * The commands on one hook (verify, validate, delete): parses HOOK_ID
+ * (and CODE), connects, calls the library and prints "hook ID: DONE".
+ * Returns the exit status.
+ */
+static int
+cli_hook_action(struct cli_ctx *ctx, enum cli_hook_op op, const char *done)
+{
+	uint64_t hook_id;
+	enum podio_err rc;
+	int status;
+
+	if (cli_parse_id(ctx, "hook id", ctx->arg[0], &hook_id) != 0)
+		return CLI_EXIT_USAGE;
+	if (op == CLI_HOOK_VALIDATE && ctx->arg[1][0] == '\0') {
+		cli_error(ctx, "empty verification code");
+		return CLI_EXIT_USAGE;
+	}
+	if ((status = cli_connect(ctx)) != 0)
+		return status;
+	switch (op) {
+	case CLI_HOOK_VERIFY:
+		rc = podio_hook_verify(ctx->client, hook_id);
+		break;
+	case CLI_HOOK_VALIDATE:
+		rc = podio_hook_validate(ctx->client, hook_id, ctx->arg[1]);
+		break;
+	case CLI_HOOK_DELETE:
+	default:
+		rc = podio_hook_delete(ctx->client, hook_id);
+		break;
+	}
+	if (rc != PODIO_OK)
+		return cli_fail(ctx, rc);
+	printf("hook %" PRIu64 ": %s\n", hook_id, done);
+	return CLI_EXIT_OK;
+}
+
+/* hooks verify HOOK_ID */
+static int
+cli_hooks_verify(struct cli_ctx *ctx)
+{
+	return cli_hook_action(ctx, CLI_HOOK_VERIFY,
+	    "verification requested");
+}
+
+/* hooks validate HOOK_ID CODE */
+static int
+cli_hooks_validate(struct cli_ctx *ctx)
+{
+	return cli_hook_action(ctx, CLI_HOOK_VALIDATE,
+	    "validated, now active");
+}
+
+/* hooks delete HOOK_ID */
+static int
+cli_hooks_delete(struct cli_ctx *ctx)
+{
+	return cli_hook_action(ctx, CLI_HOOK_DELETE, "deleted");
+}
+
+/* ------------------------------------------------------ check, config */
+
+/*
+ * check: the credentials are complete, api_url is an http(s) URL with a
+ * host, and Podio grants a token.  One line on stdout on success; on
+ * failure one line on stderr.
+ */
+static int
+cli_check(struct cli_ctx *ctx)
+{
+	const char *api_url, *client_id;
+	enum podio_err rc;
+	int status;
+
+	api_url = podio_config_get(ctx->cfg, "api_url");
+	if (api_url == NULL || !cli_url_ok(api_url) ||
+	    strpbrk(api_url, "?#") != NULL) {
+		cli_error(ctx, "api_url '%s' is not an http:// or https:// "
+		    "URL with a host", api_url != NULL ? api_url : "");
+		return CLI_EXIT_USAGE;
+	}
+	if ((status = cli_connect(ctx)) != 0)
+		return status;
+	if ((rc = podio_authenticate(ctx->client)) != PODIO_OK)
+		return cli_fail(ctx, rc);
+	client_id = podio_config_get(ctx->cfg, "client_id");
+	if (cli_is_set(ctx->cfg, "app_id") &&
+	    cli_is_set(ctx->cfg, "app_token"))
+		printf("ok: authenticated to %s as app %s (client %s)\n",
+		    api_url, podio_config_get(ctx->cfg, "app_id"), client_id);
+	else
+		printf("ok: authenticated to %s as user %s (client %s)\n",
+		    api_url, podio_config_get(ctx->cfg, "username"),
+		    client_id);
+	return CLI_EXIT_OK;
+}
+
+/* config [--keys]: every key in table order, secrets as "(set)". */
+static int
+cli_config(struct cli_ctx *ctx)
+{
+	const char *key, *val;
+	size_t i;
+
+	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
+		if (ctx->keys) {
+			printf("%s\n", key);
+			continue;
+		}
+		val = podio_config_get(ctx->cfg, key);
+		if (val == NULL)
+			val = "";
+		else if (podio_config_key_is_secret(key) && val[0] != '\0')
+			val = "(set)";
+		printf("%s = %s\n", key, val);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/*
+ * Parses the arguments of ctx->cmd (argv[0..argc-1], after the command
+ * name): options --help/-h and those in cmd->opts anywhere, "--" ending
+ * them, and exactly cmd->nargs positional arguments.  Returns 0 to run
+ * the command, -1 when the usage was printed for --help, or
+ * CLI_EXIT_USAGE after a message.
+ */
+static int
+cli_parse_args(struct cli_ctx *ctx, int argc, char **argv)
+{
+	const struct cli_command *cmd = ctx->cmd;
+	size_t count = 0;
+	int i, opts_done = 0;
+
+	for (i = 0; i < argc; i++) {
+		if (!opts_done && argv[i][0] == '-' && argv[i][1] != '\0') {
+			if (strcmp(argv[i], "--") == 0) {
+				opts_done = 1;
+			} else if (strcmp(argv[i], "--help") == 0 ||
+			    strcmp(argv[i], "-h") == 0) {
+				cli_command_usage(cmd, stdout);
+				return -1;
+			} else if ((cmd->opts & CLI_OPT_JSON) &&
+			    strcmp(argv[i], "--json") == 0) {
+				ctx->json = 1;
+			} else if ((cmd->opts & CLI_OPT_KEYS) &&
+			    strcmp(argv[i], "--keys") == 0) {
+				ctx->keys = 1;
+			} else {
+				cli_error(ctx, "unknown option '%s'",
+				    argv[i]);
+				cli_usage_hint(ctx->what);
+				return CLI_EXIT_USAGE;
+			}
+			continue;
+		}
+		if (count < CLI_MAX_ARGS)
+			ctx->arg[count] = argv[i];
+		count++;
+	}
+	if (count != cmd->nargs) {
+		cli_error(ctx, "expected %zu argument%s, got %zu", cmd->nargs,
+		    cmd->nargs == 1 ? "" : "s", count);
+		cli_command_usage(cmd, stderr);
+		return CLI_EXIT_USAGE;
+	}
+	ctx->nargs = count;
+	return 0;
+}
+
+/* Finds the command group/name; NULL if unknown. */
+static const struct cli_command *
+cli_find(const char *group, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CLI_NCOMMANDS; i++) {
+		if ((group == NULL) != (cli_commands[i].group == NULL))
+			continue;
+		if (group != NULL && strcmp(group, cli_commands[i].group) != 0)
+			continue;
+		if (strcmp(name, cli_commands[i].name) == 0)
+			return &cli_commands[i];
+	}
+	return NULL;
+}
+
+/* Whether some command belongs to group. */
+static int
+cli_is_group(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CLI_NCOMMANDS; i++)
+		if (cli_commands[i].group != NULL &&
+		    strcmp(cli_commands[i].group, name) == 0)
+			return 1;
+	return 0;
+}
+
+int
+cli_run(struct podio_config *cfg, int argc, char **argv)
+{
+	struct cli_ctx ctx;
+	const char *group = NULL;
+	int status, first = 1;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
+	if (argc < 1)
+		return CLI_EXIT_USAGE;
+
+	if (cli_is_group(argv[0])) {
+		group = argv[0];
+		if (argc < 2) {
+			fprintf(stderr, PROG ": %s: missing command\n",
+			    group);
+			cli_group_usage(group, stderr);
+			return CLI_EXIT_USAGE;
+		}
+		if (strcmp(argv[1], "--help") == 0 ||
+		    strcmp(argv[1], "-h") == 0) {
+			cli_group_usage(group, stdout);
+			return CLI_EXIT_OK;
+		}
+		ctx.cmd = cli_find(group, argv[1]);
+		if (ctx.cmd == NULL) {
+			fprintf(stderr, PROG ": %s: unknown command '%s'\n",
+			    group, argv[1]);
+			cli_group_usage(group, stderr);
+			return CLI_EXIT_USAGE;
+		}
+		first = 2;
+	} else {
+		ctx.cmd = cli_find(NULL, argv[0]);
+		if (ctx.cmd == NULL) {
+			fprintf(stderr, PROG ": unknown command '%s'\n",
+			    argv[0]);
+			fprintf(stderr, "Try '" PROG " --help' for more "
+			    "information.\n");
+			return CLI_EXIT_USAGE;
+		}
+	}
+	snprintf(ctx.what, sizeof(ctx.what), "%s%s%s", group ? group : "",
+	    group ? " " : "", ctx.cmd->name);
+
+	status = cli_parse_args(&ctx, argc - first, argv + first);
+	if (status == -1)
+		return CLI_EXIT_OK;
+	if (status != 0)
+		return status;
+	status = ctx.cmd->run(&ctx);
+	podio_client_free(ctx.client);
+	podio_tokens_free(ctx.tokens);
+	return status;
+}

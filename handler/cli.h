@@ -4,6 +4,8 @@
 #ifndef PODIO_CLI_H
 #define PODIO_CLI_H
 
+#include <stdio.h>
+
 #include "podio.h"
 
 /* Exit statuses of the command line. */
@@ -21,5 +23,9 @@ int cli_exit_for(enum podio_err err);
  * exit status.  Output on stdout, messages on stderr.
  */
 int cli_run(struct podio_config *cfg, int argc, char **argv);
+
+/* Prints one line per subcommand (synopsis and summary) to fp, for the
+ * program's --help. */
+void cli_usage(FILE *fp);
 
 #endif

@@ -589,7 +589,7 @@ fetch(struct podio_tokens *t, struct podio__http *http, const char *api_url,
 	    t->app_flow ? GRANT_APP : GRANT_PASSWORD, retry_after, err,
 	    errlen);
 	if (rc == PODIO_OK)
-		podio__info("obtained a new Podio access token for client_id "
+		podio__debug("obtained a new Podio access token for client_id "
 		    "'%s' (%s %s)", t->client_id,
 		    t->app_flow ? "app" : "user",
 		    t->app_flow ? t->app_id : t->username);
