@@ -289,6 +289,440 @@ enum podio_err podio_hook_delete(struct podio_client *client,
 enum podio_err podio_item_get(struct podio_client *client, uint64_t item_id,
     char **raw_json, struct cJSON **item);
 
+/* ---------------------------------------------------------- public: params */
+
+/*
+ * The longest parameter name accepted, in bytes after decoding (percent
+ * sequences decoded, invalid UTF-8 replaced).  A longer name is a limit
+ * error (HTTP 413).
+ */
+#define PODIO_PARAMS_MAX_KEY 256
+
+/*
+ * A set of parameters: names and values, each valid UTF-8 without a NUL
+ * byte.  A name appears at most once: when a name is repeated, the value
+ * of its last occurrence wins (parse the query before the body, and the
+ * body beats the query) and the name keeps the position of its first
+ * occurrence.  Iteration by index follows those positions, so the set
+ * keeps the order in which names were first seen, as a JSON object built
+ * from it should.
+ */
+struct podio_params;
+
+/*
+ * A new empty set that accepts at most max_params name=value pieces in
+ * total over all podio_params_parse() calls, repeated names included
+ * (0 = no limit).  NULL on out of memory.  The caller frees the set with
+ * podio_params_free().
+ */
+struct podio_params *podio_params_new(size_t max_params);
+/* Frees the set, wiping every name and value first (a value may be a
+ * secret).  Accepts NULL. */
+void podio_params_free(struct podio_params *params);
+
+/*
+ * Decodes len bytes of urlencoded text (a query string without its '?',
+ * or a form body; data need not be NUL-terminated) and merges the pairs
+ * into params, after the pairs already there.  The text is split on '&';
+ * empty pieces are skipped; a piece is split at its first '=' (no '='
+ * means an empty value); '+' becomes a space and %XX the byte XX (a '%'
+ * not followed by two hex digits stays literal); then invalid UTF-8
+ * becomes U+FFFD, maximal subpart by maximal subpart, as the WHATWG
+ * "UTF-8 decode without BOM" does (a BOM is kept).
+ *
+ * The limits are checked over the whole text before any decoding error:
+ *   PODIO_ERR_TOO_LARGE  more pieces than max_params allows, or a name
+ *                        longer than PODIO_PARAMS_MAX_KEY (HTTP 413);
+ *   PODIO_ERR_INVALID    a decoded name or value holds a NUL byte, from
+ *                        %00 or a raw byte (HTTP 400);
+ *   PODIO_ERR_NOMEM      out of memory.
+ * On failure *reason (if reason is not NULL) receives a short static
+ * English phrase ("too many parameters", ...) and params is left as it
+ * was before the call.  On success *reason is set to NULL.
+ * Time and memory are linear in len (plus n log n for the merge).
+ */
+enum podio_err podio_params_parse(struct podio_params *params,
+    const char *data, size_t len, const char **reason);
+
+/* The number of distinct names. */
+size_t podio_params_count(const struct podio_params *params);
+
+/* The value of name, or NULL when absent; borrowed from params (valid
+ * until the next podio_params_parse() or podio_params_free()). */
+const char *podio_params_get(const struct podio_params *params,
+    const char *name);
+
+/*
+ * The i-th pair in position order (see above): *name and *value (either
+ * pointer may be NULL) receive borrowed strings.  Returns 1, or 0 when i
+ * is past the end.
+ */
+int podio_params_at(const struct podio_params *params, size_t i,
+    const char **name, const char **value);
+
+/* --------------------------------------------------------- public: webhook */
+
+/* Defaults of the settings below (configuration keys max_body and
+ * max_params). */
+#define PODIO_WEBHOOK_MAX_BODY   (64 * 1024)
+#define PODIO_WEBHOOK_MAX_PARAMS 256
+
+/* The longest event type accepted ([a-z0-9_.-]{1,64}). */
+#define PODIO_WEBHOOK_MAX_TYPE   64
+
+/* What the handler accepts.  Every pointer is borrowed for the call. */
+struct podio_webhook_settings {
+	/* webhook_secret: the value every delivery must carry in its
+	 * "secret" parameter.  NULL or "" means none is configured: then
+	 * every delivery is refused with 403 unless allow_no_secret is set. */
+	const char *secret;
+	int allow_no_secret;
+	/* allowed_hooks: when n_allowed_hooks > 0, only these hook ids. */
+	const uint64_t *allowed_hooks;
+	size_t n_allowed_hooks;
+	/* 0 takes the defaults above. */
+	size_t max_body;
+	size_t max_params;
+};
+
+/* One request as the web server described it.  Every pointer is
+ * borrowed; query and body need not be NUL-terminated. */
+struct podio_webhook_request {
+	const char *method;        /* REQUEST_METHOD; NULL if unset */
+	const char *content_type;  /* CONTENT_TYPE; NULL if unset */
+	int has_content_length;    /* CONTENT_LENGTH was given (and parsed) */
+	uint64_t content_length;
+	const char *query;         /* QUERY_STRING without '?'; NULL = none */
+	size_t query_len;
+	const char *body;          /* the bytes read; NULL when body_len is 0 */
+	size_t body_len;
+};
+
+/* The answer: status, one line of text/plain, one optional header. */
+struct podio_webhook_answer {
+	int status;          /* 200, 400, 403, 405, 411, 413, 415; 500 only
+	                        when out of memory; 0 from
+	                        podio_webhook_check_head() = go on */
+	const char *header;  /* "Allow: POST" with 405, else NULL; static */
+	char reason[160];    /* printable ASCII, no newline; it never holds
+	                        the secret, and at most a short sanitized
+	                        snippet of the input */
+};
+
+/* Bits of podio_delivery.has: which known ids the delivery carried. */
+#define PODIO_HAS_HOOK_ID          (1u << 0)
+#define PODIO_HAS_ITEM_ID          (1u << 1)
+#define PODIO_HAS_ITEM_REVISION_ID (1u << 2)
+#define PODIO_HAS_COMMENT_ID       (1u << 3)
+#define PODIO_HAS_APP_ID           (1u << 4)
+#define PODIO_HAS_FORM_ID          (1u << 5)
+#define PODIO_HAS_TASK_ID          (1u << 6)
+
+/*
+ * An accepted delivery.  The strings are borrowed from params, which the
+ * delivery owns; podio_delivery_free() frees both.  hook_id is always
+ * present; an id whose bit is clear in has is 0.
+ */
+struct podio_delivery {
+	const char *type;          /* e.g. "item.update" */
+	unsigned has;              /* PODIO_HAS_* bits */
+	uint64_t hook_id;
+	uint64_t item_id;
+	uint64_t item_revision_id;
+	uint64_t comment_id;
+	uint64_t app_id;
+	uint64_t form_id;
+	uint64_t task_id;
+	const char *external_id;   /* NULL when absent */
+	const char *code;          /* the "code" parameter (hook.verify);
+	                              NULL when absent */
+	struct podio_params *params; /* every merged parameter, "secret"
+	                                included */
+};
+
+/*
+ * Checks what can be checked before the body is read, in the order of
+ * podio_webhook_decide(): 405 (with "Allow: POST") for a method other
+ * than POST, 411 without a Content-Length, 413 when the announced length
+ * or the query string exceeds max_body.  Returns 1 with ans->status 0
+ * when the adapter may read exactly content_length bytes and call
+ * podio_webhook_decide(); else 0 with the answer filled in.
+ */
+int podio_webhook_check_head(const struct podio_webhook_settings *settings,
+    const struct podio_webhook_request *req,
+    struct podio_webhook_answer *ans);
+
+/*
+ * Decides the answer to one request, in this order, so that a client
+ * without the secret learns nothing about what its body would have done:
+ *   405  the method is not POST (ans->header "Allow: POST");
+ *   411  no Content-Length;
+ *   413  the body (announced or read) or the query string is longer than
+ *        max_body; more name=value pieces in the query and a form body
+ *        together than max_params; a name longer than
+ *        PODIO_PARAMS_MAX_KEY (a body that is not a form has no
+ *        parameters, so only its size counts here);
+ *   415  the content type is not application/x-www-form-urlencoded
+ *        (case-insensitive, parameters such as "; charset=UTF-8" allowed);
+ *   400  the body cannot be decoded: fewer or more bytes than
+ *        Content-Length, or a NUL byte in a name or value;
+ *   403  a secret is configured and the "secret" parameter is missing or
+ *        wrong (compared in constant time), or none is configured and
+ *        allow_no_secret is off; then, with allowed_hooks, a hook_id
+ *        missing or not an id gives 400 and one not in the list 403;
+ *   400  a malformed delivery (see podio_delivery_new());
+ *   200  accepted: *out (if out is not NULL) receives the delivery, which
+ *        the caller frees with podio_delivery_free().
+ * The query string is parsed before the body, so body parameters win.
+ * Whether a hook.verify is then validated with Podio (and answered 502
+ * when Podio refuses) is the caller's business.
+ * Returns PODIO_OK whenever an answer was decided, PODIO_ERR_NOMEM (with a
+ * 500 answer) on out of memory.  *out is NULL unless the status is 200.
+ */
+enum podio_err podio_webhook_decide(
+    const struct podio_webhook_settings *settings,
+    const struct podio_webhook_request *req,
+    struct podio_webhook_answer *ans, struct podio_delivery **out);
+
+/*
+ * Makes a delivery out of params, taking ownership of params (freed on
+ * failure too).  Malformed, failing with PODIO_ERR_INVALID and a reason
+ * line in reason (size reasonlen; may be NULL): no "type", a type outside
+ * [a-z0-9_.-]{1,64}, no "hook_id", a known id (hook_id, item_id,
+ * item_revision_id, comment_id, app_id, form_id, task_id) present but not
+ * a strict unsigned 64-bit decimal, a hook.verify without a non-empty
+ * "code".  PODIO_ERR_NOMEM on out of memory.  On success *out is freed by
+ * the caller with podio_delivery_free().  Used for requests and for saved
+ * deliveries alike.
+ */
+enum podio_err podio_delivery_new(struct podio_params *params,
+    struct podio_delivery **out, char *reason, size_t reasonlen);
+
+/* Frees the delivery and its params.  Accepts NULL. */
+void podio_delivery_free(struct podio_delivery *delivery);
+
+/* ----------------------------------------------------------- public: event */
+
+/*
+ * Builds the event of a delivery as one line of JSON (no newline in it,
+ * none at the end), members in this order:
+ *   {"type": "item.update", "hook_id": 1001, "item_id": 42,
+ *    "item_revision_id": 7, "external_id": "x", "params": {...},
+ *    "item": {...}}
+ * - "type", then each known id the delivery carries (hook_id, item_id,
+ *   item_revision_id, comment_id, app_id, form_id, task_id), a JSON
+ *   number printed exactly from its 64-bit value;
+ * - "external_id", a string, when the delivery has one;
+ * - "params": every parameter as a string, in the delivery's order,
+ *   except "secret";
+ * - with item (item_len bytes, e.g. the GET /item answer as Podio sent
+ *   it): "item" holding that text byte for byte (only line breaks
+ *   between tokens become spaces, and white space around the value is
+ *   dropped, so the event stays on one line); the text must be exactly
+ *   one JSON value (RFC 8259, valid UTF-8, nesting at most 512 deep),
+ *   else PODIO_ERR_BAD_JSON;
+ * - with item_error instead (e.g. "not_found", "gone"): "item": null and
+ *   "item_error": item_error;
+ * - with neither: no "item" member.
+ * New members are only ever added, never renamed or removed.
+ *
+ * On success *out receives the NUL-terminated text, which the caller
+ * frees, and *out_len (if not NULL) its length.  Fails with
+ * PODIO_ERR_INVALID (no delivery or no type, or both item and
+ * item_error), PODIO_ERR_BAD_JSON, PODIO_ERR_TOO_LARGE (longer than cap
+ * bytes; cap 0 = no limit) or PODIO_ERR_NOMEM; *out is then NULL.
+ */
+enum podio_err podio_event_json(const struct podio_delivery *delivery,
+    const char *item, size_t item_len, const char *item_error, size_t cap,
+    char **out, size_t *out_len);
+
+/* ------------------------------------------------------- public: callbacks */
+
+/*
+ * A registry of callbacks.  Each entry has a PATTERN: an exact event type
+ * ("item.create"), a prefix followed by ".*" ("item.*" matches "item."
+ * followed by anything, not "item" itself), or "*" (every type).
+ *
+ * For one event every matching entry runs, one after the other, in this
+ * order: first the C functions in the order they were registered, then
+ * the commands and logs in the order they were added (for
+ * podio_callbacks_add_rules(): the configuration's file order).  A failing
+ * entry does not stop the ones after it.
+ *
+ * Register everything before the first podio_callbacks_run(); after that
+ * the registry is only read, and any number of threads may run events
+ * through it at once.
+ */
+struct podio_callbacks;
+
+/*
+ * A C callback.  type is the event type, event_json the event (len bytes,
+ * see podio_event_json(); NUL-terminated when the caller's text is),
+ * userdata as registered.  Returns 0 on success, anything else on failure.
+ */
+typedef int (*podio_callback_fn)(const char *type, const char *event_json,
+    size_t len, void *userdata);
+
+/*
+ * The same, with room for a reason: on failure the function may write a
+ * message (NUL-terminated, at most msglen bytes with the NUL) into msg;
+ * it shows in the report and in the log, cut to one line.  msg starts
+ * empty.
+ */
+typedef int (*podio_callback_msg_fn)(const char *type, const char *event_json,
+    size_t len, char *msg, size_t msglen, void *userdata);
+
+/*
+ * A new empty registry; NULL on out of memory.  It keeps LANG and TZ of
+ * the environment as they are now, for the commands it starts.  The caller
+ * frees it with podio_callbacks_free().
+ */
+struct podio_callbacks *podio_callbacks_new(void);
+/* Frees reg (wiping the commands' arguments, which may carry tokens).
+ * Accepts NULL. */
+void podio_callbacks_free(struct podio_callbacks *reg);
+
+/*
+ * Registers fn for pattern.  pattern is copied; userdata is borrowed and
+ * passed to fn as is.  Fails with PODIO_ERR_INVALID (a bad pattern, no
+ * function, too many entries) or PODIO_ERR_NOMEM.
+ */
+enum podio_err podio_callbacks_on(struct podio_callbacks *reg,
+    const char *pattern, podio_callback_fn fn, void *userdata);
+enum podio_err podio_callbacks_on_msg(struct podio_callbacks *reg,
+    const char *pattern, podio_callback_msg_fn fn, void *userdata);
+
+/*
+ * Adds a command: argv (NULL-terminated, argv[0] an absolute path) is
+ * copied.  The command runs with execve semantics, no shell: every
+ * argument reaches it as is.  Fails with PODIO_ERR_INVALID or
+ * PODIO_ERR_NOMEM.
+ */
+enum podio_err podio_callbacks_add_command(struct podio_callbacks *reg,
+    const char *pattern, char *const *argv);
+/* Adds a JSON-lines log: path (absolute) is copied. */
+enum podio_err podio_callbacks_add_log(struct podio_callbacks *reg,
+    const char *pattern, const char *path);
+
+/*
+ * Appends every "on" and "log" rule line of cfg, in file order (copied:
+ * cfg may be freed after).  On failure (PODIO_ERR_INVALID for a rule the
+ * registry refuses, PODIO_ERR_NOMEM) nothing is added.
+ */
+enum podio_err podio_callbacks_add_rules(struct podio_callbacks *reg,
+    const struct podio_config *cfg);
+
+/* How many entries match type (0 for a NULL registry or type). */
+size_t podio_callbacks_count_matching(const struct podio_callbacks *reg,
+    const char *type);
+
+/* The ids a command sees in its environment (PODIO_HOOK_ID,
+ * PODIO_ITEM_ID), each only when its has_ flag is set. */
+struct podio_callback_ids {
+	int has_hook_id;
+	uint64_t hook_id;
+	int has_item_id;
+	uint64_t item_id;
+};
+
+enum podio_callback_kind {
+	PODIO_CALLBACK_FUNCTION,
+	PODIO_CALLBACK_COMMAND,
+	PODIO_CALLBACK_LOG
+};
+
+enum podio_callback_outcome {
+	PODIO_CALLBACK_OK = 0,
+	PODIO_CALLBACK_FAILED,       /* a function returned status != 0 */
+	PODIO_CALLBACK_EXIT,         /* a command exited with status != 0 */
+	PODIO_CALLBACK_SIGNAL,       /* a command was killed by signal status */
+	PODIO_CALLBACK_TIMEOUT,      /* a command outlived the timeout and was
+	                                killed with its process group */
+	PODIO_CALLBACK_NOSTART,      /* a command could not start (status =
+	                                errno) */
+	PODIO_CALLBACK_WRITE_FAILED  /* a log could not be written (status =
+	                                errno) */
+};
+
+/* The bytes of a command's stderr kept for its report: the last ones. */
+#define PODIO_CALLBACK_TAIL 1024
+/* Size of podio_callback_result.detail: the tail made one line, "..."
+ * in front when it was cut, and the NUL. */
+#define PODIO_CALLBACK_DETAIL_MAX (PODIO_CALLBACK_TAIL + 8)
+
+/* What one callback did.  The strings are owned by the report. */
+struct podio_callback_result {
+	enum podio_callback_kind kind;
+	const char *pattern;
+	const char *target;        /* the command (argv[0] only: arguments may
+	                              carry tokens), the log file, or NULL for
+	                              a function */
+	const char *file;          /* configuration file and line of a rule,  */
+	int line;                  /* NULL and 0 otherwise                     */
+	enum podio_callback_outcome outcome;
+	int status;                /* see enum podio_callback_outcome; 0 if ok */
+	int64_t duration_ms;
+	/* One line of printable text, possibly empty: the end of a command's
+	 * stderr (on success too), a function's message, or the system's
+	 * reason for NOSTART and WRITE_FAILED. */
+	char detail[PODIO_CALLBACK_DETAIL_MAX];
+};
+
+/* Every callback that ran for one event, in the order they ran. */
+struct podio_callback_report {
+	size_t n;
+	size_t failed;             /* how many did not succeed */
+	struct podio_callback_result *results;
+};
+
+/* Frees a report.  Accepts NULL. */
+void podio_callback_report_free(struct podio_callback_report *report);
+
+/*
+ * Runs every entry of reg matching type for one event (event_json, len
+ * bytes, one line of JSON), in the order described above.
+ * - Functions are called in the calling thread.
+ * - Commands get the event on stdin, stdout connected to /dev/null, stderr
+ *   read (its tail kept), only fds 0-2 open, their own process group, and
+ *   the environment PATH=/usr/local/bin:/usr/bin:/bin, LANG (as it was
+ *   when reg was made, else C.UTF-8), TZ (if it was set), PODIO_EVENT_TYPE,
+ *   and PODIO_HOOK_ID and PODIO_ITEM_ID from ids (may be NULL) - nothing
+ *   else.  A command that does not read its stdin is fine.  When the
+ *   command exits, whatever is left of its process group is killed; when
+ *   it is still running after timeout_ms (<= 0: no limit), the whole group
+ *   is killed.  Exit status 0 is success.
+ * - Logs get the event plus a newline appended to their file under an
+ *   exclusive flock(), opened anew for each event (rotation by rename
+ *   needs no signal).
+ * Each failure is logged (warn) with the detail of its result; never the
+ * event or a command's arguments.
+ *
+ * *report (if report is not NULL) receives what ran, which the caller
+ * frees with podio_callback_report_free(), also on PODIO_ERR_IO.
+ * Returns PODIO_OK when every matching callback succeeded (or none
+ * matched), PODIO_ERR_IO when at least one failed, PODIO_ERR_INVALID (no
+ * registry, type or event) or PODIO_ERR_NOMEM; with these two nothing ran
+ * and *report is NULL.
+ */
+enum podio_err podio_callbacks_run(const struct podio_callbacks *reg,
+    const char *type, const struct podio_callback_ids *ids,
+    const char *event_json, size_t len, int64_t timeout_ms,
+    struct podio_callback_report **report);
+
+/* "ok", "failed", "exit", "signal", "timeout", "nostart", "write failed";
+ * static. */
+const char *podio_callback_outcome_name(enum podio_callback_outcome outcome);
+
+/*
+ * Writes one line describing r into buf (size n, always terminated,
+ * cut if needed), e.g.
+ *   "on item.* /usr/local/bin/notify (/etc/podio-webhook.conf:12): exit
+ *    status 3, 15 ms: cannot reach the mail server"
+ * Returns buf.
+ */
+char *podio_callback_result_format(const struct podio_callback_result *r,
+    char *buf, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
