@@ -25,7 +25,9 @@ struct podio__http *podio__http_new(const struct podio__http_opts *opts);
 void podio__http_free(struct podio__http *h);
 
 /* What came back.  Reset and filled by podio__http_request(); the caller
- * releases it with podio__http_response_free(). */
+ * releases it with podio__http_response_free(), which leaves it empty and
+ * ready for the next request.  podio__http_request() does not release
+ * what r held before: pass a zeroed or released struct. */
 struct podio__http_response {
 	long status;                /* 0 when no HTTP answer arrived */
 	char *body;                 /* NUL-terminated, never NULL on success */
