@@ -231,7 +231,7 @@ struct podio_call_info {
 void podio_client_last(const struct podio_client *client,
     struct podio_call_info *info);
 /* A one-line human message for the last failure, e.g.
- * "not found: Item not found (404 not_found)"; borrowed, never NULL. */
+ * "not found: Item not found (HTTP 404, not_found)"; borrowed, never NULL. */
 const char *podio_client_errmsg(const struct podio_client *client);
 
 /* Makes sure a valid token is held (from memory, the cache file, or the
