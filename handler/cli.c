@@ -1,6 +1,6 @@
 /*
  * cli.c: the subcommands of podio-webhook: hooks create/list/verify/
- * validate/delete, check and config.
+ * validate/delete, check, config and emit.
  *
  * Each command parses its arguments, talks to Podio through libpodio and
  * prints its result on stdout; a failure is one line on stderr,
@@ -24,6 +24,7 @@
 
 #include "podio.h"
 #include "cli.h"
+#include "emit.h"
 
 #define PROG "podio-webhook"
 
@@ -42,7 +43,9 @@ struct cli_command;
 
 /* One run of one command.  tokens and client are set by cli_connect(). */
 struct cli_ctx {
-	struct podio_config *cfg;        /* borrowed */
+	struct podio_config *cfg;        /* borrowed from *cfg_owner */
+	struct podio_config **cfg_owner; /* where the caller keeps it */
+	const struct podio_callbacks *fns; /* the program's C callbacks */
 	const struct cli_command *cmd;
 	char what[32];                   /* "hooks create", for messages */
 	char *arg[CLI_MAX_ARGS];         /* borrowed from argv */
@@ -70,6 +73,7 @@ static int cli_hooks_validate(struct cli_ctx *);
 static int cli_hooks_delete(struct cli_ctx *);
 static int cli_check(struct cli_ctx *);
 static int cli_config(struct cli_ctx *);
+static int cli_emit(struct cli_ctx *);
 
 static const struct cli_command cli_commands[] = {
 	{ "hooks", "create", "REF_TYPE REF_ID URL EVENT", 4, 0,
@@ -86,6 +90,8 @@ static const struct cli_command cli_commands[] = {
 	    "check the credentials and API access", cli_check },
 	{ NULL, "config", "[--keys]", 0, CLI_OPT_KEYS,
 	    "print the effective configuration", cli_config },
+	{ NULL, "emit", "FILE", 1, 0,
+	    "try a saved delivery (- for stdin)", cli_emit },
 };
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 
@@ -119,6 +125,9 @@ cli_list(FILE *fp, const char *group)
 void
 cli_usage(FILE *fp)
 {
+	/* serve has options of its own (handler/server.c). */
+	fprintf(fp, "  %-40s %s\n", "serve --listen SPEC [--workers N] ...",
+	    "serve webhooks over FastCGI");
 	cli_list(fp, NULL);
 }
 
@@ -168,9 +177,9 @@ cli_is_value_char(char c)
 
 /*
  * Returns a copy of text in which the value of every "secret=" (any case)
- * is replaced by "***" and control characters by '?'.  The caller frees the result; NULL on out of
- * memory.  Used on URLs and on every message, so a hook secret never
- * reaches the output.
+ * is replaced by "***" and control characters by '?'.  The caller frees
+ * the result; NULL on out of memory.  Used on URLs and on every message,
+ * so a hook secret never reaches the output.
  */
 static char *
 cli_mask_query_secret(const char *text)
@@ -257,14 +266,9 @@ cli_pct_encode(const char *s)
 	return out;
 }
 
-/*
- * Returns a copy of text safe to print: secret= values masked, then every
- * configured secret value (as is and percent-encoded) replaced by "***".
- * Secrets shorter than 4 bytes are not searched for (they would garble
- * ordinary words and are not worth hiding).  The caller frees the result;
- * NULL on out of memory.
- */
-static char *
+/* See cli.h.  Secrets shorter than 4 bytes are not searched for (they
+ * would garble ordinary words and are not worth hiding). */
+char *
 cli_scrub(const struct podio_config *cfg, const char *text)
 {
 	const char *key, *val;
@@ -890,6 +894,19 @@ cli_config(struct cli_ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ emit */
+
+/* emit FILE: see emit.c.  The configuration goes over to it. */
+static int
+cli_emit(struct cli_ctx *ctx)
+{
+	int status;
+
+	status = emit_run(ctx->cfg_owner, ctx->fns, ctx->arg[0]);
+	ctx->cfg = NULL;
+	return status;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /*
@@ -973,14 +990,17 @@ cli_is_group(const char *name)
 }
 
 int
-cli_run(struct podio_config *cfg, int argc, char **argv)
+cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
+    int argc, char **argv)
 {
 	struct cli_ctx ctx;
 	const char *group = NULL;
 	int status, first = 1;
 
 	memset(&ctx, 0, sizeof(ctx));
-	ctx.cfg = cfg;
+	ctx.cfg = *cfg;
+	ctx.cfg_owner = cfg;
+	ctx.fns = fns;
 	if (argc < 1)
 		return CLI_EXIT_USAGE;
 

@@ -1,5 +1,5 @@
 /*
- * cli.h: the subcommands of podio-webhook (hooks, check, config).
+ * cli.h: the subcommands of podio-webhook (hooks, check, config, emit).
  */
 #ifndef PODIO_CLI_H
 #define PODIO_CLI_H
@@ -18,11 +18,22 @@
 int cli_exit_for(enum podio_err err);
 
 /*
- * Runs the subcommand argv[0] ("hooks", "check", "config") with its
- * arguments, using cfg (already loaded with every source).  Returns the
- * exit status.  Output on stdout, messages on stderr.
+ * Runs the subcommand argv[0] ("hooks", "check", "config", "emit") with
+ * its arguments, using *cfg (already loaded with every source; a command
+ * may take it over and set *cfg to NULL) and the program's C callbacks
+ * fns (may be NULL).  Returns the exit status.  Output on stdout,
+ * messages on stderr.
  */
-int cli_run(struct podio_config *cfg, int argc, char **argv);
+int cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
+    int argc, char **argv);
+
+/*
+ * Returns a copy of text safe to print: secret= values masked, then every
+ * configured secret value of cfg (as is and percent-encoded) replaced by
+ * "***", control characters by '?'.  The caller frees the result; NULL on
+ * out of memory.
+ */
+char *cli_scrub(const struct podio_config *cfg, const char *text);
 
 /* Prints one line per subcommand (synopsis and summary) to fp, for the
  * program's --help. */

@@ -94,6 +94,10 @@ static int podio__cfg_check_url(struct podio__cfg_value *, char *, size_t);
 static int podio__cfg_check_level(struct podio__cfg_value *, char *, size_t);
 static int podio__cfg_check_target(struct podio__cfg_value *, char *,
     size_t);
+static int podio__cfg_check_max_body(struct podio__cfg_value *, char *,
+    size_t);
+static int podio__cfg_check_max_params(struct podio__cfg_value *, char *,
+    size_t);
 
 /*
  * The keys.  A new key is one new row; the environment variable
@@ -131,6 +135,16 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "largest API response body accepted" },
 	{ "webhook_secret", PODIO__CFG_SECRET, NULL, 0, NULL,
 	  "secret added to hook URLs as secret=... and checked on delivery" },
+	{ "allow_no_secret", PODIO__CFG_BOOL, "no", 0, NULL,
+	  "accept deliveries without webhook_secret (not recommended)" },
+	{ "allowed_hooks", PODIO__CFG_U64LIST, NULL, 0, NULL,
+	  "hook ids accepted, comma-separated (unset: any hook)" },
+	{ "max_body", PODIO__CFG_SIZE, "64K", 0, podio__cfg_check_max_body,
+	  "largest delivery body (and query string) accepted" },
+	{ "max_params", PODIO__CFG_INT, "256", 0, podio__cfg_check_max_params,
+	  "most parameters in one delivery, query and body together" },
+	{ "exec_timeout", PODIO__CFG_DURATION, "30s", 0, NULL,
+	  "longest time an \"on\" command may run (0: no limit)" },
 	{ "log_level", PODIO__CFG_STRING, "info", PODIO__CFG_F_NONEMPTY,
 	  podio__cfg_check_level,
 	  "least severe messages logged: error, warn, info or debug" },
@@ -564,6 +578,30 @@ podio__cfg_check_target(struct podio__cfg_value *v, char *why,
 	podio__cfg_quote(s, q, sizeof(q));
 	podio__cfg_errf(why, whylen, "unknown target '%s' (want stderr, "
 	    "syslog or file:PATH)", q);
+	return -1;
+}
+
+/* The delivery size limit: 1 byte to 1 GiB (a body is held in memory). */
+static int
+podio__cfg_check_max_body(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->num >= 1 && v->num <= 1024 * 1024 * 1024)
+		return 0;
+	podio__cfg_errf(why, whylen, "out of range '%s' (want 1 to 1024M)",
+	    v->text);
+	return -1;
+}
+
+/* The parameter limit: 1 to 1000000. */
+static int
+podio__cfg_check_max_params(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->num >= 1 && v->num <= 1000000)
+		return 0;
+	podio__cfg_errf(why, whylen, "out of range '%s' (want 1 to 1000000)",
+	    v->text);
 	return -1;
 }
 

@@ -1,0 +1,296 @@
+/*
+ * request.c: one webhook request (see request.h).
+ *
+ * The order of the checks is the library's (lib/webhook.c); this file
+ * only adds what needs the transport: reading CONTENT_LENGTH, reading
+ * the body after the head was judged, writing the answer, timing and the
+ * log line.  Nothing here reads the body before podio_webhook_check_head()
+ * allowed it, so an oversized body costs nothing but its refusal.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "podio.h"
+#include "deliver.h"
+#include "request.h"
+#include "runtime.h"
+
+/* The longest method name logged as is. */
+#define REQUEST_METHOD_MAX 16
+
+/* The reason phrase of each status the handler answers. */
+static const char *
+request_status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	default:  return "Unknown";
+	}
+}
+
+/* Milliseconds of the monotonic clock. */
+static int64_t
+request_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Writes the CGI response: the status line as a Status header, header
+ * (one "Name: value" line, or NULL), a plain-text body of reason and a
+ * newline.  A failed write is only logged: the client is gone.
+ */
+static void
+request_write_answer(const struct request_io *io, int status,
+    const char *header, const char *reason)
+{
+	char buf[1024];
+	int n;
+
+	n = snprintf(buf, sizeof(buf),
+	    "Status: %d %s\r\n"
+	    "%s%s"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "\r\n"
+	    "%s\n",
+	    status, request_status_text(status),
+	    header != NULL ? header : "", header != NULL ? "\r\n" : "",
+	    strlen(reason) + 1, reason);
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    io->write(io->ctx, buf, (size_t)n) != 0)
+		podio_log(PODIO_LOG_WARN, "could not write the %d answer: "
+		    "the client went away", status);
+}
+
+/* Copies the method for the log: up to REQUEST_METHOD_MAX upper-case
+ * letters and '-', else "?"; "-" when unset. */
+static void
+request_method_name(const char *method, char *out, size_t outlen)
+{
+	size_t i;
+
+	if (method == NULL || method[0] == '\0') {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	for (i = 0; method[i] != '\0'; i++)
+		if (i >= REQUEST_METHOD_MAX || !((method[i] >= 'A' &&
+		    method[i] <= 'Z') || method[i] == '-')) {
+			snprintf(out, outlen, "?");
+			return;
+		}
+	snprintf(out, outlen, "%s", method);
+}
+
+/* Logs the line of one request.  d may be NULL (not accepted). */
+static void
+request_log(const char *method, const struct podio_delivery *d, int status,
+    int64_t ms, size_t ran, size_t failed, const char *reason)
+{
+	char m[REQUEST_METHOD_MAX + 1], hook[24], item[24];
+	enum podio_log_level level;
+
+	request_method_name(method, m, sizeof(m));
+	snprintf(hook, sizeof(hook), "-");
+	snprintf(item, sizeof(item), "-");
+	if (d != NULL && (d->has & PODIO_HAS_HOOK_ID))
+		snprintf(hook, sizeof(hook), "%" PRIu64, d->hook_id);
+	if (d != NULL && (d->has & PODIO_HAS_ITEM_ID))
+		snprintf(item, sizeof(item), "%" PRIu64, d->item_id);
+	level = status >= 500 ? PODIO_LOG_ERROR : status >= 400 ?
+	    PODIO_LOG_WARN : PODIO_LOG_INFO;
+	podio_log(level, "request method=%s type=%s hook_id=%s item_id=%s "
+	    "status=%d ms=%" PRId64 " callbacks=%zu failed=%zu: %s", m,
+	    d != NULL ? d->type : "-", hook, item, status, ms, ran, failed,
+	    reason);
+}
+
+/*
+ * Reads up to want bytes of the body into a new buffer *out (caller
+ * wipes and frees), stopping early at the end of the input or on an
+ * error; *got receives the count.  Returns 0, or -1 on out of memory.
+ */
+static int
+request_read_body(const struct request_io *io, size_t want, char **out,
+    size_t *got)
+{
+	char *buf;
+	size_t n = 0;
+	ssize_t r;
+
+	*out = NULL;
+	*got = 0;
+	if ((buf = malloc(want + 1)) == NULL)
+		return -1;
+	while (n < want) {
+		r = io->read(io->ctx, buf + n, want - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*got = n;
+	return 0;
+}
+
+/* See request.h. */
+int
+request_handle(const struct request_io *io, struct runtime *rt,
+    struct podio_client *client)
+{
+	struct podio_webhook_request req;
+	struct podio_webhook_answer ans;
+	struct podio__deliver_result res;
+	struct podio__deliver_ctx ctx;
+	struct podio_delivery *d = NULL;
+	const char *cl, *header = NULL, *reason;
+	char *body = NULL;
+	size_t body_len = 0;
+	uint64_t length = 0;
+	int64_t t0 = request_now_ms();
+	int status, bad_length = 0;
+
+	memset(&req, 0, sizeof(req));
+	memset(&ans, 0, sizeof(ans));
+	memset(&res, 0, sizeof(res));
+	req.method = io->param(io->ctx, "REQUEST_METHOD");
+	req.content_type = io->param(io->ctx, "CONTENT_TYPE");
+	req.query = io->param(io->ctx, "QUERY_STRING");
+	req.query_len = req.query != NULL ? strlen(req.query) : 0;
+	/* nginx passes an empty CONTENT_LENGTH when the request had none. */
+	cl = io->param(io->ctx, "CONTENT_LENGTH");
+	if (cl != NULL && cl[0] != '\0') {
+		if (podio_parse_u64(cl, &length) == 0) {
+			req.has_content_length = 1;
+			req.content_length = length;
+		} else
+			bad_length = 1;
+	}
+
+	if (req.method != NULL && strcmp(req.method, "POST") == 0 &&
+	    bad_length) {
+		status = 400;
+		reason = "malformed Content-Length";
+		goto fail;
+	}
+	if (!podio_webhook_check_head(&rt->settings, &req, &ans)) {
+		status = ans.status;
+		header = ans.header;
+		reason = ans.reason;
+		goto fail;
+	}
+	/* check_head() bounded the length by max_body. */
+	if (request_read_body(io, (size_t)length, &body, &body_len) != 0) {
+		status = 500;
+		reason = "out of memory";
+		goto fail;
+	}
+	req.body = body_len > 0 ? body : NULL;
+	req.body_len = body_len;
+	(void)podio_webhook_decide(&rt->settings, &req, &ans, &d);
+	if (ans.status != 200 || d == NULL) {
+		status = ans.status;
+		header = ans.header;
+		reason = ans.reason;
+		goto fail;
+	}
+	runtime_deliver_ctx(rt, client, &ctx);
+	status = podio__deliver(&ctx, d, &res);
+	reason = res.reason;
+fail:
+	/* every path ends here, the accepted one included */
+	request_write_answer(io, status, header, reason);
+	request_log(req.method, d, status, request_now_ms() - t0, res.ran,
+	    res.failed, reason);
+	podio__deliver_result_clear(&res);
+	podio_delivery_free(d);
+	if (body != NULL) {
+		explicit_bzero(body, body_len);
+		free(body);
+	}
+	return status;
+}
+
+/* See request.h. */
+void
+request_answer_error(const struct request_io *io, int status,
+    const char *reason)
+{
+	request_write_answer(io, status, NULL, reason);
+	request_log(io->param(io->ctx, "REQUEST_METHOD"), NULL, status, 0, 0,
+	    0, reason);
+}
+
+/* See request.h. */
+void
+request_answer_unconfigured(const struct request_io *io, const char *reason)
+{
+	char line[512];
+
+	snprintf(line, sizeof(line), "podio-webhook is not configured: %s",
+	    reason);
+	request_answer_error(io, 503, line);
+}
+
+/* ------------------------------------------------------------- CGI */
+
+static const char *
+request_cgi_param(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static ssize_t
+request_cgi_read(void *ctx, char *buf, size_t n)
+{
+	ssize_t r;
+
+	(void)ctx;
+	do
+		r = read(STDIN_FILENO, buf, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* The answer is written in one piece and flushed at once. */
+static int
+request_cgi_write(void *ctx, const char *buf, size_t n)
+{
+	(void)ctx;
+	if (fwrite(buf, 1, n, stdout) != n || fflush(stdout) != 0)
+		return -1;
+	return 0;
+}
+
+/* See request.h. */
+void
+request_cgi_io(struct request_io *io)
+{
+	io->param = request_cgi_param;
+	io->read = request_cgi_read;
+	io->write = request_cgi_write;
+	io->ctx = NULL;
+}

@@ -1,0 +1,59 @@
+/*
+ * request.h: one webhook request, from the web server's variables and
+ * body to the answer and the log line, over a small I/O interface that
+ * CGI (environment, stdin, stdout) and FastCGI (handler/fcgi_io.c) both
+ * provide.
+ */
+#ifndef PODIO_HANDLER_REQUEST_H
+#define PODIO_HANDLER_REQUEST_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "podio.h"
+#include "runtime.h"
+
+/* How a request is read and answered. */
+struct request_io {
+	/* The value of a CGI variable (REQUEST_METHOD, CONTENT_LENGTH, ...),
+	 * or NULL when unset; borrowed until the request ends. */
+	const char *(*param)(void *ctx, const char *name);
+	/* Reads up to n bytes of the body into buf: the count, 0 at the end,
+	 * -1 on error. */
+	ssize_t (*read)(void *ctx, char *buf, size_t n);
+	/* Writes n bytes of the answer: 0, or -1 on error. */
+	int (*write)(void *ctx, const char *buf, size_t n);
+	void *ctx;
+};
+
+/*
+ * Handles one request with rt and client (the calling thread's): reads
+ * CONTENT_LENGTH strictly (absent or empty: 411; not an unsigned decimal:
+ * 400), lets podio_webhook_check_head() judge before the body is read,
+ * reads exactly CONTENT_LENGTH bytes, decides (podio_webhook_decide()),
+ * runs an accepted delivery (podio__deliver()), writes the answer as a
+ * CGI response (Status, Content-Type text/plain, one line of body; Allow
+ * with 405) and logs one line: method, type, hook_id, item_id, status,
+ * duration, callbacks, reason - never the secret, the code, a token or
+ * the body.  Returns the status answered.
+ */
+int request_handle(const struct request_io *io, struct runtime *rt,
+    struct podio_client *client);
+
+/* Answers status with the one-line body reason without reading the
+ * request (e.g. 500 when no client could be made), and logs it. */
+void request_answer_error(const struct request_io *io, int status,
+    const char *reason);
+
+/*
+ * Answers 503 with the body "podio-webhook is not configured: REASON"
+ * (reason: one line without values, e.g. "webhook_secret is not set"),
+ * for a CGI started without a usable configuration, and logs it.
+ */
+void request_answer_unconfigured(const struct request_io *io,
+    const char *reason);
+
+/* Fills io for CGI: the environment, stdin and stdout. */
+void request_cgi_io(struct request_io *io);
+
+#endif

@@ -1,0 +1,613 @@
+/*
+ * run.c: podio_webhook_main(), the whole program (see podio-webhook.h):
+ * mode detection, global options, the configuration from its sources in
+ * order of precedence (defaults < file < environment < -o flags), the
+ * log settings, then one of:
+ *
+ *  - FastCGI on fd 0, when fd 0 is a listening socket (spawn-fcgi,
+ *    mod_fcgid, systemd StandardInput=socket);
+ *  - CGI, when GATEWAY_INTERFACE is set: one request, argv ignored (a
+ *    web server makes argv out of a query string without '=', so no
+ *    argument may ever choose what runs or where the configuration
+ *    comes from);
+ *  - the command line: serve, emit and the commands of cli.c.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "podio.h"
+#include "podio-webhook.h"
+#include "cli.h"
+#include "request.h"
+#include "runtime.h"
+#include "server.h"
+
+#define PROG "podio-webhook"
+
+/* Longest configuration message kept. */
+#define RUN_ERR_MAX 1024
+
+extern char **environ;
+
+/* What the global options asked for.  set[] points into argv. */
+struct run_opts {
+	const char *config_path; /* -c FILE, or NULL */
+	char **set;              /* the -o KEY=VALUE arguments, in order */
+	size_t nset;
+	int help;
+	int version;
+};
+
+/* What a reload needs: the sources again, and the C callbacks. */
+struct run_ctx {
+	const struct run_opts *opts;
+	const struct podio_callbacks *fns;
+};
+
+static const struct option run_longopts[] = {
+	{ "config",  required_argument, NULL, 'c' },
+	{ "set",     required_argument, NULL, 'o' },
+	{ "help",    no_argument,       NULL, 'h' },
+	{ "version", no_argument,       NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* ------------------------------------------------------------------ usage */
+
+/* Prints the full usage (every command and global option) to fp. */
+static void
+run_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... COMMAND [ARG]...\n"
+	    "\n"
+	    "Receive Podio webhooks (FastCGI or CGI), manage the webhooks of "
+	    "an object\n"
+	    "and check the setup.\n"
+	    "\n"
+	    "Commands:\n");
+	cli_usage(fp);
+	fprintf(fp,
+	    "\n"
+	    "Global options:\n"
+	    "  -c, --config FILE     read FILE instead of the default "
+	    "configuration file\n"
+	    "  -o, --set KEY=VALUE   set a configuration key; repeatable, "
+	    "overrides the file\n"
+	    "                        and the environment\n"
+	    "  -h, --help            print this help and exit\n"
+	    "  -V, --version         print the version and exit\n"
+	    "\n"
+	    "Started with a listening socket as standard input, it serves "
+	    "FastCGI on it;\n"
+	    "started as a CGI program (GATEWAY_INTERFACE set), it answers one "
+	    "request and\n"
+	    "ignores its arguments.\n"
+	    "\n"
+	    "Configuration: -c FILE, else $PODIO_WEBHOOK_CONFIG, else %s.\n"
+	    "Every key KEY can also be set as environment variable "
+	    "PODIO_KEY.\n"
+	    "Run '" PROG " COMMAND --help' for the usage of a command.\n"
+	    "\n"
+	    "Exit status: 0 success, 1 Podio answered with an error, "
+	    "2 usage or\n"
+	    "configuration error, 3 Podio could not be reached.\n",
+	    PODIO_CONFIG_PATH);
+}
+
+/* The one-line pointer to --help that follows every usage error. */
+static void
+run_usage_hint(void)
+{
+	fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+}
+
+/*
+ * Parses the global options of argv into *opts, stopping at the first
+ * non-option (the subcommand); *next receives the index of that argument.
+ * opts->set is allocated here and freed by the caller.  Returns 0, or
+ * CLI_EXIT_USAGE after printing a message (an option value is never
+ * echoed: it may be a secret).
+ */
+static int
+run_parse_options(int argc, char **argv, struct run_opts *opts, int *next)
+{
+	int c;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->set = calloc((size_t)argc + 1, sizeof(*opts->set));
+	if (opts->set == NULL) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return CLI_EXIT_USAGE;
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:c:o:hV", run_longopts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opts->config_path = optarg;
+			break;
+		case 'o':
+			if (strchr(optarg, '=') == NULL ||
+			    optarg[0] == '=') {
+				fprintf(stderr, PROG ": option -o needs "
+				    "KEY=VALUE\n");
+				run_usage_hint();
+				return CLI_EXIT_USAGE;
+			}
+			opts->set[opts->nset++] = optarg;
+			break;
+		case 'h':
+			opts->help = 1;
+			break;
+		case 'V':
+			opts->version = 1;
+			break;
+		case ':':
+			fprintf(stderr, PROG ": option '%s' needs a value\n",
+			    argv[optind - 1]);
+			run_usage_hint();
+			return CLI_EXIT_USAGE;
+		default:
+			if (optopt != 0)
+				fprintf(stderr, PROG ": unknown option "
+				    "'-%c'\n", optopt);
+			else
+				fprintf(stderr, PROG ": unknown option "
+				    "'%s'\n", argv[optind - 1]);
+			run_usage_hint();
+			return CLI_EXIT_USAGE;
+		}
+	}
+	*next = optind;
+	return 0;
+}
+
+/* ------------------------------------------------------- configuration */
+
+/*
+ * Reads the configuration file into cfg.  A file named by -c or
+ * $PODIO_WEBHOOK_CONFIG must exist; a missing default file is fine (the
+ * environment and -o may supply everything).  Returns 0, or -1 with the
+ * reason in err ("FILE:LINE: reason" for a bad line).
+ */
+static int
+run_load_file(struct podio_config *cfg, const char *config_opt, char *err,
+    size_t errlen)
+{
+	const char *path;
+	struct stat st;
+	enum podio_err rc;
+	int is_explicit = 0, saved;
+
+	path = podio_config_path(config_opt, &is_explicit);
+	if (path == NULL || path[0] == '\0') {
+		if (!is_explicit)
+			return 0;
+		snprintf(err, errlen, "empty configuration file name");
+		return -1;
+	}
+	if (stat(path, &st) == -1) {
+		saved = errno;
+		if (!is_explicit && saved == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		return -1;
+	}
+	err[0] = '\0';
+	errno = 0;
+	rc = podio_config_load_file(cfg, path, err, errlen);
+	saved = errno;
+	if (rc == PODIO_OK)
+		return 0;
+	if (err[0] != '\0')
+		return -1;
+	if (rc == PODIO_ERR_IO && saved != 0)
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+	else
+		snprintf(err, errlen, "%s: %s", path, podio_strerror(rc));
+	return -1;
+}
+
+/*
+ * Builds the effective configuration: defaults, the file, the
+ * environment, then each -o in order.  *out receives it (caller frees).
+ * Returns 0, or -1 with the reason in err.
+ */
+static int
+run_build_config(const struct run_opts *opts, struct podio_config **out,
+    char *err, size_t errlen)
+{
+	struct podio_config *cfg = NULL;
+	char *key = NULL;
+	const char *eq;
+	size_t i;
+	int status = -1;
+
+	*out = NULL;
+	err[0] = '\0';
+	if ((cfg = podio_config_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (run_load_file(cfg, opts->config_path, err, errlen) != 0)
+		goto fail;
+	if (podio_config_load_env(cfg, environ, err, errlen) != PODIO_OK) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "bad PODIO_* environment "
+			    "variable");
+		goto fail;
+	}
+	for (i = 0; i < opts->nset; i++) {
+		eq = strchr(opts->set[i], '=');
+		key = strndup(opts->set[i], (size_t)(eq - opts->set[i]));
+		if (key == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		err[0] = '\0';
+		if (podio_config_set(cfg, key, eq + 1, "-o", err, errlen) !=
+		    PODIO_OK) {
+			if (err[0] == '\0')
+				snprintf(err, errlen, "bad -o value");
+			goto fail;
+		}
+		free(key);
+		key = NULL;
+	}
+	*out = cfg;
+	cfg = NULL;
+	status = 0;
+fail:
+	free(key);
+	podio_config_free(cfg);
+	return status;
+}
+
+/* Applies log_level and log_target.  Returns 0, or -1 with the reason
+ * in err. */
+static int
+run_apply_log(const struct podio_config *cfg, char *err, size_t errlen)
+{
+	const char *level, *target;
+	enum podio_err rc;
+	int n, saved;
+
+	level = podio_config_get(cfg, "log_level");
+	if (level != NULL && level[0] != '\0') {
+		if ((n = podio_log_level_parse(level)) < 0) {
+			snprintf(err, errlen, "log_level: unknown level '%s'",
+			    level);
+			return -1;
+		}
+		podio_log_set_level((enum podio_log_level)n);
+	}
+	target = podio_config_get(cfg, "log_target");
+	if (target != NULL && target[0] != '\0') {
+		errno = 0;
+		if ((rc = podio_log_set_target(target)) != PODIO_OK) {
+			saved = errno;
+			snprintf(err, errlen, "log_target '%s': %s", target,
+			    rc == PODIO_ERR_IO && saved != 0 ?
+			    strerror(saved) : podio_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The hint printed after a runtime that cannot be made. */
+static const char *
+run_unconfigured_hint(const char *err)
+{
+	if (strncmp(err, "webhook_secret", 14) == 0)
+		return " (set it, or set allow_no_secret = yes to accept "
+		    "deliveries without a secret)";
+	return "";
+}
+
+/*
+ * Everything a server or emit needs from the sources of opts: the
+ * configuration, the log settings and a runtime with fns (prev: the
+ * runtime replaced on a reload, or NULL).  The log settings change only
+ * when the rest succeeded.  Returns 0 with *out set, or -1 with the
+ * reason in err.
+ */
+static int
+run_make_runtime(const struct run_opts *opts,
+    const struct podio_callbacks *fns, const struct runtime *prev,
+    struct runtime **out, char *err, size_t errlen)
+{
+	struct podio_config *cfg = NULL;
+	struct runtime *rt = NULL;
+	int rc;
+
+	*out = NULL;
+	if (run_build_config(opts, &cfg, err, errlen) != 0)
+		return -1;
+	rc = runtime_new(cfg, fns, prev, &rt, err, errlen);
+	if (rc != 0) {
+		if (rc == RUNTIME_UNCONFIGURED) {
+			size_t used = strlen(err);
+
+			snprintf(err + used, errlen - used, "%s",
+			    run_unconfigured_hint(err));
+		}
+		return -1;
+	}
+	if (run_apply_log(rt->cfg, err, errlen) != 0) {
+		runtime_unref(rt);
+		return -1;
+	}
+	*out = rt;
+	return 0;
+}
+
+/* The reload of a server (server_reload_fn). */
+static int
+run_reload(void *arg, const struct runtime *prev, struct runtime **out,
+    char *err, size_t errlen)
+{
+	const struct run_ctx *ctx = arg;
+
+	return run_make_runtime(ctx->opts, ctx->fns, prev, out, err, errlen);
+}
+
+/* ------------------------------------------------------------------ modes */
+
+/* Whether fd 0 is a listening socket (SO_ACCEPTCONN): a connected socket
+ * (mod_cgid's CGI stdin), a pipe or a file is not. */
+static int
+run_fd0_listens(void)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 &&
+	    v == 1;
+}
+
+/*
+ * A FastCGI server: on the inherited socket fd 0 (listen_spec NULL) or on
+ * the socket of listen_spec.  Returns the exit status.
+ */
+static int
+run_server(const struct run_opts *opts, const struct podio_callbacks *fns,
+    const struct server_args *args)
+{
+	struct server_config sc;
+	struct run_ctx ctx;
+	struct runtime *rt = NULL;
+	char err[RUN_ERR_MAX], what[300], *path = NULL;
+	int fd = -1, status = CLI_EXIT_USAGE;
+
+	if (run_make_runtime(opts, fns, NULL, &rt, err, sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		goto fail;
+	}
+	memset(&sc, 0, sizeof(sc));
+	if (args->listen != NULL) {
+		if (server_listen(args->listen, args->socket_mode, &fd, &path,
+		    err, sizeof(err)) != 0) {
+			fprintf(stderr, PROG ": serve: %s\n", err);
+			goto fail;
+		}
+		sc.own_socket = 1;
+		snprintf(what, sizeof(what), "%s", args->listen);
+	} else {
+		fd = 0;
+		snprintf(what, sizeof(what), "the socket on fd 0");
+	}
+	sc.listen_fd = fd;
+	sc.unix_path = path;
+	sc.what = what;
+	sc.workers = args->workers;
+	ctx.opts = opts;
+	ctx.fns = fns;
+	sc.reload = run_reload;
+	sc.reload_arg = &ctx;
+	status = server_run(&sc, rt);
+	rt = NULL;
+fail:
+	runtime_unref(rt);
+	if (fd > 0)
+		close(fd);
+	free(path);
+	return status;
+}
+
+/*
+ * FastCGI on fd 0.  argv may hold global options and, after them,
+ * "serve" with --workers; nothing else runs here.
+ */
+static int
+run_fastcgi_fd0(int argc, char **argv, const struct podio_callbacks *fns)
+{
+	struct run_opts opts;
+	struct server_args args;
+	int next = 0, status;
+
+	if ((status = run_parse_options(argc, argv, &opts, &next)) != 0)
+		goto fail;
+	if (opts.help || opts.version) {
+		if (opts.help)
+			run_usage(stdout);
+		else
+			printf(PROG " %s\n", PACKAGE_VERSION);
+		goto fail;
+	}
+	if (next < argc && strcmp(argv[next], "serve") != 0) {
+		fprintf(stderr, PROG ": started on a listening socket (fd 0): "
+		    "only 'serve --workers N' may follow the options, not "
+		    "'%s'\n", argv[next]);
+		status = CLI_EXIT_USAGE;
+		goto fail;
+	}
+	if (next < argc) {
+		status = server_parse_args(argc - next - 1, argv + next + 1, 1,
+		    &args);
+		if (status != 0)
+			goto fail;
+		if (args.help) {
+			server_usage(stdout);
+			goto fail;
+		}
+	} else {
+		(void)server_parse_args(0, NULL, 1, &args);
+	}
+	status = run_server(&opts, fns, &args);
+fail:
+	free(opts.set);
+	return status;
+}
+
+/*
+ * CGI: one request.  The configuration comes from $PODIO_WEBHOOK_CONFIG
+ * or the compiled-in path, and the environment; argv is never looked at.
+ * A configuration that cannot be used is answered 503 and logged.
+ * Returns 0 once an answer was given.
+ */
+static int
+run_cgi(const struct podio_callbacks *fns)
+{
+	struct run_opts opts;
+	struct request_io io;
+	struct podio_config *cfg = NULL;
+	struct runtime *rt = NULL;
+	struct podio_client *client = NULL;
+	char err[RUN_ERR_MAX];
+	int rc;
+
+	memset(&opts, 0, sizeof(opts));
+	request_cgi_io(&io);
+	if (run_build_config(&opts, &cfg, err, sizeof(err)) != 0) {
+		podio_log(PODIO_LOG_ERROR, "%s", err);
+		request_answer_unconfigured(&io, "the configuration has an "
+		    "error (see the server's error log)");
+		goto fail;
+	}
+	rc = runtime_new(cfg, fns, NULL, &rt, err, sizeof(err));
+	cfg = NULL;
+	if (rc == RUNTIME_UNCONFIGURED) {
+		podio_log(PODIO_LOG_ERROR, "%s%s", err,
+		    run_unconfigured_hint(err));
+		request_answer_unconfigured(&io, err);
+		goto fail;
+	}
+	if (rc != 0) {
+		request_answer_error(&io, 500, "out of memory");
+		goto fail;
+	}
+	if (run_apply_log(rt->cfg, err, sizeof(err)) != 0) {
+		podio_log(PODIO_LOG_ERROR, "%s", err);
+		request_answer_unconfigured(&io, "the configuration has an "
+		    "error (see the server's error log)");
+		goto fail;
+	}
+	if (runtime_client(rt, &client) != PODIO_OK) {
+		request_answer_error(&io, 500, "cannot initialise");
+		goto fail;
+	}
+	(void)request_handle(&io, rt, client);
+fail:
+	podio_client_free(client);
+	runtime_unref(rt);
+	return 0;
+}
+
+/*
+ * The command line: serve, or a command of cli.c.  Returns the exit
+ * status.
+ */
+static int
+run_command_line(int argc, char **argv, const struct podio_callbacks *fns)
+{
+	struct run_opts opts;
+	struct server_args args;
+	struct podio_config *cfg = NULL;
+	char err[RUN_ERR_MAX];
+	int status, next = 0;
+
+	status = run_parse_options(argc, argv, &opts, &next);
+	if (status != 0)
+		goto fail;
+	if (opts.help) {
+		run_usage(stdout);
+		goto fail;
+	}
+	if (opts.version) {
+		printf(PROG " %s\n", PACKAGE_VERSION);
+		goto fail;
+	}
+	if (next >= argc) {
+		fprintf(stderr, PROG ": no command given\n");
+		run_usage(stderr);
+		status = CLI_EXIT_USAGE;
+		goto fail;
+	}
+
+	if (strcmp(argv[next], "serve") == 0) {
+		status = server_parse_args(argc - next - 1, argv + next + 1, 0,
+		    &args);
+		if (status != 0)
+			goto fail;
+		if (args.help) {
+			server_usage(stdout);
+			goto fail;
+		}
+		status = run_server(&opts, fns, &args);
+		goto fail;
+	}
+
+	if (run_build_config(&opts, &cfg, err, sizeof(err)) != 0 ||
+	    run_apply_log(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		status = CLI_EXIT_USAGE;
+		goto fail;
+	}
+	status = cli_run(&cfg, fns, argc - next, argv + next);
+fail:
+	podio_config_free(cfg);
+	free(opts.set);
+	fflush(stdout);
+	if (ferror(stdout) && status == 0) {
+		fprintf(stderr, PROG ": error writing output\n");
+		status = 1;
+	}
+	return status;
+}
+
+/* See podio-webhook.h. */
+int
+podio_webhook_main(int argc, char **argv, const struct podio_callbacks *reg)
+{
+	enum podio_err rc;
+	int status;
+
+	/* A web server or a callback going away must not kill the process:
+	 * writes then fail with EPIPE, which every writer handles. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = podio_global_init()) != PODIO_OK) {
+		fprintf(stderr, PROG ": cannot initialise: %s\n",
+		    podio_strerror(rc));
+		return cli_exit_for(rc);
+	}
+	if (run_fd0_listens())
+		status = run_fastcgi_fd0(argc, argv, reg);
+	else if (getenv("GATEWAY_INTERFACE") != NULL)
+		status = run_cgi(reg);
+	else
+		status = run_command_line(argc, argv, reg);
+	podio_global_cleanup();
+	return status;
+}

@@ -1,0 +1,864 @@
+/*
+ * server.c: the FastCGI server (see server.h).
+ *
+ * Threads: the calling thread handles signals (through a signalfd: every
+ * thread blocks SIGTERM, SIGINT and SIGHUP, so they wait in the kernel
+ * until it reads them) and reloads; each worker accepts its own
+ * connections and serves them one request at a time, so a slow request
+ * holds only its own worker.
+ *
+ * Waking workers: an idle worker waits in poll() on the listening socket
+ * and on the read end of a pipe that is written once when the server
+ * stops and never drained, so every worker sees it, whenever it next
+ * looks.  The listening socket is non-blocking, so a worker that loses
+ * the race for a connection to another worker (or to a sibling process
+ * sharing an inherited socket) goes back to poll() instead of hanging in
+ * accept().
+ *
+ * The runtime (configuration, callbacks, token store) is swapped under a
+ * mutex on SIGHUP; each worker takes a reference at the start of a
+ * request and keeps its Podio client for as long as the runtime stays
+ * the same.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "podio.h"
+#include "fcgi_io.h"
+#include "request.h"
+#include "runtime.h"
+#include "server.h"
+
+#define PROG "podio-webhook"
+
+/* How long a worker pauses when the system is out of descriptors. */
+#define SERVER_BACKOFF_MS 100
+/* Longest FCGI_WEB_SERVER_ADDRS kept. */
+#define SERVER_ADDRS_MAX 4096
+
+struct server {
+	const struct server_config *sc;
+	pthread_mutex_t lock;          /* guards rt */
+	struct runtime *rt;            /* the current runtime */
+	int wake[2];                   /* written once at stop, never read */
+	int fail[2];                   /* written by a worker whose socket
+	                                  failed for good */
+	atomic_int stopping;
+	atomic_int busy;               /* requests in flight */
+	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
+	struct stat sock_st;           /* the unix socket file we made */
+	int sock_st_ok;
+};
+
+/* ------------------------------------------------------------ arguments */
+
+/* See server.h. */
+void
+server_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... serve --listen SPEC\n"
+	    "           [--workers N] [--socket-mode MODE]\n"
+	    "  Serve webhooks over FastCGI (nginx fastcgi_pass, Apache "
+	    "mod_proxy_fcgi).\n"
+	    "  --listen unix:PATH   a unix socket (a stale socket file is "
+	    "replaced)\n"
+	    "  --listen HOST:PORT   a TCP socket bound to that address only\n"
+	    "                       ([::1]:9000 for IPv6)\n"
+	    "  --workers N          requests served at once (default %d)\n"
+	    "  --socket-mode MODE   octal permissions of a unix socket "
+	    "(default %04o)\n"
+	    "  SIGTERM: finish the requests in flight and exit.  SIGHUP: "
+	    "reload the\n"
+	    "  configuration.\n",
+	    SERVER_WORKERS_DEFAULT, SERVER_SOCKET_MODE);
+}
+
+/* "podio-webhook: serve: MESSAGE" and the hint, on stderr. */
+static void server_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void
+server_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": serve: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" PROG " serve --help' for more "
+	    "information.\n");
+}
+
+/* Parses a decimal number in [min, max] (no sign, no spaces). */
+static int
+server_parse_uint(const char *text, unsigned long min, unsigned long max,
+    unsigned long *out)
+{
+	uint64_t v;
+
+	if (podio_parse_u64(text, &v) != 0 || v < min || v > max)
+		return -1;
+	*out = (unsigned long)v;
+	return 0;
+}
+
+/* Parses an octal mode of at most 4 digits ("660", "0660"). */
+static int
+server_parse_mode(const char *text, mode_t *out)
+{
+	unsigned v = 0;
+	size_t i;
+
+	if (text[0] == '\0' || strlen(text) > 4)
+		return -1;
+	for (i = 0; text[i] != '\0'; i++) {
+		if (text[i] < '0' || text[i] > '7')
+			return -1;
+		v = v * 8 + (unsigned)(text[i] - '0');
+	}
+	*out = (mode_t)v;
+	return 0;
+}
+
+/* See server.h. */
+int
+server_parse_args(int argc, char **argv, int fd0, struct server_args *args)
+{
+	const char *name, *value, *eq;
+	unsigned long n;
+	size_t nlen;
+	int i;
+
+	memset(args, 0, sizeof(*args));
+	args->workers = SERVER_WORKERS_DEFAULT;
+	args->socket_mode = SERVER_SOCKET_MODE;
+	for (i = 0; i < argc; i++) {
+		name = argv[i];
+		if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+			args->help = 1;
+			return 0;
+		}
+		if (strncmp(name, "--", 2) != 0) {
+			server_usage_error("unexpected argument '%s'", name);
+			return 2;
+		}
+		eq = strchr(name, '=');
+		nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+		if (eq != NULL)
+			value = eq + 1;
+		else if (i + 1 < argc)
+			value = argv[++i];
+		else {
+			server_usage_error("option '%s' needs a value", name);
+			return 2;
+		}
+		if (nlen == 8 && strncmp(name, "--listen", nlen) == 0) {
+			if (fd0) {
+				server_usage_error("--listen cannot be used "
+				    "when started on a listening socket");
+				return 2;
+			}
+			args->listen = value;
+		} else if (nlen == 9 && strncmp(name, "--workers", nlen) == 0) {
+			if (server_parse_uint(value, 1, SERVER_WORKERS_MAX,
+			    &n) != 0) {
+				server_usage_error("--workers wants a number "
+				    "from 1 to %d", SERVER_WORKERS_MAX);
+				return 2;
+			}
+			args->workers = (unsigned)n;
+		} else if (nlen == 13 &&
+		    strncmp(name, "--socket-mode", nlen) == 0) {
+			if (fd0) {
+				server_usage_error("--socket-mode cannot be "
+				    "used when started on a listening socket");
+				return 2;
+			}
+			if (server_parse_mode(value, &args->socket_mode) !=
+			    0) {
+				server_usage_error("--socket-mode wants an "
+				    "octal mode such as 0660");
+				return 2;
+			}
+			args->socket_mode_given = 1;
+		} else {
+			server_usage_error("unknown option '%.*s'", (int)nlen,
+			    name);
+			return 2;
+		}
+	}
+	if (!fd0 && args->listen == NULL) {
+		server_usage_error("--listen is required");
+		return 2;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+/*
+ * Makes room for a unix socket at path: nothing there is fine; a socket
+ * file nobody listens on (a server that died) is removed; a live socket
+ * or any other file is an error.  Returns 0 or -1 with err set.
+ */
+static int
+server_clear_unix(const char *path, const struct sockaddr_un *sun,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc, saved;
+
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	saved = errno;
+	close(fd);
+	if (rc == 0) {
+		snprintf(err, errlen, "another server is listening on %s",
+		    path);
+		return -1;
+	}
+	if (saved != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		return -1;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot remove the stale socket %s: %s",
+		    path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The unix-socket half of server_listen(). */
+static int
+server_listen_unix(const char *path, mode_t mode, int *out, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+	int fd = -1, rc, saved;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "unix socket path must be 1 to %zu "
+		    "bytes", sizeof(sun.sun_path) - 1);
+		goto fail;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if (server_clear_unix(path, &sun, err, errlen) != 0)
+		goto fail;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	/* Owner-only until chmod() below sets the mode asked for: nobody
+	 * else may connect in between.  (umask is process-wide; the server
+	 * starts before its threads.) */
+	old = umask(0177);
+	rc = bind(fd, (const struct sockaddr *)&sun, sizeof(sun));
+	saved = errno;
+	umask(old);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot bind %s: %s", path,
+		    strerror(saved));
+		goto fail;
+	}
+	if (chmod(path, mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(path);
+		goto fail;
+	}
+	*out = fd;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* The TCP half of server_listen(): spec is "HOST:PORT". */
+static int
+server_listen_tcp(const char *spec, int *out, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	const char *colon;
+	char host[256], port[8];
+	unsigned long n;
+	size_t hlen;
+	int fd = -1, one = 1, rc, saved = 0;
+
+	colon = strrchr(spec, ':');
+	if (colon == NULL || colon == spec) {
+		snprintf(err, errlen, "--listen wants unix:PATH or HOST:PORT "
+		    "(e.g. 127.0.0.1:9000)");
+		goto fail;
+	}
+	hlen = (size_t)(colon - spec);
+	if (spec[0] == '[' && hlen >= 2 && spec[hlen - 1] == ']') {
+		spec++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host) ||
+	    server_parse_uint(colon + 1, 1, 65535, &n) != 0) {
+		snprintf(err, errlen, "--listen wants HOST:PORT with a port "
+		    "from 1 to 65535");
+		goto fail;
+	}
+	memcpy(host, spec, hlen);
+	host[hlen] = '\0';
+	snprintf(port, sizeof(port), "%lu", n);
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host,
+		    gai_strerror(rc));
+		goto fail;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			continue;
+		}
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		/* [::] means IPv6 only: bind only what was asked for. */
+		if (ai->ai_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			    sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, SOMAXCONN) == 0)
+			break;
+		saved = errno;
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s:%s: %s", host, port,
+		    strerror(saved != 0 ? saved : EADDRNOTAVAIL));
+		goto fail;
+	}
+	*out = fd;
+	fd = -1;
+fail:
+	if (res != NULL)
+		freeaddrinfo(res);
+	if (fd >= 0)
+		close(fd);
+	return *out >= 0 ? 0 : -1;
+}
+
+/* See server.h. */
+int
+server_listen(const char *spec, mode_t mode, int *fd, char **path,
+    char *err, size_t errlen)
+{
+	*fd = -1;
+	*path = NULL;
+	if (strncmp(spec, "unix:", 5) == 0) {
+		if ((*path = strdup(spec + 5)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if (server_listen_unix(*path, mode, fd, err, errlen) != 0) {
+			free(*path);
+			*path = NULL;
+			return -1;
+		}
+		return 0;
+	}
+	return server_listen_tcp(spec, fd, err, errlen);
+}
+
+/* ------------------------------------------------------------ workers */
+
+/* Whether the peer of a TCP connection is in FCGI_WEB_SERVER_ADDRS (the
+ * list libfcgi honours, comma-separated addresses), when it is set. */
+static int
+server_peer_allowed(const struct server *srv,
+    const struct sockaddr_storage *ss)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *p, *end;
+	size_t alen;
+
+	if (srv->allowed_addrs == NULL)
+		return 1;
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)ss)->sin_addr, addr, sizeof(addr));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)ss)->sin6_addr, addr, sizeof(addr));
+	else
+		return 1;
+	alen = strlen(addr);
+	for (p = srv->allowed_addrs; *p != '\0'; p = *end ? end + 1 : end) {
+		while (*p == ' ')
+			p++;
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		if ((size_t)(end - p) == alen && strncmp(p, addr, alen) == 0)
+			return 1;
+	}
+	podio_log(PODIO_LOG_WARN, "refused a connection from %s: not in "
+	    "FCGI_WEB_SERVER_ADDRS", addr);
+	return 0;
+}
+
+/* Waits up to ms for the stop; returns 1 when stopping. */
+static int
+server_pause(struct server *srv, int ms)
+{
+	struct pollfd p = { srv->wake[0], POLLIN, 0 };
+
+	(void)poll(&p, 1, ms);
+	return atomic_load(&srv->stopping);
+}
+
+/* Tells the main thread that the socket failed for good. */
+static void
+server_fail(struct server *srv)
+{
+	ssize_t r;
+
+	do
+		r = write(srv->fail[1], "x", 1);
+	while (r < 0 && errno == EINTR);
+}
+
+/*
+ * Waits for and accepts the next connection.  Returns its socket
+ * (blocking, close-on-exec), or -1 when the server stops (or the
+ * listening socket failed for good; then the main thread is told).
+ */
+static int
+server_accept(struct server *srv)
+{
+	struct pollfd p[2];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	for (;;) {
+		if (atomic_load(&srv->stopping))
+			return -1;
+		p[0].fd = srv->sc->listen_fd;
+		p[0].events = POLLIN;
+		p[1].fd = srv->wake[0];
+		p[1].events = POLLIN;
+		p[0].revents = p[1].revents = 0;
+		if (poll(p, 2, -1) < 0) {
+			if (errno != EINTR && server_pause(srv,
+			    SERVER_BACKOFF_MS))
+				return -1;
+			continue;
+		}
+		if (p[1].revents != 0)
+			return -1;
+		if (p[0].revents == 0)
+			continue;
+		len = sizeof(ss);
+		fd = accept4(srv->sc->listen_fd, (struct sockaddr *)&ss, &len,
+		    SOCK_CLOEXEC);
+		if (fd >= 0) {
+			if (!server_peer_allowed(srv, &ss)) {
+				close(fd);
+				continue;
+			}
+			if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+				(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
+				    &one, sizeof(one));
+			return fd;
+		}
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+		case ENETDOWN:
+		case ENOPROTOOPT:
+		case EHOSTDOWN:
+		case ENONET:
+		case EHOSTUNREACH:
+		case EOPNOTSUPP:
+		case ENETUNREACH:
+		case EPERM:
+			continue;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			podio_log(PODIO_LOG_WARN, "cannot accept a connection: "
+			    "%s", strerror(errno));
+			if (server_pause(srv, SERVER_BACKOFF_MS))
+				return -1;
+			continue;
+		default:
+			if (atomic_load(&srv->stopping))
+				return -1;
+			podio_log(PODIO_LOG_ERROR, "the listening socket "
+			    "failed: %s", strerror(errno));
+			server_fail(srv);
+			return -1;
+		}
+	}
+}
+
+/* Waits until the kept connection fd has something (a request or its
+ * end) or the server stops.  Returns 0 for the connection, -1 to stop. */
+static int
+server_wait_conn(struct server *srv, int fd)
+{
+	struct pollfd p[2];
+
+	for (;;) {
+		p[0].fd = fd;
+		p[0].events = POLLIN;
+		p[1].fd = srv->wake[0];
+		p[1].events = POLLIN;
+		p[0].revents = p[1].revents = 0;
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (p[1].revents != 0)
+			return -1;
+		if (p[0].revents != 0)
+			return 0;
+	}
+}
+
+/*
+ * Makes *rt the current runtime, with *client a client over it: when
+ * the runtime changed since the worker's last request, the old client
+ * and reference are let go (in that order: the client uses the old
+ * token store).  Returns 0, or -1 when no client could be made.
+ */
+static int
+server_take_runtime(struct server *srv, struct runtime **rt,
+    struct podio_client **client)
+{
+	struct runtime *cur;
+
+	pthread_mutex_lock(&srv->lock);
+	cur = srv->rt;
+	if (cur != *rt)
+		cur = runtime_ref(cur);
+	else
+		cur = NULL;
+	pthread_mutex_unlock(&srv->lock);
+	if (cur != NULL) {
+		podio_client_free(*client);
+		*client = NULL;
+		runtime_unref(*rt);
+		*rt = cur;
+	}
+	if (*client == NULL && runtime_client(*rt, client) != PODIO_OK) {
+		*client = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* One worker thread: accept, serve the connection's requests, repeat. */
+static void *
+server_worker(void *arg)
+{
+	struct server *srv = arg;
+	struct fcgi_io_conn *conn;
+	struct runtime *rt = NULL;
+	struct podio_client *client = NULL;
+	struct request_io io;
+	int fd;
+
+	if ((conn = fcgi_io_conn_new()) == NULL) {
+		podio_log(PODIO_LOG_ERROR, "a worker could not start: out of "
+		    "memory");
+		return NULL;
+	}
+	for (;;) {
+		if ((fd = fcgi_io_conn_fd(conn)) < 0) {
+			if ((fd = server_accept(srv)) < 0)
+				break;
+			fcgi_io_conn_attach(conn, fd);
+		} else if (server_wait_conn(srv, fd) != 0) {
+			break;
+		}
+		if (fcgi_io_conn_next(conn, &io) != 0)
+			continue;
+		atomic_fetch_add(&srv->busy, 1);
+		if (server_take_runtime(srv, &rt, &client) != 0)
+			request_answer_error(&io, 500, "out of memory");
+		else
+			(void)request_handle(&io, rt, client);
+		fcgi_io_conn_finish(conn);
+		atomic_fetch_sub(&srv->busy, 1);
+	}
+	fcgi_io_conn_free(conn);
+	podio_client_free(client);
+	runtime_unref(rt);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ control */
+
+/* SIGHUP: a new runtime from the configuration's sources, or the old one
+ * kept with the reason logged. */
+static void
+server_reload(struct server *srv)
+{
+	struct runtime *next = NULL, *old;
+	char err[1024];
+
+	err[0] = '\0';
+	if (srv->sc->reload == NULL ||
+	    srv->sc->reload(srv->sc->reload_arg, srv->rt, &next, err,
+	    sizeof(err)) != 0) {
+		podio_log(PODIO_LOG_ERROR, "configuration not reloaded, the "
+		    "previous one stays in use: %s",
+		    err[0] != '\0' ? err : "no way to reload");
+		return;
+	}
+	pthread_mutex_lock(&srv->lock);
+	old = srv->rt;
+	srv->rt = next;
+	pthread_mutex_unlock(&srv->lock);
+	runtime_unref(old);
+	podio_log(PODIO_LOG_INFO, "configuration reloaded");
+}
+
+/* Removes the unix socket file, if it is still the one we made. */
+static void
+server_remove_socket(struct server *srv)
+{
+	struct stat st;
+
+	if (srv->sc->unix_path == NULL || !srv->sock_st_ok)
+		return;
+	srv->sock_st_ok = 0;
+	if (lstat(srv->sc->unix_path, &st) == 0 &&
+	    st.st_dev == srv->sock_st.st_dev &&
+	    st.st_ino == srv->sock_st.st_ino)
+		(void)unlink(srv->sc->unix_path);
+}
+
+/* Waits for signals (and a failed socket).  Returns the exit status. */
+static int
+server_wait(struct server *srv, int sfd)
+{
+	struct signalfd_siginfo si;
+	struct pollfd p[2];
+	ssize_t r;
+
+	for (;;) {
+		p[0].fd = sfd;
+		p[0].events = POLLIN;
+		p[1].fd = srv->fail[0];
+		p[1].events = POLLIN;
+		p[0].revents = p[1].revents = 0;
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			podio_log(PODIO_LOG_ERROR, "poll: %s", strerror(errno));
+			return 1;
+		}
+		if (p[1].revents != 0)
+			return 1;
+		if (p[0].revents == 0)
+			continue;
+		r = read(sfd, &si, sizeof(si));
+		if (r != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			server_reload(srv);
+			continue;
+		}
+		podio_log(PODIO_LOG_INFO, "%s: stopping; %d request%s in "
+		    "flight", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",
+		    atomic_load(&srv->busy),
+		    atomic_load(&srv->busy) == 1 ? "" : "s");
+		return 0;
+	}
+}
+
+/* Takes every signal of set still pending, without waiting. */
+static void
+server_drain_signals(const sigset_t *set)
+{
+	static const struct timespec zero = { 0, 0 };
+
+	while (sigtimedwait(set, NULL, &zero) > 0)
+		;
+}
+
+/* See server.h. */
+int
+server_run(const struct server_config *sc, struct runtime *rt)
+{
+	struct server srv;
+	sigset_t set, old;
+	pthread_t *threads = NULL;
+	const char *addrs;
+	unsigned i, started = 0;
+	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
+	ssize_t w;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.sc = sc;
+	srv.rt = rt;
+	srv.wake[0] = srv.wake[1] = srv.fail[0] = srv.fail[1] = -1;
+	atomic_init(&srv.stopping, 0);
+	atomic_init(&srv.busy, 0);
+	if (pthread_mutex_init(&srv.lock, NULL) != 0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
+		goto fail;
+	}
+	locked = 1;
+	if (sc->unix_path != NULL &&
+	    lstat(sc->unix_path, &srv.sock_st) == 0)
+		srv.sock_st_ok = 1;
+	addrs = getenv("FCGI_WEB_SERVER_ADDRS");
+	if (addrs != NULL && addrs[0] != '\0' &&
+	    (srv.allowed_addrs = strndup(addrs, SERVER_ADDRS_MAX)) == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
+		goto fail;
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_sigmask");
+		goto fail;
+	}
+	masked = 1;
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 ||
+	    pipe2(srv.wake, O_CLOEXEC) != 0 ||
+	    pipe2(srv.fail, O_CLOEXEC | O_NONBLOCK) != 0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: %s", strerror(errno));
+		goto fail;
+	}
+	flags = fcntl(sc->listen_fd, F_GETFL);
+	if (flags < 0 || fcntl(sc->listen_fd, F_SETFL, flags | O_NONBLOCK) <
+	    0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: the listening "
+		    "socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (fcgi_io_init() != 0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: FastCGI library "
+		    "initialisation failed");
+		goto fail;
+	}
+
+	if ((threads = calloc(sc->workers, sizeof(*threads))) == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
+		goto fail;
+	}
+	for (i = 0; i < sc->workers; i++) {
+		if ((rc = pthread_create(&threads[i], NULL, server_worker,
+		    &srv)) != 0) {
+			podio_log(PODIO_LOG_WARN, "could start only %u of %u "
+			    "workers: %s", i, sc->workers, strerror(rc));
+			break;
+		}
+		started++;
+	}
+	if (started == 0)
+		goto fail;
+	podio_log(PODIO_LOG_INFO, "serving FastCGI on %s with %u worker%s",
+	    sc->what, started, started == 1 ? "" : "s");
+
+	status = server_wait(&srv, sfd);
+
+	/* Stop accepting: new connections are refused at once (a socket
+	 * inherited from fd 0 may be shared, so it is only left alone);
+	 * workers finish what they are doing and see the pipe. */
+	atomic_store(&srv.stopping, 1);
+	server_remove_socket(&srv);
+	if (sc->own_socket)
+		(void)shutdown(sc->listen_fd, SHUT_RDWR);
+	do
+		w = write(srv.wake[1], "x", 1);
+	while (w < 0 && errno == EINTR);
+fail:
+	if (started > 0 && !atomic_load(&srv.stopping)) {
+		atomic_store(&srv.stopping, 1);
+		do
+			w = write(srv.wake[1], "x", 1);
+		while (w < 0 && errno == EINTR);
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (started > 0)
+		podio_log(PODIO_LOG_INFO, "stopped");
+	free(threads);
+	server_remove_socket(&srv);
+	if (sfd >= 0)
+		close(sfd);
+	for (i = 0; i < 2; i++) {
+		if (srv.wake[i] >= 0)
+			close(srv.wake[i]);
+		if (srv.fail[i] >= 0)
+			close(srv.fail[i]);
+	}
+	if (masked) {
+		/* Signals that came while the requests drained are consumed
+		 * here: the server is gone, and a SIGHUP or a second SIGTERM
+		 * must not kill the process once they are unblocked. */
+		server_drain_signals(&set);
+		(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	runtime_unref(srv.rt);
+	free(srv.allowed_addrs);
+	if (locked)
+		pthread_mutex_destroy(&srv.lock);
+	return status;
+}

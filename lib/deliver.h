@@ -1,0 +1,77 @@
+/*
+ * deliver.h: what happens to an accepted delivery: a hook.verify is
+ * validated with Podio; an item.create or item.update fetches its item;
+ * every other type (item.delete, comment.*, file.change, types Podio adds
+ * later) goes on with its parameters only; then the event JSON is built
+ * and the callbacks run.  The result is the HTTP status and the one-line
+ * answer the web server's client gets.
+ *
+ * No I/O of its own besides the Podio API and the callbacks, no global
+ * state: the FastCGI workers, the CGI request and `podio-webhook emit`
+ * all go through here.  Internal (podio__).
+ */
+#ifndef PODIO_DELIVER_H
+#define PODIO_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "podio.h"
+
+/* The registries one delivery runs through, in this order. */
+#define PODIO__DELIVER_NREGS 2
+
+/* What a delivery may use.  Every pointer is borrowed for the call. */
+struct podio__deliver_ctx {
+	/* The calling thread's client (its token store shared). */
+	struct podio_client *client;
+	/* Registries run one after the other (NULL entries skipped): the
+	 * embedding program's C functions, then the configuration's rule
+	 * lines. */
+	const struct podio_callbacks *regs[PODIO__DELIVER_NREGS];
+	/* How long a command may run; <= 0: no limit. */
+	int64_t exec_timeout_ms;
+};
+
+/* What happened to one delivery. */
+struct podio__deliver_result {
+	/* The HTTP answer: 200 accepted; 400 malformed for this type (an
+	 * item event without an item id, a verify code Podio could never
+	 * accept: found before any API call); 502 Podio refused or could
+	 * not be asked to validate a hook.verify; 503 the item could not be
+	 * fetched (Podio may retry); 500 out of memory. */
+	int status;
+	/* One line of printable ASCII for the answer and the log; never the
+	 * secret, the verify code, a token or the body. */
+	char reason[256];
+	/* The library error behind a status other than 200, else PODIO_OK. */
+	enum podio_err err;
+	/* 1 when the item was fetched (and embedded in the event). */
+	int fetched;
+	/* "not_found" or "gone" when the item no longer exists (the event
+	 * then carries "item": null and this "item_error"); static or NULL. */
+	const char *item_error;
+	/* Callbacks that ran, and how many of them failed. */
+	size_t ran;
+	size_t failed;
+	/* What ran, one report per registry of the context (NULL where
+	 * nothing ran); owned, freed by podio__deliver_result_clear(). */
+	struct podio_callback_report *reports[PODIO__DELIVER_NREGS];
+};
+
+/*
+ * Handles the accepted delivery d (from podio_webhook_decide() or
+ * podio_delivery_new()) as described at the top, filling *res (which the
+ * caller clears with podio__deliver_result_clear(), whatever the
+ * outcome).  A hook.verify is validated and never passed to callbacks.
+ * A callback that fails does not change the status: the delivery was
+ * received, and each failure is logged by the callbacks module.
+ * Returns res->status.
+ */
+int podio__deliver(const struct podio__deliver_ctx *ctx,
+    const struct podio_delivery *d, struct podio__deliver_result *res);
+
+/* Frees the reports of res and resets it.  Accepts a cleared result. */
+void podio__deliver_result_clear(struct podio__deliver_result *res);
+
+#endif

@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""The webhook handler without a web server, against the Podio API
+simulator: as a CGI program (the variables and the body a web server
+would give it), as a FastCGI server (`serve --listen` and a listening
+socket inherited on fd 0, spoken to with tests/fcgi.py), `emit`, and the
+example program with its C callbacks.
+
+Checked: every status of the answer order (405 with Allow, 411, 413
+without reading the body, 415, 400 for a NUL, 403 for the secret and
+allowed_hooks, 400 malformed with its reason, 502 when Podio refuses a
+verification, 503 when an item cannot be fetched, 200) and that bad input
+costs no API call; hook.verify validates the issued code and activates
+the hook; item events fetch the item with OAuth2 and hand the event to an
+"on" command and a "log" file; item.delete fetches nothing; the secret in
+the query or the body; CGI ignores its argv; webhook_secret is required;
+concurrency, a slow request not blocking another, SIGTERM draining,
+SIGHUP reloading (and keeping the old configuration when the new one is
+broken); one token request across all of it; no secret in any output."""
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import fcgi
+import testlib
+
+t = testlib.Tap()
+
+SECRET = "s3cr&t=+ %x-handler"
+SECRET2 = "second-secret-4711"
+FORM = fcgi.FORM
+EXAMPLE = os.environ.get("PODIO_WEBHOOK_EXAMPLE") or os.path.join(
+    testlib.BUILDDIR, "handler", "podio-webhook-example")
+# Every output of the program (label, text), searched for secrets at the end.
+OUTPUTS = []
+# CGI runs that did not exit 0 (a CGI always answers and exits 0; under
+# valgrind an error makes the exit status 99).
+BAD_EXITS = []
+SLOW = 10 if testlib.wrapper() else 1
+
+D = testlib.tmpdir()
+CMD_DIR = os.path.join(D, "cmd")
+os.mkdir(CMD_DIR)
+EVENTS = os.path.join(D, "events.jsonl")
+CMD = os.path.join(D, "record.sh")
+with open(CMD, "w") as f:
+    # Keeps the event (stdin) and the environment of each run.
+    f.write('#!/bin/sh\n'
+            'cat > "$1/$$.json"\n'
+            'env > "$1/$$.env"\n')
+os.chmod(CMD, 0o755)
+FAIL_CMD = os.path.join(D, "fail.sh")
+with open(FAIL_CMD, "w") as f:
+    f.write('#!/bin/sh\necho "cannot do file.change today" >&2\nexit 3\n')
+os.chmod(FAIL_CMD, 0o755)
+
+RULES = ["on item.* = %s %s" % (CMD, CMD_DIR),
+         "on comment.* = %s %s" % (CMD, CMD_DIR),
+         "on file.change = %s" % FAIL_CMD,
+         "log * = %s" % EVENTS]
+
+
+def write_conf(path, secret=SECRET, extra=(), **keys):
+    """A configuration with the secret (None: none) and the rules."""
+    lines = []
+    if secret is not None:
+        lines.append('webhook_secret = "%s"' % secret)
+    for k, v in keys.items():
+        lines.append("%s = %s" % (k, v))
+    lines.extend(RULES)
+    lines.extend(extra)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+CONF = write_conf(os.path.join(D, "handler.conf"))
+
+
+def form(*pairs, secret=SECRET):
+    """A form body from pairs, the secret last (None: no secret)."""
+    pairs = list(pairs)
+    if secret is not None:
+        pairs.append(("secret", secret))
+    return urllib.parse.urlencode(pairs).encode()
+
+
+def item_body(type_, item_id, hook_id=1001, secret=SECRET, **more):
+    pairs = [("item_id", str(item_id)), ("item_revision_id", "7"),
+             ("type", type_), ("hook_id", str(hook_id))]
+    pairs += list(more.items())
+    return form(*pairs, secret=secret)
+
+
+def no_memory_errors(text):
+    return not re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
+                         r"==\d+== (Invalid|Conditional|Syscall|.*lost)",
+                         text)
+
+
+class Cgi:
+    """One CGI run: status, headers, body (bytes), text, stderr, rc."""
+
+    def __init__(self, status, headers, body, stderr, rc, raw):
+        self.status, self.headers, self.body = status, headers, body
+        self.text = body.decode("utf-8", "replace").rstrip("\n")
+        self.stderr, self.rc, self.raw = stderr, rc, raw
+
+    def show(self):
+        return "exit %d, status %d\nstdout: %r\nstderr: %s" % (
+            self.rc, self.status, self.raw, self.stderr)
+
+
+def cgi(env, body=b"", query="", method="POST", content_type=FORM,
+        content_length=True, argv=(), program=None, label="cgi"):
+    """Runs the handler as a CGI program with body on stdin."""
+    e = dict(env)
+    for k, v in fcgi.cgi_params(body, query, method, content_type,
+                                content_length).items():
+        e[k] = v
+    if content_type is None:
+        e.pop("CONTENT_TYPE", None)
+    if content_length is False:
+        e.pop("CONTENT_LENGTH", None)
+    words = testlib.wrapper()
+    r = subprocess.run(words + [program or testlib.PODIO_WEBHOOK] +
+                       list(argv), env=e, input=body, capture_output=True,
+                       timeout=60 * SLOW)
+    stderr = r.stderr.decode("utf-8", "replace")
+    OUTPUTS.append((label, r.stdout.decode("utf-8", "replace") + stderr))
+    if r.returncode != 0:
+        BAD_EXITS.append((label, r.returncode))
+    status, headers, out = fcgi.parse_cgi(r.stdout)
+    return Cgi(status, headers, out, stderr, r.returncode, r.stdout)
+
+
+def pw(args, env, input=None, label=None, program=None):
+    r = testlib.run([program or testlib.PODIO_WEBHOOK] + list(args),
+                    env=env, input=input)
+    OUTPUTS.append((label or " ".join(args), r.stdout + r.stderr))
+    return r
+
+
+def recorded_commands():
+    """The events the "on" command received: [(event dict, env dict)],
+    oldest first."""
+    out = []
+    names = sorted(os.listdir(CMD_DIR),
+                   key=lambda n: os.stat(os.path.join(CMD_DIR, n)).st_mtime)
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        base = os.path.join(CMD_DIR, name[:-5])
+        with open(base + ".json") as f:
+            text = f.read()
+        env = {}
+        if os.path.exists(base + ".env"):
+            with open(base + ".env") as f:
+                for line in f:
+                    k, _, v = line.rstrip("\n").partition("=")
+                    env[k] = v
+        try:
+            ev = json.loads(text)
+        except ValueError:
+            ev = {"unparsable": text}
+        out.append((ev, env))
+    return out
+
+
+def clear_commands():
+    for name in os.listdir(CMD_DIR):
+        os.unlink(os.path.join(CMD_DIR, name))
+
+
+def logged_events():
+    if not os.path.exists(EVENTS):
+        return []
+    with open(EVENTS) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def clear_events():
+    if os.path.exists(EVENTS):
+        os.unlink(EVENTS)
+
+
+def wait_for(fn, what, timeout=30):
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Server:
+    """A FastCGI server process; its stderr goes to a file."""
+
+    def __init__(self, argv, env, stdin=None, address=None, label="server",
+                 wait_socket=None):
+        self.log = os.path.join(testlib.tmpdir(), "server.log")
+        self.errf = open(self.log, "w")
+        self.address = address
+        self.label = label
+        self.proc = testlib.popen(argv, env=env, stdin=stdin,
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=self.errf)
+        if wait_socket is not None:
+            wait_for(lambda: os.path.exists(wait_socket) or
+                     self.proc.poll() is not None, "the socket " +
+                     wait_socket)
+        wait_for(lambda: "serving FastCGI" in self.text() or
+                 self.proc.poll() is not None, "the server to start")
+
+    def text(self):
+        return read(self.log)
+
+    def delivery(self, body, **kw):
+        return fcgi.delivery(self.address, body, timeout=60 * SLOW, **kw)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(60 * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.errf.close()
+        OUTPUTS.append((self.label, self.text()))
+        return rc
+
+
+with testlib.Sim() as sim:
+    ENV = testlib.base_env(sim)
+    ENV["PODIO_WEBHOOK_CONFIG"] = CONF
+    # CGI runs (and everything else) share ENV's token cache.
+
+    # ---------------------------------------------------- the answer order
+    sim.clear_requests()
+    r = cgi(ENV, item_body("item.update", 42), method="GET")
+    t.ok(r.status == 405 and r.headers.get("allow") == "POST" and
+         r.rc == 0, "GET: 405 with Allow: POST", r.show())
+    t.ok(r.headers.get("content-type", "").startswith("text/plain") and
+         r.body.count(b"\n") == 1 and r.body.endswith(b"\n"),
+         "answers are one line of text/plain", r.show())
+    r = cgi(ENV, item_body("item.update", 42), content_length=False)
+    t.ok(r.status == 411, "no CONTENT_LENGTH: 411", r.show())
+    r = cgi(ENV, item_body("item.update", 42), content_length="")
+    t.ok(r.status == 411, "an empty CONTENT_LENGTH (nginx): 411", r.show())
+    r = cgi(ENV, item_body("item.update", 42), content_length="12abc")
+    t.ok(r.status == 400 and "content-length" in r.text.lower(),
+         "a malformed CONTENT_LENGTH: 400", r.show())
+
+    # 413 before the body is read: stdin stays open and unwritten; a
+    # handler that read it would hang until the timeout.
+    e = dict(ENV)
+    e.update(fcgi.cgi_params(b"", content_length="1000000000"))
+    p = testlib.popen([testlib.PODIO_WEBHOOK], env=e, stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=False)
+    try:
+        out, err = p.communicate(timeout=30 * SLOW)
+        finished = True
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        finished = False
+    OUTPUTS.append(("413", (out + err).decode("utf-8", "replace")))
+    st, hd, bd = fcgi.parse_cgi(out)
+    t.ok(finished and st == 413, "a length over max_body: 413 without "
+         "reading the body", "finished %r, %r" % (finished, out))
+
+    many = "&".join("k%d=v" % i for i in range(300)).encode() + b"&" + \
+        item_body("item.update", 42)
+    r = cgi(ENV, many)
+    t.ok(r.status == 413 and "parameters" in r.text,
+         "more parameters than max_params: 413", r.show())
+    r = cgi(ENV, item_body("item.update", 42), content_type="text/plain")
+    t.ok(r.status == 415, "content type text/plain: 415", r.show())
+    r = cgi(ENV, item_body("item.update", 42) + b"&x=a%00b")
+    t.ok(r.status == 400 and "NUL" in r.text.upper(),
+         "a %00 in the body: 400", r.show())
+    r = cgi(ENV, item_body("item.update", 42, secret=None))
+    t.ok(r.status == 403 and "missing secret" in r.text,
+         "no secret: 403", r.show())
+    r = cgi(ENV, item_body("item.update", 42, secret="wrong"))
+    t.ok(r.status == 403 and "wrong secret" in r.text,
+         "a wrong secret: 403", r.show())
+    r = cgi(ENV, form(("hook_id", "1001")))
+    t.ok(r.status == 400 and "missing type" in r.text,
+         "no type: 400 with the reason", r.show())
+    r = cgi(ENV, item_body("item.update", "4x2"))
+    t.ok(r.status == 400 and "item_id" in r.text,
+         "a bad item_id: 400 naming it", r.show())
+    r = cgi(ENV, form(("type", "item.update"), ("hook_id", "1001")))
+    t.ok(r.status == 400 and "item_id" in r.text,
+         "item.update without item_id: 400", r.show())
+    r = cgi(ENV, item_body("item.create", 0))
+    t.ok(r.status == 400 and "item_id 0" in r.text,
+         "item.create with item_id 0: 400", r.show())
+    r = cgi(ENV, form(("type", "hook.verify"), ("hook_id", "1001"),
+                      ("code", "x" * 2000)))
+    t.ok(r.status == 400 and "code" in r.text,
+         "hook.verify with a code Podio could never accept: 400", r.show())
+    e = dict(ENV, PODIO_ALLOWED_HOOKS="1001, 1005")
+    r = cgi(e, item_body("item.update", 42, hook_id=1002))
+    t.ok(r.status == 403 and "allowed_hooks" in r.text,
+         "a hook not in allowed_hooks: 403", r.show())
+    r = cgi(e, item_body("item.update", 42, hook_id=1002, secret="wrong"))
+    t.ok(r.status == 403 and "wrong secret" in r.text,
+         "the secret is judged before allowed_hooks", r.show())
+    # The order: 405 beats everything after it, 415 beats the secret.
+    r = cgi(ENV, b"a%00", method="PUT", content_type="text/plain")
+    t.ok(r.status == 405, "order: 405 before 415 and 400", r.show())
+    r = cgi(ENV, item_body("item.update", 42, secret="wrong"),
+            content_type="text/plain")
+    t.ok(r.status == 415, "order: 415 before 403", r.show())
+    r = cgi(ENV, form(("type", "item.update"), ("item_id", "x")) +
+            b"&n=%00", )
+    t.ok(r.status == 400 and "NUL" in r.text.upper(),
+         "order: 400 (NUL) before 403", r.show())
+    t.ok(sim.requests() == [],
+         "bad input: not one request reached the API (tokens included)",
+         [(q["method"], q["path"]) for q in sim.requests()])
+
+    # ---------------------------------------------------------- hook.verify
+    r = pw(["-c", CONF, "hooks", "create", "app", "1234",
+            "https://hooks.example.com/podio", "item.create"], ENV)
+    hook_id = int(r.stdout.strip()) if r.returncode == 0 else 0
+    code = sim.verify_code(hook_id)
+    t.ok(hook_id > 0 and code, "a hook to verify", r.stderr)
+    sim.clear_requests()
+    r = cgi(ENV, form(("type", "hook.verify"), ("hook_id", str(hook_id)),
+                      ("code", "not-" + str(code))))
+    t.ok(r.status == 502 and "refused" in r.text,
+         "hook.verify with a code Podio refuses: 502", r.show())
+    r = cgi(ENV, form(("type", "hook.verify"), ("hook_id", str(hook_id)),
+                      ("code", code)))
+    t.ok(r.status == 200, "hook.verify with the issued code: 200",
+         r.show())
+    val = sim.requests("/hook/%d/verify/validate" % hook_id)
+    t.ok(len(val) == 2 and json.loads(val[1]["body"]) == {"code": code} and
+         val[1]["headers"].get("authorization", "").startswith("OAuth2 ")
+         and val[1]["method"] == "POST",
+         "validate was called with JSON {code} and OAuth2",
+         val)
+    hooks = [h for h in sim.hooks() if h["hook_id"] == hook_id]
+    t.ok(hooks and hooks[0]["status"] == "active", "the hook is active",
+         hooks)
+    t.ok(not any(ev.get("type") == "hook.verify"
+                 for ev in logged_events()),
+         "hook.verify reaches no callback", logged_events())
+    e = dict(ENV, PODIO_API_URL="http://127.0.0.1:%d" % 1)
+    e["PODIO_TOKEN_CACHE"] = os.path.join(D, "other-cache.json")
+    r = cgi(e, form(("type", "hook.verify"), ("hook_id", str(hook_id)),
+                    ("code", code)))
+    t.ok(r.status == 502 and "cannot reach" in r.text,
+         "hook.verify with Podio unreachable: 502, saying so", r.show())
+
+    # ------------------------------------------------------- item events
+    clear_commands()
+    clear_events()
+    sim.clear_requests()
+    sim.add_item(42, title="The answer", revision=3)
+    r = cgi(ENV, item_body("item.update", 42), argv=["spool", "purge"])
+    t.ok(r.status == 200 and r.text == "ok" and r.rc == 0,
+         "item.update: 200 ok (argv 'spool purge' ignored)", r.show())
+    t.ok("unknown command" not in r.stderr and "spool" not in r.stderr and
+         r.raw.startswith(b"Status: 200"),
+         "CGI mode ran no command: its output is the CGI answer", r.show())
+    gets = sim.requests("/item/42")
+    t.ok(len(gets) == 1 and gets[0]["method"] == "GET" and
+         gets[0]["query"] == "mark_as_viewed=0" and
+         gets[0]["headers"].get("authorization", "").startswith("OAuth2 "),
+         "GET /item/42?mark_as_viewed=0 with OAuth2", gets)
+    ran = recorded_commands()
+    ev, cenv = ran[0] if ran else ({}, {})
+    t.ok(len(ran) == 1 and ev.get("type") == "item.update" and
+         ev.get("hook_id") == 1001 and ev.get("item_id") == 42 and
+         ev.get("item_revision_id") == 7 and
+         ev.get("item", {}).get("title") == "The answer" and
+         ev.get("item", {}).get("current_revision", {}).get("revision") == 3,
+         "the on command got the event JSON with the item", ran)
+    t.ok("secret" not in ev.get("params", {"secret": 1}) and
+         ev.get("params", {}).get("item_id") == "42",
+         "params holds the parameters, without the secret", ev)
+    t.ok(cenv.get("PODIO_EVENT_TYPE") == "item.update" and
+         cenv.get("PODIO_HOOK_ID") == "1001" and
+         cenv.get("PODIO_ITEM_ID") == "42" and
+         not any(k in cenv for k in ("PODIO_WEBHOOK_SECRET",
+                                     "PODIO_APP_TOKEN", "REQUEST_METHOD",
+                                     "PODIO_CLIENT_SECRET")),
+         "the command's environment: PODIO_EVENT_TYPE, ids, no secret",
+         cenv)
+    logged = logged_events()
+    t.ok(len(logged) == 1 and logged[0] == ev,
+         "the log rule got the same event as one JSON line", logged)
+    m = re.search(r"request method=POST type=item\.update hook_id=1001 "
+                  r"item_id=42 status=200 ms=\d+ callbacks=2 failed=0: ok",
+                  r.stderr)
+    t.ok(m and len([ln for ln in r.stderr.splitlines()
+                    if "request " in ln]) == 1,
+         "one log line: method, type, ids, status, duration, callbacks",
+         r.stderr)
+
+    clear_commands()
+    clear_events()
+    sim.clear_requests()
+    r = cgi(ENV, item_body("item.create", 43))
+    ran = recorded_commands()
+    t.ok(r.status == 200 and len(ran) == 1 and
+         ran[0][0].get("item", {}).get("title") == "Item 43",
+         "item.create: fetched and handed on", r.show())
+    r = cgi(ENV, item_body("item.delete", 44))
+    ran = recorded_commands()
+    t.ok(r.status == 200 and len(ran) == 2 and "item" not in ran[1][0] and
+         ran[1][0].get("type") == "item.delete" and
+         ran[1][0].get("item_id") == 44,
+         "item.delete: handed on without an item", ran)
+    t.ok([q["path"] for q in sim.api_requests()] == ["/item/43"],
+         "item.delete fetched nothing",
+         [q["path"] for q in sim.api_requests()])
+    r = cgi(ENV, form(("type", "comment.create"), ("hook_id", "1001"),
+                      ("item_id", "45"), ("comment_id", "9007199254740993")))
+    ran = recorded_commands()
+    t.ok(r.status == 200 and len(ran) == 3 and
+         ran[2][0].get("comment_id") == 9007199254740993 and
+         "item" not in ran[2][0],
+         "comment.create: passed on with exact 64-bit ids, no fetch", ran)
+    r = cgi(ENV, form(("type", "task.frobnicate"), ("hook_id", "1001")))
+    t.ok(r.status == 200 and logged_events()[-1]["type"] ==
+         "task.frobnicate", "an unknown type is accepted and logged",
+         r.show())
+    t.ok([q["path"] for q in sim.api_requests()] == ["/item/43"],
+         "other types cost no API call",
+         [q["path"] for q in sim.api_requests()])
+
+    # The secret in the query string or in the body; the body wins.
+    r = cgi(ENV, item_body("item.delete", 46, secret=None),
+            query="secret=" + urllib.parse.quote(SECRET, safe=""))
+    t.ok(r.status == 200, "the secret in the query string: 200", r.show())
+    r = cgi(ENV, item_body("item.delete", 46),
+            query="secret=wrong")
+    t.ok(r.status == 200, "a wrong query secret, the right body one: 200",
+         r.show())
+    r = cgi(ENV, item_body("item.delete", 46, secret="wrong"),
+            query="secret=" + urllib.parse.quote(SECRET, safe=""))
+    t.ok(r.status == 403, "a wrong body secret beats the query's: 403",
+         r.show())
+
+    # Fetch failures and failing callbacks.
+    sim.fail("/item/47", status=503, count=1)
+    clear_commands()
+    r = cgi(ENV, item_body("item.update", 47))
+    t.ok(r.status == 503 and "item 47" in r.text and
+         recorded_commands() == [],
+         "the item cannot be fetched: 503, no callback ran", r.show())
+    sim.add_item(48)
+    sim.delete_item(48, gone=True)
+    r = cgi(ENV, item_body("item.update", 48))
+    ran = recorded_commands()
+    t.ok(r.status == 200 and len(ran) == 1 and ran[0][0].get("item", 1)
+         is None and ran[0][0].get("item_error") == "gone",
+         "an item already gone: 200, item null, item_error", ran)
+    r = cgi(ENV, form(("type", "file.change"), ("hook_id", "1001"),
+                      ("item_id", "49")))
+    t.ok(r.status == 200 and "failed=1" in r.stderr and
+         "cannot do file.change today" in r.stderr and "exit status 3" in
+         r.stderr, "a failing callback: still 200, logged with its "
+         "stderr", r.show())
+
+    # ----------------------------------------------- webhook_secret needed
+    noconf = write_conf(os.path.join(D, "nosecret.conf"), secret=None)
+    e = dict(ENV, PODIO_WEBHOOK_CONFIG=noconf)
+    sim.clear_requests()
+    r = cgi(e, item_body("item.delete", 50, secret=None))
+    t.ok(r.status == 503 and r.text == "podio-webhook is not configured: "
+         "webhook_secret is not set" and "webhook_secret" in r.stderr,
+         "CGI without webhook_secret: 503, saying so, logged", r.show())
+    e2 = dict(e, PODIO_ALLOW_NO_SECRET="yes")
+    r = cgi(e2, item_body("item.delete", 50, secret=None))
+    t.ok(r.status == 200, "allow_no_secret = yes: accepted without one",
+         r.show())
+    t.ok(sim.requests() == [], "neither made an API call",
+         sim.requests())
+    r = pw(["serve", "--listen", "unix:" + os.path.join(D, "x.sock")], e)
+    t.ok(r.returncode == 2 and "webhook_secret is not set" in r.stderr and
+         not os.path.exists(os.path.join(D, "x.sock")),
+         "serve without webhook_secret: exit 2, no socket", r.stderr)
+    badconf = os.path.join(D, "bad.conf")
+    with open(badconf, "w") as f:
+        f.write("webhook_secret = x\nnot a line\n")
+    r = cgi(dict(ENV, PODIO_WEBHOOK_CONFIG=badconf),
+            item_body("item.delete", 50))
+    t.ok(r.status == 503 and badconf + ":2:" in r.stderr and
+         badconf not in r.text,
+         "CGI with a broken configuration: 503, file:line only in the log",
+         r.show())
+
+    # ------------------------------------------------------------- emit
+    dfile = os.path.join(D, "delivery.txt")
+    with open(dfile, "wb") as f:
+        f.write(item_body("item.update", 42) + b"\n")
+    clear_commands()
+    r = pw(["emit", dfile], ENV)
+    t.ok(r.returncode == 0 and r.stdout.splitlines()[-1] ==
+         "status 200: ok" and "delivery: item.update, hook 1001, item 42"
+         in r.stdout and "item 42 fetched" in r.stdout,
+         "emit FILE: the delivery, the fetch, status 200, exit 0",
+         r.stdout + r.stderr)
+    t.ok(re.search(r"^on item\.\* %s \(%s:\d+\): ok, \d+ ms$" % (
+        re.escape(CMD), re.escape(CONF)), r.stdout, re.M) and
+        re.search(r"^log \* %s \(%s:\d+\): ok" % (re.escape(EVENTS),
+                                                 re.escape(CONF)),
+                  r.stdout, re.M) and len(recorded_commands()) == 1,
+        "emit prints one line per callback that ran", r.stdout)
+    r = pw(["emit", "-"], ENV, input=form(("type", "file.change"),
+                                          ("hook_id", "1"),
+                                          ("item_id", "2")).decode())
+    t.ok(r.returncode == 1 and "exit status 3" in r.stdout and
+         "status 200: ok (1 of 2 callbacks failed)" in r.stdout,
+         "emit - with a failing callback: exit 1", r.stdout + r.stderr)
+    r = pw(["emit", "-"], ENV, input=item_body("item.update", 42,
+                                               secret="no").decode())
+    t.ok(r.returncode == 1 and r.stdout.strip() ==
+         "status 403: forbidden: wrong secret",
+         "emit with a wrong secret: status 403, exit 1",
+         r.stdout + r.stderr)
+    r = pw(["emit", os.path.join(D, "no-such-file")], ENV)
+    t.ok(r.returncode == 2 and "no-such-file" in r.stderr,
+         "emit of a missing file: exit 2", r.stderr)
+    r = pw(["emit"], ENV)
+    t.ok(r.returncode == 2, "emit without FILE: exit 2", r.stderr)
+    r = pw(["emit", dfile], dict(ENV, PODIO_WEBHOOK_CONFIG=noconf))
+    t.ok(r.returncode == 2 and "webhook_secret is not set" in r.stderr,
+         "emit without webhook_secret: exit 2", r.stderr)
+
+    # ------------------------------------------------- the example program
+    clear_commands()
+    r = cgi(ENV, item_body("item.update", 42), program=EXAMPLE,
+            label="example")
+    t.ok(r.status == 200 and 'example: item.update: item 42 titled "The '
+         'answer" is now at revision 3' in r.stderr and
+         "callbacks=4 failed=0" in r.stderr and
+         len(recorded_commands()) == 1,
+         "the example program: its C callbacks, then the rules",
+         r.show())
+    r = pw(["emit", dfile], ENV, program=EXAMPLE)
+    t.ok(r.returncode == 0 and re.search(r"^function item\.update: ok",
+                                         r.stdout, re.M) and
+         re.search(r"^function item\.\*: ok", r.stdout, re.M) and
+         r.stdout.index("function item.*") < r.stdout.index("on item.*"),
+         "emit through the example: functions first, then the rules",
+         r.stdout + r.stderr)
+    r = pw(["emit", "-"], ENV, program=EXAMPLE,
+           input=item_body("item.update", 48).decode())
+    t.ok(r.returncode == 1 and "the item is gone (gone)" in r.stdout,
+         "a C callback's failure message is reported", r.stdout)
+
+    # ------------------------------------------------- serve: unix socket
+    sock = os.path.join(D, "fcgi.sock")
+    # A stale socket file, as a killed server leaves it.
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(sock)
+    stale.close()
+    srv = Server([testlib.PODIO_WEBHOOK, "serve", "--listen", "unix:" + sock],
+                 ENV, address=sock, wait_socket=sock, label="serve")
+    t.ok(srv.proc.poll() is None and
+         stat.S_ISSOCK(os.stat(sock).st_mode) and
+         stat.S_IMODE(os.stat(sock).st_mode) == 0o660,
+         "serve --listen unix: replaces a stale socket, mode 0660",
+         srv.text())
+    r = pw(["serve", "--listen", "unix:" + sock], ENV)
+    t.ok(r.returncode == 2 and "another server" in r.stderr,
+         "a second serve on a live socket: exit 2", r.stderr)
+
+    r = srv.delivery(item_body("item.update", 42))
+    t.ok(r.status == 200 and r.text == "ok" and
+         r.headers.get("content-type", "").startswith("text/plain"),
+         "FastCGI: item.update answered 200", r)
+    r = srv.delivery(item_body("item.update", 42), method="GET")
+    t.ok(r.status == 405 and r.headers.get("allow") == "POST",
+         "FastCGI: GET answered 405 with Allow", r)
+    r = srv.delivery(item_body("item.update", 42, secret="x"))
+    t.ok(r.status == 403, "FastCGI: a wrong secret answered 403", r)
+    # A connection that ends before its head is dropped; the server goes on.
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock)
+        s.sendall(b"\x01\x01\x00")
+    with fcgi.Connection(sock, timeout=60 * SLOW) as c:
+        rs = [c.request(fcgi.cgi_params(item_body("item.delete", 60 + i)),
+                        item_body("item.delete", 60 + i), keep_conn=True)
+              for i in range(3)]
+    t.ok([x.status for x in rs] == [200] * 3,
+         "three requests on one kept connection, after a broken one",
+         rs)
+    r = srv.delivery(b"x" * 70000)
+    t.ok(r.status == 413, "FastCGI: a body over max_body: 413", r)
+    # The body a 413 left unread must not spoil a kept connection.
+    with fcgi.Connection(sock, timeout=60 * SLOW) as c:
+        big = b"x" * 200000
+        r1 = c.request(fcgi.cgi_params(big), big, keep_conn=True)
+        body = item_body("item.delete", 64)
+        r2 = c.request(fcgi.cgi_params(body), body, keep_conn=True)
+    t.ok(r1.status == 413 and r2.status == 200,
+         "a kept connection carries the next request after a 413",
+         (r1, r2))
+
+    # 20 at once.
+    clear_events()
+    sim.clear_requests()
+    results = [None] * 20
+
+    def send(i):
+        try:
+            results[i] = srv.delivery(item_body("item.update", 100 + i))
+        except Exception as exc:  # reported below
+            results[i] = exc
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    statuses = [getattr(x, "status", x) for x in results]
+    t.ok(statuses == [200] * 20, "20 concurrent deliveries: all 200",
+         statuses)
+    got = sorted(int(q["path"].split("/")[2])
+                 for q in sim.requests("/item/"))
+    t.ok(got == list(range(100, 120)), "each fetched its own item once",
+         got)
+    t.ok(sorted(ev["item_id"] for ev in logged_events()) ==
+         list(range(100, 120)), "each reached the log rule once",
+         len(logged_events()))
+
+    # A slow request does not hold up another.
+    gid = sim.gate("/item/200", method="GET")
+    slow = {}
+    th = threading.Thread(target=lambda: slow.update(
+        r=srv.delivery(item_body("item.update", 200))))
+    th.start()
+    sim.wait_until(lambda: sim.gate_waiting(gid) == 1, timeout=30 * SLOW,
+                   what="the slow request at the gate")
+    r = srv.delivery(item_body("item.update", 201))
+    t.ok(r.status == 200 and th.is_alive() and "r" not in slow,
+         "a second delivery completes while the first is held", r)
+    sim.release(gid)
+    th.join(60 * SLOW)
+    t.ok(slow.get("r") is not None and slow["r"].status == 200,
+         "the held delivery completes once released", slow)
+
+    # SIGHUP: a new secret.
+    write_conf(CONF, secret=SECRET2)
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in srv.text(), "the reload")
+    r1 = srv.delivery(item_body("item.delete", 70))
+    r2 = srv.delivery(item_body("item.delete", 70, secret=SECRET2))
+    t.ok(r1.status == 403 and r2.status == 200,
+         "SIGHUP: the new secret is in force, the old one refused",
+         (r1, r2))
+    # SIGHUP with a broken file: the old configuration stays.
+    with open(CONF, "a") as f:
+        f.write("this line is broken\n")
+    nlines = len(read(CONF).splitlines())
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "not reloaded" in srv.text(), "the failed reload")
+    line = [ln for ln in srv.text().splitlines() if "not reloaded" in ln]
+    r = srv.delivery(item_body("item.delete", 71, secret=SECRET2))
+    t.ok(r.status == 200 and srv.proc.poll() is None and
+         "%s:%d:" % (CONF, nlines) in line[0],
+         "a broken file on SIGHUP: logged with file:line, old config kept",
+         line)
+    write_conf(CONF)
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: srv.text().count("configuration reloaded") == 2,
+             "the second reload")
+    r = srv.delivery(item_body("item.delete", 72))
+    t.ok(r.status == 200, "a fixed file on SIGHUP is taken", r)
+
+    # SIGTERM with a request in flight.
+    gid = sim.gate("/item/300", method="GET")
+    held = {}
+    th = threading.Thread(target=lambda: held.update(
+        r=srv.delivery(item_body("item.update", 300))))
+    th.start()
+    sim.wait_until(lambda: sim.gate_waiting(gid) == 1, timeout=30 * SLOW,
+                   what="the request at the gate")
+    srv.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(sock), "the socket to go")
+    try:
+        fcgi.delivery(sock, item_body("item.delete", 73))
+        refused = False
+    except OSError:
+        refused = True
+    t.ok(refused and srv.proc.poll() is None,
+         "SIGTERM: new connections refused at once, the server waits",
+         srv.text())
+    sim.release(gid)
+    th.join(60 * SLOW)
+    rc = srv.stop()
+    t.ok(held.get("r") is not None and held["r"].status == 200,
+         "SIGTERM: the request in flight completes with 200", held)
+    t.ok(rc == 0 and not os.path.exists(sock) and
+         no_memory_errors(srv.text()),
+         "SIGTERM: exit 0, socket removed", "exit %r\n%s" % (rc,
+                                                              srv.text()))
+    reqs = [ln for ln in srv.text().splitlines() if ": request " in ln]
+    bad = [ln for ln in reqs if not re.search(
+        r"request method=\S+ type=\S+ hook_id=\S+ item_id=\S+ "
+        r"status=\d{3} ms=\d+ ", ln)]
+    t.ok(len(reqs) == 36 and not bad, "one log line per request",
+         "%d lines; not matching: %r" % (len(reqs), bad))
+
+    # ------------------------------------------------ serve: TCP, options
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    srv = Server([testlib.PODIO_WEBHOOK, "-o", "log_level=debug", "serve",
+                  "--listen", "127.0.0.1:%d" % port, "--workers", "2"],
+                 ENV, address=("127.0.0.1", port), label="serve tcp")
+    r = srv.delivery(item_body("item.delete", 80))
+    t.ok(r.status == 200 and "with 2 workers" in srv.text(),
+         "serve --listen 127.0.0.1:PORT --workers 2", srv.text())
+    t.ok(srv.stop() == 0, "... stops with exit 0", srv.text())
+    srv = Server([testlib.PODIO_WEBHOOK, "serve", "--listen",
+                  "127.0.0.1:%d" % port, "--workers", "1"],
+                 dict(ENV, FCGI_WEB_SERVER_ADDRS="10.9.9.9"),
+                 address=("127.0.0.1", port), label="serve addrs")
+    try:
+        srv.delivery(item_body("item.delete", 82))
+        refused = False
+    except (OSError, fcgi.ProtocolError):
+        refused = True
+    t.ok(refused and "not in FCGI_WEB_SERVER_ADDRS" in srv.text(),
+         "FCGI_WEB_SERVER_ADDRS without 127.0.0.1: the connection is "
+         "refused", srv.text())
+    t.ok(srv.stop() == 0, "... stops with exit 0", srv.text())
+    sock6 = os.path.join(D, "mode.sock")
+    srv = Server([testlib.PODIO_WEBHOOK, "serve", "--listen",
+                  "unix:" + sock6, "--socket-mode", "0600"], ENV,
+                 address=sock6, wait_socket=sock6, label="serve mode")
+    mode = stat.S_IMODE(os.stat(sock6).st_mode)
+    r = srv.delivery(item_body("item.delete", 83))
+    t.ok(mode == 0o600 and r.status == 200 and srv.stop() == 0 and
+         not os.path.exists(sock6), "--socket-mode 0600", oct(mode))
+    for args, what in ((["--listen", "unix:" + sock, "--workers", "0"],
+                        "--workers 0"),
+                       (["--listen", "nowhere"], "--listen without a port"),
+                       (["--listen", "unix:" + sock, "--socket-mode", "999"],
+                        "a bad --socket-mode"),
+                       ([], "no --listen"),
+                       (["--listen", "unix:" + D], "a directory")):
+        r = pw(["serve"] + args, ENV)
+        t.ok(r.returncode == 2 and "podio-webhook: serve: " in r.stderr,
+             "serve with %s: exit 2" % what, r.stderr)
+
+    # --------------------------------------- a listening socket on fd 0
+    sock0 = os.path.join(D, "fd0.sock")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(sock0)
+    lsock.listen(128)
+    srv = Server([testlib.PODIO_WEBHOOK, "-o", "max_params=300", "serve",
+                  "--workers", "4"], ENV, stdin=lsock.fileno(),
+                 address=sock0, label="fd 0")
+    many = "&".join("k%d=v" % i for i in range(280)).encode() + b"&" + \
+        item_body("item.delete", 81)
+    r = srv.delivery(many)
+    t.ok(r.status == 200 and "fd 0" in srv.text() and
+         "with 4 workers" in srv.text(),
+         "a listening socket on fd 0: FastCGI, with -o and --workers from "
+         "argv", srv.text())
+    results = [None] * 20
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    t.ok([getattr(x, "status", x) for x in results] == [200] * 20,
+         "fd 0: 20 concurrent deliveries, all 200",
+         [getattr(x, "status", x) for x in results])
+    rc = srv.stop()
+    t.ok(rc == 0 and os.path.exists(sock0) and
+         no_memory_errors(srv.text()),
+         "fd 0: SIGTERM exits 0 and leaves the inherited socket alone",
+         srv.text())
+    # Not a command: only serve may follow the options.
+    p = testlib.popen([testlib.PODIO_WEBHOOK, "config"], env=ENV,
+                      stdin=lsock.fileno())
+    out, err = p.communicate(timeout=60 * SLOW)
+    t.ok(p.returncode == 2 and "fd 0" in err and out == "",
+         "fd 0: a command in argv is refused, exit 2", err)
+    p = testlib.popen([testlib.PODIO_WEBHOOK], env=dict(
+        ENV, PODIO_WEBHOOK_CONFIG=noconf), stdin=lsock.fileno())
+    out, err = p.communicate(timeout=60 * SLOW)
+    t.ok(p.returncode == 2 and "webhook_secret is not set" in err,
+         "fd 0 without webhook_secret: exit 2", err)
+    lsock.close()
+
+    # ------------------------------------------------ across all of it
+    t.ok(sim.stats()["token_calls"] == 1,
+         "one token request across CGI runs, servers and emit",
+         sim.stats())
+    tokens = set()
+    for tok in sim.tokens():
+        for key in ("access_token", "refresh_token"):
+            if tok.get(key):
+                tokens.add(tok[key])
+    needles = {"webhook_secret": SECRET, "second secret": SECRET2,
+               "encoded secret": urllib.parse.quote(SECRET, safe=""),
+               "form secret": urllib.parse.quote_plus(SECRET),
+               "app_token": "app-token", "client_secret": "test-secret",
+               "verify code": code}
+    for i, tok in enumerate(sorted(tokens)):
+        needles["token %d" % i] = tok
+    leaks = [(label, name) for label, text in OUTPUTS
+             for name, needle in needles.items() if needle in text]
+    leaks += [("events.jsonl", name) for name, needle in needles.items()
+              if needle in read(EVENTS)]
+    t.ok(not leaks and len(OUTPUTS) > 40,
+         "no secret, code or token in any output or event (%d outputs)"
+         % len(OUTPUTS), leaks)
+    bad = [label for label, text in OUTPUTS if not no_memory_errors(text)]
+    t.ok(not bad, "no memory error reported by any run", bad)
+    t.ok(not BAD_EXITS, "every CGI run exited 0", BAD_EXITS)
+
+t.done()
