@@ -1,0 +1,846 @@
+/*
+ * spool.c: the durable event spool on SQLite (see spool.h for the
+ * contract): opening, the transaction helpers shared with
+ * spool_queue.c and spool_admin.c, and appending with group commit.
+ *
+ * Durability and crash safety are SQLite's: WAL mode with synchronous=FULL
+ * syncs the log before a commit returns, and a process killed at any
+ * moment leaves either the old or the new state of every transaction.
+ * SQLite's own file locks serialise the processes sharing the spool; every
+ * write runs in BEGIN IMMEDIATE so that it waits for the write lock (busy
+ * timeout) up front instead of failing half-way, after queueing on a
+ * lock file so that writers of several processes take turns fairly.
+ *
+ * Inside one process, one connection serves every thread under db_lock.
+ * Appends go through a queue (q_lock): the first appender to find no
+ * commit running becomes the leader, takes everything queued, writes it
+ * in one transaction and one flush, and wakes the others; appends that
+ * arrive meanwhile queue up for the next leader.  So a lone append costs
+ * one flush and a crowd of them shares flushes, without any sleep.
+ *
+ * The events table holds pending (taken or not), dead and bad events; an
+ * event is "in flight" while its lease has not expired.  Dedup keys of
+ * item events live in their own table so that a redelivery is recognised
+ * after the first copy was processed and removed.
+ */
+#include <config.h>
+
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "event.h"
+#include "log.h"
+#include "spool.h"
+#include "spool_int.h"
+#include "util.h"
+
+#define SPOOL_SCHEMA_VERSION 1
+#define SPOOL_DB_NAME "spool.db"
+#define SPOOL_LOCK_NAME "spool.lock"
+/* Longest spool directory accepted. */
+#define SPOOL_DIR_MAX 4000
+/* How long a write waits for another process's write lock. */
+#define SPOOL_BUSY_MS 5000
+/* Most appends written in one transaction. */
+#define SPOOL_BATCH_MAX 512
+/* WAL pages (of 4 KiB) after which a commit checkpoints: other writes,
+ * and appends (see podio__spool_commit()). */
+#define SPOOL_CKPT_PAGES 1000
+#define SPOOL_CKPT_APPEND_PAGES 8000
+
+int64_t
+podio__spool_now(const struct podio_spool *s)
+{
+	return podio__wall_ms() + s->skew_ms;
+}
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Maps an SQLite result code to the library's errors: everything that is
+ * not memory is the store failing (disk full, I/O, read-only, locked too
+ * long, corrupt), which the handler answers with 503. */
+static enum podio_err
+map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return PODIO_ERR_NOMEM;
+	case SQLITE_TOOBIG:
+		return PODIO_ERR_TOO_LARGE;
+	default:
+		return PODIO_ERR_IO;
+	}
+}
+
+int
+podio__spool_exec(struct podio_spool *s, const char *sql)
+{
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}
+
+/*
+ * Write transactions, under db_lock.  Writers of every process first
+ * queue on an flock() of DIR/spool.lock and only then ask SQLite for its
+ * write lock: SQLite's busy handler polls with sleeps of up to 100 ms and
+ * lets a busy writer starve another process for seconds, while the kernel
+ * wakes a waiter on flock() as soon as the lock is free.  The kernel drops
+ * the lock of a killed process.  Without a lock file (it could not be
+ * opened) SQLite's locking alone still keeps the store correct.
+ */
+int
+podio__spool_begin(struct podio_spool *s)
+{
+	int rc;
+
+	if (s->lock_fd >= 0 && !s->locked) {
+		while (flock(s->lock_fd, LOCK_EX) == -1 && errno == EINTR)
+			;
+		s->locked = 1;
+	}
+	if ((rc = podio__spool_exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK &&
+	    s->locked) {
+		flock(s->lock_fd, LOCK_UN);
+		s->locked = 0;
+	}
+	return rc;
+}
+
+/*
+ * Called by SQLite after each commit with the number of pages in the WAL.
+ * It replaces SQLite's automatic checkpoint, which would copy the log
+ * into the database inside the commit of whichever append crossed the
+ * threshold (and, here, with the lock file still held).
+ */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct podio_spool *s = arg;
+
+	(void)db;
+	(void)name;
+	s->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+/*
+ * Commits; on failure the transaction stays open for
+ * podio__spool_abort().  After the commit, with the lock file released,
+ * a WAL past its threshold is checkpointed PASSIVE-ly (other processes
+ * keep writing meanwhile).  Appends use a much higher threshold: the
+ * worker's own writes keep the WAL short, and appends pay for a
+ * checkpoint only when nothing else runs them.
+ */
+int
+podio__spool_commit(struct podio_spool *s)
+{
+	int rc;
+
+	if ((rc = podio__spool_exec(s, "COMMIT")) != SQLITE_OK)
+		return rc;
+	if (s->locked) {
+		flock(s->lock_fd, LOCK_UN);
+		s->locked = 0;
+	}
+	if (s->wal_pages >= (s->appending ? SPOOL_CKPT_APPEND_PAGES :
+	    SPOOL_CKPT_PAGES)) {
+		s->wal_pages = 0;
+		(void)sqlite3_wal_checkpoint_v2(s->db, "main",
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	return SQLITE_OK;
+}
+
+/* Rolls back an open transaction (if any) and drops the lock. */
+void
+podio__spool_abort(struct podio_spool *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		podio__spool_exec(s, "ROLLBACK");
+	if (s->locked) {
+		flock(s->lock_fd, LOCK_UN);
+		s->locked = 0;
+	}
+}
+
+/*
+ * Ends a failed operation under db_lock: turns an SQLite failure rc into
+ * a logged error (what names the operation) or keeps e for other
+ * failures, and rolls back an open transaction.  Returns the error.
+ */
+enum podio_err
+podio__spool_failed(struct podio_spool *s, const char *what, int rc,
+    enum podio_err e)
+{
+	if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		e = map_rc(rc);
+		podio__err("spool %s: %s: %s (%s)", s->path, what,
+		    sqlite3_errmsg(s->db), sqlite3_errstr(rc));
+	}
+	podio__spool_abort(s);
+	return e;
+}
+
+int
+podio__spool_prep(struct podio_spool *s, const char *sql, sqlite3_stmt **st)
+{
+	return sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+}
+
+/* Binds a 64-bit id: SQLite integers are signed, so ids above INT64_MAX
+ * are kept as their two's complement bit pattern (only equality matters). */
+int
+podio__spool_bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+	return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+int
+podio__spool_bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	if (text == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+/* Whether type matches [a-z0-9_.-]{1,PODIO_WEBHOOK_MAX_TYPE}. */
+int
+podio__spool_valid_type(const char *t, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > PODIO_WEBHOOK_MAX_TYPE)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '0' &&
+		    t[i] <= '9') || t[i] == '_' || t[i] == '.' || t[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+/*
+ * Creates dir and its missing parents with mode 0700 and syncs the parent
+ * of each directory made, so the path survives a crash.  Returns 0, or -1
+ * with errno set.
+ */
+static int
+mkdir_p(const char *dir)
+{
+	char buf[SPOOL_DIR_MAX + 1];
+	struct stat sb;
+	size_t i, len = strlen(dir);
+	int fd;
+
+	if (len > SPOOL_DIR_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, dir, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) == 0) {
+			/* Sync the parent that now holds the new entry. */
+			char *slash = strrchr(buf, '/');
+			const char *parent = "/";
+			char save = 0;
+
+			if (slash != NULL && slash != buf) {
+				save = *slash;
+				*slash = '\0';
+				parent = buf;
+			} else if (slash == NULL)
+				parent = ".";
+			if ((fd = open(parent, O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC)) != -1) {
+				(void)fsync(fd);
+				close(fd);
+			}
+			if (save != 0)
+				*slash = save;
+		} else if (errno != EEXIST)
+			return -1;
+		buf[i] = dir[i];
+	}
+	if (stat(dir, &sb) == -1)
+		return -1;
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Creates the database file with mode 0600 when it does not exist (SQLite
+ * would make it 0644, and gives its -wal and -shm files the mode of the
+ * database), then syncs the directory so the new name is durable.
+ * Returns 0, or -1 with errno set.
+ */
+static int
+create_db_file(const char *dir, const char *path)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1)
+		return errno == EEXIST ? 0 : -1;
+	close(fd);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fsync(fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Fills owner with "PID-RANDOM": leases of this handle. */
+static void
+make_owner(char *owner, size_t n)
+{
+	unsigned long long r = 0;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (unsigned long long)podio__now_ms() ^
+		    (unsigned long long)(uintptr_t)owner;
+	snprintf(owner, n, "%ld-%016llx", (long)getpid(), r);
+}
+
+static const char *const schema_sql =
+	"CREATE TABLE events ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" type TEXT NOT NULL,"
+	" hook_id INTEGER NOT NULL,"
+	" item_id INTEGER,"
+	" item_revision_id INTEGER,"
+	" app_id INTEGER,"
+	" event TEXT NOT NULL,"
+	" received_at INTEGER NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" failures INTEGER NOT NULL DEFAULT 0,"
+	" leases INTEGER NOT NULL DEFAULT 0,"
+	" next_at INTEGER NOT NULL,"
+	" lease_owner TEXT,"
+	" lease_until INTEGER,"
+	" last_error TEXT,"
+	" failed_at INTEGER,"
+	" dead_at INTEGER,"
+	" progress TEXT);"
+	"CREATE INDEX events_state ON events(state, id);"
+	"CREATE INDEX events_item ON events(item_id, id)"
+	" WHERE item_id IS NOT NULL;"
+	"CREATE TABLE seen ("
+	" type TEXT NOT NULL,"
+	" hook_id INTEGER NOT NULL,"
+	" item_id INTEGER NOT NULL,"
+	" item_revision_id INTEGER NOT NULL,"
+	" event_id INTEGER NOT NULL,"
+	" seen_at INTEGER NOT NULL,"
+	" PRIMARY KEY (type, hook_id, item_id, item_revision_id))"
+	" WITHOUT ROWID;"
+	"CREATE INDEX seen_at ON seen(seen_at);"
+	"CREATE TABLE hook_apps ("
+	" hook_id INTEGER PRIMARY KEY,"
+	" app_id INTEGER NOT NULL,"
+	" learned_at INTEGER NOT NULL);"
+	"CREATE TABLE ratelimit ("
+	" cred TEXT NOT NULL,"
+	" class TEXT NOT NULL,"
+	" paused_until INTEGER NOT NULL DEFAULT 0,"
+	" remaining INTEGER,"
+	" lim INTEGER,"
+	" seen_at INTEGER,"
+	" PRIMARY KEY (cred, class)) WITHOUT ROWID;"
+	"PRAGMA user_version = 1;";
+
+/*
+ * Creates the schema in an empty database, or checks the version of an
+ * existing one, in one write transaction (several processes may open a
+ * new spool at once).  Returns an SQLite code; *newer is set when the
+ * database comes from a newer version.
+ */
+static int
+ensure_schema(struct podio_spool *s, int *newer)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, version;
+
+	*newer = 0;
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+		return rc;
+	if ((rc = podio__spool_prep(s, "PRAGMA user_version", &st)) !=
+	    SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		goto fail;
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (version > SPOOL_SCHEMA_VERSION) {
+		*newer = 1;
+		rc = SQLITE_OK;
+		goto fail;
+	}
+	if (version == 0 &&
+	    (rc = podio__spool_exec(s, schema_sql)) != SQLITE_OK)
+		goto fail;
+	return podio__spool_commit(s);
+fail:
+	sqlite3_finalize(st);
+	podio__spool_abort(s);
+	return rc;
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_open(const char *dir, struct podio_spool **out, char *err,
+    size_t errlen)
+{
+	struct podio_spool *s = NULL;
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_ERR_IO;
+	size_t dlen;
+	int rc, newer, one = 1;
+
+	if (out != NULL)
+		*out = NULL;
+	if (dir == NULL || dir[0] == '\0' || out == NULL) {
+		set_err(err, errlen, "spool: no directory given");
+		return PODIO_ERR_INVALID;
+	}
+	if ((dlen = strlen(dir)) > SPOOL_DIR_MAX) {
+		set_err(err, errlen, "spool: directory name too long");
+		return PODIO_ERR_INVALID;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		goto nomem;
+	s->lock_fd = -1;
+	pthread_mutex_init(&s->db_lock, NULL);
+	pthread_mutex_init(&s->q_lock, NULL);
+	pthread_cond_init(&s->q_cond, NULL);
+	s->q_tail = &s->q_head;
+	make_owner(s->owner, sizeof(s->owner));
+	if ((s->dir = podio__strdup(dir)) == NULL ||
+	    (s->path = malloc(dlen + sizeof("/" SPOOL_DB_NAME))) == NULL)
+		goto nomem;
+	snprintf(s->path, dlen + sizeof("/" SPOOL_DB_NAME), "%s/%s", dir,
+	    SPOOL_DB_NAME);
+
+	if (mkdir_p(dir) == -1) {
+		set_err(err, errlen, "spool %s: cannot create the directory: "
+		    "%s", dir, strerror(errno));
+		goto fail;
+	}
+	{
+		char lpath[SPOOL_DIR_MAX + sizeof("/" SPOOL_LOCK_NAME)];
+
+		snprintf(lpath, sizeof(lpath), "%s/%s", dir, SPOOL_LOCK_NAME);
+		s->lock_fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+		if (s->lock_fd == -1)
+			podio__warn("spool %s: cannot open the lock file (%s): "
+			    "writers of several processes may wait longer",
+			    lpath, strerror(errno));
+	}
+	if (create_db_file(dir, s->path) == -1) {
+		set_err(err, errlen, "spool %s: cannot create the database: "
+		    "%s", s->path, strerror(errno));
+		goto fail;
+	}
+	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		goto dberr;
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, SPOOL_BUSY_MS);
+	/* Keep the WAL file and skip the checkpoint when the last
+	 * connection closes: a CGI process per request would otherwise
+	 * checkpoint, delete and re-create the log every time. */
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_wal_hook(s->db, wal_hook, s);
+
+	/* journal_mode answers with the mode in force. */
+	if ((rc = podio__spool_prep(s, "PRAGMA journal_mode = WAL", &st)) !=
+	    SQLITE_OK)
+		goto dberr;
+	{
+		int64_t until = podio__now_ms() + SPOOL_BUSY_MS;
+		struct timespec ts = { 0, 2000000 };
+
+		while (((rc = sqlite3_step(st)) & 0xff) == SQLITE_BUSY &&
+		    podio__now_ms() < until) {
+			sqlite3_reset(st);
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (rc != SQLITE_ROW)
+		goto dberr;
+	if (sqlite3_column_text(st, 0) == NULL ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		set_err(err, errlen, "spool %s: the database cannot use WAL "
+		    "mode (journal mode %s)", s->path,
+		    sqlite3_column_text(st, 0) != NULL ?
+		    (const char *)sqlite3_column_text(st, 0) : "unknown");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* journal_size_limit: a WAL that grew in a burst is cut back to
+	 * 4 MiB when it restarts after a checkpoint. */
+	if ((rc = podio__spool_exec(s, "PRAGMA synchronous = FULL;"
+	    "PRAGMA foreign_keys = ON;"
+	    "PRAGMA journal_size_limit = 4194304;")) != SQLITE_OK)
+		goto dberr;
+	if ((rc = ensure_schema(s, &newer)) != SQLITE_OK)
+		goto dberr;
+	if (newer) {
+		set_err(err, errlen, "spool %s: made by a newer version of "
+		    "podio-webhook (schema newer than %d)", s->path,
+		    SPOOL_SCHEMA_VERSION);
+		goto fail;
+	}
+	*out = s;
+	return PODIO_OK;
+
+dberr:
+	e = map_rc(rc);
+	set_err(err, errlen, "spool %s: %s", s->path, s->db != NULL ?
+	    sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	goto fail;
+nomem:
+	e = PODIO_ERR_NOMEM;
+	set_err(err, errlen, "spool: out of memory");
+fail:
+	sqlite3_finalize(st);
+	podio_spool_close(s);
+	return e;
+}
+
+/* See spool.h. */
+void
+podio_spool_close(struct podio_spool *s)
+{
+	if (s == NULL)
+		return;
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	pthread_cond_destroy(&s->q_cond);
+	pthread_mutex_destroy(&s->q_lock);
+	pthread_mutex_destroy(&s->db_lock);
+	free(s->dir);
+	free(s->path);
+	free(s);
+}
+
+const char *
+podio_spool_path(const struct podio_spool *s)
+{
+	return s->path;
+}
+
+void
+podio__spool_set_clock_skew(struct podio_spool *s, int64_t skew_ms)
+{
+	s->skew_ms = skew_ms;
+}
+
+/* See spool.h.  A cap below the current size is raised to that size by
+ * SQLite; a huge one is lowered to SQLite's maximum. */
+long
+podio__spool_set_max_pages(struct podio_spool *s, long max_pages)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[64];
+	long got = -1;
+
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %ld",
+	    max_pages > 0 ? max_pages : 2147483647L);
+	pthread_mutex_lock(&s->db_lock);
+	if (podio__spool_prep(s, sql, &st) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		got = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	return got;
+}
+
+/* ---------------------------------------------------------------- append */
+
+/*
+ * Writes the queued appends of list in one transaction, filling each
+ * request's result, id and duplicate flag (done is set by the caller).
+ * Called by the leader without q_lock; the requests are not touched by
+ * their threads until marked done.
+ */
+static void
+commit_batch(struct podio_spool *s, struct spool_req *list)
+{
+	static const char sql_seen[] =
+	    "SELECT event_id FROM seen WHERE type = ?1 AND hook_id = ?2"
+	    " AND item_id = ?3 AND item_revision_id = ?4";
+	static const char sql_insert[] =
+	    "INSERT INTO events (type, hook_id, item_id, item_revision_id,"
+	    " app_id, event, received_at, next_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+	static const char sql_key[] =
+	    "INSERT INTO seen (type, hook_id, item_id, item_revision_id,"
+	    " event_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	sqlite3_stmt *seen = NULL, *ins = NULL, *key = NULL;
+	struct spool_req *r;
+	const struct podio_spool_record *rec;
+	enum podio_err e;
+	int rc;
+
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sql_seen, &seen)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sql_insert, &ins)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sql_key, &key)) != SQLITE_OK)
+		goto fail;
+	for (r = list; r != NULL; r = r->next) {
+		rec = r->rec;
+		r->duplicate = 0;
+		if (r->has_key) {
+			sqlite3_reset(seen);
+			podio__spool_bind_text(seen, 1, rec->type);
+			podio__spool_bind_u64(seen, 2, rec->hook_id);
+			podio__spool_bind_u64(seen, 3, rec->item_id);
+			podio__spool_bind_u64(seen, 4, rec->item_revision_id);
+			if ((rc = sqlite3_step(seen)) == SQLITE_ROW) {
+				r->id = sqlite3_column_int64(seen, 0);
+				r->duplicate = 1;
+				continue;
+			}
+			if (rc != SQLITE_DONE)
+				goto fail;
+		}
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		podio__spool_bind_text(ins, 1, rec->type);
+		podio__spool_bind_u64(ins, 2, rec->hook_id);
+		if (rec->has & PODIO_HAS_ITEM_ID)
+			podio__spool_bind_u64(ins, 3, rec->item_id);
+		if (rec->has & PODIO_HAS_ITEM_REVISION_ID)
+			podio__spool_bind_u64(ins, 4, rec->item_revision_id);
+		if (rec->has & PODIO_HAS_APP_ID)
+			podio__spool_bind_u64(ins, 5, rec->app_id);
+		sqlite3_bind_text(ins, 6, rec->event_json, (int)rec->event_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 7, r->received_ms);
+		if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
+			goto fail;
+		r->id = sqlite3_last_insert_rowid(s->db);
+		if (r->has_key) {
+			sqlite3_reset(key);
+			podio__spool_bind_text(key, 1, rec->type);
+			podio__spool_bind_u64(key, 2, rec->hook_id);
+			podio__spool_bind_u64(key, 3, rec->item_id);
+			podio__spool_bind_u64(key, 4, rec->item_revision_id);
+			sqlite3_bind_int64(key, 5, r->id);
+			sqlite3_bind_int64(key, 6, r->received_ms);
+			if ((rc = sqlite3_step(key)) != SQLITE_DONE)
+				goto fail;
+		}
+	}
+	sqlite3_finalize(seen);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(key);
+	seen = ins = key = NULL;
+	s->appending = 1;
+	rc = podio__spool_commit(s);
+	s->appending = 0;
+	if (rc != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	for (r = list; r != NULL; r = r->next)
+		r->result = PODIO_OK;
+	return;
+fail:
+	e = map_rc(rc);
+	for (r = list; r != NULL; r = r->next) {
+		r->result = e;
+		r->id = 0;
+		r->duplicate = 0;
+		snprintf(r->msg, sizeof(r->msg), "spool %s: cannot store the "
+		    "event: %s", s->path, sqlite3_errmsg(s->db));
+	}
+	sqlite3_finalize(seen);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(key);
+	podio__spool_abort(s);
+	pthread_mutex_unlock(&s->db_lock);
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_append(struct podio_spool *s, const struct podio_spool_record
+    *rec, struct podio_spool_ack *ack, char *err, size_t errlen)
+{
+	struct spool_req req, *batch, *r, *next, **tail;
+	size_t n;
+
+	if (ack != NULL) {
+		ack->id = 0;
+		ack->duplicate = 0;
+	}
+	if (s == NULL || rec == NULL || rec->type == NULL ||
+	    !podio__spool_valid_type(rec->type, strlen(rec->type)) ||
+	    !(rec->has & PODIO_HAS_HOOK_ID) || rec->event_json == NULL) {
+		set_err(err, errlen, "spool: not an event: no type, a bad "
+		    "type or no hook_id");
+		return PODIO_ERR_INVALID;
+	}
+	if (rec->event_len > PODIO_SPOOL_MAX_EVENT) {
+		set_err(err, errlen, "spool: the event is longer than %d "
+		    "bytes", PODIO_SPOOL_MAX_EVENT);
+		return PODIO_ERR_TOO_LARGE;
+	}
+	if (!podio__json_valid(rec->event_json, rec->event_len)) {
+		set_err(err, errlen, "spool: the event is not one JSON value");
+		return PODIO_ERR_INVALID;
+	}
+	memset(&req, 0, sizeof(req));
+	req.rec = rec;
+	req.received_ms = rec->received_ms > 0 ? rec->received_ms :
+	    podio__spool_now(s);
+	req.has_key = (rec->has & PODIO_HAS_ITEM_REVISION_ID) != 0;
+
+	pthread_mutex_lock(&s->q_lock);
+	*s->q_tail = &req;
+	s->q_tail = &req.next;
+	while (!req.done) {
+		if (s->committing) {
+			pthread_cond_wait(&s->q_cond, &s->q_lock);
+			continue;
+		}
+		/* Lead: take up to SPOOL_BATCH_MAX queued appends. */
+		batch = s->q_head;
+		tail = &s->q_head;
+		for (n = 0; *tail != NULL && n < SPOOL_BATCH_MAX; n++)
+			tail = &(*tail)->next;
+		s->q_head = *tail;
+		*tail = NULL;
+		if (s->q_head == NULL)
+			s->q_tail = &s->q_head;
+		s->committing = 1;
+		pthread_mutex_unlock(&s->q_lock);
+
+		commit_batch(s, batch);
+
+		pthread_mutex_lock(&s->q_lock);
+		if (batch->result == PODIO_OK) {
+			s->stats.commits++;
+			if (n > s->stats.max_batch)
+				s->stats.max_batch = n;
+		}
+		for (r = batch; r != NULL; r = next) {
+			/* r belongs to a thread that may leave as soon as
+			 * done is set and q_lock released. */
+			next = r->next;
+			if (r->result == PODIO_OK) {
+				s->stats.appends++;
+				if (r->duplicate)
+					s->stats.duplicates++;
+				else
+					s->stats.stored++;
+			} else
+				s->stats.failed++;
+			r->done = 1;
+		}
+		s->committing = 0;
+		pthread_cond_broadcast(&s->q_cond);
+	}
+	pthread_mutex_unlock(&s->q_lock);
+
+	if (req.result != PODIO_OK) {
+		set_err(err, errlen, "%s", req.msg);
+		return req.result;
+	}
+	if (ack != NULL) {
+		ack->id = req.id;
+		ack->duplicate = req.duplicate;
+	}
+	return PODIO_OK;
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_append_delivery(struct podio_spool *s,
+    const struct podio_delivery *d, struct podio_spool_ack *ack, char *err,
+    size_t errlen)
+{
+	struct podio_spool_record rec;
+	enum podio_err e;
+	char *json = NULL;
+	size_t len = 0;
+
+	if (d == NULL || d->type == NULL ||
+	    strcmp(d->type, "hook.verify") == 0) {
+		set_err(err, errlen, "spool: hook.verify is never spooled");
+		return PODIO_ERR_INVALID;
+	}
+	e = podio_event_json(d, NULL, 0, NULL, PODIO_SPOOL_MAX_EVENT, &json,
+	    &len);
+	if (e != PODIO_OK) {
+		set_err(err, errlen, "spool: cannot build the event: %s",
+		    podio_strerror(e));
+		return e;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.type = d->type;
+	rec.has = d->has & (PODIO_HAS_HOOK_ID | PODIO_HAS_ITEM_ID |
+	    PODIO_HAS_ITEM_REVISION_ID | PODIO_HAS_APP_ID);
+	rec.hook_id = d->hook_id;
+	rec.item_id = d->item_id;
+	rec.item_revision_id = d->item_revision_id;
+	rec.app_id = d->app_id;
+	rec.event_json = json;
+	rec.event_len = len;
+	e = podio_spool_append(s, &rec, ack, err, errlen);
+	free(json);
+	return e;
+}
+
+void
+podio_spool_stats(struct podio_spool *s, struct podio_spool_stats *stats)
+{
+	pthread_mutex_lock(&s->q_lock);
+	*stats = s->stats;
+	pthread_mutex_unlock(&s->q_lock);
+}

@@ -1,0 +1,414 @@
+/*
+ * spool.h: the durable event spool.  Every accepted delivery (except
+ * hook.verify) is stored here before its 200 goes out; workers take
+ * events from here, run them, and remove them, retry them later or set
+ * them aside as dead letters.  The first backend is an SQLite database
+ * (DIR/spool.db) in WAL mode with synchronous=FULL, so every commit is on
+ * stable storage before it returns, and any number of processes and
+ * threads may use one spool at once.  The same database holds the
+ * rate-limit state that every process using a credential must share.
+ *
+ * The first part is public (it moves into podio.h as is); the second part
+ * is internal to the library and its tests.
+ *
+ * Times are wall-clock milliseconds since the epoch (every process sharing
+ * the spool must agree on them).  Event ids are positive, grow in arrival
+ * order and are never reused.
+ */
+#ifndef PODIO_SPOOL_H
+#define PODIO_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "podio.h"
+
+/* ----------------------------------------------------------- public: spool */
+
+/*
+ * An open spool: one SQLite connection and the group-commit queue of one
+ * process.  Thread-safe: the threads of a process that append share one
+ * handle, which is what lets concurrent appends share commits.  Workers
+ * are best given a handle of their own: their writes also copy the log
+ * into the database now and then (a checkpoint), which then never holds
+ * up an append.  A handle must not be used in a child after fork(); the
+ * child opens its own.
+ */
+struct podio_spool;
+
+/* The largest event JSON stored, in bytes. */
+#define PODIO_SPOOL_MAX_EVENT (1024 * 1024)
+/* The longest reason, progress text, credential key or rate class kept;
+ * longer reasons are cut, longer progress texts and keys refused. */
+#define PODIO_SPOOL_MAX_REASON   1024
+#define PODIO_SPOOL_MAX_PROGRESS (64 * 1024)
+#define PODIO_SPOOL_MAX_KEY      256
+
+/*
+ * Opens the spool in dir, creating dir (mode 0700, parents too), the
+ * database DIR/spool.db (mode 0600, with its -wal and -shm files) and the
+ * lock file DIR/spool.lock when missing, and giving an empty database the
+ * current schema.  Records whose state or columns cannot be decoded are
+ * set aside (state "bad", with a warning naming each id) the first time
+ * the handle takes events or reads the status or a list.  On success
+ * *out receives the handle, which the caller closes with
+ * podio_spool_close().  Fails with PODIO_ERR_IO (the directory or the
+ * database cannot be created, opened or read, a schema from a newer
+ * version), PODIO_ERR_INVALID (no dir) or PODIO_ERR_NOMEM, with a
+ * one-line message in err (size errlen; err may be NULL).
+ */
+enum podio_err podio_spool_open(const char *dir, struct podio_spool **out,
+    char *err, size_t errlen);
+
+/* Closes the handle.  No call may be running on it.  Accepts NULL. */
+void podio_spool_close(struct podio_spool *spool);
+
+/* What podio_spool_append() stores.  Every pointer is borrowed. */
+struct podio_spool_record {
+	const char *type;          /* event type, [a-z0-9_.-]{1,64} */
+	unsigned has;              /* PODIO_HAS_* bits of the ids present;
+	                              PODIO_HAS_HOOK_ID is required */
+	uint64_t hook_id;
+	uint64_t item_id;
+	uint64_t item_revision_id;
+	uint64_t app_id;
+	const char *event_json;    /* the event without "item" (see
+	                              podio_event_json()): one JSON value */
+	size_t event_len;
+	int64_t received_ms;       /* when it arrived; 0 = now */
+};
+
+/* The outcome of a successful append. */
+struct podio_spool_ack {
+	int64_t id;                /* the stored event; for a duplicate the
+	                              event stored first (it may be gone by
+	                              now, processed) */
+	int duplicate;             /* 1 when the same delivery was stored
+	                              before, and nothing new was stored */
+};
+
+/*
+ * Stores one event and returns only after it is durable: on PODIO_OK the
+ * record (or the earlier copy of a duplicate) is committed to stable
+ * storage.  An item event (one with item_revision_id) is a duplicate when
+ * an event with the same type, hook_id, item_id and item_revision_id was
+ * appended before and not yet forgotten (podio_spool_forget()); a
+ * duplicate is acknowledged but stored only once.
+ *
+ * Appends running at the same time in several threads of one process
+ * share one transaction and one flush (group commit): the first thread to
+ * arrive commits what is queued while the others wait, and the next one
+ * commits whatever queued meanwhile.  No thread sleeps to gather others.
+ *
+ * Fails with PODIO_ERR_INVALID (no type, a malformed type, no hook_id,
+ * an event that is not one JSON value), PODIO_ERR_TOO_LARGE (an event
+ * longer than PODIO_SPOOL_MAX_EVENT), PODIO_ERR_IO (the database could
+ * not be written: disk full, read-only, removed, locked too long) or
+ * PODIO_ERR_NOMEM, with a one-line message in err (size errlen; may be
+ * NULL).  On failure nothing of this record is stored: the caller must
+ * not acknowledge the delivery (answer 503).  ack may be NULL.
+ */
+enum podio_err podio_spool_append(struct podio_spool *spool,
+    const struct podio_spool_record *rec, struct podio_spool_ack *ack,
+    char *err, size_t errlen);
+
+/*
+ * Builds the event of delivery d without an item (podio_event_json())
+ * and appends it as above, with d's type and ids and received_ms now.
+ * A hook.verify is refused with PODIO_ERR_INVALID: it is never spooled.
+ */
+enum podio_err podio_spool_append_delivery(struct podio_spool *spool,
+    const struct podio_delivery *d, struct podio_spool_ack *ack,
+    char *err, size_t errlen);
+
+/* Where an event is, as podio_spool_list() and the commands show it. */
+enum podio_spool_state {
+	PODIO_SPOOL_PENDING = 0,   /* waiting for its first try */
+	PODIO_SPOOL_RETRYING,      /* failed at least once, waiting */
+	PODIO_SPOOL_IN_FLIGHT,     /* taken, its lease not expired */
+	PODIO_SPOOL_DEAD,          /* set aside after its last try */
+	PODIO_SPOOL_BAD            /* could not be decoded, set aside */
+};
+/* Bit of a state in a mask of states. */
+#define PODIO_SPOOL_MASK(state) (1u << (state))
+#define PODIO_SPOOL_ALL 0x1fu
+
+/* "pending", "retrying", "in flight", "dead", "bad"; static. */
+const char *podio_spool_state_name(enum podio_spool_state state);
+
+/* One stored event.  Strings are owned by the array or batch that holds
+ * the event. */
+struct podio_spool_event {
+	int64_t id;
+	enum podio_spool_state state;
+	char *type;
+	unsigned has;              /* PODIO_HAS_* bits of the ids stored */
+	uint64_t hook_id;
+	uint64_t item_id;
+	uint64_t item_revision_id;
+	uint64_t app_id;           /* as delivered (item events carry none) */
+	char *event_json;          /* NUL-terminated; NULL in a list */
+	size_t event_len;
+	char *progress;            /* podio_spool_progress() text, or NULL */
+	char *last_error;          /* the last reason given, or NULL */
+	long attempts;             /* failures counted against the limit */
+	long failures;             /* every failure, outages included */
+	long leases;               /* times it was taken */
+	int64_t received_ms;
+	int64_t next_ms;           /* not taken before this time */
+	int64_t lease_until_ms;    /* 0 when not taken */
+	int64_t failed_ms;         /* time of the last failure, or 0 */
+	int64_t dead_ms;           /* time it became dead, or 0 */
+};
+
+/* Frees n events and the array.  Accepts NULL. */
+void podio_spool_events_free(struct podio_spool_event *events, size_t n);
+
+/* How podio_spool_take() and its kin claim events.  A NULL pointer or a
+ * zero member means the default. */
+struct podio_spool_take_opts {
+	/* How long the claim lasts (default 5 minutes).  When it expires
+	 * (the worker died) the events can be taken again. */
+	int64_t lease_ms;
+	/* The most events of one item returned together (default 100). */
+	size_t max_events;
+	/* Settle window: an item is due only when its newest pending event
+	 * is at least settle_ms old, or its oldest one settle_max_ms old
+	 * (0: no cap).  0 = take items at once.  Events without an item are
+	 * never held back. */
+	int64_t settle_ms;
+	int64_t settle_max_ms;
+};
+
+/*
+ * What one take claims: the due events of one item, oldest first, or one
+ * event without an item.  The lease covers every event of the batch.
+ */
+struct podio_spool_batch {
+	int has_item;
+	uint64_t item_id;
+	uint64_t app_id;           /* the app of the item: the events' own, or
+	                              learned with podio_spool_learn_app();
+	                              0 when unknown */
+	int64_t first_received_ms; /* arrival of the batch's oldest event */
+	int64_t last_received_ms;  /* arrival of the newest pending event of the
+	                              item (in the batch or not) */
+	int64_t lease_until_ms;
+	size_t n;
+	struct podio_spool_event *events; /* owned by the batch */
+};
+
+/* Frees the events of batch and empties it.  Accepts an empty batch. */
+void podio_spool_batch_clear(struct podio_spool_batch *batch);
+/* Clears n batches and frees the array.  Accepts NULL. */
+void podio_spool_batches_free(struct podio_spool_batch *batches, size_t n);
+
+/*
+ * Claims the next due work: the oldest due event not in flight, with
+ * every due event of its item after it (up to max_events, stopping at
+ * the first one not due).  Per item, events are taken in arrival order:
+ * an item is not taken while any of its events is in flight, and its
+ * later events wait for its oldest pending one (a failed event delays its
+ * item until its next try).  An event whose record cannot be decoded is
+ * set aside (state "bad", warned with its id) and the search goes on.
+ * Returns PODIO_OK with the batch filled (the caller clears it with
+ * podio_spool_batch_clear()), PODIO_ERR_NOT_FOUND when nothing is due
+ * (the batch empty), or PODIO_ERR_IO / PODIO_ERR_NOMEM (logged).
+ */
+enum podio_err podio_spool_take(struct podio_spool *spool,
+    const struct podio_spool_take_opts *opts,
+    struct podio_spool_batch *batch);
+
+/* The same for one item only (PODIO_ERR_NOT_FOUND when it has nothing
+ * due or is in flight). */
+enum podio_err podio_spool_take_item(struct podio_spool *spool,
+    uint64_t item_id, const struct podio_spool_take_opts *opts,
+    struct podio_spool_batch *batch);
+
+/*
+ * Claims up to max_items due items of app app_id at once (by the events'
+ * app id or the one learned for their hook), oldest first, for one bulk
+ * fetch.  *batches receives *n batches (one per item), which the caller
+ * frees with podio_spool_batches_free(); PODIO_ERR_NOT_FOUND when none is
+ * due.
+ */
+enum podio_err podio_spool_take_app(struct podio_spool *spool,
+    uint64_t app_id, const struct podio_spool_take_opts *opts,
+    size_t max_items, struct podio_spool_batch **batches, size_t *n);
+
+/* A pending item, as podio_spool_pending_items() lists it. */
+struct podio_spool_item {
+	uint64_t item_id;
+	size_t events;             /* pending events of the item */
+	int64_t first_received_ms; /* its oldest pending event */
+	int64_t last_received_ms;  /* its newest pending event */
+	int64_t next_ms;           /* when its oldest pending event is due */
+	int in_flight;             /* 1 when one of its events is taken */
+};
+
+/*
+ * Lists the items of app app_id that have pending events (by the events'
+ * app id or the one learned for their hook), oldest first, at most max.
+ * *items (caller frees with free()) receives *n entries; none is fine.
+ */
+enum podio_err podio_spool_pending_items(struct podio_spool *spool,
+    uint64_t app_id, size_t max, struct podio_spool_item **items,
+    size_t *n);
+
+/* Remembers that hook hook_id belongs to app app_id (learned from a
+ * fetched item), so its item events can be fetched in bulk. */
+enum podio_err podio_spool_learn_app(struct podio_spool *spool,
+    uint64_t hook_id, uint64_t app_id);
+
+/*
+ * The earliest time at which something may become due with these opts
+ * (a retry time, a settle window, a lease running out): *when_ms receives
+ * it, or 0 when the spool holds nothing pending.  A time in the past
+ * means now.
+ */
+enum podio_err podio_spool_next_due(struct podio_spool *spool,
+    const struct podio_spool_take_opts *opts, int64_t *when_ms);
+
+/*
+ * The outcome of one taken event.  done removes it (whoever holds it:
+ * the work is done).  The others need the caller's lease and fail with
+ * PODIO_ERR_CONFLICT when it ran out and another worker took the event;
+ * all fail with PODIO_ERR_NOT_FOUND when the event is gone.
+ *  - fail: keeps it for another try at retry_ms, with reason (cut to
+ *    PODIO_SPOOL_MAX_REASON); attempts grows only when counts_as_attempt
+ *    (a Podio outage is not the event's fault).  *attempts (may be NULL)
+ *    receives the new count.
+ *  - dead: sets it aside as a dead letter with reason and the time.
+ *  - release: gives it back untouched (not run: e.g. an earlier event of
+ *    its item failed), due again at once.
+ *  - extend: pushes its lease to now + lease_ms.
+ *  - progress: stores text (e.g. a JSON list of the callbacks that
+ *    succeeded, so a retry re-runs only the others; at most
+ *    PODIO_SPOOL_MAX_PROGRESS bytes, NULL clears it).  Kept by fail,
+ *    dead and replay.
+ */
+enum podio_err podio_spool_done(struct podio_spool *spool, int64_t id);
+/* done for n events in one transaction: one flush for a whole batch. */
+enum podio_err podio_spool_done_many(struct podio_spool *spool,
+    const int64_t *ids, size_t n);
+enum podio_err podio_spool_fail(struct podio_spool *spool, int64_t id,
+    const char *reason, int64_t retry_ms, int counts_as_attempt,
+    long *attempts);
+enum podio_err podio_spool_dead(struct podio_spool *spool, int64_t id,
+    const char *reason);
+enum podio_err podio_spool_release(struct podio_spool *spool, int64_t id);
+enum podio_err podio_spool_extend(struct podio_spool *spool, int64_t id,
+    int64_t lease_ms);
+enum podio_err podio_spool_progress(struct podio_spool *spool, int64_t id,
+    const char *progress);
+
+/* For `spool status`. */
+struct podio_spool_status {
+	size_t pending;
+	size_t retrying;
+	size_t in_flight;
+	size_t dead;
+	size_t bad;
+	int64_t oldest_received_ms; /* oldest pending, retrying or in-flight
+	                               event; 0 when there is none */
+	int64_t oldest_age_ms;      /* now minus that; 0 when there is none */
+};
+enum podio_err podio_spool_status(struct podio_spool *spool,
+    struct podio_spool_status *st);
+
+/*
+ * Lists events whose state is in mask (PODIO_SPOOL_MASK bits;
+ * PODIO_SPOOL_ALL), with id > after_id, in id order, at most max (0: no
+ * limit), without their event JSON.  *events receives *n events, which
+ * the caller frees with podio_spool_events_free().
+ */
+enum podio_err podio_spool_list(struct podio_spool *spool, unsigned mask,
+    int64_t after_id, size_t max, struct podio_spool_event **events,
+    size_t *n);
+
+/* One event with its JSON and progress; *event (one, caller frees with
+ * podio_spool_events_free(*event, 1)).  PODIO_ERR_NOT_FOUND if none. */
+enum podio_err podio_spool_show(struct podio_spool *spool, int64_t id,
+    struct podio_spool_event **event);
+
+/*
+ * Puts a dead (or bad) event back to pending, due now, attempts and
+ * failures reset (its last error and progress kept).  PODIO_ERR_NOT_FOUND
+ * when there is no such event, PODIO_ERR_INVALID when it is not dead or
+ * bad.
+ */
+enum podio_err podio_spool_replay(struct podio_spool *spool, int64_t id);
+/* The same for every dead event; *n (may be NULL) receives how many. */
+enum podio_err podio_spool_replay_dead(struct podio_spool *spool,
+    size_t *n);
+
+/*
+ * Removes the events whose state is in mask (only PODIO_SPOOL_DEAD and
+ * PODIO_SPOOL_BAD are allowed, else PODIO_ERR_INVALID) that were set
+ * aside at least older_than_ms ago; *n (may be NULL) receives how many.
+ */
+enum podio_err podio_spool_purge(struct podio_spool *spool, unsigned mask,
+    int64_t older_than_ms, size_t *n);
+
+/* Forgets the dedup keys of deliveries appended at least older_than_ms
+ * ago; a later copy of such a delivery is stored again.  The keys are
+ * kept until then, also after their events were processed: a worker
+ * calls this now and then (e.g. with a week) to bound the table. */
+enum podio_err podio_spool_forget(struct podio_spool *spool,
+    int64_t older_than_ms, size_t *n);
+
+/*
+ * Rate-limit state shared by every process using the spool, per
+ * credential key (who is limited: e.g. client id and app id or user;
+ * never a secret) and rate class (e.g. "default", "filter"), each at most
+ * PODIO_SPOOL_MAX_KEY bytes.
+ *  - set_pause: no API call of that key and class before until_ms; an
+ *    earlier time never shortens a pause already set.
+ *  - get_pause: *until_ms receives the end of the pause, 0 if none was set
+ *    (a past time means the pause is over).
+ *  - record_remaining: the last X-Rate-Limit-Remaining and -Limit seen
+ *    (-1 = absent) and when.
+ *  - get_remaining: what was recorded last; PODIO_ERR_NOT_FOUND if
+ *    nothing (*remaining and *limit then -1, *at_ms 0).
+ */
+enum podio_err podio_spool_set_pause(struct podio_spool *spool,
+    const char *cred, const char *rate_class, int64_t until_ms);
+enum podio_err podio_spool_get_pause(struct podio_spool *spool,
+    const char *cred, const char *rate_class, int64_t *until_ms);
+enum podio_err podio_spool_record_remaining(struct podio_spool *spool,
+    const char *cred, const char *rate_class, long remaining, long limit);
+enum podio_err podio_spool_get_remaining(struct podio_spool *spool,
+    const char *cred, const char *rate_class, long *remaining, long *limit,
+    int64_t *at_ms);
+
+/* Counters of this handle since it was opened. */
+struct podio_spool_stats {
+	uint64_t appends;          /* appends acknowledged (duplicates too) */
+	uint64_t stored;           /* records written */
+	uint64_t duplicates;       /* appends found to be duplicates */
+	uint64_t failed;           /* appends that failed */
+	uint64_t commits;          /* append transactions committed: one
+	                              flush each */
+	uint64_t max_batch;        /* most appends in one commit */
+};
+void podio_spool_stats(struct podio_spool *spool,
+    struct podio_spool_stats *stats);
+
+/* The database file's path; borrowed from the handle. */
+const char *podio_spool_path(const struct podio_spool *spool);
+
+/* --------------------------------------------------------- internal: spool */
+
+/* Adds skew_ms to this handle's clock (tests: lease expiry and retry
+ * times without waiting). */
+void podio__spool_set_clock_skew(struct podio_spool *spool, int64_t skew_ms);
+
+/*
+ * Fault-injection seam: caps the database at max_pages pages on this
+ * handle's connection (PRAGMA max_page_count), so writes that need more
+ * fail as on a full disk (SQLITE_FULL); 0 restores the default.  Returns
+ * the cap in force, or -1 on failure.
+ */
+long podio__spool_set_max_pages(struct podio_spool *spool, long max_pages);
+
+#endif

@@ -1,0 +1,396 @@
+/*
+ * spool_admin.c: the spool commands' data (status, list, show, replay,
+ * purge, forget), the hook-to-app map used for bulk fetches, and the
+ * rate-limit state shared by every process using the spool (see
+ * spool.h).
+ */
+#include <config.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "spool.h"
+#include "spool_int.h"
+
+/* Whether key is a usable credential key or rate class. */
+static int
+valid_key(const char *key)
+{
+	return key != NULL && key[0] != '\0' &&
+	    strlen(key) <= PODIO_SPOOL_MAX_KEY;
+}
+
+
+/* ------------------------------------------------------------- commands */
+
+enum podio_err
+podio_spool_status(struct podio_spool *s, struct podio_spool_status *out)
+{
+	static const char sql[] =
+	    "SELECT"
+	    " sum(state = 'pending' AND coalesce(lease_until, 0) <= ?1"
+	    "  AND failures = 0),"
+	    " sum(state = 'pending' AND coalesce(lease_until, 0) <= ?1"
+	    "  AND failures > 0),"
+	    " sum(state = 'pending' AND coalesce(lease_until, 0) > ?1),"
+	    " sum(state = 'dead'), sum(state = 'bad'),"
+	    " min(CASE WHEN state = 'pending' THEN received_at END)"
+	    " FROM events";
+	sqlite3_stmt *st = NULL;
+	int64_t now = podio__spool_now(s);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_sweep(s)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		goto fail;
+	out->pending = (size_t)sqlite3_column_int64(st, 0);
+	out->retrying = (size_t)sqlite3_column_int64(st, 1);
+	out->in_flight = (size_t)sqlite3_column_int64(st, 2);
+	out->dead = (size_t)sqlite3_column_int64(st, 3);
+	out->bad = (size_t)sqlite3_column_int64(st, 4);
+	out->oldest_received_ms = sqlite3_column_int64(st, 5);
+	if (out->oldest_received_ms > 0)
+		out->oldest_age_ms = now > out->oldest_received_ms ?
+		    now - out->oldest_received_ms : 0;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	{
+		enum podio_err e = podio__spool_failed(s, "status", rc,
+		    PODIO_ERR_IO);
+
+		pthread_mutex_unlock(&s->db_lock);
+		return e;
+	}
+}
+
+/*
+ * Reads events of sql (SPOOL_COLS then the event or NULL; ?1 bound to arg)
+ * into an array, keeping those whose state is in mask, at most max
+ * (0: no limit).  Undecodable rows are returned as they are (state bad).
+ */
+static enum podio_err
+read_events(struct podio_spool *s, const char *what, const char *sql,
+    int64_t arg, unsigned mask, size_t max, int with_body,
+    struct podio_spool_event **out, size_t *n)
+{
+	struct podio_spool_event *v = NULL, *nv, ev;
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_ERR_NOMEM;
+	int64_t now = podio__spool_now(s);
+	size_t alloc = 0;
+	char why[64];
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_sweep(s)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, arg);
+	while ((max == 0 || *n < max) &&
+	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (podio__spool_read_row(st, now, with_body, &ev, why,
+		    sizeof(why)) == -1) {
+			rc = SQLITE_OK;
+			goto fail;
+		}
+		if (!(mask & PODIO_SPOOL_MASK(ev.state))) {
+			podio__spool_event_clear(&ev);
+			continue;
+		}
+		if (*n == alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			if ((nv = realloc(v, alloc * sizeof(*v))) == NULL) {
+				podio__spool_event_clear(&ev);
+				rc = SQLITE_OK;
+				goto fail;
+			}
+			v = nv;
+		}
+		v[(*n)++] = ev;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		goto fail;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	*out = v;
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	e = podio__spool_failed(s, what, rc, e);
+	pthread_mutex_unlock(&s->db_lock);
+	podio_spool_events_free(v, *n);
+	*n = 0;
+	return e;
+}
+
+enum podio_err
+podio_spool_list(struct podio_spool *s, unsigned mask, int64_t after_id,
+    size_t max, struct podio_spool_event **events, size_t *n)
+{
+	return read_events(s, "list", "SELECT " SPOOL_COLS ", NULL FROM events"
+	    " WHERE id > ?1 ORDER BY id", after_id, mask, max, 0, events, n);
+}
+
+enum podio_err
+podio_spool_show(struct podio_spool *s, int64_t id,
+    struct podio_spool_event **event)
+{
+	enum podio_err e;
+	size_t n = 0;
+
+	e = read_events(s, "show", "SELECT " SPOOL_COLS ", event FROM events"
+	    " WHERE id = ?1", id, PODIO_SPOOL_ALL, 1, 1, event, &n);
+	if (e == PODIO_OK && n == 0) {
+		free(*event);
+		*event = NULL;
+		return PODIO_ERR_NOT_FOUND;
+	}
+	return e;
+}
+
+/* Runs one write statement (?1 = now, ?2 = a, ?3 = b) in its own
+ * transaction; *n (may be NULL) receives the rows changed. */
+static enum podio_err
+write_one(struct podio_spool *s, const char *what, const char *sql,
+    int64_t a, int64_t b, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (n != NULL)
+		*n = 0;
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, podio__spool_now(s));
+	sqlite3_bind_int64(st, 2, a);
+	sqlite3_bind_int64(st, 3, b);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto fail;
+	if (n != NULL)
+		*n = (size_t)sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	{
+		enum podio_err e = podio__spool_failed(s, what, rc,
+		    PODIO_ERR_IO);
+
+		pthread_mutex_unlock(&s->db_lock);
+		if (n != NULL)
+			*n = 0;
+		return e;
+	}
+}
+
+#define REPLAY_SET "state = 'pending', attempts = 0, failures = 0," \
+	" next_at = ?1, lease_owner = NULL, lease_until = NULL," \
+	" dead_at = NULL"
+
+enum podio_err
+podio_spool_replay(struct podio_spool *s, int64_t id)
+{
+	struct podio_spool_event *ev = NULL;
+	enum podio_err e;
+	size_t n = 0;
+	int set_aside;
+
+	if ((e = podio_spool_show(s, id, &ev)) != PODIO_OK)
+		return e;
+	set_aside = ev->state == PODIO_SPOOL_DEAD ||
+	    ev->state == PODIO_SPOOL_BAD;
+	podio_spool_events_free(ev, 1);
+	if (!set_aside)
+		return PODIO_ERR_INVALID;
+	e = write_one(s, "replay", "UPDATE events SET " REPLAY_SET
+	    " WHERE id = ?2 AND state IN ('dead', 'bad')", id, 0, &n);
+	if (e == PODIO_OK && n == 0)
+		return PODIO_ERR_INVALID;
+	return e;
+}
+
+enum podio_err
+podio_spool_replay_dead(struct podio_spool *s, size_t *n)
+{
+	return write_one(s, "replay", "UPDATE events SET " REPLAY_SET
+	    " WHERE state = 'dead'", 0, 0, n);
+}
+
+enum podio_err
+podio_spool_purge(struct podio_spool *s, unsigned mask,
+    int64_t older_than_ms, size_t *n)
+{
+	const char *sql;
+
+	if (n != NULL)
+		*n = 0;
+	if (mask == 0 || (mask & ~(PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD) |
+	    PODIO_SPOOL_MASK(PODIO_SPOOL_BAD))) != 0 || older_than_ms < 0)
+		return PODIO_ERR_INVALID;
+	if (mask == PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD))
+		sql = "DELETE FROM events WHERE state = 'dead'"
+		    " AND coalesce(dead_at, 0) <= ?1 - ?2";
+	else if (mask == PODIO_SPOOL_MASK(PODIO_SPOOL_BAD))
+		sql = "DELETE FROM events WHERE state = 'bad'"
+		    " AND coalesce(dead_at, 0) <= ?1 - ?2";
+	else
+		sql = "DELETE FROM events WHERE state IN ('dead', 'bad')"
+		    " AND coalesce(dead_at, 0) <= ?1 - ?2";
+	return write_one(s, "purge", sql, older_than_ms, 0, n);
+}
+
+enum podio_err
+podio_spool_forget(struct podio_spool *s, int64_t older_than_ms,
+    size_t *n)
+{
+	if (older_than_ms < 0)
+		return PODIO_ERR_INVALID;
+	return write_one(s, "forget", "DELETE FROM seen"
+	    " WHERE seen_at <= ?1 - ?2", older_than_ms, 0, n);
+}
+
+enum podio_err
+podio_spool_learn_app(struct podio_spool *s, uint64_t hook_id,
+    uint64_t app_id)
+{
+	return write_one(s, "learn app", "INSERT INTO hook_apps"
+	    " (hook_id, app_id, learned_at) VALUES (?2, ?3, ?1)"
+	    " ON CONFLICT (hook_id) DO UPDATE SET app_id = excluded.app_id,"
+	    " learned_at = excluded.learned_at", (int64_t)hook_id,
+	    (int64_t)app_id, NULL);
+}
+
+/* ----------------------------------------------------------- rate limits */
+
+/* Runs a rate-limit statement binding ?1 cred, ?2 class, ?3 now, ?4 and
+ * ?5 numbers; a SELECT fills row (up to 3 integers; NULL -> -1) and
+ * returns PODIO_ERR_NOT_FOUND when it yields nothing. */
+static enum podio_err
+rate_op(struct podio_spool *s, const char *what, const char *sql,
+    const char *cred, const char *rate_class, int64_t a, int64_t b,
+    int write, int64_t row[3])
+{
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_OK;
+	int rc, i;
+
+	if (!valid_key(cred) || !valid_key(rate_class))
+		return PODIO_ERR_INVALID;
+	pthread_mutex_lock(&s->db_lock);
+	if ((write && (rc = podio__spool_begin(s)) != SQLITE_OK) ||
+	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	podio__spool_bind_text(st, 1, cred);
+	podio__spool_bind_text(st, 2, rate_class);
+	sqlite3_bind_int64(st, 3, podio__spool_now(s));
+	sqlite3_bind_int64(st, 4, a);
+	sqlite3_bind_int64(st, 5, b);
+	rc = sqlite3_step(st);
+	if (row != NULL && rc == SQLITE_ROW) {
+		for (i = 0; i < 3; i++)
+			row[i] = podio__spool_col_is(st, i, SQLITE_NULL) ? -1 :
+			    sqlite3_column_int64(st, i);
+		rc = SQLITE_DONE;
+	} else if (row != NULL && rc == SQLITE_DONE) {
+		e = PODIO_ERR_NOT_FOUND;
+		goto fail;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (write && (rc = podio__spool_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	e = podio__spool_failed(s, what, rc, e);
+	pthread_mutex_unlock(&s->db_lock);
+	return e;
+}
+
+enum podio_err
+podio_spool_set_pause(struct podio_spool *s, const char *cred,
+    const char *rate_class, int64_t until_ms)
+{
+	return rate_op(s, "set pause", "INSERT INTO ratelimit"
+	    " (cred, class, paused_until) VALUES (?1, ?2, ?4)"
+	    " ON CONFLICT (cred, class) DO UPDATE SET"
+	    " paused_until = max(paused_until, excluded.paused_until)",
+	    cred, rate_class, until_ms, 0, 1,
+	    NULL);
+}
+
+enum podio_err
+podio_spool_get_pause(struct podio_spool *s, const char *cred,
+    const char *rate_class, int64_t *until_ms)
+{
+	int64_t row[3];
+	enum podio_err e;
+
+	*until_ms = 0;
+	e = rate_op(s, "get pause", "SELECT paused_until, 0, 0"
+	    " FROM ratelimit WHERE cred = ?1 AND class = ?2", cred,
+	    rate_class, 0, 0, 0, row);
+	if (e == PODIO_ERR_NOT_FOUND)
+		return PODIO_OK;
+	if (e == PODIO_OK)
+		*until_ms = row[0] > 0 ? row[0] : 0;
+	return e;
+}
+
+enum podio_err
+podio_spool_record_remaining(struct podio_spool *s, const char *cred,
+    const char *rate_class, long remaining, long limit)
+{
+	return rate_op(s, "record remaining", "INSERT INTO ratelimit"
+	    " (cred, class, remaining, lim, seen_at)"
+	    " VALUES (?1, ?2, ?4, ?5, ?3)"
+	    " ON CONFLICT (cred, class) DO UPDATE SET"
+	    " remaining = excluded.remaining, lim = excluded.lim,"
+	    " seen_at = excluded.seen_at", cred, rate_class,
+	    remaining < 0 ? -1 : remaining, limit < 0 ? -1 : limit, 1, NULL);
+}
+
+enum podio_err
+podio_spool_get_remaining(struct podio_spool *s, const char *cred,
+    const char *rate_class, long *remaining, long *limit, int64_t *at_ms)
+{
+	int64_t row[3];
+	enum podio_err e;
+
+	*remaining = -1;
+	*limit = -1;
+	*at_ms = 0;
+	e = rate_op(s, "get remaining", "SELECT remaining, lim, seen_at"
+	    " FROM ratelimit WHERE cred = ?1 AND class = ?2"
+	    " AND seen_at IS NOT NULL", cred,
+	    rate_class, 0, 0, 0, row);
+	if (e != PODIO_OK)
+		return e;
+	*remaining = (long)row[0];
+	*limit = (long)row[1];
+	*at_ms = row[2];
+	return PODIO_OK;
+}

@@ -1,0 +1,123 @@
+/*
+ * spool_int.h: what the files of the spool module share (lib/spool.c:
+ * opening and appending; lib/spool_queue.c: decoding, taking and the
+ * outcomes of taken events; lib/spool_admin.c: the spool commands and the
+ * rate-limit state).  Internal to those files; the module's interface is
+ * spool.h.
+ */
+#ifndef PODIO_SPOOL_INT_H
+#define PODIO_SPOOL_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "spool.h"
+
+/* Defaults of struct podio_spool_take_opts. */
+#define SPOOL_LEASE_MS (5 * 60 * 1000)
+#define SPOOL_MAX_EVENTS 100
+
+struct spool_req;
+
+struct podio_spool {
+	char *dir;
+	char *path;
+	char owner[64];             /* "PID-RANDOM": whose leases */
+	int64_t skew_ms;            /* tests only */
+
+	pthread_mutex_t db_lock;    /* guards db and the 5 below */
+	sqlite3 *db;
+	int swept;                  /* the bad-record sweep ran */
+	int lock_fd;                /* DIR/spool.lock, or -1 */
+	int locked;                 /* this handle holds its flock */
+	int appending;              /* the commit under way is appends' */
+	int wal_pages;              /* WAL size after the last commit */
+
+	pthread_mutex_t q_lock;     /* guards the fields below */
+	pthread_cond_t q_cond;
+	struct spool_req *q_head;
+	struct spool_req **q_tail;
+	int committing;
+	struct podio_spool_stats stats;
+};
+
+/* One append waiting for its commit; lives on the appender's stack. */
+struct spool_req {
+	const struct podio_spool_record *rec;
+	int64_t received_ms;
+	int has_key;                /* dedup key present */
+	enum podio_err result;
+	int64_t id;
+	int duplicate;
+	int done;
+	char msg[256];
+	struct spool_req *next;
+};
+
+/* The columns read into a struct podio_spool_event, event JSON last. */
+#define SPOOL_COLS "id, type, hook_id, item_id, item_revision_id, app_id, " \
+	"received_at, state, attempts, failures, leases, next_at, " \
+	"lease_until, last_error, failed_at, dead_at, progress"
+enum {
+	C_ID, C_TYPE, C_HOOK, C_ITEM, C_REV, C_APP, C_RECEIVED, C_STATE,
+	C_ATTEMPTS, C_FAILURES, C_LEASES, C_NEXT, C_LEASE, C_ERROR,
+	C_FAILED, C_DEAD, C_PROGRESS, C_EVENT
+};
+
+/* The handle's clock: wall-clock ms plus the test skew. */
+int64_t podio__spool_now(const struct podio_spool *s);
+
+/*
+ * Write transactions, always under db_lock: begin takes the cross-process
+ * queue lock and SQLite's write lock (BEGIN IMMEDIATE); commit keeps the
+ * transaction open on failure, for abort, which rolls back whatever is
+ * open and drops the locks.  Both return SQLite codes.
+ */
+int podio__spool_begin(struct podio_spool *s);
+int podio__spool_commit(struct podio_spool *s);
+void podio__spool_abort(struct podio_spool *s);
+
+/* Ends a failed operation under db_lock: an SQLite failure rc is logged
+ * (what names the operation) and mapped; other failures keep e.  Rolls
+ * back.  Returns the error. */
+enum podio_err podio__spool_failed(struct podio_spool *s, const char *what,
+    int rc, enum podio_err e);
+
+/* sqlite3_exec and sqlite3_prepare_v2 on the handle's connection. */
+int podio__spool_exec(struct podio_spool *s, const char *sql);
+int podio__spool_prep(struct podio_spool *s, const char *sql,
+    sqlite3_stmt **st);
+
+/* Binds a 64-bit id (kept as its two's complement bit pattern: only
+ * equality matters) or a text (NULL binds NULL; the text is borrowed
+ * until the statement is reset). */
+int podio__spool_bind_u64(sqlite3_stmt *st, int i, uint64_t v);
+int podio__spool_bind_text(sqlite3_stmt *st, int i, const char *text);
+
+/* Whether t (len bytes) is an event type: [a-z0-9_.-]{1,64}. */
+int podio__spool_valid_type(const char *t, size_t len);
+
+/* Whether column i of the current row has SQLite type type. */
+int podio__spool_col_is(sqlite3_stmt *st, int i, int type);
+
+/*
+ * Reads the current row of st (SPOOL_COLS, then the event JSON or NULL)
+ * into ev, as far as it can be read.  Returns 0 when the record is sound;
+ * 1 when it cannot be decoded, with the reason in why (ev filled as far as
+ * possible, state PODIO_SPOOL_BAD); -1 on out of memory (ev cleared).
+ * with_body: the event JSON is read and checked.
+ */
+int podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
+    struct podio_spool_event *ev, char *why, size_t whylen);
+
+/* Frees the strings of ev and zeroes it. */
+void podio__spool_event_clear(struct podio_spool_event *ev);
+
+/* Sets aside every record whose state or column types are unusable, once
+ * per handle, under db_lock.  Returns an SQLite code. */
+int podio__spool_sweep(struct podio_spool *s);
+
+#endif

@@ -1,0 +1,975 @@
+/*
+ * spool_queue.c: the queue side of the spool (see spool.h): decoding
+ * stored records, setting aside the ones that cannot be decoded, taking
+ * due events with a lease (per item, in arrival order), and what a worker
+ * reports back (done, fail, dead, release, extend, progress).
+ */
+#include <config.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "event.h"
+#include "log.h"
+#include "spool.h"
+#include "spool_int.h"
+#include "util.h"
+
+/* "No cap" for the settle window: far beyond any time difference, far
+ * from overflowing. */
+#define SPOOL_FOREVER_MS 1000000000000000LL
+/* Most undecodable records set aside by one sweep, and most candidates
+ * one take looks at. */
+#define SPOOL_SWEEP_MAX 1000
+#define SPOOL_TAKE_TRIES 1000
+
+/* ------------------------------------------------------------ decoding */
+
+const char *
+podio_spool_state_name(enum podio_spool_state state)
+{
+	switch (state) {
+	case PODIO_SPOOL_PENDING:
+		return "pending";
+	case PODIO_SPOOL_RETRYING:
+		return "retrying";
+	case PODIO_SPOOL_IN_FLIGHT:
+		return "in flight";
+	case PODIO_SPOOL_DEAD:
+		return "dead";
+	case PODIO_SPOOL_BAD:
+		return "bad";
+	}
+	return "unknown";
+}
+
+void
+podio__spool_event_clear(struct podio_spool_event *ev)
+{
+	free(ev->type);
+	free(ev->event_json);
+	free(ev->progress);
+	free(ev->last_error);
+	memset(ev, 0, sizeof(*ev));
+}
+
+void
+podio_spool_events_free(struct podio_spool_event *events, size_t n)
+{
+	size_t i;
+
+	if (events == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		podio__spool_event_clear(&events[i]);
+	free(events);
+}
+
+void
+podio_spool_batch_clear(struct podio_spool_batch *b)
+{
+	if (b == NULL)
+		return;
+	podio_spool_events_free(b->events, b->n);
+	memset(b, 0, sizeof(*b));
+}
+
+void
+podio_spool_batches_free(struct podio_spool_batch *batches, size_t n)
+{
+	size_t i;
+
+	if (batches == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		podio_spool_batch_clear(&batches[i]);
+	free(batches);
+}
+
+int
+podio__spool_col_is(sqlite3_stmt *st, int i, int type)
+{
+	return sqlite3_column_type(st, i) == type;
+}
+
+static int
+col_int_or_null(sqlite3_stmt *st, int i)
+{
+	return podio__spool_col_is(st, i, SQLITE_INTEGER) ||
+	    podio__spool_col_is(st, i, SQLITE_NULL);
+}
+
+/* Copies text column i into *out (NULL for SQL NULL).  -1 on out of
+ * memory. */
+static int
+col_dup(sqlite3_stmt *st, int i, char **out, size_t *len_out)
+{
+	const unsigned char *t;
+	int len;
+
+	*out = NULL;
+	if (podio__spool_col_is(st, i, SQLITE_NULL))
+		return 0;
+	if ((t = sqlite3_column_text(st, i)) == NULL)
+		return -1;
+	len = sqlite3_column_bytes(st, i);
+	if ((*out = malloc((size_t)len + 1)) == NULL)
+		return -1;
+	memcpy(*out, t, (size_t)len);
+	(*out)[len] = '\0';
+	if (len_out != NULL)
+		*len_out = (size_t)len;
+	return 0;
+}
+
+/*
+ * Reads the current row of st (SPOOL_COLS, then the event JSON or NULL)
+ * into ev, as far as it can be read.  Returns 0 when the record is sound;
+ * 1 when it cannot be decoded, with the reason in why (ev still filled
+ * as far as possible, state PODIO_SPOOL_BAD); -1 on out of memory (ev
+ * cleared).  with_body: the event JSON is read and checked.
+ */
+int
+podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
+    struct podio_spool_event *ev, char *why, size_t whylen)
+{
+	const char *state;
+	const char *bad = NULL;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->id = sqlite3_column_int64(st, C_ID);
+	ev->hook_id = (uint64_t)sqlite3_column_int64(st, C_HOOK);
+	ev->has = PODIO_HAS_HOOK_ID;
+	if (!podio__spool_col_is(st, C_ITEM, SQLITE_NULL)) {
+		ev->has |= PODIO_HAS_ITEM_ID;
+		ev->item_id = (uint64_t)sqlite3_column_int64(st, C_ITEM);
+	}
+	if (!podio__spool_col_is(st, C_REV, SQLITE_NULL)) {
+		ev->has |= PODIO_HAS_ITEM_REVISION_ID;
+		ev->item_revision_id =
+		    (uint64_t)sqlite3_column_int64(st, C_REV);
+	}
+	if (!podio__spool_col_is(st, C_APP, SQLITE_NULL)) {
+		ev->has |= PODIO_HAS_APP_ID;
+		ev->app_id = (uint64_t)sqlite3_column_int64(st, C_APP);
+	}
+	ev->received_ms = sqlite3_column_int64(st, C_RECEIVED);
+	ev->attempts = (long)sqlite3_column_int64(st, C_ATTEMPTS);
+	ev->failures = (long)sqlite3_column_int64(st, C_FAILURES);
+	ev->leases = (long)sqlite3_column_int64(st, C_LEASES);
+	ev->next_ms = sqlite3_column_int64(st, C_NEXT);
+	ev->lease_until_ms = sqlite3_column_int64(st, C_LEASE);
+	ev->failed_ms = sqlite3_column_int64(st, C_FAILED);
+	ev->dead_ms = sqlite3_column_int64(st, C_DEAD);
+	if (col_dup(st, C_TYPE, &ev->type, NULL) == -1 ||
+	    col_dup(st, C_ERROR, &ev->last_error, NULL) == -1 ||
+	    col_dup(st, C_PROGRESS, &ev->progress, NULL) == -1 ||
+	    (with_body && col_dup(st, C_EVENT, &ev->event_json,
+	    &ev->event_len) == -1)) {
+		podio__spool_event_clear(ev);
+		return -1;
+	}
+
+	state = podio__spool_col_is(st, C_STATE, SQLITE_TEXT) ?
+	    (const char *)sqlite3_column_text(st, C_STATE) : NULL;
+	if (state != NULL && strcmp(state, "dead") == 0)
+		ev->state = PODIO_SPOOL_DEAD;
+	else if (state != NULL && strcmp(state, "pending") == 0)
+		ev->state = ev->lease_until_ms > now ? PODIO_SPOOL_IN_FLIGHT :
+		    ev->failures > 0 ? PODIO_SPOOL_RETRYING :
+		    PODIO_SPOOL_PENDING;
+	else {
+		ev->state = PODIO_SPOOL_BAD;
+		if (state == NULL || strcmp(state, "bad") != 0)
+			bad = "unknown state";
+	}
+
+	if (bad != NULL)
+		;
+	else if (!podio__spool_col_is(st, C_TYPE, SQLITE_TEXT) ||
+	    !podio__spool_valid_type(ev->type, strlen(ev->type)))
+		bad = "bad type";
+	else if (!podio__spool_col_is(st, C_HOOK, SQLITE_INTEGER) ||
+	    !col_int_or_null(st, C_ITEM) || !col_int_or_null(st, C_REV) ||
+	    !col_int_or_null(st, C_APP))
+		bad = "bad ids";
+	else if (!podio__spool_col_is(st, C_RECEIVED, SQLITE_INTEGER) ||
+	    !podio__spool_col_is(st, C_NEXT, SQLITE_INTEGER) ||
+	    !col_int_or_null(st, C_LEASE) ||
+	    !podio__spool_col_is(st, C_ATTEMPTS, SQLITE_INTEGER) ||
+	    !podio__spool_col_is(st, C_FAILURES, SQLITE_INTEGER))
+		bad = "bad times or counters";
+	else if (!podio__spool_col_is(st, C_PROGRESS, SQLITE_NULL) &&
+	    !podio__spool_col_is(st, C_PROGRESS, SQLITE_TEXT))
+		bad = "bad progress";
+	else if (with_body && (!podio__spool_col_is(st, C_EVENT, SQLITE_TEXT) ||
+	    ev->event_json == NULL ||
+	    !podio__json_valid(ev->event_json, ev->event_len)))
+		bad = "the event is not valid JSON";
+	if (bad == NULL)
+		return 0;
+	ev->state = PODIO_SPOOL_BAD;
+	snprintf(why, whylen, "%s", bad);
+	return 1;
+}
+
+/* Sets event id aside as bad, with reason, under a write transaction. */
+static int
+set_bad(struct podio_spool *s, int64_t id, const char *reason, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	char msg[128];
+	int rc;
+
+	podio__warn("spool %s: event %lld cannot be decoded (%s): set aside "
+	    "as bad", s->path, (long long)id, reason);
+	snprintf(msg, sizeof(msg), "cannot be decoded: %s", reason);
+	if ((rc = podio__spool_prep(s, "UPDATE events SET state = 'bad',"
+	    " last_error = ?1, dead_at = ?2, lease_owner = NULL,"
+	    " lease_until = NULL"
+	    " WHERE id = ?3", &st)) != SQLITE_OK)
+		return rc;
+	podio__spool_bind_text(st, 1, msg);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Sets aside every record whose state or column types are unusable (such
+ * a record would never be taken, or could block its item), once per
+ * handle, under db_lock.  Returns an SQLite code.
+ */
+int
+podio__spool_sweep(struct podio_spool *s)
+{
+	static const char sql[] =
+	    "SELECT id, CASE WHEN typeof(state) != 'text' OR state NOT IN"
+	    " ('pending', 'dead', 'bad') THEN 'unknown state'"
+	    " ELSE 'bad times, ids or type' END FROM events"
+	    " WHERE typeof(state) != 'text'"
+	    " OR state NOT IN ('pending', 'dead', 'bad')"
+	    " OR (state != 'bad' AND (typeof(type) != 'text'"
+	    "  OR typeof(hook_id) != 'integer'"
+	    "  OR typeof(received_at) != 'integer'"
+	    "  OR typeof(next_at) != 'integer'"
+	    "  OR typeof(item_id) NOT IN ('integer', 'null')"
+	    "  OR typeof(lease_until) NOT IN ('integer', 'null')))"
+	    " LIMIT ?1";
+	sqlite3_stmt *st = NULL;
+	int64_t ids[64];
+	char reasons[64][32];
+	size_t n, i, total = 0;
+	int rc;
+
+	if (s->swept)
+		return SQLITE_OK;
+	do {
+		n = 0;
+		if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+			return rc;
+		sqlite3_bind_int(st, 1, 64);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 64) {
+			ids[n] = sqlite3_column_int64(st, 0);
+			podio__strlcpy(reasons[n], (const char *)
+			    sqlite3_column_text(st, 1), sizeof(reasons[n]));
+			n++;
+		}
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+		if (n == 0)
+			break;
+		if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+			return rc;
+		for (i = 0; i < n; i++)
+			if ((rc = set_bad(s, ids[i], reasons[i],
+			    podio__spool_now(s))) != SQLITE_OK) {
+				podio__spool_abort(s);
+				return rc;
+			}
+		if ((rc = podio__spool_commit(s)) != SQLITE_OK) {
+			podio__spool_abort(s);
+			return rc;
+		}
+		total += n;
+	} while (n == 64 && total < SPOOL_SWEEP_MAX);
+	s->swept = 1;
+	return SQLITE_OK;
+}
+
+/* ---------------------------------------------------------------- taking */
+
+enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
+
+/* The app of event e: its own, else the one learned for its hook. */
+#define APP_OF(e) "coalesce(" e ".app_id, (SELECT ha.app_id FROM" \
+	" hook_apps ha WHERE ha.hook_id = " e ".hook_id))"
+
+/*
+ * The oldest takeable event: pending, due, not in flight; for an item,
+ * the oldest pending event of the item, none of whose events is in
+ * flight, and settled.  ?1 now, ?2 settle, ?3 settle cap, ?4 item or app.
+ */
+#define HEAD_SQL(filter) \
+	"SELECT e.id, e.item_id FROM events e" \
+	" WHERE e.state = 'pending' AND e.next_at <= ?1" \
+	" AND coalesce(e.lease_until, 0) <= ?1" filter \
+	" AND (e.item_id IS NULL OR (NOT EXISTS (SELECT 1 FROM events p" \
+	"  WHERE p.item_id = e.item_id AND p.state = 'pending'" \
+	"  AND (p.id < e.id OR coalesce(p.lease_until, 0) > ?1))" \
+	"  AND (?2 <= 0 OR e.received_at <= ?1 - ?3" \
+	"  OR (SELECT max(q.received_at) FROM events q" \
+	"   WHERE q.item_id = e.item_id AND q.state = 'pending')" \
+	"   <= ?1 - ?2)))" \
+	" ORDER BY e.id LIMIT 1"
+
+static const char *const head_sql[] = {
+	HEAD_SQL(""),
+	HEAD_SQL(" AND e.item_id = ?4"),
+	HEAD_SQL(" AND e.item_id IS NOT NULL AND " APP_OF("e") " = ?4"),
+};
+
+/* Effective options. */
+struct take_params {
+	int64_t now, lease_ms, settle_ms, settle_max_ms;
+	size_t max_events;
+};
+
+static void
+take_params(const struct podio_spool *s, const struct podio_spool_take_opts
+    *o, struct take_params *p)
+{
+	p->now = podio__spool_now(s);
+	p->lease_ms = o != NULL && o->lease_ms > 0 ? o->lease_ms :
+	    SPOOL_LEASE_MS;
+	p->max_events = o != NULL && o->max_events > 0 ? o->max_events :
+	    SPOOL_MAX_EVENTS;
+	p->settle_ms = o != NULL && o->settle_ms > 0 ? o->settle_ms : 0;
+	p->settle_max_ms = o != NULL && o->settle_max_ms > 0 ?
+	    o->settle_max_ms : SPOOL_FOREVER_MS;
+}
+
+/* Finds the head of the next unit: *id 0 when there is none. */
+static int
+find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
+    const struct take_params *p, int64_t *id, int *has_item)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*id = 0;
+	if ((rc = podio__spool_prep(s, head_sql[mode], &st)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, p->now);
+	sqlite3_bind_int64(st, 2, p->settle_ms);
+	sqlite3_bind_int64(st, 3, p->settle_max_ms);
+	if (mode != TAKE_ANY)
+		podio__spool_bind_u64(st, 4, key);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*has_item = !podio__spool_col_is(st, 1, SQLITE_NULL);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Appends ev (moved) to the batch's events.  -1 on out of memory. */
+static int
+batch_push(struct podio_spool_batch *b, struct podio_spool_event *ev)
+{
+	struct podio_spool_event *n;
+
+	n = realloc(b->events, (b->n + 1) * sizeof(*n));
+	if (n == NULL)
+		return -1;
+	b->events = n;
+	b->events[b->n++] = *ev;
+	memset(ev, 0, sizeof(*ev));
+	return 0;
+}
+
+/*
+ * Claims the unit whose head is head (in a write transaction): the head
+ * alone, or the head and the due events of its item after it, setting
+ * aside the undecodable ones.  Fills b (empty when every event was bad).
+ * Returns an SQLite code, or SQLITE_NOMEM.
+ */
+static int
+claim_unit(struct podio_spool *s, int64_t head, int has_item,
+    const struct take_params *p, struct podio_spool_batch *b)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	struct podio_spool_event ev;
+	char why[64];
+	struct {
+		int64_t id;
+		char why[64];
+	} bad[SPOOL_MAX_EVENTS + 1];
+	size_t nbad = 0, i, limit = p->max_events;
+	int rc, r;
+
+	memset(b, 0, sizeof(*b));
+	if (has_item)
+		rc = podio__spool_prep(s, "SELECT " SPOOL_COLS ", event"
+		    " FROM events WHERE item_id ="
+		    " (SELECT item_id FROM events WHERE id = ?1)"
+		    " AND state = 'pending' AND id >= ?1 ORDER BY id"
+		    " LIMIT ?2", &st);
+	else
+		rc = podio__spool_prep(s, "SELECT " SPOOL_COLS ", event"
+		    " FROM events WHERE id = ?1 LIMIT ?2", &st);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, head);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit +
+	    SPOOL_MAX_EVENTS);
+	while (b->n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = podio__spool_read_row(st, p->now, 1, &ev, why,
+		    sizeof(why))) == -1) {
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
+		if (r == 1) {
+			/* Set aside after the scan, below. */
+			if (nbad < sizeof(bad) / sizeof(bad[0])) {
+				bad[nbad].id = ev.id;
+				podio__strlcpy(bad[nbad].why, why,
+				    sizeof(bad[nbad].why));
+				nbad++;
+			}
+			podio__spool_event_clear(&ev);
+			continue;
+		}
+		if (ev.next_ms > p->now) {
+			/* Later events wait for this one: order per item. */
+			podio__spool_event_clear(&ev);
+			break;
+		}
+		if (batch_push(b, &ev) == -1) {
+			podio__spool_event_clear(&ev);
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	for (i = 0; i < nbad; i++)
+		if ((rc = set_bad(s, bad[i].id, bad[i].why, p->now)) !=
+		    SQLITE_OK)
+			goto fail;
+	if (b->n == 0)
+		/* Only bad events: the caller looks for the next head.  No
+		 * bad event either cannot happen under the write lock (the
+		 * head is due); SQLITE_DONE stops the search then. */
+		return nbad > 0 ? SQLITE_OK : SQLITE_DONE;
+	if ((rc = podio__spool_prep(s, "UPDATE events SET lease_owner = ?1,"
+	    " lease_until = ?2, leases = leases + 1 WHERE id = ?3", &up)) !=
+	    SQLITE_OK)
+		goto fail;
+	b->lease_until_ms = p->now + p->lease_ms;
+	for (i = 0; i < b->n; i++) {
+		sqlite3_reset(up);
+		podio__spool_bind_text(up, 1, s->owner);
+		sqlite3_bind_int64(up, 2, b->lease_until_ms);
+		sqlite3_bind_int64(up, 3, b->events[i].id);
+		if ((rc = sqlite3_step(up)) != SQLITE_DONE)
+			goto fail;
+		b->events[i].state = PODIO_SPOOL_IN_FLIGHT;
+		b->events[i].lease_until_ms = b->lease_until_ms;
+		b->events[i].leases++;
+	}
+	sqlite3_finalize(up);
+	up = NULL;
+
+	b->has_item = has_item;
+	b->item_id = b->events[0].item_id;
+	b->first_received_ms = b->events[0].received_ms;
+	b->last_received_ms = b->events[b->n - 1].received_ms;
+	/* The item's app and its newest pending event, in the batch or not. */
+	rc = podio__spool_prep(s, "SELECT (SELECT max(received_at) FROM events"
+	    " WHERE item_id = e.item_id AND state = 'pending'), "
+	    APP_OF("e") " FROM events e WHERE e.id = ?1", &st);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, b->events[0].id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		goto fail;
+	if (has_item && sqlite3_column_int64(st, 0) > b->last_received_ms)
+		b->last_received_ms = sqlite3_column_int64(st, 0);
+	b->app_id = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	return SQLITE_OK;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	podio_spool_batch_clear(b);
+	return rc;
+}
+
+/*
+ * Claims up to max units in one transaction; the common body of the take
+ * functions.  *out receives *n batches (freed by the caller).  Returns
+ * PODIO_ERR_NOT_FOUND when nothing is due.
+ */
+static enum podio_err
+take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
+    const struct podio_spool_take_opts *opts, size_t max,
+    struct podio_spool_batch **out, size_t *n)
+{
+	struct podio_spool_batch *bs = NULL, b;
+	struct take_params p;
+	enum podio_err e = PODIO_ERR_NOT_FOUND;
+	int64_t head;
+	size_t tries;
+	int rc, has_item;
+
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || max == 0)
+		return PODIO_ERR_INVALID;
+	take_params(s, opts, &p);
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_sweep(s)) != SQLITE_OK)
+		goto fail;
+	/* Look first without the write lock: idle workers polling an
+	 * empty spool must not hold up appends from other processes. */
+	if ((rc = find_head(s, mode, key, &p, &head, &has_item)) !=
+	    SQLITE_OK)
+		goto fail;
+	if (head == 0) {
+		pthread_mutex_unlock(&s->db_lock);
+		return PODIO_ERR_NOT_FOUND;
+	}
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+		goto fail;
+	p.now = podio__spool_now(s);
+	for (tries = 0; *n < max && tries < SPOOL_TAKE_TRIES; tries++) {
+		if ((rc = find_head(s, mode, key, &p, &head, &has_item)) !=
+		    SQLITE_OK)
+			goto fail;
+		if (head == 0)
+			break;
+		if ((rc = claim_unit(s, head, has_item, &p, &b)) == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_OK)
+			goto fail;
+		if (b.n == 0)
+			continue;
+		if (bs == NULL && (bs = calloc(max < 64 ? max : 64,
+		    sizeof(*bs))) == NULL) {
+			podio_spool_batch_clear(&b);
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
+		if (*n >= 64 && (*n & (*n - 1)) == 0) {
+			struct podio_spool_batch *nb;
+
+			if ((nb = realloc(bs, *n * 2 * sizeof(*nb))) == NULL) {
+				podio_spool_batch_clear(&b);
+				rc = SQLITE_NOMEM;
+				goto fail;
+			}
+			bs = nb;
+		}
+		bs[(*n)++] = b;
+	}
+	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	if (*n == 0) {
+		free(bs);
+		return PODIO_ERR_NOT_FOUND;
+	}
+	*out = bs;
+	return PODIO_OK;
+fail:
+	e = podio__spool_failed(s, "take", rc, e);
+	pthread_mutex_unlock(&s->db_lock);
+	podio_spool_batches_free(bs, *n);
+	*n = 0;
+	return e;
+}
+
+/* Moves the one batch of a take into *batch. */
+static enum podio_err
+take_one(struct podio_spool *s, enum take_mode mode, uint64_t key,
+    const struct podio_spool_take_opts *opts,
+    struct podio_spool_batch *batch)
+{
+	struct podio_spool_batch *bs = NULL;
+	enum podio_err e;
+	size_t n = 0;
+
+	memset(batch, 0, sizeof(*batch));
+	if ((e = take_units(s, mode, key, opts, 1, &bs, &n)) != PODIO_OK)
+		return e;
+	*batch = bs[0];
+	free(bs);
+	return PODIO_OK;
+}
+
+enum podio_err
+podio_spool_take(struct podio_spool *s,
+    const struct podio_spool_take_opts *opts,
+    struct podio_spool_batch *batch)
+{
+	return take_one(s, TAKE_ANY, 0, opts, batch);
+}
+
+enum podio_err
+podio_spool_take_item(struct podio_spool *s, uint64_t item_id,
+    const struct podio_spool_take_opts *opts,
+    struct podio_spool_batch *batch)
+{
+	return take_one(s, TAKE_ITEM, item_id, opts, batch);
+}
+
+enum podio_err
+podio_spool_take_app(struct podio_spool *s, uint64_t app_id,
+    const struct podio_spool_take_opts *opts, size_t max_items,
+    struct podio_spool_batch **batches, size_t *n)
+{
+	return take_units(s, TAKE_APP, app_id, opts, max_items, batches, n);
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_pending_items(struct podio_spool *s, uint64_t app_id,
+    size_t max, struct podio_spool_item **items, size_t *n)
+{
+	static const char sql[] =
+	    "SELECT g.item_id, g.n, g.first, g.last, h.next_at, g.busy FROM"
+	    " (SELECT e.item_id AS item_id, count(*) AS n,"
+	    "  min(e.received_at) AS first, max(e.received_at) AS last,"
+	    "  min(e.id) AS head,"
+	    "  max(coalesce(e.lease_until, 0) > ?1) AS busy"
+	    "  FROM events e WHERE e.state = 'pending'"
+	    "  AND e.item_id IS NOT NULL AND " APP_OF("e") " = ?2"
+	    "  GROUP BY e.item_id) g"
+	    " JOIN events h ON h.id = g.head ORDER BY g.head LIMIT ?3";
+	struct podio_spool_item *v = NULL, *nv;
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_ERR_NOMEM;
+	size_t alloc = 0;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, podio__spool_now(s));
+	podio__spool_bind_u64(st, 2, app_id);
+	sqlite3_bind_int64(st, 3, max > 0 && max < INT32_MAX ?
+	    (sqlite3_int64)max : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			if ((nv = realloc(v, alloc * sizeof(*v))) == NULL) {
+				rc = SQLITE_OK;
+				goto fail;
+			}
+			v = nv;
+		}
+		v[*n].item_id = (uint64_t)sqlite3_column_int64(st, 0);
+		v[*n].events = (size_t)sqlite3_column_int64(st, 1);
+		v[*n].first_received_ms = sqlite3_column_int64(st, 2);
+		v[*n].last_received_ms = sqlite3_column_int64(st, 3);
+		v[*n].next_ms = sqlite3_column_int64(st, 4);
+		v[*n].in_flight = sqlite3_column_int(st, 5) != 0;
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	*items = v;
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	e = podio__spool_failed(s, "list pending items", rc, e);
+	pthread_mutex_unlock(&s->db_lock);
+	free(v);
+	*n = 0;
+	return e;
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_next_due(struct podio_spool *s,
+    const struct podio_spool_take_opts *opts, int64_t *when_ms)
+{
+	static const char sql[] =
+	    "SELECT min(t) FROM ("
+	    " SELECT CASE WHEN coalesce(lease_until, 0) > ?1"
+	    "  THEN lease_until ELSE next_at END AS t"
+	    "  FROM events WHERE state = 'pending' AND item_id IS NULL"
+	    " UNION ALL"
+	    " SELECT CASE WHEN g.busy > ?1 THEN g.busy"
+	    "  ELSE max(h.next_at, CASE WHEN ?2 > 0 THEN"
+	    "   min(g.last + ?2, h.received_at + ?3) ELSE 0 END) END"
+	    "  FROM (SELECT item_id, min(id) AS head,"
+	    "   max(received_at) AS last,"
+	    "   max(coalesce(lease_until, 0)) AS busy FROM events"
+	    "   WHERE state = 'pending' AND item_id IS NOT NULL"
+	    "   GROUP BY item_id) g JOIN events h ON h.id = g.head)";
+	struct take_params p;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*when_ms = 0;
+	take_params(s, opts, &p);
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, p.now);
+	sqlite3_bind_int64(st, 2, p.settle_ms);
+	sqlite3_bind_int64(st, 3, p.settle_max_ms);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		goto fail;
+	*when_ms = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	{
+		enum podio_err e = podio__spool_failed(s, "next due", rc,
+		    PODIO_ERR_IO);
+
+		pthread_mutex_unlock(&s->db_lock);
+		return e;
+	}
+}
+
+/* ------------------------------------------------------------- outcomes */
+
+/*
+ * Runs one UPDATE on event id in a write transaction after checking the
+ * event exists (PODIO_ERR_NOT_FOUND) and, when need_lease, that it is
+ * pending and this handle's lease (PODIO_ERR_CONFLICT).  The statement
+ * binds ?1 = id, ?2 = now, ?3.. as the caller's bind() sets them.
+ * *attempts (may be NULL) receives the attempts after the update.
+ */
+static enum podio_err
+update_event(struct podio_spool *s, const char *what, int64_t id,
+    int need_lease, const char *sql,
+    void (*bind)(sqlite3_stmt *, const void *), const void *arg,
+    long *attempts)
+{
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_OK;
+	int64_t now = podio__spool_now(s);
+	int rc;
+
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+		goto fail;
+	if ((rc = podio__spool_prep(s, "SELECT state = 'pending'"
+	    " AND lease_owner = ?2 FROM events WHERE id = ?1", &st)) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	podio__spool_bind_text(st, 2, s->owner);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		e = PODIO_ERR_NOT_FOUND;
+		goto fail;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+	if (need_lease && sqlite3_column_int(st, 0) != 1) {
+		e = PODIO_ERR_CONFLICT;
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	if (bind != NULL)
+		bind(st, arg);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (attempts != NULL) {
+		if ((rc = podio__spool_prep(s, "SELECT attempts FROM events"
+		    " WHERE id = ?1", &st)) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+			goto fail;
+		*attempts = (long)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	sqlite3_finalize(st);
+	e = podio__spool_failed(s, what, rc, e);
+	pthread_mutex_unlock(&s->db_lock);
+	return e;
+}
+
+/* Deletes the pending events of ids in one transaction. */
+enum podio_err
+podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_OK;
+	size_t i;
+	int rc;
+
+	if (s == NULL || (ids == NULL && n > 0))
+		return PODIO_ERR_INVALID;
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, "DELETE FROM events WHERE id = ?1"
+	    " AND state = 'pending'", &st)) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			goto fail;
+		if (sqlite3_changes(s->db) == 0)
+			e = PODIO_ERR_NOT_FOUND;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	return e;
+fail:
+	sqlite3_finalize(st);
+	e = podio__spool_failed(s, "done", rc, PODIO_ERR_IO);
+	pthread_mutex_unlock(&s->db_lock);
+	return e;
+}
+
+enum podio_err
+podio_spool_done(struct podio_spool *s, int64_t id)
+{
+	return podio_spool_done_many(s, &id, 1);
+}
+
+/* The length of reason cut to PODIO_SPOOL_MAX_REASON bytes, never inside
+ * a UTF-8 sequence. */
+static int
+reason_len(const char *r)
+{
+	size_t n = strnlen(r, PODIO_SPOOL_MAX_REASON + 1);
+
+	if (n > PODIO_SPOOL_MAX_REASON) {
+		n = PODIO_SPOOL_MAX_REASON;
+		while (n > 0 && ((unsigned char)r[n] & 0xc0) == 0x80)
+			n--;
+	}
+	return (int)n;
+}
+
+struct fail_args {
+	const char *reason;
+	int64_t retry_ms;
+	int counts;
+};
+
+static void
+bind_fail(sqlite3_stmt *st, const void *arg)
+{
+	const struct fail_args *a = arg;
+
+	sqlite3_bind_text(st, 3, a->reason, reason_len(a->reason),
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, a->retry_ms);
+	sqlite3_bind_int(st, 5, a->counts);
+}
+
+enum podio_err
+podio_spool_fail(struct podio_spool *s, int64_t id, const char *reason,
+    int64_t retry_ms, int counts_as_attempt, long *attempts)
+{
+	struct fail_args a;
+
+	a.reason = reason != NULL ? reason : "failed";
+	a.retry_ms = retry_ms;
+	a.counts = counts_as_attempt ? 1 : 0;
+	return update_event(s, "fail", id, 1, "UPDATE events SET"
+	    " attempts = attempts + ?5, failures = failures + 1,"
+	    " next_at = ?4, last_error = ?3, failed_at = ?2,"
+	    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+	    bind_fail, &a, attempts);
+}
+
+static void
+bind_reason(sqlite3_stmt *st, const void *arg)
+{
+	const char *reason = arg;
+
+	sqlite3_bind_text(st, 3, reason, reason_len(reason), SQLITE_STATIC);
+}
+
+enum podio_err
+podio_spool_dead(struct podio_spool *s, int64_t id, const char *reason)
+{
+	return update_event(s, "dead", id, 1, "UPDATE events SET"
+	    " state = 'dead', dead_at = ?2, last_error = ?3,"
+	    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+	    bind_reason, reason != NULL ? reason : "dead", NULL);
+}
+
+enum podio_err
+podio_spool_release(struct podio_spool *s, int64_t id)
+{
+	return update_event(s, "release", id, 1, "UPDATE events SET"
+	    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+	    NULL, NULL, NULL);
+}
+
+static void
+bind_lease(sqlite3_stmt *st, const void *arg)
+{
+	sqlite3_bind_int64(st, 3, *(const int64_t *)arg);
+}
+
+enum podio_err
+podio_spool_extend(struct podio_spool *s, int64_t id, int64_t lease_ms)
+{
+	if (lease_ms <= 0)
+		lease_ms = SPOOL_LEASE_MS;
+	return update_event(s, "extend", id, 1, "UPDATE events SET"
+	    " lease_until = ?2 + ?3 WHERE id = ?1", bind_lease, &lease_ms,
+	    NULL);
+}
+
+static void
+bind_progress(sqlite3_stmt *st, const void *arg)
+{
+	podio__spool_bind_text(st, 3, arg);
+}
+
+enum podio_err
+podio_spool_progress(struct podio_spool *s, int64_t id,
+    const char *progress)
+{
+	if (progress != NULL && strlen(progress) > PODIO_SPOOL_MAX_PROGRESS)
+		return PODIO_ERR_TOO_LARGE;
+	return update_event(s, "progress", id, 1, "UPDATE events SET"
+	    " progress = ?3 WHERE id = ?1", bind_progress, progress,
+	    NULL);
+}

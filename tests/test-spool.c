@@ -1,0 +1,1410 @@
+/*
+ * test-spool.c: the durable event spool (lib/spool.c): append, take and
+ * done; durability across a re-open; dedup; group commit with 16 threads;
+ * several processes appending and taking at once (each event taken
+ * exactly once); lease expiry after a taker is killed; per-item order and
+ * batches; retries with and without counting attempts; dead letters,
+ * replay and purge; status; the settle window and bulk take by app; the
+ * rate-limit state shared between processes; records that cannot be
+ * decoded; a full database; and processes killed with SIGKILL in the
+ * middle of appends (seed printed, PODIO_TEST_SEED repeats a run).
+ */
+#include <config.h>
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "podio.h"
+#include "spool.h"
+#include "util.h"
+#include "tap.h"
+
+static char tmpdir[256];
+static char logpath[512];
+static int dir_seq;
+
+/* A fresh spool directory name under tmpdir (not created). */
+static const char *
+newdir(char *buf, size_t n, const char *what)
+{
+	snprintf(buf, n, "%s/%s-%d", tmpdir, what, ++dir_seq);
+	return buf;
+}
+
+static struct podio_spool *
+open_or_bail(const char *dir)
+{
+	struct podio_spool *s = NULL;
+	char err[256] = "";
+
+	if (podio_spool_open(dir, &s, err, sizeof(err)) != PODIO_OK) {
+		printf("Bail out! open %s: %s\n", dir, err);
+		exit(1);
+	}
+	return s;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* A record of an event; buf (size n) holds its JSON. */
+static void
+mkrec(struct podio_spool_record *r, char *buf, size_t n, const char *type,
+    uint64_t hook, uint64_t item, uint64_t rev)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = type;
+	r->has = PODIO_HAS_HOOK_ID;
+	r->hook_id = hook;
+	if (item != 0) {
+		r->has |= PODIO_HAS_ITEM_ID;
+		r->item_id = item;
+	}
+	if (rev != 0) {
+		r->has |= PODIO_HAS_ITEM_REVISION_ID;
+		r->item_revision_id = rev;
+	}
+	snprintf(buf, n, "{\"type\":\"%s\",\"hook_id\":%llu,\"item_id\":%llu,"
+	    "\"item_revision_id\":%llu}", type, (unsigned long long)hook,
+	    (unsigned long long)item, (unsigned long long)rev);
+	r->event_json = buf;
+	r->event_len = strlen(buf);
+}
+
+/* Appends one event; returns its id, or -1 (with a diag) on failure. */
+static int64_t
+add(struct podio_spool *s, const char *type, uint64_t hook, uint64_t item,
+    uint64_t rev, int64_t received_ms)
+{
+	struct podio_spool_record r;
+	struct podio_spool_ack ack;
+	char buf[256], err[256] = "";
+	enum podio_err e;
+
+	mkrec(&r, buf, sizeof(buf), type, hook, item, rev);
+	r.received_ms = received_ms;
+	if ((e = podio_spool_append(s, &r, &ack, err, sizeof(err))) !=
+	    PODIO_OK) {
+		tap_diag("append: %s: %s", podio_strerror(e), err);
+		return -1;
+	}
+	return ack.id;
+}
+
+/* The number of events in states of mask. */
+static size_t
+count(struct podio_spool *s, unsigned mask)
+{
+	struct podio_spool_event *ev = NULL;
+	size_t n = 0;
+
+	if (podio_spool_list(s, mask, 0, 0, &ev, &n) != PODIO_OK)
+		return (size_t)-1;
+	podio_spool_events_free(ev, n);
+	return n;
+}
+
+static int
+file_contains(const char *path, const char *needle)
+{
+	static char buf[65536];
+	size_t n;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+/* Runs sql on the database of dir with a raw connection (to damage
+ * records as a crash or a hand edit could).  Returns 0 or -1. */
+static int
+raw_sql(const char *dir, const char *sql)
+{
+	char path[600];
+	sqlite3 *db = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/spool.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* PRAGMA integrity_check on the database of dir: 1 when "ok". */
+static int
+integrity_ok(const char *dir)
+{
+	char path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int ok = 0;
+
+	snprintf(path, sizeof(path), "%s/spool.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1,
+	    &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		ok = t != NULL && strcmp((const char *)t, "ok") == 0;
+		if (!ok)
+			tap_diag("integrity_check: %s", t != NULL ?
+			    (const char *)t : "(null)");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok;
+}
+
+/* Reads int64 values from fd until EOF into v (room for max); returns how
+ * many. */
+static size_t
+read_ids(int fd, int64_t *v, size_t max)
+{
+	size_t n = 0, got = 0;
+	char *p = (char *)v;
+	ssize_t r;
+
+	while (got < max * sizeof(*v)) {
+		r = read(fd, p + got, max * sizeof(*v) - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	n = got / sizeof(*v);
+	return n;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void
+test_open(void)
+{
+	char dir[512], path[600], err[256] = "";
+	struct podio_spool *s = NULL;
+	struct stat sb;
+	enum podio_err e;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/a/b/spool", tmpdir);
+	e = podio_spool_open(dir, &s, err, sizeof(err));
+	tap_ok(e == PODIO_OK, "open creates missing directories (%s)", err);
+	tap_ok(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+	    (sb.st_mode & 0777) == 0700, "the spool directory is mode 0700");
+	snprintf(path, sizeof(path), "%s/spool.db", dir);
+	tap_ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600,
+	    "the database is mode 0600");
+	tap_ok(s != NULL && strcmp(podio_spool_path(s), path) == 0,
+	    "podio_spool_path names the database");
+	podio_spool_close(s);
+	s = NULL;
+
+	snprintf(path, sizeof(path), "%s/plainfile", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	if (fd != -1)
+		close(fd);
+	err[0] = '\0';
+	e = podio_spool_open(path, &s, err, sizeof(err));
+	tap_ok(e == PODIO_ERR_IO && s == NULL && strstr(err, path) != NULL,
+	    "a file in the way: PODIO_ERR_IO naming it (%s)", err);
+	tap_ok(podio_spool_open("", &s, err, sizeof(err)) ==
+	    PODIO_ERR_INVALID, "no directory: PODIO_ERR_INVALID");
+}
+
+static void
+test_invalid(struct podio_spool *s)
+{
+	struct podio_spool_record r;
+	char buf[256], err[256];
+	char *big;
+
+	mkrec(&r, buf, sizeof(buf), "item.create", 1, 2, 3);
+	r.type = NULL;
+	tap_ok(podio_spool_append(s, &r, NULL, err, sizeof(err)) ==
+	    PODIO_ERR_INVALID, "append without a type: invalid");
+	r.type = "Item Create";
+	tap_ok(podio_spool_append(s, &r, NULL, err, sizeof(err)) ==
+	    PODIO_ERR_INVALID, "append with a malformed type: invalid");
+	r.type = "item.create";
+	r.has = 0;
+	tap_ok(podio_spool_append(s, &r, NULL, err, sizeof(err)) ==
+	    PODIO_ERR_INVALID, "append without hook_id: invalid");
+	mkrec(&r, buf, sizeof(buf), "item.create", 1, 2, 3);
+	r.event_json = "{\"type\":";
+	r.event_len = strlen(r.event_json);
+	tap_ok(podio_spool_append(s, &r, NULL, err, sizeof(err)) ==
+	    PODIO_ERR_INVALID, "append of an event that is not JSON: invalid");
+	big = malloc(PODIO_SPOOL_MAX_EVENT + 2);
+	if (big != NULL) {
+		memset(big, ' ', PODIO_SPOOL_MAX_EVENT + 1);
+		big[0] = '1';
+		big[PODIO_SPOOL_MAX_EVENT + 1] = '\0';
+		r.event_json = big;
+		r.event_len = PODIO_SPOOL_MAX_EVENT + 1;
+		tap_ok(podio_spool_append(s, &r, NULL, err, sizeof(err)) ==
+		    PODIO_ERR_TOO_LARGE, "an event over the cap: too large");
+		free(big);
+	}
+	tap_ok(count(s, PODIO_SPOOL_ALL) == 0, "nothing refused was stored");
+}
+
+static void
+test_basic(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	struct podio_spool_event *ev = NULL;
+	struct podio_spool_status st;
+	int64_t id1, id2, id3;
+	size_t n = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "basic"));
+	test_invalid(s);
+	id1 = add(s, "comment.create", 7, 0, 0, 0);
+	id2 = add(s, "app.update", 7, 0, 0, 0);
+	id3 = add(s, "comment.delete", 7, 0, 0, 0);
+	tap_ok(id1 > 0 && id2 > id1 && id3 > id2,
+	    "ids grow in arrival order (%lld %lld %lld)", (long long)id1,
+	    (long long)id2, (long long)id3);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 1 &&
+	    b.events[0].id == id1 && !b.has_item &&
+	    strcmp(b.events[0].type, "comment.create") == 0 &&
+	    strstr(b.events[0].event_json, "\"hook_id\":7") != NULL &&
+	    b.events[0].leases == 1 &&
+	    b.events[0].state == PODIO_SPOOL_IN_FLIGHT,
+	    "take returns the oldest event with its JSON");
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.pending == 2 &&
+	    st.in_flight == 1 && st.retrying == 0,
+	    "status: 2 pending, 1 in flight");
+	tap_ok(podio_spool_done(s, b.n ? b.events[0].id : 0) == PODIO_OK,
+	    "done");
+	tap_ok(podio_spool_done(s, id1) == PODIO_ERR_NOT_FOUND,
+	    "done twice: not found");
+	podio_spool_batch_clear(&b);
+	tap_ok(count(s, PODIO_SPOOL_ALL) == 2, "done removed the event");
+	podio_spool_close(s);
+
+	/* Durability: another handle sees what was committed. */
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_list(s, PODIO_SPOOL_ALL, 0, 0, &ev, &n) ==
+	    PODIO_OK && n == 2 && ev[0].id == id2 && ev[1].id == id3 &&
+	    ev[0].event_json == NULL && ev[1].state == PODIO_SPOOL_PENDING,
+	    "re-opened: the two events are there, in order");
+	podio_spool_events_free(ev, n);
+	ev = NULL;
+	tap_ok(podio_spool_list(s, PODIO_SPOOL_ALL, id2, 0, &ev, &n) ==
+	    PODIO_OK && n == 1 && ev[0].id == id3, "list after an id");
+	podio_spool_events_free(ev, n);
+	ev = NULL;
+	tap_ok(podio_spool_show(s, id3, &ev) == PODIO_OK && ev != NULL &&
+	    strstr(ev->event_json, "comment.delete") != NULL &&
+	    ev->event_len == strlen(ev->event_json),
+	    "show returns the event JSON");
+	podio_spool_events_free(ev, 1);
+	ev = NULL;
+	tap_ok(podio_spool_show(s, id1, &ev) == PODIO_ERR_NOT_FOUND &&
+	    ev == NULL, "show of a removed event: not found");
+	podio_spool_close(s);
+}
+
+static void
+test_dedup(void)
+{
+	char dir[512], buf[256], err[256];
+	struct podio_spool *s;
+	struct podio_spool_record r;
+	struct podio_spool_ack a1, a2, a3;
+	struct podio_spool_stats stats;
+	int64_t id;
+	size_t n = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "dedup"));
+	mkrec(&r, buf, sizeof(buf), "item.update", 5, 42, 7);
+	tap_ok(podio_spool_append(s, &r, &a1, err, sizeof(err)) ==
+	    PODIO_OK && !a1.duplicate, "first delivery stored");
+	tap_ok(podio_spool_append(s, &r, &a2, err, sizeof(err)) ==
+	    PODIO_OK && a2.duplicate && a2.id == a1.id,
+	    "the same delivery again: acknowledged as a duplicate of %lld",
+	    (long long)a1.id);
+	tap_ok(count(s, PODIO_SPOOL_ALL) == 1, "stored once");
+	id = add(s, "item.update", 5, 42, 8, 0);
+	tap_ok(id > a1.id, "another revision is another event");
+	tap_ok(add(s, "item.update", 6, 42, 7, 0) > id,
+	    "the same revision from another hook is another event");
+	podio_spool_done(s, a1.id);
+	tap_ok(podio_spool_append(s, &r, &a3, err, sizeof(err)) ==
+	    PODIO_OK && a3.duplicate && count(s, PODIO_SPOOL_ALL) == 2,
+	    "a redelivery after processing is still a duplicate");
+	tap_ok(podio_spool_forget(s, 0, &n) == PODIO_OK && n == 3,
+	    "forget drops the dedup keys (%zu)", n);
+	tap_ok(podio_spool_append(s, &r, &a3, err, sizeof(err)) ==
+	    PODIO_OK && !a3.duplicate && a3.id > id,
+	    "after forget the delivery is stored again");
+	podio_spool_stats(s, &stats);
+	tap_ok(stats.appends == 6 && stats.duplicates == 2 &&
+	    stats.stored == 4, "stats count appends, duplicates, stores");
+	podio_spool_close(s);
+}
+
+static void
+test_delivery(void)
+{
+	static const char body[] = "type=item.update&hook_id=5&item_id=42"
+	    "&item_revision_id=9&secret=s3cr3t";
+	char dir[512], err[256], reason[128];
+	struct podio_spool *s;
+	struct podio_params *p;
+	struct podio_delivery *d = NULL;
+	struct podio_spool_ack ack;
+	struct podio_spool_event *ev = NULL;
+	char *json = NULL;
+	size_t len = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "delivery"));
+	p = podio_params_new(0);
+	podio_params_parse(p, body, strlen(body), NULL);
+	if (podio_delivery_new(p, &d, reason, sizeof(reason)) != PODIO_OK) {
+		tap_ok(0, "delivery: %s", reason);
+		podio_spool_close(s);
+		return;
+	}
+	podio_event_json(d, NULL, 0, NULL, 0, &json, &len);
+	tap_ok(podio_spool_append_delivery(s, d, &ack, err, sizeof(err)) ==
+	    PODIO_OK && ack.id > 0, "append a delivery");
+	tap_ok(podio_spool_show(s, ack.id, &ev) == PODIO_OK && json != NULL &&
+	    strcmp(ev->event_json, json) == 0 && ev->item_id == 42 &&
+	    ev->item_revision_id == 9 && ev->hook_id == 5 &&
+	    strstr(ev->event_json, "s3cr3t") == NULL,
+	    "stored: the event JSON without item or secret, and its ids");
+	podio_spool_events_free(ev, 1);
+	podio_delivery_free(d);
+	d = NULL;
+	p = podio_params_new(0);
+	podio_params_parse(p, "type=hook.verify&hook_id=5&code=abc", 35, NULL);
+	podio_delivery_new(p, &d, reason, sizeof(reason));
+	tap_ok(d != NULL && podio_spool_append_delivery(s, d, NULL, err,
+	    sizeof(err)) == PODIO_ERR_INVALID, "hook.verify is never spooled");
+	podio_delivery_free(d);
+	free(json);
+	podio_spool_close(s);
+}
+
+static void
+test_order(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	struct podio_spool_take_opts o;
+	int64_t e1, e2, e3, e4, f1, g1, t0 = podio__wall_ms();
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "order"));
+	e1 = add(s, "item.create", 1, 100, 1, t0 - 5000);
+	f1 = add(s, "item.create", 1, 200, 1, t0 - 4000);
+	e2 = add(s, "item.update", 1, 100, 2, t0 - 3000);
+	g1 = add(s, "app.update", 1, 0, 0, t0 - 2000);
+	e3 = add(s, "comment.create", 1, 100, 0, t0 - 1000);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.has_item &&
+	    b.item_id == 100 && b.n == 3 && b.events[0].id == e1 &&
+	    b.events[1].id == e2 && b.events[2].id == e3,
+	    "take returns every due event of the item, in arrival order");
+	tap_ok(b.first_received_ms == t0 - 5000 &&
+	    b.last_received_ms == t0 - 1000, "the batch's first and last "
+	    "arrival times");
+	e4 = add(s, "item.update", 1, 100, 3, 0);
+	{
+		struct podio_spool_batch c, d2;
+
+		tap_ok(podio_spool_take(s, NULL, &c) == PODIO_OK &&
+		    c.item_id == 200 && c.n == 1 && c.events[0].id == f1,
+		    "next: the other item");
+		tap_ok(podio_spool_take(s, NULL, &d2) == PODIO_OK &&
+		    !d2.has_item && d2.events[0].id == g1,
+		    "next: the event without an item");
+		podio_spool_done(s, c.events[0].id);
+		podio_spool_done(s, d2.events[0].id);
+		podio_spool_batch_clear(&c);
+		podio_spool_batch_clear(&d2);
+		tap_ok(podio_spool_take(s, NULL, &c) == PODIO_ERR_NOT_FOUND &&
+		    c.n == 0, "an item in flight is not taken again, even "
+		    "with a new event");
+		tap_ok(podio_spool_take_item(s, 100, NULL, &c) ==
+		    PODIO_ERR_NOT_FOUND, "nor by take_item");
+	}
+	{
+		int64_t ids[3] = { e1, e2, e3 };
+
+		tap_ok(podio_spool_done_many(s, ids, 3) == PODIO_OK,
+		    "done_many for the batch");
+	}
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_take_item(s, 100, NULL, &b) == PODIO_OK &&
+	    b.n == 1 && b.events[0].id == e4, "then the new event of the "
+	    "item");
+	podio_spool_done(s, e4);
+	podio_spool_batch_clear(&b);
+
+	/* max_events bounds a batch. */
+	e1 = add(s, "item.update", 1, 300, 1, 0);
+	add(s, "item.update", 1, 300, 2, 0);
+	add(s, "item.update", 1, 300, 3, 0);
+	memset(&o, 0, sizeof(o));
+	o.max_events = 2;
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.n == 2 &&
+	    b.events[0].id == e1, "max_events caps a batch");
+	podio_spool_batch_clear(&b);
+	podio_spool_close(s);
+}
+
+static void
+test_retry(void)
+{
+	char dir[512];
+	struct podio_spool *s, *other;
+	struct podio_spool_batch b, c;
+	struct podio_spool_status st;
+	struct podio_spool_event *ev = NULL;
+	int64_t id, later, now = podio__wall_ms();
+	long attempts = -1;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "retry"));
+	other = open_or_bail(dir);
+	id = add(s, "item.update", 1, 500, 1, 0);
+	later = add(s, "item.update", 1, 500, 2, 0);
+	podio_spool_take(s, NULL, &b);
+	tap_ok(b.n == 2, "took both events of the item");
+	tap_ok(podio_spool_fail(other, id, "x", now, 1, NULL) ==
+	    PODIO_ERR_CONFLICT, "fail by another handle: conflict (lease)");
+	tap_ok(podio_spool_progress(s, id, "[\"cb1\"]") == PODIO_OK,
+	    "progress stored");
+	tap_ok(podio_spool_fail(s, id, "callback exit 3", now + 60000, 1,
+	    &attempts) == PODIO_OK && attempts == 1,
+	    "fail counting an attempt: attempts 1");
+	tap_ok(podio_spool_release(s, later) == PODIO_OK,
+	    "release the later event, not run");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.retrying == 1 &&
+	    st.pending == 1 && st.in_flight == 0,
+	    "status: 1 retrying, 1 pending");
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_ERR_NOT_FOUND,
+	    "a failed event delays its item until its next try");
+	podio__spool_set_clock_skew(s, 61000);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 2 &&
+	    b.events[0].id == id && b.events[0].attempts == 1 &&
+	    b.events[0].failures == 1 && b.events[0].progress != NULL &&
+	    strcmp(b.events[0].progress, "[\"cb1\"]") == 0 &&
+	    b.events[0].last_error != NULL &&
+	    strcmp(b.events[0].last_error, "callback exit 3") == 0,
+	    "due again: taken with its attempts, error and progress");
+	tap_ok(podio_spool_fail(s, id, "podio 503", now + 61000, 0,
+	    &attempts) == PODIO_OK && attempts == 1,
+	    "fail not counting (outage): attempts stay 1");
+	podio_spool_show(s, id, &ev);
+	tap_ok(ev != NULL && ev->failures == 2 && ev->attempts == 1 &&
+	    ev->state == PODIO_SPOOL_RETRYING && ev->next_ms == now + 61000,
+	    "failures 2, attempts 1, next try recorded");
+	podio_spool_events_free(ev, 1);
+	tap_ok(podio_spool_extend(s, later, 1000) == PODIO_OK,
+	    "extend the lease");
+	podio_spool_release(s, later);
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_extend(s, later, 1000) == PODIO_ERR_CONFLICT,
+	    "extend without a lease: conflict");
+	tap_ok(podio_spool_fail(s, 999999, "x", now, 1, NULL) ==
+	    PODIO_ERR_NOT_FOUND, "fail of an unknown id: not found");
+	(void)c;
+	podio_spool_close(other);
+	podio_spool_close(s);
+}
+
+static void
+test_dead(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	struct podio_spool_status st;
+	struct podio_spool_event *ev = NULL;
+	int64_t id, id2;
+	size_t n = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "dead"));
+	id = add(s, "item.delete", 1, 600, 1, podio__wall_ms() - 120000);
+	id2 = add(s, "item.delete", 1, 601, 1, 0);
+	podio_spool_take(s, NULL, &b);
+	tap_ok(podio_spool_dead(s, id, "12 tries: exit 1") == PODIO_OK,
+	    "dead");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.dead == 1 &&
+	    st.pending == 1, "status counts the dead letter");
+	tap_ok(podio_spool_list(s, PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD), 0, 0,
+	    &ev, &n) == PODIO_OK && n == 1 && ev[0].id == id &&
+	    ev[0].dead_ms > 0 && strcmp(ev[0].last_error, "12 tries: exit 1")
+	    == 0, "list of dead letters with reason and time");
+	podio_spool_events_free(ev, n);
+	ev = NULL;
+	tap_ok(podio_spool_replay(s, id2) == PODIO_ERR_INVALID,
+	    "replay of a pending event: invalid");
+	tap_ok(podio_spool_replay(s, id) == PODIO_OK, "replay");
+	podio_spool_show(s, id, &ev);
+	tap_ok(ev != NULL && ev->state == PODIO_SPOOL_PENDING &&
+	    ev->attempts == 0, "replayed: pending, attempts reset");
+	podio_spool_events_free(ev, 1);
+	ev = NULL;
+	podio_spool_take_item(s, 600, NULL, &b);
+	podio_spool_dead(s, id, "again");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_replay_dead(s, &n) == PODIO_OK && n == 1 &&
+	    count(s, PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD)) == 0,
+	    "replay --dead puts every dead letter back");
+	podio_spool_take_item(s, 600, NULL, &b);
+	podio_spool_dead(s, id, "again");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_purge(s, PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD),
+	    3600000, &n) == PODIO_OK && n == 0,
+	    "purge older than an hour: a fresh dead letter stays");
+	tap_ok(podio_spool_purge(s, PODIO_SPOOL_MASK(PODIO_SPOOL_PENDING),
+	    0, &n) == PODIO_ERR_INVALID, "purge of pending events: refused");
+	podio__spool_set_clock_skew(s, 3600001);
+	tap_ok(podio_spool_purge(s, PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD),
+	    3600000, &n) == PODIO_OK && n == 1 &&
+	    podio_spool_show(s, id, &ev) == PODIO_ERR_NOT_FOUND &&
+	    count(s, PODIO_SPOOL_ALL) == 1,
+	    "an hour later it is purged, the pending event kept");
+	podio_spool_close(s);
+}
+
+static void
+test_status_age(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_status st;
+	int64_t now = podio__wall_ms();
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "status"));
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.pending == 0 &&
+	    st.oldest_received_ms == 0 && st.oldest_age_ms == 0,
+	    "empty spool: no oldest");
+	add(s, "item.create", 1, 1, 1, now - 90000);
+	add(s, "item.create", 1, 2, 1, now - 30000);
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.pending == 2 &&
+	    st.oldest_received_ms == now - 90000 &&
+	    st.oldest_age_ms >= 90000, "oldest pending and its age (%lld ms)",
+	    (long long)st.oldest_age_ms);
+	podio_spool_close(s);
+}
+
+static void
+test_settle(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	struct podio_spool_take_opts o;
+	int64_t now = podio__wall_ms(), when = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "settle"));
+	memset(&o, 0, sizeof(o));
+	o.settle_ms = 2000;
+	o.settle_max_ms = 30000;
+	add(s, "item.update", 1, 700, 1, now - 1000);
+	add(s, "item.update", 1, 700, 2, now);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_ERR_NOT_FOUND,
+	    "settle window: a busy item waits");
+	tap_ok(podio_spool_next_due(s, &o, &when) == PODIO_OK &&
+	    when == now + 2000, "next due: when the window closes");
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 2,
+	    "without a window it is taken");
+	podio_spool_release(s, b.events[0].id);
+	podio_spool_release(s, b.events[1].id);
+	podio_spool_batch_clear(&b);
+	podio__spool_set_clock_skew(s, 2001);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.n == 2,
+	    "quiet for the window: taken");
+	podio_spool_batch_clear(&b);
+
+	/* settle_max caps the wait of an item that never goes quiet. */
+	podio__spool_set_clock_skew(s, 0);
+	add(s, "item.update", 1, 701, 1, now - 31000);
+	add(s, "item.update", 1, 701, 2, now);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.item_id == 701,
+	    "settle_max reached: taken though events keep coming");
+	podio_spool_batch_clear(&b);
+	podio_spool_close(s);
+}
+
+static void
+test_app(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_item *items = NULL;
+	struct podio_spool_batch *bs = NULL;
+	size_t n = 0, nb = 0, i;
+	uint64_t item;
+	int ok;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "app"));
+	for (item = 801; item <= 805; item++) {
+		add(s, "item.update", 900, item, 1, 0);
+		add(s, "item.update", 900, item, 2, 0);
+	}
+	add(s, "item.update", 901, 806, 1, 0);
+	tap_ok(podio_spool_pending_items(s, 55, 0, &items, &n) == PODIO_OK &&
+	    n == 0, "no app known for the hook: nothing listed");
+	free(items);
+	items = NULL;
+	podio_spool_learn_app(s, 900, 55);
+	tap_ok(podio_spool_pending_items(s, 55, 0, &items, &n) == PODIO_OK &&
+	    n == 5 && items[0].item_id == 801 && items[0].events == 2 &&
+	    items[4].item_id == 805 && !items[0].in_flight,
+	    "learned app: its five items listed, oldest first");
+	free(items);
+	items = NULL;
+	tap_ok(podio_spool_take_app(s, 55, NULL, 3, &bs, &nb) == PODIO_OK &&
+	    nb == 3, "take_app claims three items at once");
+	ok = nb == 3;
+	for (i = 0; i < nb; i++)
+		ok = ok && bs[i].item_id == 801 + i && bs[i].n == 2 &&
+		    bs[i].app_id == 55;
+	tap_ok(ok, "each batch holds one item's events and the app");
+	podio_spool_batches_free(bs, nb);
+	tap_ok(podio_spool_pending_items(s, 55, 0, &items, &n) == PODIO_OK &&
+	    n == 5 && items[0].in_flight && !items[3].in_flight,
+	    "the claimed items show as in flight");
+	free(items);
+	podio_spool_close(s);
+}
+
+static void
+test_bad(void)
+{
+	char dir[512], needle[64];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	struct podio_spool_status st;
+	int64_t good, bad_json, bad_state;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "bad"));
+	bad_json = add(s, "item.update", 1, 1000, 1, 0);
+	good = add(s, "item.update", 1, 1000, 2, 0);
+	bad_state = add(s, "item.update", 1, 1001, 1, 0);
+	add(s, "item.update", 1, 1001, 2, 0);
+	podio_spool_close(s);
+	{
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "UPDATE events SET event = "
+		    "'{\"type\": tru' WHERE id = %lld;"
+		    "UPDATE events SET state = 'weird' WHERE id = %lld;",
+		    (long long)bad_json, (long long)bad_state);
+		tap_ok(raw_sql(dir, sql) == 0, "damage two records");
+	}
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 1 &&
+	    b.events[0].id == good, "a record with bad JSON is set aside "
+	    "and its item goes on");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 1 &&
+	    b.item_id == 1001, "a record with a bad state blocks nothing");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.bad == 2,
+	    "status counts both as bad");
+	snprintf(needle, sizeof(needle), "event %lld cannot be decoded",
+	    (long long)bad_json);
+	tap_ok(file_contains(logpath, needle), "a warning names the id");
+	tap_ok(podio_spool_purge(s, PODIO_SPOOL_MASK(PODIO_SPOOL_BAD), 0,
+	    NULL) == PODIO_OK && count(s, PODIO_SPOOL_MASK(PODIO_SPOOL_BAD))
+	    == 0, "bad records can be purged");
+	podio_spool_close(s);
+}
+
+/* ------------------------------------------------------- processes */
+
+static void
+test_pause_procs(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	int64_t until = 0, at = 0, t = podio__wall_ms() + 300000;
+	long rem = 0, lim = 0;
+	pid_t pid;
+	int status = -1;
+
+	newdir(dir, sizeof(dir), "pause");
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_get_pause(s, "client:1", "default", &until) ==
+	    PODIO_OK && until == 0, "no pause at first");
+	tap_ok(podio_spool_get_remaining(s, "client:1", "default", &rem,
+	    &lim, &at) == PODIO_ERR_NOT_FOUND && rem == -1,
+	    "no remaining count at first");
+	/* No handle may cross a fork (SQLite's rule). */
+	podio_spool_close(s);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct podio_spool *c = NULL;
+		int ok;
+
+		if (podio_spool_open(dir, &c, NULL, 0) != PODIO_OK)
+			_exit(2);
+		ok = podio_spool_set_pause(c, "client:1", "default", t) ==
+		    PODIO_OK && podio_spool_record_remaining(c, "client:1",
+		    "filter", 17, 250) == PODIO_OK;
+		podio_spool_close(c);
+		_exit(ok ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	s = open_or_bail(dir);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "another process records a pause and a remaining count");
+	tap_ok(podio_spool_get_pause(s, "client:1", "default", &until) ==
+	    PODIO_OK && until == t, "this process sees the pause");
+	tap_ok(podio_spool_get_remaining(s, "client:1", "filter", &rem, &lim,
+	    &at) == PODIO_OK && rem == 17 && lim == 250 && at > 0,
+	    "and the remaining count of the filter class");
+	podio_spool_set_pause(s, "client:1", "default", t - 1000);
+	podio_spool_get_pause(s, "client:1", "default", &until);
+	tap_ok(until == t, "a shorter pause does not shorten it");
+	podio_spool_get_pause(s, "client:2", "default", &until);
+	tap_ok(until == 0, "pauses are per credential");
+	tap_ok(podio_spool_set_pause(s, "", "default", t) ==
+	    PODIO_ERR_INVALID, "an empty credential key is refused");
+	podio_spool_close(s);
+}
+
+static void
+test_lease_expiry(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	int64_t id, got = 0;
+	int fds[2];
+	pid_t pid;
+
+	newdir(dir, sizeof(dir), "lease");
+	s = open_or_bail(dir);
+	id = add(s, "item.update", 1, 1100, 1, 0);
+	podio_spool_close(s);
+	if (pipe(fds) == -1) {
+		tap_ok(0, "pipe");
+		return;
+	}
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct podio_spool *c = NULL;
+		struct podio_spool_batch cb;
+		struct podio_spool_take_opts o;
+
+		close(fds[0]);
+		memset(&o, 0, sizeof(o));
+		o.lease_ms = 60000;
+		if (podio_spool_open(dir, &c, NULL, 0) != PODIO_OK ||
+		    podio_spool_take(c, &o, &cb) != PODIO_OK)
+			_exit(1);
+		if (write(fds[1], &cb.events[0].id, sizeof(int64_t)) < 0)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	tap_ok(read(fds[0], &got, sizeof(got)) == (ssize_t)sizeof(got) &&
+	    got == id, "a worker took the event");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(fds[0]);
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_ERR_NOT_FOUND,
+	    "killed worker: the lease still holds the event");
+	podio__spool_set_clock_skew(s, 60001);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 1 &&
+	    b.events[0].id == id && b.events[0].leases == 2,
+	    "after the lease ran out another worker takes it");
+	podio_spool_batch_clear(&b);
+	podio_spool_close(s);
+}
+
+#define MP_APPENDERS 4
+#define MP_TAKERS 4
+#define MP_EACH 100
+
+static void
+test_multiprocess(void)
+{
+	char dir[512], flag[600];
+	int64_t acked[MP_APPENDERS * MP_EACH], taken[MP_APPENDERS * MP_EACH *
+	    2];
+	size_t nacked = 0, ntaken = 0, i, dups = 0;
+	int afd[MP_APPENDERS][2], tfd[MP_TAKERS][2];
+	pid_t apid[MP_APPENDERS], tpid[MP_TAKERS];
+	int k, status, fails = 0, ok;
+	struct podio_spool *s;
+
+	newdir(dir, sizeof(dir), "procs");
+	snprintf(flag, sizeof(flag), "%s.done", dir);
+	s = open_or_bail(dir);       /* created before the race */
+	podio_spool_close(s);
+	fflush(stdout);
+	for (k = 0; k < MP_TAKERS; k++) {
+		if (pipe(tfd[k]) == -1)
+			return;
+		if ((tpid[k] = fork()) == 0) {
+			struct podio_spool *c = NULL;
+			struct podio_spool_batch b;
+			int64_t ids[128];
+			size_t j;
+			int fin;
+
+			close(tfd[k][0]);
+			if (podio_spool_open(dir, &c, NULL, 0) != PODIO_OK)
+				_exit(2);
+			for (;;) {
+				enum podio_err e;
+
+				fin = access(flag, F_OK) == 0;
+				e = podio_spool_take(c, NULL, &b);
+				if (e == PODIO_ERR_NOT_FOUND) {
+					if (fin)
+						break;
+					sleep_ms(1);
+					continue;
+				}
+				if (e != PODIO_OK)
+					_exit(3);
+				for (j = 0; j < b.n && j < 128; j++)
+					ids[j] = b.events[j].id;
+				if (write(tfd[k][1], ids, j * sizeof(int64_t))
+				    < 0 || podio_spool_done_many(c, ids, j) !=
+				    PODIO_OK)
+					_exit(4);
+				podio_spool_batch_clear(&b);
+			}
+			podio_spool_close(c);
+			_exit(0);
+		}
+		close(tfd[k][1]);
+	}
+	for (k = 0; k < MP_APPENDERS; k++) {
+		if (pipe(afd[k]) == -1)
+			return;
+		if ((apid[k] = fork()) == 0) {
+			struct podio_spool *c = NULL;
+			int j;
+
+			close(afd[k][0]);
+			if (podio_spool_open(dir, &c, NULL, 0) != PODIO_OK)
+				_exit(2);
+			for (j = 0; j < MP_EACH; j++) {
+				/* Items shared between processes. */
+				int64_t id = add(c, "item.update", 10 + k,
+				    2000 + j % 10, 1 + j, 0);
+
+				if (id <= 0 || write(afd[k][1], &id,
+				    sizeof(id)) < 0)
+					_exit(3);
+			}
+			podio_spool_close(c);
+			_exit(0);
+		}
+		close(afd[k][1]);
+	}
+	for (k = 0; k < MP_APPENDERS; k++) {
+		waitpid(apid[k], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fails++;
+		nacked += read_ids(afd[k][0], acked + nacked,
+		    MP_APPENDERS * MP_EACH - nacked);
+		close(afd[k][0]);
+	}
+	k = open(flag, O_WRONLY | O_CREAT, 0600);
+	if (k != -1)
+		close(k);
+	for (k = 0; k < MP_TAKERS; k++) {
+		ntaken += read_ids(tfd[k][0], taken + ntaken,
+		    sizeof(taken) / sizeof(taken[0]) - ntaken);
+		waitpid(tpid[k], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fails++;
+		close(tfd[k][0]);
+	}
+	tap_ok(fails == 0 && nacked == MP_APPENDERS * MP_EACH,
+	    "%d processes appended %zu events while %d took them",
+	    MP_APPENDERS, nacked, MP_TAKERS);
+	qsort(acked, nacked, sizeof(acked[0]), cmp_i64);
+	qsort(taken, ntaken, sizeof(taken[0]), cmp_i64);
+	for (i = 1; i < ntaken; i++)
+		if (taken[i] == taken[i - 1])
+			dups++;
+	ok = ntaken == nacked;
+	for (i = 0; ok && i < nacked; i++)
+		ok = acked[i] == taken[i];
+	tap_ok(dups == 0, "no event was taken twice (%zu twice)", dups);
+	tap_ok(ok, "every acknowledged event was taken once (%zu of %zu)",
+	    ntaken, nacked);
+	s = open_or_bail(dir);
+	tap_ok(count(s, PODIO_SPOOL_ALL) == 0, "the spool is empty after");
+	podio_spool_close(s);
+}
+
+/* Many processes open a new spool at the same moment. */
+static void
+test_concurrent_create(void)
+{
+	char dir[512];
+	pid_t pids[8];
+	int k, status, fails = 0;
+	struct podio_spool *s;
+
+	newdir(dir, sizeof(dir), "create");
+	fflush(stdout);
+	for (k = 0; k < 8; k++)
+		if ((pids[k] = fork()) == 0) {
+			struct podio_spool *c = NULL;
+			char err[256];
+
+			if (podio_spool_open(dir, &c, err, sizeof(err)) !=
+			    PODIO_OK) {
+				fprintf(stderr, "child open: %s\n", err);
+				_exit(2);
+			}
+			k = add(c, "app.update", 1, 0, 0, 0) > 0 ? 0 : 3;
+			podio_spool_close(c);
+			_exit(k);
+		}
+	for (k = 0; k < 8; k++) {
+		waitpid(pids[k], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fails++;
+	}
+	s = open_or_bail(dir);
+	tap_ok(fails == 0 && count(s, PODIO_SPOOL_ALL) == 8,
+	    "8 processes create and append to a new spool at once");
+	podio_spool_close(s);
+}
+
+#define KILL_ROUNDS 10
+#define KILL_CHILDREN 3
+#define KILL_MAX 20000
+
+static void
+test_kill9(unsigned seed)
+{
+	static int64_t acked[KILL_MAX];
+	char dir[512];
+	int round;
+
+	tap_diag("kill -9 test: seed %u (PODIO_TEST_SEED=%u repeats it)",
+	    seed, seed);
+	srand(seed);
+	newdir(dir, sizeof(dir), "kill");
+	for (round = 0; round < KILL_ROUNDS; round++) {
+		pid_t pids[KILL_CHILDREN];
+		int fds[KILL_CHILDREN][2], k, delay, missing = 0, opened;
+		size_t n = 0, i;
+		struct podio_spool *s = NULL;
+		struct podio_spool_event *ev;
+
+		delay = rand() % 100;
+		fflush(stdout);
+		for (k = 0; k < KILL_CHILDREN; k++) {
+			if (pipe(fds[k]) == -1)
+				return;
+			if ((pids[k] = fork()) == 0) {
+				struct podio_spool *c = NULL;
+				int j;
+
+				close(fds[k][0]);
+				if (podio_spool_open(dir, &c, NULL, 0) !=
+				    PODIO_OK)
+					_exit(2);
+				for (j = 0;; j++) {
+					int64_t id = add(c, j % 2 ?
+					    "item.update" : "comment.create",
+					    round, 5000 + k, j % 2 ? 1 + j : 0,
+					    0);
+
+					if (id <= 0 || write(fds[k][1], &id,
+					    sizeof(id)) < 0)
+						_exit(3);
+				}
+			}
+			close(fds[k][1]);
+		}
+		/* Wait until every child has appended once, so that the
+		 * kill lands in the middle of the stream. */
+		for (k = 0; k < KILL_CHILDREN; k++)
+			n += read_ids(fds[k][0], acked + n, 1);
+		sleep_ms(delay);
+		for (k = 0; k < KILL_CHILDREN; k++)
+			kill(pids[k], SIGKILL);
+		for (k = 0; k < KILL_CHILDREN; k++) {
+			waitpid(pids[k], NULL, 0);
+			n += read_ids(fds[k][0], acked + n, KILL_MAX - n);
+			close(fds[k][0]);
+		}
+		opened = podio_spool_open(dir, &s, NULL, 0) == PODIO_OK;
+		for (i = 0; opened && i < n; i++) {
+			ev = NULL;
+			if (podio_spool_show(s, acked[i], &ev) != PODIO_OK)
+				missing++;
+			podio_spool_events_free(ev, 1);
+		}
+		podio_spool_close(s);
+		tap_ok(opened && integrity_ok(dir), "round %d (kill after "
+		    "%d ms): the spool opens and passes integrity_check",
+		    round + 1, delay);
+		tap_ok(opened && missing == 0, "round %d: all %zu "
+		    "acknowledged appends are there (%d missing)", round + 1,
+		    n, missing);
+	}
+}
+
+/* ------------------------------------------------------------ threads */
+
+#define GC_THREADS 16
+#define GC_EACH 200
+
+struct gc_arg {
+	struct podio_spool *s;
+	int t;
+	int64_t ids[GC_EACH];
+	int fails;
+};
+
+static void *
+gc_thread(void *p)
+{
+	struct gc_arg *a = p;
+	int i;
+
+	for (i = 0; i < GC_EACH; i++) {
+		a->ids[i] = add(a->s, "item.update", 1, 7000 + a->t, 1 + i, 0);
+		if (a->ids[i] <= 0)
+			a->fails++;
+	}
+	return NULL;
+}
+
+static void
+test_group_commit(void)
+{
+	static struct gc_arg args[GC_THREADS];
+	static int64_t all[GC_THREADS * GC_EACH];
+	pthread_t th[GC_THREADS];
+	struct podio_spool_stats st;
+	struct podio_spool *s;
+	char dir[512];
+	int t, fails = 0;
+	size_t i, n = 0, dups = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "group"));
+	for (t = 0; t < GC_THREADS; t++) {
+		args[t].s = s;
+		args[t].t = t;
+		args[t].fails = 0;
+		pthread_create(&th[t], NULL, gc_thread, &args[t]);
+	}
+	for (t = 0; t < GC_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		fails += args[t].fails;
+		for (i = 0; i < GC_EACH; i++)
+			all[n++] = args[t].ids[i];
+	}
+	qsort(all, n, sizeof(all[0]), cmp_i64);
+	for (i = 1; i < n; i++)
+		if (all[i] == all[i - 1])
+			dups++;
+	tap_ok(fails == 0 && dups == 0, "%d threads x %d appends: all "
+	    "acknowledged with distinct ids", GC_THREADS, GC_EACH);
+	tap_ok(count(s, PODIO_SPOOL_ALL) == GC_THREADS * GC_EACH,
+	    "all %d are stored", GC_THREADS * GC_EACH);
+	podio_spool_stats(s, &st);
+	tap_diag("group commit: %llu appends in %llu commits: %.3f commits "
+	    "(flushes) per append, largest commit %llu",
+	    (unsigned long long)st.appends, (unsigned long long)st.commits,
+	    st.appends ? (double)st.commits / (double)st.appends : 0.0,
+	    (unsigned long long)st.max_batch);
+	tap_ok(st.appends == GC_THREADS * GC_EACH && st.commits > 0 &&
+	    st.commits < st.appends, "appends shared commits (%llu < %llu)",
+	    (unsigned long long)st.commits, (unsigned long long)st.appends);
+
+	/* Appends leave checkpoints to the worker's writes. */
+	{
+		struct podio_spool_batch b;
+		struct stat sb;
+		char path[600];
+		off_t before = -1, after = -1;
+
+		snprintf(path, sizeof(path), "%s/spool.db", dir);
+		if (stat(path, &sb) == 0)
+			before = sb.st_size;
+		if (podio_spool_take(s, NULL, &b) == PODIO_OK)
+			podio_spool_done(s, b.events[0].id);
+		podio_spool_batch_clear(&b);
+		if (stat(path, &sb) == 0)
+			after = sb.st_size;
+		tap_ok(before >= 0 && after > before * 4, "the appends' log "
+		    "is copied into the database by a worker's write, not by "
+		    "an append (%lld -> %lld bytes)", (long long)before,
+		    (long long)after);
+	}
+	podio_spool_close(s);
+}
+
+struct tk_arg {
+	struct podio_spool *s;
+	int64_t ids[400];
+	size_t n;
+	int fails;
+};
+
+static void *
+tk_thread(void *p)
+{
+	struct tk_arg *a = p;
+	struct podio_spool_batch b;
+	enum podio_err e;
+	size_t j;
+
+	while ((e = podio_spool_take(a->s, NULL, &b)) == PODIO_OK) {
+		for (j = 0; j < b.n && a->n < 400; j++) {
+			a->ids[a->n++] = b.events[j].id;
+			if (podio_spool_done(a->s, b.events[j].id) != PODIO_OK)
+				a->fails++;
+		}
+		podio_spool_batch_clear(&b);
+	}
+	if (e != PODIO_ERR_NOT_FOUND)
+		a->fails++;
+	return NULL;
+}
+
+/* Threads of one process sharing a handle take each event once. */
+static void
+test_thread_take(void)
+{
+	static struct tk_arg args[4];
+	static int64_t all[1600];
+	pthread_t th[4];
+	struct podio_spool *s;
+	char dir[512];
+	size_t i, n = 0, dups = 0;
+	int t, fails = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "ttake"));
+	for (i = 0; i < 300; i++)
+		add(s, i % 3 ? "item.update" : "app.update", 1,
+		    i % 3 ? 9000 + i % 17 : 0, i % 3 ? 1 + i : 0, 0);
+	for (t = 0; t < 4; t++) {
+		args[t].s = s;
+		pthread_create(&th[t], NULL, tk_thread, &args[t]);
+	}
+	for (t = 0; t < 4; t++) {
+		pthread_join(th[t], NULL);
+		fails += args[t].fails;
+		for (i = 0; i < args[t].n; i++)
+			all[n++] = args[t].ids[i];
+	}
+	qsort(all, n, sizeof(all[0]), cmp_i64);
+	for (i = 1; i < n; i++)
+		if (all[i] == all[i - 1])
+			dups++;
+	tap_ok(fails == 0 && n == 300 && dups == 0,
+	    "4 threads sharing a handle take 300 events once each (%zu)", n);
+	podio_spool_close(s);
+}
+
+/* -------------------------------------------------------------- full */
+
+struct full_arg {
+	struct podio_spool *s;
+	int t;
+	int acked;
+	int io;
+};
+
+static void *
+full_thread(void *p)
+{
+	struct full_arg *a = p;
+	struct podio_spool_record r;
+	char *big = malloc(20000), err[256];
+	enum podio_err e;
+	int i;
+
+	if (big == NULL)
+		return NULL;
+	for (i = 0; i < 5; i++) {
+		memset(&r, 0, sizeof(r));
+		memset(big, 'x', 19990);
+		big[0] = '"';
+		big[19990] = '"';
+		big[19991] = '\0';
+		r.type = "item.update";
+		r.has = PODIO_HAS_HOOK_ID;
+		r.hook_id = (uint64_t)(a->t * 100 + i);
+		r.event_json = big;
+		r.event_len = strlen(big);
+		e = podio_spool_append(a->s, &r, NULL, err, sizeof(err));
+		if (e == PODIO_OK)
+			a->acked++;
+		else if (e == PODIO_ERR_IO)
+			a->io++;
+	}
+	free(big);
+	return NULL;
+}
+
+static void
+test_full(void)
+{
+	char dir[512], err[256] = "", *big;
+	struct podio_spool *s;
+	struct podio_spool_record r;
+	struct full_arg args[8];
+	pthread_t th[8];
+	enum podio_err e = PODIO_OK;
+	size_t before;
+	long cap;
+	int i, acked = 0, io = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "full"));
+	add(s, "app.update", 1, 0, 0, 0);
+	cap = podio__spool_set_max_pages(s, 1);
+	tap_ok(cap > 0, "fault seam: the database is capped at its size "
+	    "(%ld pages)", cap);
+	big = malloc(20000);
+	memset(big, 'x', 19990);
+	big[0] = '"';
+	big[19990] = '"';
+	big[19991] = '\0';
+	memset(&r, 0, sizeof(r));
+	r.type = "app.update";
+	r.has = PODIO_HAS_HOOK_ID;
+	r.hook_id = 2;
+	r.event_json = big;
+	r.event_len = strlen(big);
+	before = count(s, PODIO_SPOOL_ALL);
+	for (i = 0; i < 10 && e == PODIO_OK; i++)
+		e = podio_spool_append(s, &r, NULL, err, sizeof(err));
+	tap_ok(e == PODIO_ERR_IO && err[0] != '\0', "disk full: "
+	    "PODIO_ERR_IO with a message (%s)", err);
+	tap_ok(count(s, PODIO_SPOOL_ALL) == before + (size_t)i - 1,
+	    "the refused append is not stored");
+	for (i = 0; i < 8; i++) {
+		args[i].s = s;
+		args[i].t = i;
+		args[i].acked = args[i].io = 0;
+		pthread_create(&th[i], NULL, full_thread, &args[i]);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		acked += args[i].acked;
+		io += args[i].io;
+	}
+	tap_ok(acked == 0 && io == 40, "disk full with 8 threads: every "
+	    "append refused, none acknowledged (%d refused)", io);
+	podio__spool_set_max_pages(s, 0);
+	err[0] = '\0';
+	tap_ok(podio_spool_append(s, &r, NULL, err, sizeof(err)) == PODIO_OK,
+	    "space back: appends work again (%s)", err);
+	free(big);
+	podio_spool_close(s);
+	tap_ok(integrity_ok(dir), "the database is sound after");
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void
+cleanup(void)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", tmpdir);
+}
+
+int
+main(void)
+{
+	const char *t = getenv("TMPDIR"), *seedtext = getenv("PODIO_TEST_SEED");
+	unsigned seed = seedtext != NULL ? (unsigned)strtoul(seedtext, NULL,
+	    10) : (unsigned)time(NULL) ^ (unsigned)getpid();
+	char target[600];
+
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/podio-spool-XXXXXX",
+	    t != NULL && t[0] == '/' ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		tap_ok(0, "temporary directory: %s", strerror(errno));
+		return tap_done();
+	}
+	snprintf(logpath, sizeof(logpath), "%s/podio.log", tmpdir);
+	snprintf(target, sizeof(target), "file:%s", logpath);
+	tap_ok(podio_log_set_target(target) == PODIO_OK,
+	    "log to a file of the test");
+
+	test_open();
+	test_basic();
+	test_dedup();
+	test_delivery();
+	test_order();
+	test_retry();
+	test_dead();
+	test_status_age();
+	test_settle();
+	test_app();
+	test_bad();
+	test_full();
+	test_group_commit();
+	test_thread_take();
+	test_pause_procs();
+	test_lease_expiry();
+	test_concurrent_create();
+	test_multiprocess();
+	test_kill9(seed);
+
+	cleanup();
+	return tap_done();
+}
