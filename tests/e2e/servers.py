@@ -215,7 +215,10 @@ def make_root():
     """A fresh temporary directory (mode 0755, so that the unprivileged
     users can reach what is prepared below it), removed at exit after
     every process under it is gone."""
-    root = tempfile.mkdtemp(prefix="podio-e2e-")
+    # tests/run sets PODIO_E2E_TAG so that its "nothing left running"
+    # check finds this run's processes and no one else's.
+    tag = os.environ.get("PODIO_E2E_TAG", "")
+    root = tempfile.mkdtemp(prefix="podio-e2e-%s" % (tag + "-" if tag else ""))
     os.chmod(root, 0o755)
     _ROOTS.append(root)
     return root
