@@ -1,6 +1,7 @@
 /*
  * cli.c: the subcommands of podio-webhook: hooks create/list/verify/
- * validate/delete, check, config and emit.
+ * validate/delete, check, config and emit (and the dispatch of the spool
+ * commands of spoolcmd.c).
  *
  * Each command parses its arguments, talks to Podio through libpodio and
  * prints its result on stdout; a failure is one line on stderr,
@@ -25,6 +26,7 @@
 #include "podio.h"
 #include "cli.h"
 #include "emit.h"
+#include "spoolcmd.h"
 
 #define PROG "podio-webhook"
 
@@ -129,6 +131,7 @@ cli_usage(FILE *fp)
 	fprintf(fp, "  %-40s %s\n", "serve --listen SPEC [--workers N] ...",
 	    "serve webhooks over FastCGI");
 	cli_list(fp, NULL);
+	spoolcmd_usage(fp);
 }
 
 /* The usage of one command: "Usage: podio-webhook hooks list ..." */
@@ -1003,6 +1006,9 @@ cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	ctx.fns = fns;
 	if (argc < 1)
 		return CLI_EXIT_USAGE;
+	/* The spool commands parse their own arguments (spoolcmd.c). */
+	if (strcmp(argv[0], "spool") == 0)
+		return spoolcmd_run(cfg, fns, argc - 1, argv + 1);
 
 	if (cli_is_group(argv[0])) {
 		group = argv[0];

@@ -19,8 +19,10 @@
 
 #include "podio.h"
 #include "deliver.h"
+#include "process.h"
 #include "request.h"
 #include "runtime.h"
+#include "spool.h"
 
 /* The longest method name logged as is. */
 #define REQUEST_METHOD_MAX 16
@@ -155,10 +157,57 @@ request_read_body(const struct request_io *io, size_t want, char **out,
 	return 0;
 }
 
+/*
+ * Stores the accepted delivery d (not a hook.verify) in the spool of ps
+ * and wakes this process's processors.  Answers 200 only once the event
+ * is durable; when the spool cannot be opened or written, 503 (the
+ * sender may try again) and nothing is acknowledged.  Fills res's status
+ * and reason; *queued is set to 1 when stored.  Returns the status.
+ */
+static int
+request_spool(const struct runtime *rt, struct process_spool *ps,
+    const struct podio_delivery *d, struct podio__deliver_result *res,
+    int *queued)
+{
+	struct podio_spool_ack ack;
+	struct podio_spool *spool;
+	char err[512];
+	enum podio_err rc;
+
+	err[0] = '\0';
+	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
+	    err, sizeof(err));
+	if (spool == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
+		res->status = 503;
+		snprintf(res->reason, sizeof(res->reason), "cannot store the "
+		    "event now; try again later");
+		return res->status;
+	}
+	memset(&ack, 0, sizeof(ack));
+	rc = podio_spool_append_delivery(spool, d, &ack, err, sizeof(err));
+	if (rc != PODIO_OK) {
+		podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
+		    err[0] != '\0' ? err : podio_strerror(rc));
+		res->err = rc;
+		res->status = rc == PODIO_ERR_TOO_LARGE ? 413 : 503;
+		snprintf(res->reason, sizeof(res->reason), "%s",
+		    res->status == 413 ? "the event is too large to store" :
+		    "cannot store the event now; try again later");
+		return res->status;
+	}
+	*queued = 1;
+	process_spool_notify(ps);
+	res->status = 200;
+	snprintf(res->reason, sizeof(res->reason), "ok: %s event %" PRId64,
+	    ack.duplicate ? "a duplicate of" : "queued as", ack.id);
+	return res->status;
+}
+
 /* See request.h. */
 int
 request_handle(const struct request_io *io, struct runtime *rt,
-    struct podio_client *client)
+    struct podio_client *client, struct process_spool *ps, int *queued)
 {
 	struct podio_webhook_request req;
 	struct podio_webhook_answer ans;
@@ -170,7 +219,7 @@ request_handle(const struct request_io *io, struct runtime *rt,
 	size_t body_len = 0;
 	uint64_t length = 0;
 	int64_t t0 = request_now_ms();
-	int status, bad_length = 0;
+	int status, bad_length = 0, stored = 0;
 
 	memset(&req, 0, sizeof(req));
 	memset(&ans, 0, sizeof(ans));
@@ -216,8 +265,13 @@ request_handle(const struct request_io *io, struct runtime *rt,
 		reason = ans.reason;
 		goto fail;
 	}
-	runtime_deliver_ctx(rt, client, &ctx);
-	status = podio__deliver(&ctx, d, &res);
+	if (strcmp(d->type, "hook.verify") == 0) {
+		/* The handshake stays synchronous: Podio activates the hook
+		 * only once it was validated. */
+		runtime_deliver_ctx(rt, client, &ctx);
+		status = podio__deliver(&ctx, d, &res);
+	} else if ((status = podio__deliver_check(d, &res)) == 0)
+		status = request_spool(rt, ps, d, &res, &stored);
 	reason = res.reason;
 fail:
 	/* every path ends here, the accepted one included */
@@ -226,6 +280,8 @@ fail:
 	    res.failed, reason);
 	podio__deliver_result_clear(&res);
 	podio_delivery_free(d);
+	if (queued != NULL)
+		*queued = stored;
 	if (body != NULL) {
 		explicit_bzero(body, body_len);
 		free(body);

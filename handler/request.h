@@ -26,19 +26,24 @@ struct request_io {
 	void *ctx;
 };
 
+struct process_spool;
+
 /*
  * Handles one request with rt and client (the calling thread's): reads
  * CONTENT_LENGTH strictly (absent or empty: 411; not an unsigned decimal:
  * 400), lets podio_webhook_check_head() judge before the body is read,
  * reads exactly CONTENT_LENGTH bytes, decides (podio_webhook_decide()),
- * runs an accepted delivery (podio__deliver()), writes the answer as a
- * CGI response (Status, Content-Type text/plain, one line of body; Allow
+ * validates a hook.verify at once (podio__deliver()) and stores any other
+ * accepted delivery in the spool of ps (200 once it is durable, 503 when
+ * it cannot be stored; *queued, if not NULL, is set to 1 when an event
+ * was stored, else 0; the processing happens later, see process.h),
+ * writes the answer as a CGI response (Status, Content-Type text/plain, one line of body; Allow
  * with 405) and logs one line: method, type, hook_id, item_id, status,
  * duration, callbacks, reason - never the secret, the code, a token or
  * the body.  Returns the status answered.
  */
 int request_handle(const struct request_io *io, struct runtime *rt,
-    struct podio_client *client);
+    struct podio_client *client, struct process_spool *ps, int *queued);
 
 /* Answers status with the one-line body reason without reading the
  * request (e.g. 500 when no client could be made), and logs it. */

@@ -15,6 +15,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,11 +23,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "podio.h"
 #include "podio-webhook.h"
 #include "cli.h"
+#include "process.h"
 #include "request.h"
 #include "runtime.h"
 #include "server.h"
@@ -472,8 +475,104 @@ fail:
 }
 
 /*
+ * The rest of a CGI request that stored an event, apart from the web
+ * server: Apache waits until the script's output is closed and kills it
+ * 3 s after the request ended, so the answer is flushed and stdin,
+ * stdout and stderr are let go (to /dev/null) before anything else.
+ * Then the process forks: the parent returns at once (the request is
+ * over for the web server); the child starts a session of its own,
+ * closes every descriptor it inherited, and works through the spool for
+ * at most cgi_budget, logging to log_target (stderr is gone: "stderr"
+ * logs nowhere).  Events left over wait for the next request or
+ * `spool drain`.  The caller has closed its spool handle and client
+ * (neither may cross a fork).  Returns 1 in the child, 0 in the parent.
+ */
+static int
+run_cgi_detach(struct runtime *rt)
+{
+	struct process_counts counts;
+	struct process_spool *ps = NULL;
+	struct podio_client *client = NULL;
+	struct podio_spool *spool;
+	char err[RUN_ERR_MAX];
+	int64_t budget;
+	pid_t pid;
+	int fd;
+
+	/* Apache sends SIGTERM as soon as the output is closed (and SIGKILL
+	 * 3 s later): this process must live until the worker is forked. */
+	signal(SIGTERM, SIG_IGN);
+	(void)fflush(stdout);
+	(void)fflush(stderr);
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
+		(void)dup2(fd, STDIN_FILENO);
+		(void)dup2(fd, STDOUT_FILENO);
+		(void)dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	/* Two forks: the first child starts a session and forks the
+	 * worker, then exits; the parent waits for it, so that the worker
+	 * has left the web server's process group before the parent's exit
+	 * ends the request (a server may then signal the whole group). */
+	if ((pid = fork()) < 0) {
+		podio_log(PODIO_LOG_WARN, "cannot fork to process the spool: "
+		    "%s; the event waits for the next request or 'spool "
+		    "drain'", strerror(errno));
+		return 0;
+	}
+	if (pid > 0) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return 0;
+	}
+	(void)setsid();
+	if ((pid = fork()) != 0)
+		_exit(pid < 0 ? 1 : 0);
+	signal(SIGTERM, SIG_DFL);
+	/* The log file (if any) is let go before its descriptor is closed
+	 * with the rest, and opened anew after. */
+	(void)podio_log_set_target("stderr");
+	if (close_range(STDERR_FILENO + 1, ~0U, 0) != 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+
+		for (fd = STDERR_FILENO + 1; fd < (max > 0 ? max : 1024); fd++)
+			(void)close(fd);
+	}
+	if (run_apply_log(rt->cfg, err, sizeof(err)) != 0)
+		goto fail;
+	podio_log(PODIO_LOG_DEBUG, "detached to process the spool");
+	budget = podio_config_get_ms(rt->cfg, "cgi_budget");
+	if (budget <= 0)
+		goto fail;
+	memset(&counts, 0, sizeof(counts));
+	err[0] = '\0';
+	if ((ps = process_spool_new()) == NULL ||
+	    runtime_client(rt, &client) != PODIO_OK) {
+		podio_log(PODIO_LOG_ERROR, "cannot process the spool: out of "
+		    "memory");
+		goto fail;
+	}
+	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
+	    err, sizeof(err));
+	if (spool == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
+		goto fail;
+	}
+	(void)process_drain(rt, client, spool, process_now_ms() + budget,
+	    NULL, &counts);
+	podio_log(PODIO_LOG_DEBUG, "spool: %zu done, %zu to retry, %zu dead",
+	    counts.done, counts.retry, counts.dead);
+fail:
+	podio_client_free(client);
+	process_spool_free(ps);
+	return 1;
+}
+
+/*
  * CGI: one request.  The configuration comes from $PODIO_WEBHOOK_CONFIG
  * or the compiled-in path, and the environment; argv is never looked at.
+ * A stored event is then processed by a detached child (run_cgi_detach()).
  * A configuration that cannot be used is answered 503 and logged.
  * Returns 0 once an answer was given.
  */
@@ -485,8 +584,9 @@ run_cgi(const struct podio_callbacks *fns)
 	struct podio_config *cfg = NULL;
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
+	struct process_spool *ps = NULL;
 	char err[RUN_ERR_MAX];
-	int rc;
+	int rc, queued = 0;
 
 	memset(&opts, 0, sizeof(opts));
 	request_cgi_io(&io);
@@ -514,12 +614,21 @@ run_cgi(const struct podio_callbacks *fns)
 		    "error (see the server's error log)");
 		goto fail;
 	}
-	if (runtime_client(rt, &client) != PODIO_OK) {
+	if (runtime_client(rt, &client) != PODIO_OK ||
+	    (ps = process_spool_new()) == NULL) {
 		request_answer_error(&io, 500, "cannot initialise");
 		goto fail;
 	}
-	(void)request_handle(&io, rt, client);
+	(void)request_handle(&io, rt, client, ps, &queued);
+	if (queued) {
+		podio_client_free(client);
+		client = NULL;
+		process_spool_free(ps);
+		ps = NULL;
+		(void)run_cgi_detach(rt);
+	}
 fail:
+	process_spool_free(ps);
 	podio_client_free(client);
 	runtime_unref(rt);
 	return 0;

@@ -46,6 +46,7 @@
 
 #include "podio.h"
 #include "fcgi_io.h"
+#include "process.h"
 #include "request.h"
 #include "runtime.h"
 #include "server.h"
@@ -56,6 +57,14 @@
 #define SERVER_BACKOFF_MS 100
 /* Longest FCGI_WEB_SERVER_ADDRS kept. */
 #define SERVER_ADDRS_MAX 4096
+/* Most processor threads, and how often an idle one looks at the spool
+ * for events stored by other processes and retries that came due. */
+#define SERVER_PROCESSORS_MAX 4
+#define SERVER_POLL_MS 1000
+/* How often a processor lets the spool forget old dedup keys, and how
+ * old they must be. */
+#define SERVER_FORGET_EVERY_MS ((int64_t)3600 * 1000)
+#define SERVER_FORGET_AGE_MS   ((int64_t)7 * 24 * 3600 * 1000)
 
 struct server {
 	const struct server_config *sc;
@@ -66,6 +75,8 @@ struct server {
 	                                  failed for good */
 	atomic_int stopping;
 	atomic_int busy;               /* requests in flight */
+	struct process_spool *ps;      /* the spool and the processors'
+	                                  wake-up; owned */
 	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
 	struct stat sock_st;           /* the unix socket file we made */
 	int sock_st_ok;
@@ -636,11 +647,86 @@ server_worker(void *arg)
 		if (server_take_runtime(srv, &rt, &client) != 0)
 			request_answer_error(&io, 500, "out of memory");
 		else
-			(void)request_handle(&io, rt, client);
+			(void)request_handle(&io, rt, client, srv->ps,
+			    NULL);
 		fcgi_io_conn_finish(conn);
 		atomic_fetch_sub(&srv->busy, 1);
 	}
 	fcgi_io_conn_free(conn);
+	podio_client_free(client);
+	runtime_unref(rt);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ processors */
+
+/*
+ * How long an idle processor may wait: until the next retry or lease
+ * expiry the spool knows of, at most SERVER_POLL_MS (other processes
+ * sharing the spool store events this one is not told about).
+ */
+static int64_t
+server_idle_ms(struct podio_spool *spool)
+{
+	int64_t when = 0, ms;
+
+	if (podio_spool_next_due(spool, NULL, &when) != PODIO_OK ||
+	    when == 0)
+		return SERVER_POLL_MS;
+	ms = when - process_now_ms();
+	if (ms < 10)
+		ms = 10;
+	return ms < SERVER_POLL_MS ? ms : SERVER_POLL_MS;
+}
+
+/*
+ * One processor thread: takes events from the spool and runs them (see
+ * process.h) until the server stops; the event in hand is finished
+ * first.  Woken when a worker of this process stored an event.
+ */
+static void *
+server_processor(void *arg)
+{
+	struct server *srv = arg;
+	struct runtime *rt = NULL;
+	struct podio_client *client = NULL;
+	struct podio_spool *spool;
+	char err[512];
+	int64_t forgot = 0;
+	uint64_t gen;
+	int warned = 0;
+	enum process_outcome out;
+
+	while (!process_spool_stopping(srv->ps)) {
+		gen = process_spool_generation(srv->ps);
+		if (server_take_runtime(srv, &rt, &client) != 0) {
+			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+			continue;
+		}
+		err[0] = '\0';
+		spool = process_spool_get(srv->ps,
+		    podio_config_get(rt->cfg, "spool_dir"), err, sizeof(err));
+		if (spool == NULL) {
+			if (!warned)
+				podio_log(PODIO_LOG_ERROR, "cannot open the "
+				    "spool (events wait): %s", err);
+			warned = 1;
+			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+			continue;
+		}
+		warned = 0;
+		if (process_now_ms() - forgot > SERVER_FORGET_EVERY_MS) {
+			forgot = process_now_ms();
+			(void)podio_spool_forget(spool, SERVER_FORGET_AGE_MS,
+			    NULL);
+		}
+		out = process_one(rt, client, spool);
+		if (out == PROCESS_IDLE)
+			(void)process_spool_wait(srv->ps, gen,
+			    server_idle_ms(spool));
+		else if (out == PROCESS_ERROR)
+			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+	}
 	podio_client_free(client);
 	runtime_unref(rt);
 	return NULL;
@@ -743,9 +829,9 @@ server_run(const struct server_config *sc, struct runtime *rt)
 {
 	struct server srv;
 	sigset_t set, old;
-	pthread_t *threads = NULL;
+	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX];
 	const char *addrs;
-	unsigned i, started = 0;
+	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
 	ssize_t w;
 
@@ -798,6 +884,10 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		goto fail;
 	}
 
+	if ((srv.ps = process_spool_new()) == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
+		goto fail;
+	}
 	if ((threads = calloc(sc->workers, sizeof(*threads))) == NULL) {
 		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
 		goto fail;
@@ -813,8 +903,20 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	}
 	if (started == 0)
 		goto fail;
-	podio_log(PODIO_LOG_INFO, "serving FastCGI on %s with %u worker%s",
-	    sc->what, started, started == 1 ? "" : "s");
+	want = started < SERVER_PROCESSORS_MAX ? started :
+	    SERVER_PROCESSORS_MAX;
+	for (i = 0; i < want; i++) {
+		if ((rc = pthread_create(&procs[i], NULL, server_processor,
+		    &srv)) != 0) {
+			podio_log(PODIO_LOG_WARN, "could start only %u of %u "
+			    "spool processors: %s", i, want, strerror(rc));
+			break;
+		}
+		nprocs++;
+	}
+	podio_log(PODIO_LOG_INFO, "serving FastCGI on %s with %u worker%s "
+	    "and %u spool processor%s", sc->what, started,
+	    started == 1 ? "" : "s", nprocs, nprocs == 1 ? "" : "s");
 
 	status = server_wait(&srv, sfd);
 
@@ -822,6 +924,7 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	 * inherited from fd 0 may be shared, so it is only left alone);
 	 * workers finish what they are doing and see the pipe. */
 	atomic_store(&srv.stopping, 1);
+	process_spool_stop(srv.ps);
 	server_remove_socket(&srv);
 	if (sc->own_socket)
 		(void)shutdown(sc->listen_fd, SHUT_RDWR);
@@ -837,6 +940,13 @@ fail:
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	/* The processors finish the event in hand (done, or given back
+	 * for a later try) and stop. */
+	if (srv.ps != NULL)
+		process_spool_stop(srv.ps);
+	for (i = 0; i < nprocs; i++)
+		pthread_join(procs[i], NULL);
+	process_spool_free(srv.ps);
 	if (started > 0)
 		podio_log(PODIO_LOG_INFO, "stopped");
 	free(threads);

@@ -2,7 +2,9 @@
  * server.h: the FastCGI server: `podio-webhook serve` (its own socket)
  * and a listening socket inherited on fd 0 (spawn-fcgi, mod_fcgid,
  * systemd StandardInput=socket).  Worker threads serve requests at once,
- * each with its own Podio client over the runtime's shared token store;
+ * each with its own Podio client over the runtime's shared token store,
+ * and store accepted events in the spool; a few processor threads (at
+ * most 4) take them from there and run them (handler/process.c);
  * SIGTERM and SIGINT stop it gracefully, SIGHUP reloads the
  * configuration.
  */

@@ -82,6 +82,22 @@ podio__deliver_verify(const struct podio__deliver_ctx *ctx,
 	    podio_client_errmsg(ctx->client));
 }
 
+/* See deliver.h. */
+int
+podio__deliver_check(const struct podio_delivery *d,
+    struct podio__deliver_result *res)
+{
+	if (!podio__deliver_fetches(d->type))
+		return 0;
+	if (!(d->has & PODIO_HAS_ITEM_ID))
+		return podio__deliver_answer(res, 400, PODIO_ERR_INVALID,
+		    "malformed delivery: %s without an item_id", d->type);
+	if (d->item_id == 0)
+		return podio__deliver_answer(res, 400, PODIO_ERR_INVALID,
+		    "malformed delivery: item_id 0 names no item");
+	return 0;
+}
+
 /*
  * Fetches the item of an item.create/item.update into *item (the answer
  * as Podio sent it, caller frees) or sets res->item_error when the item
@@ -95,12 +111,8 @@ podio__deliver_fetch(const struct podio__deliver_ctx *ctx,
 	enum podio_err rc;
 
 	*item = NULL;
-	if (!(d->has & PODIO_HAS_ITEM_ID))
-		return podio__deliver_answer(res, 400, PODIO_ERR_INVALID,
-		    "malformed delivery: %s without an item_id", d->type);
-	if (d->item_id == 0)
-		return podio__deliver_answer(res, 400, PODIO_ERR_INVALID,
-		    "malformed delivery: item_id 0 names no item");
+	if (podio__deliver_check(d, res) != 0)
+		return res->status;
 	rc = podio_item_get(ctx->client, d->item_id, item, NULL);
 	switch (rc) {
 	case PODIO_OK:

@@ -7,8 +7,9 @@
  * answer the web server's client gets.
  *
  * No I/O of its own besides the Podio API and the callbacks, no global
- * state: the FastCGI workers, the CGI request and `podio-webhook emit`
- * all go through here.  Internal (podio__).
+ * state: a hook.verify request, the spool's processors (an event stored
+ * by a request, see handler/process.c) and `podio-webhook emit` all go
+ * through here.  Internal (podio__).
  */
 #ifndef PODIO_DELIVER_H
 #define PODIO_DELIVER_H
@@ -70,6 +71,16 @@ struct podio__deliver_result {
  */
 int podio__deliver(const struct podio__deliver_ctx *ctx,
     const struct podio_delivery *d, struct podio__deliver_result *res);
+
+/*
+ * What can be found wrong with d before any API call (an item.create or
+ * item.update without an item id, or with item id 0): returns 0 when
+ * nothing, else 400 with res's status, err and reason filled.  The
+ * handler checks this before it stores an event, so that such a
+ * delivery is answered 400 rather than stored and set aside later.
+ */
+int podio__deliver_check(const struct podio_delivery *d,
+    struct podio__deliver_result *res);
 
 /* Frees the reports of res and resets it.  Accepts a cleared result. */
 void podio__deliver_result_clear(struct podio__deliver_result *res);

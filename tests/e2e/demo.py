@@ -106,6 +106,7 @@ def main():
         "api_url = " + sim.url,
         "webhook_secret = " + SECRET,
         "token_cache = " + os.path.join(state, "token-cache.json"),
+        "spool_dir = " + os.path.join(state, "spool"),
         "log * = " + events_log,
         "on item.* = " + on_cmd,
     ]) + "\n"

@@ -64,7 +64,7 @@ class Deployment:
       bin/podio-webhook      the binary under test (root, 0755)
       bin/on-event           the `on item.*` command (root, 0755)
       etc/podio-webhook.conf the configuration (user, 0600)
-      state/                 the token cache (user, 0700)
+      state/                 the token cache and the spool (user, 0700)
       events/                events.jsonl (`log *`) and on/ (user, 0750)
       run/                   sockets (user:www-data, 0750)
     """
@@ -107,6 +107,7 @@ class Deployment:
         lines += [
             "api_url = " + self.sim.url,
             "token_cache = " + self.token_cache,
+            "spool_dir = " + os.path.join(self.state, "spool"),
             "webhook_secret = " + self.secret,
             "allowed_hooks = " + ",".join(str(h) for h in self.hook_ids),
             "max_body = %dK" % (MAX_BODY // 1024),
@@ -421,6 +422,36 @@ def check_item_event(ck, dep, hooks, ev, item_id, extra=(), fetched=True):
     return event
 
 
+def check_answer_first(ck, dep, hooks):
+    """The 200 goes out once the event is stored, before the item is
+    fetched: with the item reply held at a gate, the answer comes back,
+    and the callbacks run only after the release."""
+    sim = dep.sim
+    hid = hooks["item.update"]
+    item_id = 4251
+    sim.add_item(item_id, title="E2E item %d" % item_id)
+    gid = sim.gate("/item/%d" % item_id, method="GET")
+    res = sim.deliver_full(hid, [("type", "item.update"),
+                                 ("hook_id", str(hid)),
+                                 ("item_id", str(item_id)),
+                                 ("item_revision_id", "1")])
+    ck.is_(res["status"], 200, "item.update with its item GET held: 200")
+    held = _wait(sim, lambda: sim.gate_waiting(gid) == 1,
+                 "the item GET at the gate", 20 if res["status"] == 200
+                 else 0)
+    ck.ok(held and not _event_for(dep, "item.update", item_id),
+          "the answer came while the item GET was held; no callback yet",
+          "answer %r, held %r" % (res, held))
+    sim.release(gid)
+    event = _wait(sim, lambda: _event_for(dep, "item.update", item_id),
+                  "item.update %d after release" % item_id,
+                  20 if held else 0)
+    ck.ok(event is not None and (event.get("item") or {}).get(
+        "item_id") == item_id,
+          "after release the callbacks get the event with the item",
+          json.dumps(event)[:2000])
+
+
 def check_secret_places(ck, dep, hooks, url):
     """The secret is accepted in the query string and in the body."""
     sim = dep.sim
@@ -633,6 +664,7 @@ def run(tap, dep, port, path, prefix="", no_length=411):
     ck.is_(event.get("external_id"), "ext-4202",
            "item.update: external_id is passed on")
     check_item_event(ck, dep, hooks, "item.delete", 4203, fetched=False)
+    check_answer_first(ck, dep, hooks)
     check_secret_places(ck, dep, hooks, url)
     check_statuses(ck, dep, hooks, port, path, no_length)
     check_concurrent(ck, dep, hooks)

@@ -34,7 +34,7 @@ def one(t, module, mpm):
         dep.token_cache = os.path.join(dep.state, "token-cache.json")
         dep.events_log = os.path.join(dep.state, "events.jsonl")
         dep.write_config(sample + "\n# the test's settings\n",
-                         omit=("token_cache", "log *"))
+                         omit=("token_cache", "spool_dir", "log *"))
         dep.logs.append(("podio-webhook log file",
                          os.path.join(dep.state, "podio-webhook.log")))
         www = servers.mkdir(os.path.join(dep.root, "www"))

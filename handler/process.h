@@ -1,0 +1,106 @@
+/*
+ * process.h: events out of the spool.  The request path only stores an
+ * accepted event (lib/spool.c) and answers; everything after that - the
+ * item fetch, the event JSON with the item, the callbacks - happens here,
+ * apart from the request: in the FastCGI server's processor threads, in a
+ * CGI process after it answered, and in `podio-webhook spool drain`.
+ *
+ * An event that succeeds is removed.  One whose callbacks fail is tried
+ * again later with exponential backoff and jitter, and after retry_max
+ * tries it is set aside as a dead letter with the reason.  Podio being
+ * unreachable, rate limited (420: the wait it names) or failing with 5xx
+ * is not the event's fault: such an event is retried without using up
+ * its tries.
+ */
+#ifndef PODIO_HANDLER_PROCESS_H
+#define PODIO_HANDLER_PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "podio.h"
+#include "spool.h"
+#include "runtime.h"
+
+/*
+ * The spool of one process: one handle shared by its threads (opened on
+ * first use, so a spool that cannot be opened now may be later), and
+ * the wake-up of the processor threads when this process stored an
+ * event.  Thread-safe.
+ */
+struct process_spool;
+
+/* A new, unopened spool holder; NULL on out of memory.  The caller frees
+ * it with process_spool_free(). */
+struct process_spool *process_spool_new(void);
+
+/* Closes the spool and frees ps.  No thread may still use it.  Accepts
+ * NULL. */
+void process_spool_free(struct process_spool *ps);
+
+/*
+ * The spool handle, opened on dir the first time (later calls return the
+ * same handle whatever dir they name: a new spool_dir takes a restart).
+ * Borrowed from ps.  NULL when it cannot be opened, with the reason in
+ * err (size errlen).
+ */
+struct podio_spool *process_spool_get(struct process_spool *ps,
+    const char *dir, char *err, size_t errlen);
+
+/* Wakes the processors waiting in process_spool_wait(): an event was
+ * stored. */
+void process_spool_notify(struct process_spool *ps);
+
+/* The count of notifications so far: read it before looking for work,
+ * and pass it to process_spool_wait(), so that a notification in between
+ * is never missed. */
+uint64_t process_spool_generation(struct process_spool *ps);
+
+/* Waits until a notification after generation gen, process_spool_stop(),
+ * or ms milliseconds.  Returns 1 when stopping, else 0. */
+int process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms);
+
+/* Tells every waiter and processor to stop after the event in hand. */
+void process_spool_stop(struct process_spool *ps);
+
+/* Whether process_spool_stop() was called. */
+int process_spool_stopping(struct process_spool *ps);
+
+/* What process_one() did. */
+enum process_outcome {
+	PROCESS_IDLE = 0,   /* nothing was due */
+	PROCESS_DONE,       /* an event succeeded and was removed */
+	PROCESS_RETRY,      /* an event failed and waits for another try */
+	PROCESS_DEAD,       /* an event was set aside as a dead letter */
+	PROCESS_ERROR       /* the spool failed (logged) */
+};
+
+/*
+ * Takes the next due event of spool and handles it with rt and client
+ * (the calling thread's): the deliver flow, then done, fail or dead as
+ * described at the top.  Logs one line per event.  Returns what it did.
+ */
+enum process_outcome process_one(struct runtime *rt,
+    struct podio_client *client, struct podio_spool *spool);
+
+/* How many events a drain handled, by outcome. */
+struct process_counts {
+	size_t done;
+	size_t retry;
+	size_t dead;
+	size_t errors;
+};
+
+/*
+ * Handles due events until none is due, deadline_ms (wall clock, ms since
+ * the epoch; 0: none) has passed, or ps (may be NULL) is stopping.
+ * Adds what happened to *counts.  Returns 0, or -1 when the spool failed.
+ */
+int process_drain(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, int64_t deadline_ms,
+    struct process_spool *ps, struct process_counts *counts);
+
+/* Milliseconds since the epoch (the spool's clock). */
+int64_t process_now_ms(void);
+
+#endif

@@ -1,0 +1,419 @@
+/*
+ * spoolcmd.c: the spool commands (see spoolcmd.h).
+ *
+ *   spool status [--json]      pending, retrying, in flight, dead, bad
+ *                              and the age of the oldest event
+ *   spool list [--json]        one line per stored event
+ *   spool show ID              one event with its JSON
+ *   spool replay ID|--dead     dead letters back to pending
+ *   spool drain                process everything due now (for cron)
+ *   spool purge --dead --older-than DURATION
+ *
+ * Every text that comes out of the spool (reasons hold the tail of a
+ * command's stderr) is scrubbed of the configured secrets first.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "podio.h"
+#include "cli.h"
+#include "process.h"
+#include "runtime.h"
+#include "spool.h"
+#include "spoolcmd.h"
+
+#define PROG "podio-webhook"
+
+/* The synopses, for the usage and for messages. */
+static const char *const spoolcmd_synopsis[][2] = {
+	{ "spool status [--json]", "count the events waiting, retrying and "
+	    "dead" },
+	{ "spool list [--json]", "list the stored events" },
+	{ "spool show ID", "show one stored event" },
+	{ "spool replay ID|--dead", "try a dead event (or every one) again" },
+	{ "spool drain", "process every event due now (run it from cron)" },
+	{ "spool purge --dead --older-than DURATION", "remove old dead "
+	    "events" },
+};
+#define SPOOLCMD_N (sizeof(spoolcmd_synopsis) / sizeof(spoolcmd_synopsis[0]))
+
+/* See spoolcmd.h. */
+void
+spoolcmd_usage(FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < SPOOLCMD_N; i++)
+		fprintf(fp, "  %-42s %s\n", spoolcmd_synopsis[i][0],
+		    spoolcmd_synopsis[i][1]);
+}
+
+/* A usage error: the message, the synopses on stderr; returns 2. */
+static int
+spoolcmd_usage_error(const char *what, const char *msg)
+{
+	fprintf(stderr, PROG ": spool%s%s: %s\n", what != NULL ? " " : "",
+	    what != NULL ? what : "", msg);
+	fprintf(stderr, "Usage:\n");
+	spoolcmd_usage(stderr);
+	return CLI_EXIT_USAGE;
+}
+
+/* Prints text scrubbed of cfg's secrets (or a placeholder). */
+static void
+spoolcmd_print_safe(const struct podio_config *cfg, const char *text)
+{
+	char *safe;
+
+	if (text == NULL) {
+		fputs("-", stdout);
+		return;
+	}
+	safe = cli_scrub(cfg, text);
+	fputs(safe != NULL ? safe : "(withheld: out of memory)", stdout);
+	free(safe);
+}
+
+/* Prints s as a JSON string (s: valid UTF-8, as the spool stores). */
+static void
+spoolcmd_json_string(const char *s)
+{
+	const unsigned char *p;
+
+	putchar('"');
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* Opens the spool of cfg, or prints why not. */
+static struct podio_spool *
+spoolcmd_open(const struct podio_config *cfg, const char *what)
+{
+	struct podio_spool *spool = NULL;
+	const char *dir = podio_config_get(cfg, "spool_dir");
+	char err[512];
+
+	err[0] = '\0';
+	if (dir == NULL || dir[0] == '\0') {
+		fprintf(stderr, PROG ": spool %s: spool_dir is not set\n",
+		    what);
+		return NULL;
+	}
+	if (podio_spool_open(dir, &spool, err, sizeof(err)) != PODIO_OK) {
+		fprintf(stderr, PROG ": spool %s: cannot open the spool: %s\n",
+		    what, err[0] != '\0' ? err : dir);
+		return NULL;
+	}
+	return spool;
+}
+
+/* Parses a positive event id. */
+static int
+spoolcmd_parse_id(const char *text, int64_t *id)
+{
+	uint64_t v;
+
+	if (podio_parse_u64(text, &v) != 0 || v == 0 || v > INT64_MAX)
+		return -1;
+	*id = (int64_t)v;
+	return 0;
+}
+
+/* The exit status and message for a failed spool call. */
+static int
+spoolcmd_fail(const char *what, enum podio_err rc)
+{
+	fprintf(stderr, PROG ": spool %s: %s\n", what, podio_strerror(rc));
+	return rc == PODIO_ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_PODIO;
+}
+
+/* spool status [--json] */
+static int
+spoolcmd_status(struct podio_spool *spool, int json)
+{
+	struct podio_spool_status st;
+	enum podio_err rc;
+
+	if ((rc = podio_spool_status(spool, &st)) != PODIO_OK)
+		return spoolcmd_fail("status", rc);
+	if (json) {
+		printf("{\"pending\": %zu, \"retrying\": %zu, \"in_flight\": "
+		    "%zu, \"dead\": %zu, \"bad\": %zu, \"oldest_age_s\": %"
+		    PRId64 "}\n", st.pending, st.retrying, st.in_flight,
+		    st.dead, st.bad, st.oldest_age_ms / 1000);
+		return CLI_EXIT_OK;
+	}
+	printf("pending:   %zu\nretrying:  %zu\nin flight: %zu\n"
+	    "dead:      %zu\n", st.pending, st.retrying, st.in_flight,
+	    st.dead);
+	if (st.bad > 0)
+		printf("bad:       %zu\n", st.bad);
+	if (st.oldest_received_ms > 0)
+		printf("oldest:    %" PRId64 " s\n", st.oldest_age_ms / 1000);
+	else
+		printf("oldest:    -\n");
+	return CLI_EXIT_OK;
+}
+
+/* spool list [--json] */
+static int
+spoolcmd_list(const struct podio_config *cfg, struct podio_spool *spool,
+    int json)
+{
+	struct podio_spool_event *ev = NULL;
+	enum podio_err rc;
+	size_t n = 0, i;
+	int64_t now = process_now_ms();
+
+	rc = podio_spool_list(spool, PODIO_SPOOL_ALL, 0, 0, &ev, &n);
+	if (rc != PODIO_OK)
+		return spoolcmd_fail("list", rc);
+	if (json)
+		putchar('[');
+	else
+		printf("%-8s %-9s %-16s %-12s %-12s %5s %7s  %s\n", "ID",
+		    "STATE", "TYPE", "HOOK", "ITEM", "TRIES", "AGE",
+		    "LAST ERROR");
+	for (i = 0; i < n; i++) {
+		if (json) {
+			printf("%s{\"id\": %" PRId64 ", \"state\": ",
+			    i > 0 ? ", " : "", ev[i].id);
+			spoolcmd_json_string(podio_spool_state_name(
+			    ev[i].state));
+			printf(", \"type\": ");
+			spoolcmd_json_string(ev[i].type != NULL ?
+			    ev[i].type : "");
+			printf(", \"hook_id\": %" PRIu64, ev[i].hook_id);
+			if (ev[i].has & PODIO_HAS_ITEM_ID)
+				printf(", \"item_id\": %" PRIu64,
+				    ev[i].item_id);
+			printf(", \"attempts\": %ld, \"received_ms\": %"
+			    PRId64 ", \"next_ms\": %" PRId64 "}",
+			    ev[i].attempts, ev[i].received_ms, ev[i].next_ms);
+			continue;
+		}
+		printf("%-8" PRId64 " %-9s %-16s %-12" PRIu64 " ", ev[i].id,
+		    podio_spool_state_name(ev[i].state),
+		    ev[i].type != NULL ? ev[i].type : "-", ev[i].hook_id);
+		if (ev[i].has & PODIO_HAS_ITEM_ID)
+			printf("%-12" PRIu64 " ", ev[i].item_id);
+		else
+			printf("%-12s ", "-");
+		printf("%5ld %6" PRId64 "s  ", ev[i].attempts,
+		    (now - ev[i].received_ms) / 1000);
+		spoolcmd_print_safe(cfg, ev[i].last_error);
+		putchar('\n');
+	}
+	if (json)
+		printf("]\n");
+	podio_spool_events_free(ev, n);
+	return CLI_EXIT_OK;
+}
+
+/* spool show ID */
+static int
+spoolcmd_show(const struct podio_config *cfg, struct podio_spool *spool,
+    const char *arg)
+{
+	struct podio_spool_event *ev = NULL;
+	enum podio_err rc;
+	int64_t id;
+
+	if (spoolcmd_parse_id(arg, &id) != 0)
+		return spoolcmd_usage_error("show", "ID must be an event id "
+		    "(see 'spool list')");
+	if ((rc = podio_spool_show(spool, id, &ev)) != PODIO_OK) {
+		if (rc == PODIO_ERR_NOT_FOUND) {
+			fprintf(stderr, PROG ": spool show: no event %" PRId64
+			    "\n", id);
+			return CLI_EXIT_PODIO;
+		}
+		return spoolcmd_fail("show", rc);
+	}
+	printf("id:          %" PRId64 "\nstate:       %s\ntype:        %s\n"
+	    "hook_id:     %" PRIu64 "\n", ev->id,
+	    podio_spool_state_name(ev->state), ev->type, ev->hook_id);
+	if (ev->has & PODIO_HAS_ITEM_ID)
+		printf("item_id:     %" PRIu64 "\n", ev->item_id);
+	printf("attempts:    %ld\nfailures:    %ld\nreceived_ms: %" PRId64
+	    "\nnext_ms:     %" PRId64 "\n", ev->attempts, ev->failures,
+	    ev->received_ms, ev->next_ms);
+	if (ev->dead_ms > 0)
+		printf("dead_ms:     %" PRId64 "\n", ev->dead_ms);
+	printf("last error:  ");
+	spoolcmd_print_safe(cfg, ev->last_error);
+	printf("\nevent:       ");
+	spoolcmd_print_safe(cfg, ev->event_json);
+	putchar('\n');
+	podio_spool_events_free(ev, 1);
+	return CLI_EXIT_OK;
+}
+
+/* spool replay ID|--dead */
+static int
+spoolcmd_replay(struct podio_spool *spool, const char *arg)
+{
+	enum podio_err rc;
+	size_t n = 0;
+	int64_t id;
+
+	if (strcmp(arg, "--dead") == 0) {
+		if ((rc = podio_spool_replay_dead(spool, &n)) != PODIO_OK)
+			return spoolcmd_fail("replay", rc);
+		printf("%zu event%s back to pending\n", n, n == 1 ? "" : "s");
+		return CLI_EXIT_OK;
+	}
+	if (spoolcmd_parse_id(arg, &id) != 0)
+		return spoolcmd_usage_error("replay", "expected an event id "
+		    "or --dead");
+	rc = podio_spool_replay(spool, id);
+	if (rc == PODIO_ERR_NOT_FOUND) {
+		fprintf(stderr, PROG ": spool replay: no event %" PRId64 "\n",
+		    id);
+		return CLI_EXIT_PODIO;
+	}
+	if (rc == PODIO_ERR_INVALID) {
+		fprintf(stderr, PROG ": spool replay: event %" PRId64 " is not "
+		    "dead\n", id);
+		return CLI_EXIT_PODIO;
+	}
+	if (rc != PODIO_OK)
+		return spoolcmd_fail("replay", rc);
+	printf("event %" PRId64 " back to pending\n", id);
+	return CLI_EXIT_OK;
+}
+
+/* spool purge --dead --older-than DURATION */
+static int
+spoolcmd_purge(struct podio_spool *spool, int argc, char **argv)
+{
+	enum podio_err rc;
+	int64_t ms = -1;
+	size_t n = 0;
+	int i, dead = 0;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--dead") == 0)
+			dead = 1;
+		else if (strcmp(argv[i], "--older-than") == 0 &&
+		    i + 1 < argc) {
+			if (podio_parse_duration_ms(argv[++i], &ms) != 0)
+				return spoolcmd_usage_error("purge",
+				    "--older-than wants a duration (30s, 7d)");
+		} else
+			return spoolcmd_usage_error("purge", "expected "
+			    "--dead --older-than DURATION");
+	}
+	if (!dead || ms < 0)
+		return spoolcmd_usage_error("purge", "expected --dead "
+		    "--older-than DURATION");
+	rc = podio_spool_purge(spool, PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD), ms,
+	    &n);
+	if (rc != PODIO_OK)
+		return spoolcmd_fail("purge", rc);
+	printf("%zu dead event%s removed\n", n, n == 1 ? "" : "s");
+	return CLI_EXIT_OK;
+}
+
+/*
+ * spool drain: every event due now, with the configuration's callbacks,
+ * then the counts.  Retries not yet due stay for a later run.  Exit 0
+ * when the spool could be worked through (failed events are retried
+ * later and show in `spool status`), 1 when the spool failed.
+ */
+static int
+spoolcmd_drain(struct podio_config **cfg, const struct podio_callbacks *fns)
+{
+	struct process_counts counts;
+	struct runtime *rt = NULL;
+	struct podio_client *client = NULL;
+	struct podio_spool *spool = NULL;
+	char err[512];
+	int rc, status = CLI_EXIT_PODIO;
+
+	rc = runtime_new(*cfg, fns, NULL, &rt, err, sizeof(err));
+	*cfg = NULL;
+	if (rc != 0) {
+		fprintf(stderr, PROG ": spool drain: %s\n", err);
+		status = rc == RUNTIME_NOMEM ? CLI_EXIT_PODIO : CLI_EXIT_USAGE;
+		goto fail;
+	}
+	if ((spool = spoolcmd_open(rt->cfg, "drain")) == NULL)
+		goto fail;
+	if (runtime_client(rt, &client) != PODIO_OK) {
+		fprintf(stderr, PROG ": spool drain: out of memory\n");
+		goto fail;
+	}
+	memset(&counts, 0, sizeof(counts));
+	if (process_drain(rt, client, spool, 0, NULL, &counts) == 0)
+		status = CLI_EXIT_OK;
+	printf("%zu done, %zu to retry, %zu dead\n", counts.done,
+	    counts.retry, counts.dead);
+fail:
+	podio_client_free(client);
+	podio_spool_close(spool);
+	runtime_unref(rt);
+	return status;
+}
+
+/* See spoolcmd.h. */
+int
+spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
+    int argc, char **argv)
+{
+	struct podio_spool *spool = NULL;
+	const char *cmd;
+	int status = CLI_EXIT_PODIO, json = 0;
+
+	if (argc < 1)
+		return spoolcmd_usage_error(NULL, "missing command");
+	cmd = argv[0];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		printf("Usage:\n");
+		spoolcmd_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(cmd, "drain") == 0) {
+		if (argc != 1)
+			return spoolcmd_usage_error(cmd, "takes no argument");
+		return spoolcmd_drain(cfg, fns);
+	}
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "list") == 0) {
+		if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
+			return spoolcmd_usage_error(cmd, "the only option is "
+			    "--json");
+		json = argc == 2;
+	} else if (strcmp(cmd, "show") == 0 || strcmp(cmd, "replay") == 0) {
+		if (argc != 2)
+			return spoolcmd_usage_error(cmd, "expected one "
+			    "argument");
+	} else if (strcmp(cmd, "purge") != 0) {
+		return spoolcmd_usage_error(NULL, "unknown command");
+	}
+	if ((spool = spoolcmd_open(*cfg, cmd)) == NULL)
+		return CLI_EXIT_PODIO;
+	if (strcmp(cmd, "status") == 0)
+		status = spoolcmd_status(spool, json);
+	else if (strcmp(cmd, "list") == 0)
+		status = spoolcmd_list(*cfg, spool, json);
+	else if (strcmp(cmd, "show") == 0)
+		status = spoolcmd_show(*cfg, spool, argv[1]);
+	else if (strcmp(cmd, "replay") == 0)
+		status = spoolcmd_replay(spool, argv[1]);
+	else
+		status = spoolcmd_purge(spool, argc - 1, argv + 1);
+	podio_spool_close(spool);
+	return status;
+}
