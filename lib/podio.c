@@ -661,21 +661,37 @@ podio_hooks_free(struct podio_hook *hooks, size_t n)
 	free(hooks);
 }
 
-/* POST /hook/{hook_id}/verify/request, no body: Podio sends hook.verify
- * to the hook's URL again. */
-enum podio_err
-podio_hook_verify(struct podio_client *client, uint64_t hook_id)
+/*
+ * The common start of the calls on one hook: checks client and hook_id,
+ * resets the last-call info and writes "/hook/{hook_id}SUFFIX" into path
+ * (size n).  Returns PODIO_OK, or PODIO_ERR_INVALID (recorded on the
+ * client when there is one).
+ */
+static enum podio_err
+hook_path(struct podio_client *client, uint64_t hook_id, const char *suffix,
+    char *path, size_t n)
 {
-	char path[96];
-
 	if (client == NULL)
 		return PODIO_ERR_INVALID;
 	client_reset_last(client);
 	if (hook_id == 0)
 		return client_fail(client, PODIO_ERR_INVALID,
 		    "invalid argument: the hook id must not be 0");
-	snprintf(path, sizeof(path), "/hook/%" PRIu64 "/verify/request",
-	    hook_id);
+	snprintf(path, n, "/hook/%" PRIu64 "%s", hook_id, suffix);
+	return PODIO_OK;
+}
+
+/* POST /hook/{hook_id}/verify/request, no body: Podio sends hook.verify
+ * to the hook's URL again. */
+enum podio_err
+podio_hook_verify(struct podio_client *client, uint64_t hook_id)
+{
+	char path[96];
+	enum podio_err rc;
+
+	if ((rc = hook_path(client, hook_id, "/verify/request", path,
+	    sizeof(path))) != PODIO_OK)
+		return rc;
 	return client_request(client, "POST", path, NULL, NULL, NULL);
 }
 
@@ -689,12 +705,9 @@ podio_hook_validate(struct podio_client *client, uint64_t hook_id,
 	char path[96];
 	enum podio_err rc;
 
-	if (client == NULL)
-		return PODIO_ERR_INVALID;
-	client_reset_last(client);
-	if (hook_id == 0)
-		return client_fail(client, PODIO_ERR_INVALID,
-		    "invalid argument: the hook id must not be 0");
+	if ((rc = hook_path(client, hook_id, "/verify/validate", path,
+	    sizeof(path))) != PODIO_OK)
+		return rc;
 	if (!client_text_ok(code, CLIENT_MAX_CODE))
 		return client_fail(client, PODIO_ERR_INVALID,
 		    "invalid argument: the verify code must be 1 to %d "
@@ -705,8 +718,6 @@ podio_hook_validate(struct podio_client *client, uint64_t hook_id,
 		rc = client_fail(client, PODIO_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "/hook/%" PRIu64 "/verify/validate",
-	    hook_id);
 	rc = client_request(client, "POST", path, body, NULL, NULL);
 fail:
 	cJSON_Delete(req);
@@ -719,14 +730,11 @@ enum podio_err
 podio_hook_delete(struct podio_client *client, uint64_t hook_id)
 {
 	char path[96];
+	enum podio_err rc;
 
-	if (client == NULL)
-		return PODIO_ERR_INVALID;
-	client_reset_last(client);
-	if (hook_id == 0)
-		return client_fail(client, PODIO_ERR_INVALID,
-		    "invalid argument: the hook id must not be 0");
-	snprintf(path, sizeof(path), "/hook/%" PRIu64, hook_id);
+	if ((rc = hook_path(client, hook_id, "", path, sizeof(path))) !=
+	    PODIO_OK)
+		return rc;
 	return client_request(client, "DELETE", path, NULL, NULL, NULL);
 }
 
