@@ -519,9 +519,11 @@ with testlib.Sim() as sim:
     t.ok(r.status == 403, "a wrong body secret beats the query's: 403",
          r.show())
 
-    # Fetch failures and failing callbacks.
+    # Fetch failures and failing callbacks.  The item stays unavailable
+    # until the check is made (a retry is due every tenth of a second, so
+    # a single failure could be retried before anyone looks).
     settle(ENV)
-    sim.fail("/item/47", status=503, count=1)
+    sim.fail("/item/47", status=503, count=None)
     clear_commands()
     r = cgi(ENV, item_body("item.update", 47))
     t.ok(r.status == 200 and "queued" in r.text,
@@ -530,14 +532,17 @@ with testlib.Sim() as sim:
     wait_for(lambda: spool_status(ENV).get("retrying") == 1,
              "the event to wait for a retry")
     t.ok(recorded_commands() == [] and
-         len(sim.requests("/item/47")) == 1,
+         len(sim.requests("/item/47")) >= 1,
          "the fetch failed with 503: no callback ran, a retry is due",
          recorded_commands())
+    failed = len(sim.requests("/item/47"))
+    sim.clear_fails()
     drain_until(ENV, lambda: recorded_commands(), "the retry of item 47")
     ran = recorded_commands()
     t.ok(len(ran) == 1 and ran[0][0].get("item_id") == 47 and
-         "item" in ran[0][0] and len(sim.requests("/item/47")) == 2,
-         "the retry fetched the item and ran the callbacks", ran)
+         "item" in ran[0][0] and len(sim.requests("/item/47")) > failed,
+         "once Podio answers, a retry fetches the item and runs the "
+         "callbacks", ran)
     settle(ENV)
     clear_commands()
     sim.add_item(48)
