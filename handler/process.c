@@ -99,6 +99,29 @@ process_spool_free(struct process_spool *ps)
 	free(ps);
 }
 
+/*
+ * Test seam: PODIO_TEST_SPOOL_MAX_PAGES (a page count, 1 to 2^31) caps
+ * the spool database of this process as a full disk would
+ * (podio__spool_set_max_pages()), for tests on machines where a small
+ * file system cannot be mounted.  Not a configuration key.
+ */
+static void
+process_spool_test_cap(struct podio_spool *spool)
+{
+	const char *env;
+	char *end;
+	long v;
+
+	env = getenv("PODIO_TEST_SPOOL_MAX_PAGES");
+	if (env == NULL || env[0] == '\0')
+		return;
+	v = strtol(env, &end, 10);
+	if (*end == '\0' && v >= 1 && v <= 2147483647L &&
+	    podio__spool_set_max_pages(spool, v) < 0)
+		podio_log(PODIO_LOG_WARN, "cannot cap the spool at %ld pages",
+		    v);
+}
+
 /* See process.h.  The open happens under the lock, so two threads never
  * open two handles. */
 struct podio_spool *
@@ -118,6 +141,8 @@ process_spool_get(struct process_spool *ps, const char *dir, char *err,
 			if (errlen > 0 && err[0] == '\0')
 				snprintf(err, errlen, "%s: %s", dir,
 				    podio_strerror(rc));
+		} else {
+			process_spool_test_cap(ps->spool);
 		}
 	}
 	spool = ps->spool;
