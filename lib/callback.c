@@ -82,6 +82,7 @@ struct podio__cb_entry {
 	char *path;                    /* log */
 	char *file;                    /* rule: configuration file, or NULL */
 	int line;
+	char *key;                     /* stable identity, see podio__cb_key */
 };
 
 struct podio_callbacks {
@@ -168,6 +169,7 @@ podio__cb_entry_clear(struct podio__cb_entry *e)
 	}
 	free(e->path);
 	free(e->file);
+	free(e->key);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -231,10 +233,59 @@ podio_callbacks_free(struct podio_callbacks *reg)
 	free(reg);
 }
 
+/* What an entry acts on, for its key: argv[0] of a command (never the
+ * arguments: they may carry tokens), the file of a log, "" for a
+ * function. */
+static const char *
+podio__cb_target(const struct podio__cb_entry *e)
+{
+	if (e->kind == PODIO_CALLBACK_COMMAND)
+		return e->argv[0];
+	if (e->kind == PODIO_CALLBACK_LOG)
+		return e->path;
+	return "";
+}
+
+/*
+ * Sets e->key, the identity of e among the n entries of arr that come
+ * before it: "fn:PATTERN#N" for a function, "on:PATTERN:ARGV0#N" for a
+ * command, "log:PATTERN:PATH#N" for a log, where N (from 1) counts the
+ * entries of the same kind, pattern and target up to e.  Registries
+ * built in the same order from the same configuration give the same
+ * keys, in any process, so a key may be stored to remember that a
+ * callback already ran.  Returns PODIO_OK or PODIO_ERR_NOMEM.
+ */
+static enum podio_err
+podio__cb_key(const struct podio__cb_entry *arr, size_t n,
+    struct podio__cb_entry *e)
+{
+	struct podio__buf b = { NULL, 0, 0, 0 };
+	const char *target = podio__cb_target(e);
+	size_t i, same = 1;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		if (arr[i].kind == e->kind &&
+		    strcmp(arr[i].pattern, e->pattern) == 0 &&
+		    strcmp(podio__cb_target(&arr[i]), target) == 0)
+			same++;
+	if (e->kind == PODIO_CALLBACK_FUNCTION)
+		rc = podio__buf_appendf(&b, "fn:%s#%zu", e->pattern, same);
+	else
+		rc = podio__buf_appendf(&b, "%s:%s:%s#%zu",
+		    e->kind == PODIO_CALLBACK_COMMAND ? "on" : "log",
+		    e->pattern, target, same);
+	free(e->key);
+	e->key = rc == 0 ? podio__buf_steal(&b) : NULL;
+	podio__buf_free(&b);
+	return e->key != NULL ? PODIO_OK : PODIO_ERR_NOMEM;
+}
+
 /*
  * Appends e to the array *arr (*n used, *a allocated), taking what e
- * owns.  Returns PODIO_OK, PODIO_ERR_INVALID past PODIO__CB_ENTRIES_MAX
- * or PODIO_ERR_NOMEM; on failure e is left to the caller.
+ * owns, and gives it its key.  Returns PODIO_OK, PODIO_ERR_INVALID past
+ * PODIO__CB_ENTRIES_MAX or PODIO_ERR_NOMEM; on failure e is left to the
+ * caller.
  */
 static enum podio_err
 podio__cb_push(struct podio__cb_entry **arr, size_t *n, size_t *a,
@@ -245,6 +296,8 @@ podio__cb_push(struct podio__cb_entry **arr, size_t *n, size_t *a,
 
 	if (*n >= PODIO__CB_ENTRIES_MAX)
 		return PODIO_ERR_INVALID;
+	if (podio__cb_key(*arr, *n, e) != PODIO_OK)
+		return PODIO_ERR_NOMEM;
 	if (*n == *a) {
 		nalloc = *a ? *a * 2 : 8;
 		if ((na = reallocarray(*arr, nalloc, sizeof(*na))) == NULL)
@@ -1207,6 +1260,7 @@ podio_callback_report_free(struct podio_callback_report *report)
 		free((void *)(uintptr_t)r->pattern);
 		free((void *)(uintptr_t)r->target);
 		free((void *)(uintptr_t)r->file);
+		free((void *)(uintptr_t)r->key);
 	}
 	free(report->results);
 	free(report);
@@ -1226,18 +1280,45 @@ podio__cb_result_init(struct podio_callback_result *res,
 	    e->kind == PODIO_CALLBACK_LOG ? e->path : NULL;
 	res->line = e->line;
 	if ((res->pattern = strdup(e->pattern)) == NULL ||
+	    (res->key = strdup(e->key)) == NULL ||
 	    (target != NULL && (res->target = strdup(target)) == NULL) ||
 	    (e->file != NULL && (res->file = strdup(e->file)) == NULL))
 		return -1;
 	return 0;
 }
 
-/* See callback.h.  The report is fully allocated before the first
- * callback runs, so running never stops half-way for lack of memory. */
+/* Whether e runs for type: it matches and its key is not in skip. */
+static int
+podio__cb_runs(const struct podio__cb_entry *e, const char *type,
+    const char *const *skip, size_t nskip)
+{
+	size_t i;
+
+	if (!podio__callback_match(e->pattern, type))
+		return 0;
+	for (i = 0; i < nskip; i++)
+		if (skip[i] != NULL && strcmp(skip[i], e->key) == 0)
+			return 0;
+	return 1;
+}
+
+/* See podio.h: the case of podio_callbacks_run_skip() skipping none. */
 enum podio_err
 podio_callbacks_run(const struct podio_callbacks *reg, const char *type,
     const struct podio_callback_ids *ids, const char *event_json, size_t len,
     int64_t timeout_ms, struct podio_callback_report **report)
+{
+	return podio_callbacks_run_skip(reg, type, ids, event_json, len,
+	    timeout_ms, NULL, 0, report);
+}
+
+/* See podio.h.  The report is fully allocated before the first callback
+ * runs, so running never stops half-way for lack of memory. */
+enum podio_err
+podio_callbacks_run_skip(const struct podio_callbacks *reg, const char *type,
+    const struct podio_callback_ids *ids, const char *event_json, size_t len,
+    int64_t timeout_ms, const char *const *skip, size_t nskip,
+    struct podio_callback_report **report)
 {
 	struct podio_callback_report *rep = NULL;
 	struct podio_callback_result *res;
@@ -1249,7 +1330,8 @@ podio_callbacks_run(const struct podio_callbacks *reg, const char *type,
 
 	if (report != NULL)
 		*report = NULL;
-	if (reg == NULL || type == NULL || (event_json == NULL && len > 0))
+	if (reg == NULL || type == NULL || (event_json == NULL && len > 0) ||
+	    (skip == NULL && nskip > 0))
 		return PODIO_ERR_INVALID;
 	if (event_json == NULL)
 		event_json = "";
@@ -1263,13 +1345,17 @@ podio_callbacks_run(const struct podio_callbacks *reg, const char *type,
 	for (i = 0; (e = podio__cb_nth(reg, i)) != NULL; i++) {
 		if (!podio__callback_match(e->pattern, type))
 			continue;
+		if (!podio__cb_runs(e, type, skip, nskip)) {
+			rep->skipped++;
+			continue;
+		}
 		res = &rep->results[rep->n++];
 		if (podio__cb_result_init(res, e) != 0)
 			goto fail;
 	}
 
 	for (i = 0, k = 0; (e = podio__cb_nth(reg, i)) != NULL; i++) {
-		if (!podio__callback_match(e->pattern, type))
+		if (!podio__cb_runs(e, type, skip, nskip))
 			continue;
 		res = &rep->results[k++];
 		t0 = podio__now_ms();

@@ -98,6 +98,8 @@ static int podio__cfg_check_max_body(struct podio__cfg_value *, char *,
     size_t);
 static int podio__cfg_check_max_params(struct podio__cfg_value *, char *,
     size_t);
+static int podio__cfg_check_rate_reserve(struct podio__cfg_value *, char *,
+    size_t);
 
 /*
  * The keys.  A new key is one new row; the environment variable
@@ -152,6 +154,15 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "tries of a failing event before it becomes a dead letter" },
 	{ "cgi_budget", PODIO__CFG_DURATION, "20s", 0, NULL,
 	  "how long a CGI process works through the spool after answering" },
+	{ "rate_reserve", PODIO__CFG_INT, "50", 0,
+	  podio__cfg_check_rate_reserve,
+	  "API calls of the hourly rate limit kept for hook.verify and the "
+	  "command line (0: none)" },
+	{ "coalesce_window", PODIO__CFG_DURATION, "2s", 0, NULL,
+	  "how long an item's events must be quiet before it is fetched once "
+	  "for all (0: at once)" },
+	{ "coalesce_max", PODIO__CFG_DURATION, "30s", 0, NULL,
+	  "longest an item's oldest event waits for coalesce_window" },
 	{ "log_level", PODIO__CFG_STRING, "info", PODIO__CFG_F_NONEMPTY,
 	  podio__cfg_check_level,
 	  "least severe messages logged: error, warn, info or debug" },
@@ -608,6 +619,18 @@ podio__cfg_check_max_params(struct podio__cfg_value *v, char *why,
 	if (v->num >= 1 && v->num <= 1000000)
 		return 0;
 	podio__cfg_errf(why, whylen, "out of range '%s' (want 1 to 1000000)",
+	    v->text);
+	return -1;
+}
+
+/* rate_reserve: 0 (no reserve) up to far above any hourly limit. */
+static int
+podio__cfg_check_rate_reserve(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->num >= 0 && v->num <= 1000000)
+		return 0;
+	podio__cfg_errf(why, whylen, "out of range '%s' (want 0 to 1000000)",
 	    v->text);
 	return -1;
 }

@@ -153,8 +153,9 @@ podio__deliver_callbacks(const struct podio__deliver_ctx *ctx,
 		if (ctx->regs[i] == NULL ||
 		    podio_callbacks_count_matching(ctx->regs[i], d->type) == 0)
 			continue;
-		rc = podio_callbacks_run(ctx->regs[i], d->type, &ids, json,
-		    len, ctx->exec_timeout_ms, &res->reports[i]);
+		rc = podio_callbacks_run_skip(ctx->regs[i], d->type, &ids,
+		    json, len, ctx->exec_timeout_ms, ctx->skip, ctx->nskip,
+		    &res->reports[i]);
 		if (rc == PODIO_ERR_NOMEM || rc == PODIO_ERR_INVALID)
 			return podio__deliver_answer(res, 500, rc,
 			    "cannot run the callbacks: %s",
@@ -162,37 +163,30 @@ podio__deliver_callbacks(const struct podio__deliver_ctx *ctx,
 		if (res->reports[i] != NULL) {
 			res->ran += res->reports[i]->n;
 			res->failed += res->reports[i]->failed;
+			res->skipped += res->reports[i]->skipped;
 		}
 	}
 	return 0;
 }
 
-/* See deliver.h. */
-int
-podio__deliver(const struct podio__deliver_ctx *ctx,
-    const struct podio_delivery *d, struct podio__deliver_result *res)
+/*
+ * Builds the event of d with item (item_len bytes, or NULL), item_error
+ * or neither, and item_source, and runs the callbacks.  Returns the
+ * status, filling res.
+ */
+static int
+podio__deliver_event(const struct podio__deliver_ctx *ctx,
+    const struct podio_delivery *d, const char *item, size_t item_len,
+    const char *item_error, const char *item_source,
+    struct podio__deliver_result *res)
 {
-	char *item = NULL, *json = NULL;
+	char *json = NULL;
 	size_t len = 0;
 	enum podio_err rc;
 	int status;
 
-	memset(res, 0, sizeof(*res));
-	if (ctx == NULL || d == NULL || d->type == NULL) {
-		status = podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
-		    "internal error: no delivery");
-		goto fail;
-	}
-	if (strcmp(d->type, "hook.verify") == 0) {
-		status = podio__deliver_verify(ctx, d, res);
-		goto fail;
-	}
-	if (podio__deliver_fetches(d->type) &&
-	    (status = podio__deliver_fetch(ctx, d, res, &item)) != 0)
-		goto fail;
-
-	rc = podio_event_json(d, item, item != NULL ? strlen(item) : 0,
-	    item == NULL ? res->item_error : NULL, 0, &json, &len);
+	rc = podio_event_json(d, item, item_len, item_error, item_source, 0,
+	    &json, &len);
 	if (rc == PODIO_ERR_BAD_JSON) {
 		/* Podio's answer passed the client's parser but not the
 		 * strict check the event makes: Podio misbehaved. */
@@ -215,9 +209,69 @@ podio__deliver(const struct podio__deliver_ctx *ctx,
 	else
 		status = podio__deliver_answer(res, 200, PODIO_OK, "ok");
 fail:
-	free(item);
 	free(json);
 	return status;
+}
+
+/* See deliver.h. */
+int
+podio__deliver(const struct podio__deliver_ctx *ctx,
+    const struct podio_delivery *d, struct podio__deliver_result *res)
+{
+	char *item = NULL;
+	int status;
+
+	memset(res, 0, sizeof(*res));
+	if (ctx == NULL || d == NULL || d->type == NULL) {
+		status = podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
+		    "internal error: no delivery");
+		goto fail;
+	}
+	if (strcmp(d->type, "hook.verify") == 0) {
+		status = podio__deliver_verify(ctx, d, res);
+		goto fail;
+	}
+	if (podio__deliver_fetches(d->type) &&
+	    (status = podio__deliver_fetch(ctx, d, res, &item)) != 0)
+		goto fail;
+	status = podio__deliver_event(ctx, d, item,
+	    item != NULL ? strlen(item) : 0,
+	    item == NULL ? res->item_error : NULL,
+	    item != NULL ? "get" : NULL, res);
+fail:
+	free(item);
+	return status;
+}
+
+/* See deliver.h.  "not_found" and "gone" are kept as the static strings
+ * podio__deliver() uses. */
+int
+podio__deliver_item(const struct podio__deliver_ctx *ctx,
+    const struct podio_delivery *d, const char *item, size_t item_len,
+    const char *item_error, const char *item_source,
+    struct podio__deliver_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (ctx == NULL || d == NULL || d->type == NULL)
+		return podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
+		    "internal error: no delivery");
+	if (strcmp(d->type, "hook.verify") == 0)
+		return podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
+		    "internal error: a hook.verify is validated, not "
+		    "delivered");
+	if (item != NULL && item_error != NULL)
+		return podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
+		    "internal error: both an item and an item error");
+	if (podio__deliver_check(d, res) != 0)
+		return res->status;
+	if (item != NULL)
+		res->fetched = 1;
+	else if (item_error != NULL)
+		res->item_error = strcmp(item_error, "not_found") == 0 ?
+		    "not_found" : strcmp(item_error, "gone") == 0 ? "gone" :
+		    item_error;
+	return podio__deliver_event(ctx, d, item, item != NULL ? item_len : 0,
+	    item == NULL ? item_error : NULL, item_source, res);
 }
 
 /* See deliver.h. */

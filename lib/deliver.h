@@ -32,6 +32,11 @@ struct podio__deliver_ctx {
 	const struct podio_callbacks *regs[PODIO__DELIVER_NREGS];
 	/* How long a command may run; <= 0: no limit. */
 	int64_t exec_timeout_ms;
+	/* Keys of the callbacks already done for this event (see struct
+	 * podio_callback_result): they do not run again, in any registry.
+	 * NULL and 0: run every matching callback. */
+	const char *const *skip;
+	size_t nskip;
 };
 
 /* What happened to one delivery. */
@@ -50,11 +55,14 @@ struct podio__deliver_result {
 	/* 1 when the item was fetched (and embedded in the event). */
 	int fetched;
 	/* "not_found" or "gone" when the item no longer exists (the event
-	 * then carries "item": null and this "item_error"); static or NULL. */
+	 * then carries "item": null and this "item_error"); static or NULL
+	 * (with podio__deliver_item(), another value is the caller's). */
 	const char *item_error;
-	/* Callbacks that ran, and how many of them failed. */
+	/* Callbacks that ran, how many of them failed, and how many were
+	 * left out because ctx->skip named them. */
 	size_t ran;
 	size_t failed;
+	size_t skipped;
 	/* What ran, one report per registry of the context (NULL where
 	 * nothing ran); owned, freed by podio__deliver_result_clear(). */
 	struct podio_callback_report *reports[PODIO__DELIVER_NREGS];
@@ -62,7 +70,8 @@ struct podio__deliver_result {
 
 /*
  * Handles the accepted delivery d (from podio_webhook_decide() or
- * podio_delivery_new()) as described at the top, filling *res (which the
+ * podio_delivery_new()) as described at the top (the item fetched with
+ * GET /item/{id}: "item_source": "get"), filling *res (which the
  * caller clears with podio__deliver_result_clear(), whatever the
  * outcome).  A hook.verify is validated and never passed to callbacks.
  * A callback that fails does not change the status: the delivery was
@@ -71,6 +80,29 @@ struct podio__deliver_result {
  */
 int podio__deliver(const struct podio__deliver_ctx *ctx,
     const struct podio_delivery *d, struct podio__deliver_result *res);
+
+/*
+ * The same for a delivery whose item the caller already fetched (or
+ * knows to be gone), e.g. once for several events of one item, or many
+ * items in one filter call: no API call is made.  item (item_len bytes,
+ * the item's JSON as Podio sent it) and item_source (how it was fetched:
+ * "get", "filter"; may be NULL) give the event its "item" and
+ * "item_source"; item_error ("not_found", "gone") instead gives
+ * "item": null; neither gives no "item" (types that fetch nothing).
+ * Then the callbacks run as with podio__deliver(), ctx->skip left out.
+ * Statuses: 200 as podio__deliver(); 400 when podio__deliver_check()
+ * finds d malformed; 503 when item is not valid JSON (Podio
+ * misbehaved: a later fetch may do better); 500 for a hook.verify
+ * (validated only by podio__deliver()), both item and item_error, an
+ * item_source that is not [a-z_]{1,32}, or out of memory.  Fills *res
+ * (cleared by the caller with podio__deliver_result_clear(), whatever
+ * the outcome); item_error may be kept in res->item_error, so it must
+ * outlive res.  Returns res->status.
+ */
+int podio__deliver_item(const struct podio__deliver_ctx *ctx,
+    const struct podio_delivery *d, const char *item, size_t item_len,
+    const char *item_error, const char *item_source,
+    struct podio__deliver_result *res);
 
 /*
  * What can be found wrong with d before any API call (an item.create or

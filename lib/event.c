@@ -20,6 +20,9 @@
 #include "util.h"
 #include "webhook.h"
 
+/* The longest "item_source" accepted. */
+#define PODIO__EVENT_SOURCE_MAX 32
+
 /* Appends a string literal. */
 #define PODIO__LIT(b, s) podio__buf_append((b), (s), sizeof(s) - 1)
 
@@ -329,12 +332,21 @@ podio__json_append_oneline(struct podio__buf *b, const char *text,
 
 /* ---------------------------------------------------------------- event */
 
+/* Whether s names where an item came from: [a-z_]{1,32}. */
+static int
+podio__event_source_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz_");
+
+	return n >= 1 && n <= PODIO__EVENT_SOURCE_MAX && s[n] == '\0';
+}
+
 /* See event.h.  Every append goes through rc; the first failure ends the
  * build and picks the error. */
 enum podio_err
 podio_event_json(const struct podio_delivery *delivery, const char *item,
-    size_t item_len, const char *item_error, size_t cap, char **out,
-    size_t *out_len)
+    size_t item_len, const char *item_error, const char *item_source,
+    size_t cap, char **out, size_t *out_len)
 {
 	struct podio__buf b = { NULL, 0, 0, cap };
 	enum podio_err err = PODIO_ERR_INVALID;
@@ -347,7 +359,8 @@ podio_event_json(const struct podio_delivery *delivery, const char *item,
 	if (out_len != NULL)
 		*out_len = 0;
 	if (delivery == NULL || delivery->type == NULL ||
-	    (item != NULL && item_error != NULL))
+	    (item != NULL && item_error != NULL) ||
+	    (item_source != NULL && !podio__event_source_ok(item_source)))
 		goto fail;
 	if (item != NULL && !podio__json_valid(item, item_len)) {
 		err = PODIO_ERR_BAD_JSON;
@@ -389,6 +402,11 @@ podio_event_json(const struct podio_delivery *delivery, const char *item,
 	if (item != NULL) {
 		if ((rc = PODIO__LIT(&b, ", \"item\": ")) != 0 ||
 		    (rc = podio__json_append_oneline(&b, item, item_len)) != 0)
+			goto fail;
+		if (item_source != NULL &&
+		    ((rc = PODIO__LIT(&b, ", \"item_source\": ")) != 0 ||
+		    (rc = podio__json_string(&b, item_source,
+		    strlen(item_source))) != 0))
 			goto fail;
 	} else if (item_error != NULL) {
 		if ((rc = PODIO__LIT(&b, ", \"item\": null, "

@@ -792,3 +792,219 @@ fail:
 	free(text);
 	return rc;
 }
+
+/*
+ * The end of the JSON value starting at text[i] (white space already
+ * skipped), for an answer cJSON has already parsed whole: strings are
+ * skipped with their escapes, arrays and objects by counting brackets
+ * outside strings (no recursion, so any depth is fine), anything else
+ * runs up to the next delimiter.  Returns the index just after the
+ * value, or len when the text ends first.
+ */
+static size_t
+filter_skip_value(const char *text, size_t len, size_t i)
+{
+	size_t depth = 0;
+	int in_str = 0;
+
+	if (i >= len)
+		return len;
+	if (text[i] != '{' && text[i] != '[' && text[i] != '"') {
+		while (i < len && strchr(",]} \t\r\n", text[i]) == NULL)
+			i++;
+		return i;
+	}
+	for (; i < len; i++) {
+		if (in_str) {
+			if (text[i] == '\\')
+				i++;
+			else if (text[i] == '"') {
+				in_str = 0;
+				if (depth == 0)
+					return i + 1;
+			}
+		} else if (text[i] == '"')
+			in_str = 1;
+		else if (text[i] == '{' || text[i] == '[')
+			depth++;
+		else if (text[i] == '}' || text[i] == ']') {
+			if (depth == 0 || --depth == 0)
+				return i + 1;
+		}
+	}
+	return len;
+}
+
+/* The index of the first byte at or after i that is not JSON white
+ * space (len when none). */
+static size_t
+filter_skip_ws(const char *text, size_t len, size_t i)
+{
+	while (i < len && strchr(" \t\r\n", text[i]) != NULL && text[i] != 0)
+		i++;
+	return i;
+}
+
+/*
+ * Finds in the answer text (len bytes, already parsed whole by cJSON,
+ * the top value an object) the elements of the first member named
+ * "items": start[k] and end[k] receive the bounds of element k, for at
+ * most max elements.  Returns how many elements the array has, or -1
+ * when there is no such member holding an array, or more than max
+ * elements.
+ */
+static long
+filter_item_slices(const char *text, size_t len, size_t *start,
+    size_t *end, size_t max)
+{
+	size_t i, k, key;
+	long n = 0;
+
+	i = filter_skip_ws(text, len, 0);
+	if (i >= len || text[i] != '{')
+		return -1;
+	i = filter_skip_ws(text, len, i + 1);
+	while (i < len && text[i] == '"') {
+		key = i;
+		i = filter_skip_value(text, len, i);
+		k = i;
+		i = filter_skip_ws(text, len, i);
+		if (i >= len || text[i] != ':')
+			return -1;
+		i = filter_skip_ws(text, len, i + 1);
+		if (k - key == sizeof("\"items\"") - 1 &&
+		    memcmp(text + key, "\"items\"", k - key) == 0) {
+			if (i >= len || text[i] != '[')
+				return -1;
+			i = filter_skip_ws(text, len, i + 1);
+			if (i < len && text[i] == ']')
+				return 0;
+			while (i < len) {
+				if ((size_t)n >= max)
+					return -1;
+				start[n] = i;
+				i = filter_skip_value(text, len, i);
+				end[n++] = i;
+				i = filter_skip_ws(text, len, i);
+				if (i < len && text[i] == ']')
+					return n;
+				if (i >= len || text[i] != ',')
+					return -1;
+				i = filter_skip_ws(text, len, i + 1);
+			}
+			return -1;
+		}
+		i = filter_skip_ws(text, len, filter_skip_value(text, len,
+		    i));
+		if (i < len && text[i] == ',')
+			i = filter_skip_ws(text, len, i + 1);
+	}
+	return -1;
+}
+
+/*
+ * POST /item/app/{app_id}/filter/ with {"filters": {"item_id": [ids]},
+ * "limit": n}.  The request body is written by hand so that ids above
+ * 2^53 go out exactly.  Each item of the answer is handed over as the
+ * very bytes Podio sent (found by filter_item_slices()); cJSON's parse
+ * is used only to check the whole answer and read each item's id.  See
+ * podio.h.
+ */
+enum podio_err
+podio_item_filter(struct podio_client *client, uint64_t app_id,
+    const uint64_t *ids, size_t n, char **texts)
+{
+	struct podio__buf body = { NULL, 0, 0, 0 };
+	cJSON *ans = NULL, *items, *el;
+	char *text = NULL, path[96];
+	size_t *start = NULL, *end = NULL, len = 0, i, k;
+	uint64_t id;
+	long count;
+	int bad;
+	enum podio_err rc;
+
+	if (texts != NULL)
+		for (i = 0; i < n; i++)
+			texts[i] = NULL;
+	if (client == NULL)
+		return PODIO_ERR_INVALID;
+	client_reset_last(client);
+	if (ids == NULL || texts == NULL || n < 1 ||
+	    n > PODIO_ITEM_FILTER_MAX)
+		return client_fail(client, PODIO_ERR_INVALID,
+		    "invalid argument: 1 to %d item ids are filtered at once",
+		    PODIO_ITEM_FILTER_MAX);
+	if (app_id == 0)
+		return client_fail(client, PODIO_ERR_INVALID,
+		    "invalid argument: the app id must not be 0");
+	for (i = 0; i < n; i++)
+		if (ids[i] == 0)
+			return client_fail(client, PODIO_ERR_INVALID,
+			    "invalid argument: the item id must not be 0");
+
+	bad = podio__buf_appendf(&body, "{\"filters\": {\"item_id\": [");
+	for (i = 0; i < n && bad == 0; i++)
+		bad = podio__buf_appendf(&body, "%s%" PRIu64,
+		    i > 0 ? ", " : "", ids[i]);
+	if (bad != 0 ||
+	    podio__buf_appendf(&body, "]}, \"limit\": %zu}", n) != 0 ||
+	    (start = calloc(n, sizeof(*start))) == NULL ||
+	    (end = calloc(n, sizeof(*end))) == NULL) {
+		rc = client_fail(client, PODIO_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "/item/app/%" PRIu64 "/filter/", app_id);
+	if ((rc = client_request(client, "POST", path, body.data, &text,
+	    &len)) != PODIO_OK)
+		goto fail;
+	if ((rc = client_parse(client, text, len, &ans)) != PODIO_OK)
+		goto fail;
+	items = cJSON_GetObjectItemCaseSensitive(ans, "items");
+	if (!cJSON_IsObject(ans) || !cJSON_IsArray(items)) {
+		rc = client_bad_shape(client,
+		    "the answer has no \"items\" array");
+		goto fail;
+	}
+	/* An answer never holds more items than were asked for; one that
+	 * does is not trusted. */
+	count = filter_item_slices(text, len, start, end, n);
+	if (count < 0 || count != (long)cJSON_GetArraySize(items)) {
+		rc = client_bad_shape(client, "the \"items\" array cannot be "
+		    "read or holds more items than asked for");
+		goto fail;
+	}
+	k = 0;
+	cJSON_ArrayForEach(el, items) {
+		if (!cJSON_IsObject(el) || client_json_u64(
+		    cJSON_GetObjectItemCaseSensitive(el, "item_id"),
+		    &id) != 0) {
+			rc = client_bad_shape(client,
+			    "an item in the answer has no item_id");
+			goto fail;
+		}
+		for (i = 0; i < n; i++) {
+			if (ids[i] != id || texts[i] != NULL)
+				continue;
+			if ((texts[i] = strndup(text + start[k],
+			    end[k] - start[k])) == NULL) {
+				rc = client_fail(client, PODIO_ERR_NOMEM,
+				    "out of memory");
+				goto fail;
+			}
+		}
+		k++;
+	}
+	rc = PODIO_OK;
+fail:
+	if (rc != PODIO_OK)
+		for (i = 0; i < n; i++) {
+			free(texts[i]);
+			texts[i] = NULL;
+		}
+	podio__buf_free(&body);
+	cJSON_Delete(ans);
+	free(text);
+	free(start);
+	free(end);
+	return rc;
+}

@@ -289,6 +289,35 @@ enum podio_err podio_hook_delete(struct podio_client *client,
 enum podio_err podio_item_get(struct podio_client *client, uint64_t item_id,
     char **raw_json, struct cJSON **item);
 
+/* The most items podio_item_filter() asks for in one call (Podio's own
+ * limit for the filter). */
+#define PODIO_ITEM_FILTER_MAX 500
+
+/*
+ * Fetches up to PODIO_ITEM_FILTER_MAX items of one app in one call:
+ * POST /item/app/{app_id}/filter/ with
+ * {"filters": {"item_id": [ids...]}, "limit": n}.  texts is the caller's
+ * array of n pointers, all set to NULL first.  On PODIO_OK texts[i]
+ * receives the JSON text of item ids[i] exactly as it appears in Podio's
+ * answer (the bytes of that element of its "items" array: numbers are
+ * never re-printed), NUL-terminated, or stays NULL when the answer does
+ * not hold that item (deleted, of another app, not visible); a
+ * duplicated id gets a copy in each place.  The caller frees each text
+ * with free().  Items of a filter answer lack a few members of
+ * GET /item/{id} ("comments", for one).
+ *
+ * Fails (every texts[i] NULL) with PODIO_ERR_INVALID (n not within 1 to
+ * PODIO_ITEM_FILTER_MAX, an id or app_id 0, ids or texts NULL), the
+ * errors of podio_call() (PODIO_ERR_BAD_REQUEST when Podio refuses the
+ * item_id filter, PODIO_ERR_RATE_LIMITED: the filter is an operation
+ * Podio rate-limits apart, ...), or PODIO_ERR_BAD_JSON when the answer
+ * is not {"items": [...]} with an "item_id" in each item (or holds more
+ * items than asked for).  Rate-limit headers show in
+ * podio_client_last() as for every call.
+ */
+enum podio_err podio_item_filter(struct podio_client *client,
+    uint64_t app_id, const uint64_t *ids, size_t n, char **texts);
+
 /* ---------------------------------------------------------- public: params */
 
 /*
@@ -508,7 +537,7 @@ void podio_delivery_free(struct podio_delivery *delivery);
  * none at the end), members in this order:
  *   {"type": "item.update", "hook_id": 1001, "item_id": 42,
  *    "item_revision_id": 7, "external_id": "x", "params": {...},
- *    "item": {...}}
+ *    "item": {...}, "item_source": "get"}
  * - "type", then each known id the delivery carries (hook_id, item_id,
  *   item_revision_id, comment_id, app_id, form_id, task_id), a JSON
  *   number printed exactly from its 64-bit value;
@@ -521,20 +550,24 @@ void podio_delivery_free(struct podio_delivery *delivery);
  *   dropped, so the event stays on one line); the text must be exactly
  *   one JSON value (RFC 8259, valid UTF-8, nesting at most 512 deep),
  *   else PODIO_ERR_BAD_JSON;
+ *   with item_source too (not NULL): "item_source": item_source right
+ *   after "item", naming how the item was fetched ("get" for
+ *   GET /item/{id}, "filter" for the app's item filter);
  * - with item_error instead (e.g. "not_found", "gone"): "item": null and
- *   "item_error": item_error;
- * - with neither: no "item" member.
+ *   "item_error": item_error (no "item_source");
+ * - with neither: no "item" member (and no "item_source").
  * New members are only ever added, never renamed or removed.
  *
  * On success *out receives the NUL-terminated text, which the caller
  * frees, and *out_len (if not NULL) its length.  Fails with
- * PODIO_ERR_INVALID (no delivery or no type, or both item and
- * item_error), PODIO_ERR_BAD_JSON, PODIO_ERR_TOO_LARGE (longer than cap
- * bytes; cap 0 = no limit) or PODIO_ERR_NOMEM; *out is then NULL.
+ * PODIO_ERR_INVALID (no delivery or no type, both item and item_error,
+ * or an item_source that is not [a-z_]{1,32}), PODIO_ERR_BAD_JSON,
+ * PODIO_ERR_TOO_LARGE (longer than cap bytes; cap 0 = no limit) or
+ * PODIO_ERR_NOMEM; *out is then NULL.
  */
 enum podio_err podio_event_json(const struct podio_delivery *delivery,
-    const char *item, size_t item_len, const char *item_error, size_t cap,
-    char **out, size_t *out_len);
+    const char *item, size_t item_len, const char *item_error,
+    const char *item_source, size_t cap, char **out, size_t *out_len);
 
 /* ------------------------------------------------------- public: callbacks */
 
@@ -654,6 +687,14 @@ enum podio_callback_outcome {
 struct podio_callback_result {
 	enum podio_callback_kind kind;
 	const char *pattern;
+	/* The entry's identity within its registry, the same in every run
+	 * and every process built from the same configuration (the same
+	 * registrations in the same order): "fn:PATTERN#N" for the Nth C
+	 * function registered for PATTERN, "on:PATTERN:ARGV0#N" for the Nth
+	 * command with that pattern and argv[0] (never its arguments),
+	 * "log:PATTERN:PATH#N" for the Nth log of that pattern and file.
+	 * Given to podio_callbacks_run_skip() to leave the entry out. */
+	const char *key;
 	const char *target;        /* the command (argv[0] only: arguments may
 	                              carry tokens), the log file, or NULL for
 	                              a function */
@@ -673,6 +714,9 @@ struct podio_callback_report {
 	size_t n;
 	size_t failed;             /* how many did not succeed */
 	struct podio_callback_result *results;
+	size_t skipped;            /* matching entries left out because their
+	                              key was in the skip list (not in
+	                              results) */
 };
 
 /* Frees a report.  Accepts NULL. */
@@ -707,6 +751,23 @@ void podio_callback_report_free(struct podio_callback_report *report);
 enum podio_err podio_callbacks_run(const struct podio_callbacks *reg,
     const char *type, const struct podio_callback_ids *ids,
     const char *event_json, size_t len, int64_t timeout_ms,
+    struct podio_callback_report **report);
+
+/*
+ * The same, except that the matching entries whose key (see struct
+ * podio_callback_result) is one of the nskip strings of skip do not run
+ * and are not in the report: report->skipped counts them.  Used to run
+ * again, for an event retried, only the callbacks that did not succeed
+ * before.  skip may hold NULL entries (ignored) and keys of no entry
+ * (harmless); skip NULL with nskip 0 runs everything, as
+ * podio_callbacks_run() does.  Returns as podio_callbacks_run() (also
+ * PODIO_ERR_INVALID for skip NULL with nskip > 0); when every matching
+ * entry was skipped, PODIO_OK with an empty report.
+ */
+enum podio_err podio_callbacks_run_skip(const struct podio_callbacks *reg,
+    const char *type, const struct podio_callback_ids *ids,
+    const char *event_json, size_t len, int64_t timeout_ms,
+    const char *const *skip, size_t nskip,
     struct podio_callback_report **report);
 
 /* "ok", "failed", "exit", "signal", "timeout", "nostart", "write failed";

@@ -815,8 +815,8 @@ podio_spool_append_delivery(struct podio_spool *s,
 		set_err(err, errlen, "spool: hook.verify is never spooled");
 		return PODIO_ERR_INVALID;
 	}
-	e = podio_event_json(d, NULL, 0, NULL, PODIO_SPOOL_MAX_EVENT, &json,
-	    &len);
+	e = podio_event_json(d, NULL, 0, NULL, NULL, PODIO_SPOOL_MAX_EVENT,
+	    &json, &len);
 	if (e != PODIO_OK) {
 		set_err(err, errlen, "spool: cannot build the event: %s",
 		    podio_strerror(e));

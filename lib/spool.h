@@ -219,6 +219,17 @@ enum podio_err podio_spool_take(struct podio_spool *spool,
     const struct podio_spool_take_opts *opts,
     struct podio_spool_batch *batch);
 
+/*
+ * The same for up to max_units units at once, in one transaction (the
+ * units in the order podio_spool_take() would hand them out): workers
+ * that take many small units share flushes as appends do.  *batches
+ * receives *n batches, which the caller frees with
+ * podio_spool_batches_free(); PODIO_ERR_NOT_FOUND when none is due.
+ */
+enum podio_err podio_spool_take_many(struct podio_spool *spool,
+    const struct podio_spool_take_opts *opts, size_t max_units,
+    struct podio_spool_batch **batches, size_t *n);
+
 /* The same for one item only (PODIO_ERR_NOT_FOUND when it has nothing
  * due or is in flight). */
 enum podio_err podio_spool_take_item(struct podio_spool *spool,

@@ -628,6 +628,14 @@ podio_spool_take(struct podio_spool *s,
 }
 
 enum podio_err
+podio_spool_take_many(struct podio_spool *s,
+    const struct podio_spool_take_opts *opts, size_t max_units,
+    struct podio_spool_batch **batches, size_t *n)
+{
+	return take_units(s, TAKE_ANY, 0, opts, max_units, batches, n);
+}
+
+enum podio_err
 podio_spool_take_item(struct podio_spool *s, uint64_t item_id,
     const struct podio_spool_take_opts *opts,
     struct podio_spool_batch *batch)

@@ -4,8 +4,9 @@
  * own struct podio_client, each making M calls.
  *
  * podio-test-client [-c FILE] [--threads N] [--calls M]
- *     [--op auth|item|hooklist|call|hookcreate|verify|validate|delete]
- *     [--item ID] [--path P] [--method M] [--body JSON]
+ *     [--op auth|item|filter|hooklist|call|hookcreate|verify|validate|
+ *     delete] [--item ID] [--app ID] [--ids ID,ID,...] [--path P]
+ *     [--method M] [--body JSON]
  *     [--ref-type T] [--ref-id ID] [--url URL] [--event TYPE]
  *     [--hook ID] [--code CODE] [--interval MS] [--barrier] [--print]
  * podio-test-client --version
@@ -16,7 +17,9 @@
  * "last: http_status=S rate_limit=L rate_remaining=R retry_after=W
  * error=E request_id=I" for the call that finished last; with --print
  * the last answer's text after that (ops item, call and hooklist) or
- * "hook_id=N" (hookcreate).
+ * "hook_id=N" (hookcreate); for filter (podio_item_filter() of --ids in
+ * app --app), one line per id in order: "filter ID TEXT" or
+ * "filter ID missing".
  * Exit 0 when every call succeeded, 1 otherwise, 2 on usage or
  * configuration errors.
  */
@@ -36,8 +39,8 @@
 extern char **environ;
 
 enum op {
-	OP_AUTH, OP_ITEM, OP_HOOKLIST, OP_CALL, OP_HOOKCREATE, OP_VERIFY,
-	OP_VALIDATE, OP_DELETE
+	OP_AUTH, OP_ITEM, OP_FILTER, OP_HOOKLIST, OP_CALL, OP_HOOKCREATE,
+	OP_VERIFY, OP_VALIDATE, OP_DELETE
 };
 
 struct opts {
@@ -46,6 +49,9 @@ struct opts {
 	long calls;
 	enum op op;
 	uint64_t item_id;
+	uint64_t app_id;
+	uint64_t ids[PODIO_ITEM_FILTER_MAX + 1];
+	size_t nids;
 	const char *path;
 	const char *method;
 	const char *body;
@@ -98,8 +104,9 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: podio-test-client [-c FILE] [--threads N] "
-	    "[--calls M] [--op auth|item|hooklist|call|hookcreate|verify|"
-	    "validate|delete] [--item ID] [--path P] [--method M] "
+	    "[--calls M] [--op auth|item|filter|hooklist|call|hookcreate|"
+	    "verify|validate|delete] [--item ID] [--app ID] [--ids ID,...] "
+	    "[--path P] [--method M] "
 	    "[--body JSON] [--ref-type T] [--ref-id ID] [--url URL] "
 	    "[--event TYPE] [--hook ID] [--code CODE] [--interval MS] "
 	    "[--barrier] [--print]\n       podio-test-client --version\n");
@@ -119,6 +126,31 @@ parse_long(const char *text, long min, long max)
 	return v;
 }
 
+/* Parses a comma-separated list of ids into o->ids (at most one more
+ * than podio_item_filter() accepts, to test its limit).  0 or -1. */
+static int
+parse_ids(const char *text, struct opts *o)
+{
+	char buf[32];
+	size_t n;
+
+	o->nids = 0;
+	while (*text != '\0') {
+		n = strcspn(text, ",");
+		if (n == 0 || n >= sizeof(buf) ||
+		    o->nids >= sizeof(o->ids) / sizeof(o->ids[0]))
+			return -1;
+		memcpy(buf, text, n);
+		buf[n] = '\0';
+		if (podio_parse_u64(buf, &o->ids[o->nids++]) != 0)
+			return -1;
+		text += n;
+		if (*text == ',')
+			text++;
+	}
+	return 0;
+}
+
 /* Parses argv into o.  Returns 0, or -1 after printing why. */
 static int
 parse_args(int argc, char **argv, struct opts *o)
@@ -130,6 +162,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->calls = 1;
 	o->op = OP_ITEM;
 	o->item_id = 1;
+	o->app_id = 1234;
 	o->path = "/item/1?mark_as_viewed=0";
 	o->method = "GET";
 	o->ref_type = "app";
@@ -160,6 +193,8 @@ parse_args(int argc, char **argv, struct opts *o)
 				o->op = OP_AUTH;
 			else if (strcmp(v, "item") == 0)
 				o->op = OP_ITEM;
+			else if (strcmp(v, "filter") == 0)
+				o->op = OP_FILTER;
 			else if (strcmp(v, "hooklist") == 0)
 				o->op = OP_HOOKLIST;
 			else if (strcmp(v, "call") == 0)
@@ -177,6 +212,14 @@ parse_args(int argc, char **argv, struct opts *o)
 		} else if (strcmp(a, "--item") == 0) {
 			NEEDV;
 			if (podio_parse_u64(v, &o->item_id) != 0)
+				goto bad;
+		} else if (strcmp(a, "--app") == 0) {
+			NEEDV;
+			if (podio_parse_u64(v, &o->app_id) != 0)
+				goto bad;
+		} else if (strcmp(a, "--ids") == 0) {
+			NEEDV;
+			if (parse_ids(v, o) != 0)
 				goto bad;
 		} else if (strcmp(a, "--path") == 0) {
 			NEEDV;
@@ -233,6 +276,33 @@ bad:
 	return 0;
 }
 
+/* podio_item_filter() of o->ids; *text receives one line per id. */
+static enum podio_err
+filter_call(struct podio_client *c, const struct opts *o, char **text)
+{
+	char *texts[PODIO_ITEM_FILTER_MAX + 1], *out = NULL, *p;
+	size_t i, len = 1;
+	enum podio_err rc;
+
+	rc = podio_item_filter(c, o->app_id, o->ids, o->nids, texts);
+	if (rc != PODIO_OK)
+		return rc;
+	for (i = 0; i < o->nids; i++)
+		len += 48 + (texts[i] != NULL ? strlen(texts[i]) : 8);
+	if ((out = malloc(len)) != NULL) {
+		p = out;
+		*p = '\0';
+		for (i = 0; i < o->nids; i++)
+			p += sprintf(p, "%sfilter %" PRIu64 " %s",
+			    i > 0 ? "\n" : "", o->ids[i],
+			    texts[i] != NULL ? texts[i] : "missing");
+	}
+	for (i = 0; i < o->nids; i++)
+		free(texts[i]);
+	*text = out;
+	return out != NULL ? PODIO_OK : PODIO_ERR_NOMEM;
+}
+
 /* Performs one call of the chosen kind.  *text receives what --print
  * shows (caller frees). */
 static enum podio_err
@@ -250,6 +320,8 @@ one_call(struct podio_client *c, const struct opts *o, char **text)
 		return podio_authenticate(c);
 	case OP_ITEM:
 		return podio_item_get(c, o->item_id, text, NULL);
+	case OP_FILTER:
+		return filter_call(c, o, text);
 	case OP_HOOKLIST:
 		rc = podio_hook_list(c, o->ref_type, o->ref_id, &hooks, &n,
 		    text);

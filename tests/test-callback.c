@@ -1309,6 +1309,202 @@ test_threads(void)
 
 /* ------------------------------------------------------------- main */
 
+/* ------------------------------------------------------- keys, skipping */
+
+static int
+fn_fail(const char *type, const char *json, size_t len, void *ud)
+{
+	(void)type;
+	(void)json;
+	(void)len;
+	atomic_fetch_add((atomic_int *)ud, 100);
+	return 9;
+}
+
+/*
+ * A registry of every kind, some entries alike: two functions and one
+ * failing function for "item.*", one for "*"; commands appending to
+ * order ("item.create" twice, with arguments holding a token, "*" once);
+ * logs ("item.*" twice to one file, once to another).  NULL on failure.
+ */
+static struct podio_callbacks *
+keys_registry(atomic_int *count, const char *order)
+{
+	struct podio_callbacks *reg = podio_callbacks_new();
+	char *a1[] = { (char *)script("append.sh"), (char *)order,
+		(char *)"tok-51f2e9-secret", NULL };
+	char *a2[] = { (char *)script("append.sh"), (char *)order,
+		(char *)"two", NULL };
+	char *a3[] = { (char *)script("append.sh"), (char *)order,
+		(char *)"star", NULL };
+
+	if (reg == NULL ||
+	    podio_callbacks_on(reg, "item.*", fn_count, count) != 0 ||
+	    podio_callbacks_on(reg, "item.*", fn_count, count) != 0 ||
+	    podio_callbacks_on(reg, "*", fn_count, count) != 0 ||
+	    podio_callbacks_on(reg, "item.*", fn_fail, count) != 0 ||
+	    podio_callbacks_add_command(reg, "item.create", a1) != 0 ||
+	    podio_callbacks_add_log(reg, "item.*", tmp("keys-a.jsonl")) != 0 ||
+	    podio_callbacks_add_command(reg, "item.create", a2) != 0 ||
+	    podio_callbacks_add_command(reg, "*", a3) != 0 ||
+	    podio_callbacks_add_log(reg, "item.*", tmp("keys-a.jsonl")) != 0 ||
+	    podio_callbacks_add_log(reg, "item.*", tmp("keys-b.jsonl")) != 0) {
+		podio_callbacks_free(reg);
+		return NULL;
+	}
+	return reg;
+}
+
+static void
+test_keys_skip(void)
+{
+	struct podio_callbacks *reg = NULL, *again = NULL;
+	struct podio_callback_report *rep = NULL, *rep2 = NULL;
+	char order[600], want[10][1400];
+	const char *skip[4];
+	atomic_int count = 0;
+	enum podio_err rc;
+	size_t i, k;
+	char *s;
+	int ok;
+
+	/* tmp() reuses its buffers: keep a copy */
+	snprintf(order, sizeof(order), "%s", tmp("keys-order.txt"));
+	unlink(order);
+	unlink(tmp("keys-a.jsonl"));
+	unlink(tmp("keys-b.jsonl"));
+	reg = keys_registry(&count, order);
+	again = keys_registry(&count, order);
+	tap_ok(reg != NULL && again != NULL, "keys: registries made");
+	if (reg == NULL || again == NULL)
+		goto done;
+	snprintf(want[0], sizeof(want[0]), "fn:item.*#1");
+	snprintf(want[1], sizeof(want[1]), "fn:item.*#2");
+	snprintf(want[2], sizeof(want[2]), "fn:*#1");
+	snprintf(want[3], sizeof(want[3]), "fn:item.*#3");
+	snprintf(want[4], sizeof(want[4]), "on:item.create:%s#1",
+	    script("append.sh"));
+	snprintf(want[5], sizeof(want[5]), "log:item.*:%s#1",
+	    tmp("keys-a.jsonl"));
+	snprintf(want[6], sizeof(want[6]), "on:item.create:%s#2",
+	    script("append.sh"));
+	snprintf(want[7], sizeof(want[7]), "on:*:%s#1", script("append.sh"));
+	snprintf(want[8], sizeof(want[8]), "log:item.*:%s#2",
+	    tmp("keys-a.jsonl"));
+	snprintf(want[9], sizeof(want[9]), "log:item.*:%s#1",
+	    tmp("keys-b.jsonl"));
+
+	rep = run(reg, "item.create", NULL, "{}", 2, 30000, &rc);
+	ok = rc == PODIO_ERR_IO && rep != NULL && rep->n == 10 &&
+	    rep->failed == 1 && rep->skipped == 0;
+	tap_ok(ok, "keys: all ten ran, one failed, none skipped");
+	for (i = 0; ok && i < 10; i++)
+		if (!streq(rep->results[i].key, want[i])) {
+			tap_diag("key %zu: %s, want %s", i,
+			    rep->results[i].key ? rep->results[i].key :
+			    "(null)", want[i]);
+			ok = 0;
+		}
+	tap_ok(ok, "keys: fn:PATTERN#N, on:PATTERN:ARGV0#N, "
+	    "log:PATTERN:PATH#N, N counting alike entries");
+	ok = rep != NULL;
+	for (i = 0; ok && i < rep->n; i++)
+		if (rep->results[i].key == NULL ||
+		    strstr(rep->results[i].key, "tok-51f2e9") != NULL)
+			ok = 0;
+	tap_ok(ok, "keys: no command argument in any key");
+	ok = rep != NULL;
+	for (i = 0; ok && i < rep->n; i++)
+		for (k = i + 1; k < rep->n; k++)
+			if (streq(rep->results[i].key, rep->results[k].key))
+				ok = 0;
+	tap_ok(ok, "keys: unique within the registry");
+
+	rep2 = run(again, "item.create", NULL, "{}", 2, 30000, &rc);
+	ok = rep != NULL && rep2 != NULL && rep2->n == rep->n;
+	for (i = 0; ok && i < rep->n; i++)
+		if (!streq(rep->results[i].key, rep2->results[i].key))
+			ok = 0;
+	tap_ok(ok, "keys: the same in a registry built the same way");
+	podio_callback_report_free(rep2);
+	rep2 = NULL;
+
+	/* a narrower type: the keys do not depend on what matched */
+	rep2 = run(reg, "item.update", NULL, "{}", 2, 30000, &rc);
+	ok = rep2 != NULL && rep2->n == 8 &&
+	    streq(rep2->results[3].key, want[3]) &&
+	    streq(rep2->results[4].key, want[5]) &&
+	    streq(rep2->results[5].key, want[7]) &&
+	    streq(rep2->results[6].key, want[8]) &&
+	    streq(rep2->results[7].key, want[9]);
+	tap_ok(ok, "keys: the same whatever the event type");
+	podio_callback_report_free(rep2);
+	rep2 = NULL;
+
+	/* skip the failing function, the second function and the first
+	 * item.create command, plus an unknown key and a NULL */
+	unlink(order);
+	atomic_store(&count, 0);
+	skip[0] = rep->results[3].key;
+	skip[1] = "on:item.create:/nowhere#1";
+	skip[2] = NULL;
+	skip[3] = rep->results[4].key;
+	rc = podio_callbacks_run_skip(reg, "item.create", NULL, "{}", 2,
+	    30000, skip, 4, &rep2);
+	tap_ok(rc == PODIO_OK && rep2 != NULL && rep2->n == 8 &&
+	    rep2->skipped == 2 && rep2->failed == 0,
+	    "skip: two left out (unknown and NULL keys ignored), the rest ok "
+	    "(n %zu, skipped %zu)", rep2 ? rep2->n : 0,
+	    rep2 ? rep2->skipped : 0);
+	ok = rep2 != NULL && rep2->n == 8;
+	for (i = 0, k = 0; ok && i < 10; i++) {
+		if (i == 3 || i == 4)
+			continue;
+		if (!streq(rep2->results[k++].key, want[i]))
+			ok = 0;
+	}
+	tap_ok(ok, "skip: the report holds the others, in run order");
+	s = slurp(order, NULL);
+	ok = atomic_load(&count) == 3 && streq(s, "two\nstar\n");
+	tap_ok(ok, "skip: skipped entries did not run (count %d, commands: "
+	    "%s)", atomic_load(&count), flat(s));
+	free(s);
+	podio_callback_report_free(rep2);
+	rep2 = NULL;
+
+	/* skip everything that matches */
+	unlink(order);
+	atomic_store(&count, 0);
+	{
+		const char *all[10];
+
+		for (i = 0; i < 10; i++)
+			all[i] = want[i];
+		rc = podio_callbacks_run_skip(reg, "item.create", NULL, "{}",
+		    2, 30000, all, 10, &rep2);
+	}
+	tap_ok(rc == PODIO_OK && rep2 != NULL && rep2->n == 0 &&
+	    rep2->skipped == 10 && atomic_load(&count) == 0 &&
+	    access(order, F_OK) != 0,
+	    "skip: every entry skipped: ok, empty report, nothing ran");
+	podio_callback_report_free(rep2);
+	rep2 = NULL;
+
+	rc = podio_callbacks_run_skip(reg, "item.create", NULL, "{}", 2,
+	    30000, NULL, 0, &rep2);
+	tap_ok(rc == PODIO_ERR_IO && rep2 != NULL && rep2->n == 10 &&
+	    rep2->skipped == 0, "skip NULL, 0: everything runs");
+	podio_callback_report_free(rep2);
+	rep2 = (struct podio_callback_report *)1;
+	tap_ok(podio_callbacks_run_skip(reg, "item.create", NULL, "{}", 2,
+	    30000, NULL, 1, &rep2) == PODIO_ERR_INVALID && rep2 == NULL,
+	    "skip NULL with nskip 1: invalid, nothing ran");
+done:
+	podio_callback_report_free(rep);
+	podio_callbacks_free(reg);
+	podio_callbacks_free(again);
+}
+
 static void
 test_log_privacy(void)
 {
@@ -1398,6 +1594,7 @@ main(void)
 	test_config_order();
 	test_threads();
 	test_log_privacy();
+	test_keys_skip();
 
 	cleanup();
 	return tap_done();

@@ -463,6 +463,152 @@ with testlib.Sim() as sim:
          "a bad app token (400 invalid_grant) is an AUTH failure",
          r.show())
 
+    # ---------------------------------------------------- item filter
+    def filtered(r):
+        """{position: text or None} from the "filter ID TEXT" lines."""
+        out = []
+        for line in r.rest:
+            m = re.match(r"^filter (\d+) (.*)$", line)
+            if m:
+                out.append((int(m.group(1)),
+                            None if m.group(2) == "missing" else m.group(2)))
+        return out
+
+    fresh(sim)
+    env = testlib.base_env(sim)
+    big = 123456789012345678901234567890
+    sim.add_item(501, big=big, neg=-18446744073709551617,
+                 tricky='a "q" ]}[{, \\ \u00e9 \u2028',
+                 nested={"a": [[{"b": [], "c": "}"}]], "d": {}})
+    sim.add_item(502, title="second")
+    sim.add_item(503, app_id=999)
+    sim.add_item(504)
+    sim.delete_item(504)
+    ids = [501, 502, 503, 504, 501, 505]
+    body = {"filters": {"item_id": ids}, "limit": len(ids)}
+    sim.clear_requests()
+    r = client(env, "--op", "filter", "--app", "1234", "--ids",
+               ",".join(map(str, ids)), "--print")
+    got = filtered(r)
+    t.ok(r.rc == 0 and [i for i, _ in got] == ids,
+         "item filter: one line per id, in order", r.show())
+    reqs = [q for q in sim.requests() if q["path"] != "/oauth/token"]
+    t.ok(len(reqs) == 1 and reqs[0]["method"] == "POST" and
+         reqs[0]["path"] == "/item/app/1234/filter/" and
+         reqs[0]["status"] == 200,
+         "item filter: exactly one POST /item/app/1234/filter/", reqs)
+    sent = reqs[0]["body"] if reqs else ""
+    t.ok(reqs and json.loads(sent) == body and
+         reqs[0]["headers"].get("content-type") == "application/json",
+         "item filter: the JSON body names the ids and limit n", sent)
+    t.ok(reqs and reqs[0]["headers"].get("authorization", "").startswith(
+        "OAuth2 "), "item filter: authenticated with OAuth2")
+    texts = dict(got)
+    t.ok(texts.get(503, "x") is None and texts.get(504, "x") is None,
+         "item filter: an item of another app and a deleted one are "
+         "missing (NULL)", got)
+    t.ok(all(texts.get(i) for i in (501, 502, 505)) and
+         got[0][1] == got[4][1],
+         "item filter: the others are there, a duplicated id in each place",
+         got)
+    t.is_(r.last.get("rate_limit"), "250",
+          "item filter: its rate-limit headers (the filter class) are "
+          "reported")
+
+    # the same answer, raw: each text is a slice of it, byte for byte
+    raw = client(env, "--op", "call", "--method", "POST", "--path",
+                 "/item/app/1234/filter/", "--body", json.dumps(body),
+                 "--print")
+    answer = raw.rest[-1] if raw.rc == 0 and raw.rest else ""
+    items = {it["item_id"]: it for it in json.loads(answer or "{}").get(
+        "items", [])}
+    exact = [i for i in (501, 502, 505) if texts.get(i) and
+             texts[i] in answer and
+             texts[i] == json.dumps(items.get(i)) and
+             json.loads(texts[i]) == items.get(i)]
+    t.is_(exact, [501, 502, 505],
+          "item filter: each text is its element of the answer, byte for "
+          "byte")
+    t.ok(texts.get(501) and str(big) in texts[501] and
+         "-18446744073709551617" in texts[501] and
+         "comments" not in texts[501],
+         "item filter: numbers beyond 64 bits are not re-printed",
+         texts.get(501))
+
+    # 401 on the filter: token refreshed, the call sent once more
+    fresh(sim)
+    env = testlib.base_env(sim)
+    client(env, "--op", "auth")
+    sim.expire_tokens()
+    sim.clear_requests()
+    r = client(env, "--op", "filter", "--app", "1234", "--ids", "7,8",
+               "--print")
+    t.ok(r.rc == 0 and statuses(sim.requests("/item/app/")) == [401, 200]
+         and [x for x, v in filtered(r) if v] == [7, 8],
+         "item filter: an expired token is refreshed and the filter "
+         "replayed", r.show())
+
+    # Podio refusing the filter key: 400, a distinct error
+    fresh(sim, filter_enabled=False)
+    env = testlib.base_env(sim)
+    r = client(env, "--op", "filter", "--app", "1234", "--ids", "7,8")
+    t.ok(r.rc == 1 and r.failure_names() == ["BAD_REQUEST"] and
+         r.last.get("http_status") == "400" and
+         len(sim.requests("/item/app/")) == 1 and
+         sim.requests("/item/7") == [],
+         "item filter: a refused filter (400) is BAD_REQUEST, nothing "
+         "else is called", r.show())
+
+    # answers of the wrong shape
+    for bad_body, what in (('{"total": 0}', "no items"),
+                           ('[]', "not an object"),
+                           ('{"items": {}}', "items not an array"),
+                           ('{"items": [{"title": "x"}]}',
+                            "an item without item_id"),
+                           ('{"items": [{"item_id": 7}, {"item_id": 8}, '
+                            '{"item_id": 9}]}', "more items than asked"),
+                           ('{"items": [{"item_id": 7}', "truncated")):
+        fresh(sim)
+        env = testlib.base_env(sim)
+        sim.fail("/item/app/", status=200, body=bad_body)
+        r = client(env, "--op", "filter", "--app", "1234", "--ids", "7,8",
+                   "--print")
+        t.ok(r.rc == 1 and r.failure_names() == ["BAD_JSON"] and
+             filtered(r) == [],
+             "item filter: an answer with %s is BAD_JSON" % what, r.show())
+    fresh(sim)
+    env = testlib.base_env(sim)
+    sim.fail("/item/app/", status=200,
+             body='{"filtered": 1, "items": [ {"item_id": 8, "x": '
+             '"]\\"}"} \n], "total": 1}')
+    r = client(env, "--op", "filter", "--app", "1234", "--ids", "7,8",
+               "--print")
+    t.ok(r.rc == 0 and filtered(r) == [(7, None), (8, '{"item_id": 8, '
+                                         '"x": "]\\"}"}')],
+         "item filter: items found wherever \"items\" is, white space "
+         "around them left out", r.show())
+
+    # limits: 1 to 500 ids
+    fresh(sim)
+    env = testlib.base_env(sim)
+    many = list(range(1, 502))
+    r = client(env, "--op", "filter", "--app", "1234", "--ids",
+               ",".join(map(str, many)))
+    t.ok(r.rc == 1 and r.failure_names() == ["INVALID"] and
+         sim.requests("/item/") == [],
+         "item filter: 501 ids are refused before any call", r.show())
+    r = client(env, "--op", "filter", "--app", "1234", "--ids",
+               ",".join(map(str, many[:500])), "--print")
+    got = filtered(r)
+    t.ok(r.rc == 0 and len(got) == 500 and all(v for _, v in got) and
+         len(sim.requests("/item/app/")) == 1 and
+         json.loads(sim.requests("/item/app/")[0]["body"])["limit"] == 500,
+         "item filter: 500 ids in one call, all found",
+         r.show()[:2000])
+    r = client(env, "--op", "filter", "--app", "1234", "--ids", "0,5")
+    t.ok(r.rc == 1 and r.failure_names() == ["INVALID"],
+         "item filter: item id 0 is refused", r.show())
+
     # ---------------------------------------------------- usage
     fresh(sim)
     r = client(testlib.base_env(sim, client_id=None), "--calls", "1")

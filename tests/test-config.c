@@ -821,6 +821,68 @@ test_env(void)
 	podio_config_free(cfg);
 }
 
+/* The keys of API budgeting and item coalescing. */
+static void
+test_rate_coalesce_keys(void)
+{
+	struct podio_config *cfg = podio_config_new();
+	char err[512];
+	enum podio_err rc;
+	const char *env[] = { "PODIO_RATE_RESERVE=0",
+	    "PODIO_COALESCE_WINDOW=0", "PODIO_COALESCE_MAX=2m", NULL };
+
+	if (!tap_ok(cfg != NULL, "rate/coalesce: podio_config_new"))
+		return;
+	tap_ok(podio_config_get_int(cfg, "rate_reserve") == 50 &&
+	    streq(podio_config_get(cfg, "rate_reserve"), "50"),
+	    "rate_reserve defaults to 50");
+	tap_ok(podio_config_get_ms(cfg, "coalesce_window") == 2000 &&
+	    streq(podio_config_get(cfg, "coalesce_window"), "2s"),
+	    "coalesce_window defaults to 2s");
+	tap_ok(podio_config_get_ms(cfg, "coalesce_max") == 30000 &&
+	    streq(podio_config_get(cfg, "coalesce_max"), "30s"),
+	    "coalesce_max defaults to 30s");
+	tap_ok(podio_config_key_help("rate_reserve") != NULL &&
+	    podio_config_key_help("coalesce_window") != NULL &&
+	    podio_config_key_help("coalesce_max") != NULL &&
+	    !podio_config_key_is_secret("rate_reserve"),
+	    "the three keys have help and are not secret");
+
+	rc = podio_config_set(cfg, "rate_reserve", "120", NULL, err,
+	    sizeof(err));
+	tap_ok(rc == PODIO_OK && podio_config_get_int(cfg, "rate_reserve") ==
+	    120, "rate_reserve = 120");
+	rc = podio_config_set(cfg, "rate_reserve", "-1", "-o", err,
+	    sizeof(err));
+	tap_ok(rc == PODIO_ERR_CONFIG && strstr(err, "rate_reserve") !=
+	    NULL && podio_config_get_int(cfg, "rate_reserve") == 120,
+	    "rate_reserve = -1 refused, old value kept: %s", err);
+	rc = podio_config_set(cfg, "rate_reserve", "1000001", "-o", err,
+	    sizeof(err));
+	TAP_OK(rc == PODIO_ERR_CONFIG);
+	rc = podio_config_set(cfg, "rate_reserve", "lots", "-o", err,
+	    sizeof(err));
+	TAP_OK(rc == PODIO_ERR_CONFIG);
+	rc = podio_config_set(cfg, "coalesce_window", "500ms", NULL, err,
+	    sizeof(err));
+	tap_ok(rc == PODIO_OK &&
+	    podio_config_get_ms(cfg, "coalesce_window") == 500,
+	    "coalesce_window = 500ms");
+	rc = podio_config_set(cfg, "coalesce_max", "soon", "-o", err,
+	    sizeof(err));
+	tap_ok(rc == PODIO_ERR_CONFIG &&
+	    podio_config_get_ms(cfg, "coalesce_max") == 30000,
+	    "coalesce_max = soon refused: %s", err);
+
+	rc = load_env(cfg, env, err, sizeof(err));
+	tap_ok(rc == PODIO_OK && podio_config_get_int(cfg, "rate_reserve") ==
+	    0 && podio_config_get_ms(cfg, "coalesce_window") == 0 &&
+	    podio_config_get_ms(cfg, "coalesce_max") == 120000,
+	    "PODIO_RATE_RESERVE=0, PODIO_COALESCE_WINDOW=0, "
+	    "PODIO_COALESCE_MAX=2m");
+	podio_config_free(cfg);
+}
+
 /* defaults < file < environment < set */
 static void
 test_precedence(void)
@@ -1100,6 +1162,7 @@ main(void)
 	test_file_errors();
 	test_two_files();
 	test_env();
+	test_rate_coalesce_keys();
 	test_precedence();
 	test_secret_messages();
 	test_rules_api();

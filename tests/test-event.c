@@ -4,6 +4,9 @@
  * item embedded byte for byte (numbers a double would round included),
  * item null with item_error, string escaping, one line, the strict check
  * of the item text, the size cap; every event must parse with cJSON.
+ * Also "item_source", and podio__deliver_item() (lib/deliver.c), which
+ * builds the event of an item fetched by the caller and runs the
+ * callbacks, leaving out those already done.
  */
 #include <config.h>
 
@@ -18,6 +21,7 @@
 #endif
 
 #include "podio.h"
+#include "deliver.h"
 #include "event.h"
 #include "params.h"
 #include "util.h"
@@ -67,7 +71,7 @@ expect(const char *what, const char *body, const char *item,
 	int ok;
 
 	err = podio_event_json(d, item, item != NULL ? strlen(item) : 0,
-	    item_error, 0, &out, &len);
+	    item_error, NULL, 0, &out, &len);
 	ok = err == PODIO_OK && out != NULL && strcmp(out, want) == 0 &&
 	    len == strlen(out);
 	tap_ok(ok, "event: %s", what);
@@ -172,8 +176,8 @@ test_item_embedded(void)
 	const char *at;
 	cJSON *j, *it;
 
-	tap_ok(podio_event_json(d, item, strlen(item), NULL, 0, &out, NULL) ==
-	    PODIO_OK && out != NULL, "event with an item");
+	tap_ok(podio_event_json(d, item, strlen(item), NULL, NULL, 0, &out,
+	    NULL) == PODIO_OK && out != NULL, "event with an item");
 	at = out != NULL ? strstr(out, "\"item\": ") : NULL;
 	tap_ok(at != NULL && strncmp(at + 8, item, strlen(item)) == 0 &&
 	    strcmp(at + 8 + strlen(item), "}") == 0,
@@ -194,15 +198,15 @@ test_item_embedded(void)
 	 * value goes; line breaks escaped inside strings stay as they are. */
 	out = NULL;
 	tap_ok(podio_event_json(d, " \r\n{\n\t\"a\": \"x\\ny\",\r\n\"b\":"
-	    "\"\\r\"\n}\n\n ", 33, NULL, 0, &out, NULL) == PODIO_OK &&
+	    "\"\\r\"\n}\n\n ", 33, NULL, NULL, 0, &out, NULL) == PODIO_OK &&
 	    out != NULL && strstr(out, "\"item\": { \t\"a\": \"x\\ny\",  "
 	    "\"b\":\"\\r\" }}") != NULL && strchr(out, '\n') == NULL,
 	    "a pretty-printed item is put on one line");
 	free(out);
 
 	out = NULL;
-	tap_ok(podio_event_json(d, "12345678901234567890123", 23, NULL, 0,
-	    &out, NULL) == PODIO_OK && out != NULL &&
+	tap_ok(podio_event_json(d, "12345678901234567890123", 23, NULL, NULL,
+	    0, &out, NULL) == PODIO_OK && out != NULL &&
 	    strstr(out, "\"item\": 12345678901234567890123}") != NULL,
 	    "a bare number as the item");
 	free(out);
@@ -228,26 +232,26 @@ test_item_invalid(void)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		out = (char *)"x";
-		ok = podio_event_json(d, bad[i], strlen(bad[i]), NULL, 0, &out,
-		    NULL) == PODIO_ERR_BAD_JSON && out == NULL;
+		ok = podio_event_json(d, bad[i], strlen(bad[i]), NULL, NULL,
+		    0, &out, NULL) == PODIO_ERR_BAD_JSON && out == NULL;
 		tap_ok(ok, "item refused: case %zu", i);
 		if (!ok)
 			tap_diag("case %zu", i);
 	}
 	out = NULL;
-	tap_ok(podio_event_json(d, "{}\0", 3, NULL, 0, &out, NULL) ==
+	tap_ok(podio_event_json(d, "{}\0", 3, NULL, NULL, 0, &out, NULL) ==
 	    PODIO_ERR_BAD_JSON, "item with a NUL after it refused");
 
 	/* Nesting: 512 deep is fine, 513 is refused. */
 	memset(deep, '[', 512);
 	memset(deep + 512, ']', 512);
-	tap_ok(podio_event_json(d, deep, 1024, NULL, 0, &out, NULL) ==
+	tap_ok(podio_event_json(d, deep, 1024, NULL, NULL, 0, &out, NULL) ==
 	    PODIO_OK, "an item nested 512 deep");
 	free(out);
 	out = NULL;
 	memset(deep, '[', 513);
 	memset(deep + 513, ']', 513);
-	tap_ok(podio_event_json(d, deep, 1026, NULL, 0, &out, NULL) ==
+	tap_ok(podio_event_json(d, deep, 1026, NULL, NULL, 0, &out, NULL) ==
 	    PODIO_ERR_BAD_JSON, "an item nested 513 deep is refused");
 	podio_delivery_free(d);
 
@@ -268,24 +272,24 @@ test_errors_and_cap(void)
 	char *out = NULL;
 	size_t len = 0, full;
 
-	tap_ok(podio_event_json(NULL, NULL, 0, NULL, 0, &out, NULL) ==
+	tap_ok(podio_event_json(NULL, NULL, 0, NULL, NULL, 0, &out, NULL) ==
 	    PODIO_ERR_INVALID && out == NULL, "no delivery: invalid");
-	tap_ok(podio_event_json(d, "{}", 2, "gone", 0, &out, NULL) ==
+	tap_ok(podio_event_json(d, "{}", 2, "gone", NULL, 0, &out, NULL) ==
 	    PODIO_ERR_INVALID && out == NULL, "item and item_error: invalid");
 
-	tap_ok(podio_event_json(d, "{}", 2, NULL, 0, &out, &len) == PODIO_OK,
-	    "event without a cap");
+	tap_ok(podio_event_json(d, "{}", 2, NULL, NULL, 0, &out, &len) ==
+	    PODIO_OK, "event without a cap");
 	full = len;
 	free(out);
 	out = NULL;
-	tap_ok(podio_event_json(d, "{}", 2, NULL, full, &out, &len) ==
+	tap_ok(podio_event_json(d, "{}", 2, NULL, NULL, full, &out, &len) ==
 	    PODIO_OK && len == full, "event with cap = its length");
 	free(out);
 	out = NULL;
-	tap_ok(podio_event_json(d, "{}", 2, NULL, full - 1, &out, &len) ==
-	    PODIO_ERR_TOO_LARGE && out == NULL && len == 0,
+	tap_ok(podio_event_json(d, "{}", 2, NULL, NULL, full - 1, &out,
+	    &len) == PODIO_ERR_TOO_LARGE && out == NULL && len == 0,
 	    "event with cap = its length - 1: too large");
-	tap_ok(podio_event_json(d, "{}", 2, NULL, 10, &out, &len) ==
+	tap_ok(podio_event_json(d, "{}", 2, NULL, NULL, 10, &out, &len) ==
 	    PODIO_ERR_TOO_LARGE && out == NULL, "a tiny cap: too large");
 	podio_delivery_free(d);
 }
@@ -305,7 +309,7 @@ test_big(void)
 		body[21 + i] = (char)('a' + i % 26);
 	body[21 + n] = '\0';
 	d = mk(body);
-	tap_ok(d != NULL && podio_event_json(d, NULL, 0, NULL, 0, &out,
+	tap_ok(d != NULL && podio_event_json(d, NULL, 0, NULL, NULL, 0, &out,
 	    NULL) == PODIO_OK, "event with a 1 MiB parameter");
 	j = out != NULL ? cJSON_ParseWithOpts(out, NULL, 1) : NULL;
 	v = cJSON_GetObjectItemCaseSensitive(
@@ -316,6 +320,230 @@ test_big(void)
 	free(out);
 	podio_delivery_free(d);
 	free(body);
+}
+
+/* Builds the event of body with the given item, item_error and
+ * item_source; returns the text (caller frees) or NULL, *err the
+ * result. */
+static char *
+build(const char *body, const char *item, const char *item_error,
+    const char *item_source, enum podio_err *err)
+{
+	struct podio_delivery *d = mk(body);
+	char *out = NULL;
+
+	*err = podio_event_json(d, item, item != NULL ? strlen(item) : 0,
+	    item_error, item_source, 0, &out, NULL);
+	podio_delivery_free(d);
+	return out;
+}
+
+/* "item_source" follows "item", only when there is an item. */
+static void
+test_item_source(void)
+{
+	static const char body[] = "type=item.update&hook_id=1&item_id=2";
+	static const char *const bad[] = {
+		"", "Get", "get ", "get-1", "g\"et", "x\n", "filter1",
+		"abcdefghijklmnopqrstuvwxyzabcdefg",
+	};
+	enum podio_err err;
+	char *out;
+	size_t i;
+	int ok;
+
+	out = build(body, "{\"item_id\": 2}", NULL, "filter", &err);
+	ok = err == PODIO_OK && out != NULL && strcmp(out, "{\"type\": "
+	    "\"item.update\", \"hook_id\": 1, \"item_id\": 2, \"params\": "
+	    "{\"type\": \"item.update\", \"hook_id\": \"1\", \"item_id\": "
+	    "\"2\"}, \"item\": {\"item_id\": 2}, \"item_source\": "
+	    "\"filter\"}") == 0;
+	tap_ok(ok, "item_source: right after \"item\", last");
+	if (!ok)
+		tap_diag("got: %s (err %d)", out ? out : "(null)", (int)err);
+	tap_ok(out != NULL && cjson_parses(out),
+	    "item_source: the event parses with cJSON");
+	free(out);
+
+	out = build(body, "[1]", NULL, "get", &err);
+	tap_ok(err == PODIO_OK && out != NULL &&
+	    strstr(out, ", \"item\": [1], \"item_source\": \"get\"}") != NULL,
+	    "item_source \"get\"");
+	free(out);
+
+	out = build(body, "{}", NULL, "abcdefghijklmnopqrstuvwxyz_abcde",
+	    &err);
+	tap_ok(err == PODIO_OK && out != NULL && strstr(out,
+	    "\"item_source\": \"abcdefghijklmnopqrstuvwxyz_abcde\"}") != NULL,
+	    "item_source of 32 characters");
+	free(out);
+
+	out = build(body, "{}", NULL, NULL, &err);
+	tap_ok(err == PODIO_OK && out != NULL &&
+	    strstr(out, "item_source") == NULL,
+	    "no item_source: no member");
+	free(out);
+
+	out = build(body, NULL, "not_found", "get", &err);
+	tap_ok(err == PODIO_OK && out != NULL &&
+	    strstr(out, "item_source") == NULL && strstr(out,
+	    ", \"item\": null, \"item_error\": \"not_found\"}") != NULL,
+	    "with item_error: no item_source");
+	free(out);
+
+	out = build(body, NULL, NULL, "filter", &err);
+	tap_ok(err == PODIO_OK && out != NULL &&
+	    strstr(out, "item_source") == NULL && strstr(out, "\"item\"") ==
+	    NULL, "without an item: no item_source");
+	free(out);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		out = build(body, "{}", NULL, bad[i], &err);
+		tap_ok(err == PODIO_ERR_INVALID && out == NULL,
+		    "item_source refused: case %zu", i);
+		free(out);
+	}
+	out = build(body, NULL, "gone", "Bad Source", &err);
+	tap_ok(err == PODIO_ERR_INVALID && out == NULL,
+	    "an invalid item_source is refused with item_error too");
+	free(out);
+}
+
+/* What the capturing callback saw: the last event and how many. */
+struct seen {
+	char json[4096];
+	int calls;
+};
+
+static int
+fn_capture(const char *type, const char *json, size_t len, void *ud)
+{
+	struct seen *s = ud;
+
+	(void)type;
+	snprintf(s->json, sizeof(s->json), "%.*s", (int)len, json);
+	s->calls++;
+	return 0;
+}
+
+static int
+fn_fails(const char *type, const char *json, size_t len, void *ud)
+{
+	(void)type;
+	(void)json;
+	(void)len;
+	((struct seen *)ud)->calls++;
+	return 1;
+}
+
+/* podio__deliver_item(): no API call (the context has no client). */
+static void
+test_deliver_item(void)
+{
+	struct podio_callbacks *reg = podio_callbacks_new();
+	struct podio__deliver_ctx ctx;
+	struct podio__deliver_result res;
+	struct podio_delivery *d = mk("type=item.update&hook_id=1&item_id=2");
+	struct podio_delivery *c = mk("type=comment.create&hook_id=1&"
+	    "comment_id=3");
+	struct podio_delivery *v = mk("type=hook.verify&hook_id=1&code=x");
+	struct podio_delivery *bad = mk("type=item.create&hook_id=1");
+	struct seen one, two;
+	const char *skip[1];
+	int status;
+
+	memset(&one, 0, sizeof(one));
+	memset(&two, 0, sizeof(two));
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&res, 0, sizeof(res));
+	if (!tap_ok(reg != NULL && d != NULL && c != NULL && v != NULL &&
+	    bad != NULL && podio_callbacks_on(reg, "*", fn_capture, &one) ==
+	    PODIO_OK && podio_callbacks_on(reg, "item.*", fn_fails, &two) ==
+	    PODIO_OK, "deliver_item: set up"))
+		goto done;
+	ctx.regs[1] = reg;
+
+	status = podio__deliver_item(&ctx, d, "{\"item_id\": 2}", 14, NULL,
+	    "filter", &res);
+	tap_ok(status == 200 && res.status == 200 && res.fetched &&
+	    res.ran == 2 && res.failed == 1 && res.skipped == 0 &&
+	    one.calls == 1 && two.calls == 1 &&
+	    strstr(one.json, ", \"item\": {\"item_id\": 2}, \"item_source\": "
+	    "\"filter\"}") != NULL, "deliver_item: the event carries the "
+	    "item and \"item_source\"; both callbacks ran (%s)", one.json);
+	tap_ok(res.reports[1] != NULL && res.reports[1]->n == 2 &&
+	    strcmp(res.reports[1]->results[1].key, "fn:item.*#1") == 0,
+	    "deliver_item: the report names each callback's key");
+	podio__deliver_result_clear(&res);
+
+	/* the retry: the callback that succeeded is skipped */
+	skip[0] = "fn:*#1";
+	ctx.skip = skip;
+	ctx.nskip = 1;
+	one.calls = two.calls = 0;
+	status = podio__deliver_item(&ctx, d, "{\"item_id\": 2}", 14, NULL,
+	    "get", &res);
+	tap_ok(status == 200 && res.ran == 1 && res.failed == 1 &&
+	    res.skipped == 1 && one.calls == 0 && two.calls == 1,
+	    "deliver_item: ctx->skip leaves out callbacks already done");
+	podio__deliver_result_clear(&res);
+	ctx.skip = NULL;
+	ctx.nskip = 0;
+
+	status = podio__deliver_item(&ctx, d, NULL, 0, "gone", NULL, &res);
+	tap_ok(status == 200 && !res.fetched && res.item_error != NULL &&
+	    strcmp(res.item_error, "gone") == 0 && strstr(one.json,
+	    ", \"item\": null, \"item_error\": \"gone\"}") != NULL &&
+	    strstr(one.json, "item_source") == NULL,
+	    "deliver_item: item_error gives \"item\": null (%s)", one.json);
+	podio__deliver_result_clear(&res);
+
+	status = podio__deliver_item(&ctx, c, NULL, 0, NULL, NULL, &res);
+	tap_ok(status == 200 && res.ran == 1 && strstr(one.json, "\"item") ==
+	    NULL, "deliver_item: a type without item: no \"item\"");
+	podio__deliver_result_clear(&res);
+
+	one.calls = 0;
+	status = podio__deliver_item(&ctx, d, "{\"item_id\": 2,}", 15, NULL,
+	    "filter", &res);
+	tap_ok(status == 503 && res.err == PODIO_ERR_BAD_JSON &&
+	    one.calls == 0, "deliver_item: an item that is not JSON: 503, "
+	    "nothing ran");
+	podio__deliver_result_clear(&res);
+
+	status = podio__deliver_item(&ctx, bad, "{}", 2, NULL, "get", &res);
+	tap_ok(status == 400 && one.calls == 0,
+	    "deliver_item: an item.create without item_id: 400");
+	podio__deliver_result_clear(&res);
+
+	status = podio__deliver_item(&ctx, v, NULL, 0, NULL, NULL, &res);
+	tap_ok(status == 500 && res.err == PODIO_ERR_INVALID &&
+	    one.calls == 0, "deliver_item: a hook.verify is refused (500)");
+	podio__deliver_result_clear(&res);
+
+	status = podio__deliver_item(&ctx, d, "{}", 2, "gone", NULL, &res);
+	tap_ok(status == 500 && one.calls == 0,
+	    "deliver_item: both an item and an item error: 500");
+	podio__deliver_result_clear(&res);
+
+	status = podio__deliver_item(&ctx, d, "{}", 2, NULL, "Filter", &res);
+	tap_ok(status == 500 && res.err == PODIO_ERR_INVALID &&
+	    one.calls == 0, "deliver_item: a bad item_source: 500");
+	podio__deliver_result_clear(&res);
+
+	skip[0] = NULL;
+	ctx.skip = NULL;
+	ctx.nskip = 1;
+	status = podio__deliver_item(&ctx, d, "{}", 2, NULL, "get", &res);
+	tap_ok(status == 500 && one.calls == 0,
+	    "deliver_item: skip NULL with nskip 1: 500, nothing ran");
+	podio__deliver_result_clear(&res);
+done:
+	podio_delivery_free(d);
+	podio_delivery_free(c);
+	podio_delivery_free(v);
+	podio_delivery_free(bad);
+	podio_callbacks_free(reg);
 }
 
 static void
@@ -347,6 +575,8 @@ main(void)
 	test_item_embedded();
 	test_item_invalid();
 	test_errors_and_cap();
+	test_item_source();
+	test_deliver_item();
 	test_big();
 	test_json_string();
 	return tap_done();

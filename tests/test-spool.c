@@ -407,7 +407,7 @@ test_delivery(void)
 		podio_spool_close(s);
 		return;
 	}
-	podio_event_json(d, NULL, 0, NULL, 0, &json, &len);
+	podio_event_json(d, NULL, 0, NULL, NULL, 0, &json, &len);
 	tap_ok(podio_spool_append_delivery(s, d, &ack, err, sizeof(err)) ==
 	    PODIO_OK && ack.id > 0, "append a delivery");
 	tap_ok(podio_spool_show(s, ack.id, &ev) == PODIO_OK && json != NULL &&
