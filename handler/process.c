@@ -8,9 +8,9 @@
  * item event, the event JSON, the callbacks): the callbacks see exactly
  * the event they saw then.
  *
- * Events are taken one at a time (max_events 1): the spool hands out the
- * events of one item in arrival order and never two of them at once, and
- * a processor told to stop has only the event in hand to finish.
+ * The spool hands out the events of one item together, in arrival order,
+ * and never to two workers at once; the item is fetched once for all of
+ * them (see process.h).
  */
 #include <config.h>
 
@@ -36,6 +36,29 @@
 #define PROCESS_BACKOFF_MAX_MS  (8 * 3600 * 1000)
 /* The wait after a 420 that names none. */
 #define PROCESS_RATE_WAIT_MS    (300 * 1000)
+/* Podio's rate-limit window, whose reset time it does not tell. */
+#define PROCESS_HOUR_MS         (3600 * 1000)
+/* How often events held back for the reserve look again. */
+#define PROCESS_RESERVE_RECHECK_MS (60 * 1000)
+/* The rate classes: every call but the filter, and the filter (an
+ * operation Podio limits to a quarter of the others). */
+#define PROCESS_CLASS           "default"
+#define PROCESS_FILTER_CLASS    "filter"
+/* The filter has a budget of its own (a quarter of the general one):
+ * one filter call instead of two GETs saves general calls, which
+ * hook.verify and the command line need too, while filter calls are
+ * left (PROCESS_FILTER_RESERVE kept for the command line). */
+#define PROCESS_FILTER_MIN      2
+/* Filter calls kept back for the command line. */
+#define PROCESS_FILTER_RESERVE  5
+/* The most events of one item run together, and the most units (items,
+ * events without one) taken in one transaction. */
+#define PROCESS_MAX_EVENTS      100
+#define PROCESS_MAX_UNITS       64
+/* The longest a thread waits for another's learning or filter call. */
+#define PROCESS_BULK_WAIT_MS    3000
+/* The shortest sleep of a drain waiting for a settle window. */
+#define PROCESS_DRAIN_MIN_SLEEP_MS 20
 /* The shortest lease of a taken event. */
 #define PROCESS_LEASE_MIN_MS    (5 * 60 * 1000)
 /* The longest stored event decoded (the spool's own cap). */
@@ -48,6 +71,73 @@ struct process_spool {
 	uint64_t gen;                  /* notifications so far */
 	int stopping;
 };
+
+/*
+ * What the processor threads of this process share to spend fewer calls:
+ * the apps learned for hooks, and one lock held while an app is learned
+ * (a GET) or a filter call is made, so that threads that took items of
+ * the same burst at the same moment wait for that one answer instead of
+ * each making its own.  The wait is bounded (PROCESS_BULK_WAIT_MS): a
+ * held call never holds up the others for long.
+ */
+#define PROCESS_HOOK_APPS 64
+static pthread_mutex_t process_bulk_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t process_apps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint64_t hook_id;
+	uint64_t app_id;
+} process_apps[PROCESS_HOOK_APPS];
+static size_t process_apps_next;
+
+/* The app learned for hook_id in this process, or 0. */
+static uint64_t
+process_app_of(uint64_t hook_id)
+{
+	uint64_t app = 0;
+	size_t i;
+
+	pthread_mutex_lock(&process_apps_lock);
+	for (i = 0; i < PROCESS_HOOK_APPS; i++)
+		if (process_apps[i].hook_id == hook_id &&
+		    process_apps[i].app_id != 0) {
+			app = process_apps[i].app_id;
+			break;
+		}
+	pthread_mutex_unlock(&process_apps_lock);
+	return app;
+}
+
+/* Remembers app for hook_id (the oldest entry makes room). */
+static void
+process_app_learned(uint64_t hook_id, uint64_t app_id)
+{
+	size_t i;
+
+	pthread_mutex_lock(&process_apps_lock);
+	for (i = 0; i < PROCESS_HOOK_APPS; i++)
+		if (process_apps[i].hook_id == hook_id)
+			break;
+	if (i == PROCESS_HOOK_APPS) {
+		i = process_apps_next;
+		process_apps_next = (process_apps_next + 1) %
+		    PROCESS_HOOK_APPS;
+	}
+	process_apps[i].hook_id = hook_id;
+	process_apps[i].app_id = app_id;
+	pthread_mutex_unlock(&process_apps_lock);
+}
+
+/* Takes the bulk lock, waiting at most PROCESS_BULK_WAIT_MS.  Returns 1
+ * when it is held (the caller unlocks), 0 when the wait ran out. */
+static int
+process_bulk_enter(void)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += PROCESS_BULK_WAIT_MS / 1000;
+	return pthread_mutex_timedlock(&process_bulk_lock, &until) == 0;
+}
 
 /* See process.h. */
 int64_t
@@ -520,27 +610,404 @@ process_failed(const struct runtime *rt, struct podio_spool *spool,
 		snprintf(line, sizeof(line), "try %ld of %ld failed, next in "
 		    "%" PRId64 " ms: %s", attempts, retry_max, delay, reason);
 	else
-		snprintf(line, sizeof(line), "Podio unavailable, retry in "
-		    "%" PRId64 " ms (not counted as a try): %s", delay,
-		    reason);
+		snprintf(line, sizeof(line), "waits %" PRId64 " ms (not "
+		    "counted as a try): %s", delay, reason);
 	process_log(PODIO_LOG_WARN, ev, line);
 	return PROCESS_RETRY;
 }
 
-/* Handles the taken event ev (see process_one()). */
+
+/* ------------------------------------------------------------ API budget */
+
+/*
+ * The credential the rate limits of the calls belong to: client id, API
+ * URL, and app or user (never a secret), into buf (size n; cut to the
+ * spool's key size).
+ */
+static void
+process_cred(const struct runtime *rt, char *buf, size_t n)
+{
+	const char *client = podio_config_get(rt->cfg, "client_id");
+	const char *url = podio_config_get(rt->cfg, "api_url");
+	const char *app = podio_config_get(rt->cfg, "app_id");
+	const char *user = podio_config_get(rt->cfg, "username");
+
+	snprintf(buf, n, "%s %s %s:%s", client != NULL ? client : "",
+	    url != NULL ? url : "", app != NULL && app[0] != '\0' ? "app" :
+	    "user", app != NULL && app[0] != '\0' ? app :
+	    user != NULL ? user : "");
+}
+
+/*
+ * Whether background calls of rate class cls may be made now.  Returns 0
+ * when they may, else the time (ms) until which they wait, with why
+ * (size whylen) saying so: a 420 pause set by any process sharing the
+ * spool, or the last X-Rate-Limit-Remaining seen within the hour at or
+ * below reserve (0: no reserve).  The limit window of Podio is an hour
+ * whose reset time is not exposed, so a low count counts for an hour at
+ * most; each call seen since (a hook.verify, another process) replaces
+ * it.  A spool that cannot be read lets the call go: the API's own 420
+ * still stops it.
+ */
+static int64_t
+process_gate(struct podio_spool *spool, const char *cred, const char *cls,
+    long reserve, char *why, size_t whylen)
+{
+	int64_t now = process_now_ms(), until = 0, at = 0;
+	long remaining = -1, limit = -1;
+
+	if (podio_spool_get_pause(spool, cred, cls, &until) == PODIO_OK &&
+	    until > now) {
+		snprintf(why, whylen, "Podio rate limit (%s): no call for "
+		    "%" PRId64 " s", cls, (until - now + 999) / 1000);
+		return until;
+	}
+	if (reserve > 0 && podio_spool_get_remaining(spool, cred, cls,
+	    &remaining, &limit, &at) == PODIO_OK && remaining >= 0 &&
+	    remaining <= reserve && at + PROCESS_HOUR_MS > now) {
+		snprintf(why, whylen, "keeping the reserve of %ld API calls "
+		    "(%ld of the hour's calls left)", reserve, remaining);
+		until = at + PROCESS_HOUR_MS;
+		/* Looked at again soon: a later call may show more left. */
+		return until < now + PROCESS_RESERVE_RECHECK_MS ? until :
+		    now + PROCESS_RESERVE_RECHECK_MS;
+	}
+	return 0;
+}
+
+/* Records what the last call of client (rate class cls, library result
+ * rc) tells of the budget: the remaining count, and a 420's pause. */
+static void
+process_note_call(struct podio_spool *spool, struct podio_client *client,
+    const char *cred, const char *cls, enum podio_err rc)
+{
+	struct podio_call_info info;
+	int64_t wait;
+
+	podio_client_last(client, &info);
+	if (info.rate_remaining >= 0)
+		(void)podio_spool_record_remaining(spool, cred, cls,
+		    info.rate_remaining, info.rate_limit);
+	if (rc == PODIO_ERR_RATE_LIMITED) {
+		wait = info.retry_after > 0 ? (int64_t)info.retry_after * 1000 :
+		    PROCESS_RATE_WAIT_MS;
+		(void)podio_spool_set_pause(spool, cred, cls,
+		    process_now_ms() + wait);
+		podio_log(PODIO_LOG_WARN, "Podio rate limit (%s): API calls "
+		    "of every process sharing the spool pause for %" PRId64
+		    " s", cls, wait / 1000);
+	}
+}
+
+/* See process.h. */
+void
+process_note_verify(const struct runtime *rt, struct podio_spool *spool,
+    struct podio_client *client, enum podio_err rc)
+{
+	char cred[PODIO_SPOOL_MAX_KEY];
+
+	if (spool == NULL || client == NULL)
+		return;
+	process_cred(rt, cred, sizeof(cred));
+	process_note_call(spool, client, cred, PROCESS_CLASS, rc);
+}
+
+/* ------------------------------------------------------------ one item */
+
+/* The state of one taken unit: a batch (the events of an item, or one
+ * event without an item) and what its fetch gave. */
+struct process_unit {
+	struct podio_spool_batch batch;
+	int need;                  /* 1 when an event needs the item */
+	int have;                  /* 1 when the fetch is over: text or
+	                              item_error (or neither: not needed) */
+	char *text;                /* the item as Podio sent it, or NULL */
+	const char *source;        /* "get", "filter" */
+	const char *item_error;    /* "not_found", "gone", or NULL */
+	uint64_t learned;          /* the app the GET answer named, or 0 */
+	/* The fetch did not happen: the events wait until defer_ms (0: the
+	 * backoff), counted as a try only when defer_counted (the item's
+	 * own trouble, not Podio's), for defer_why. */
+	int defer;
+	int defer_counted;
+	int64_t defer_ms;
+	char defer_why[256];
+};
+
+/* Whether type is an item event whose item is fetched. */
+static int
+process_fetches(const char *type)
+{
+	return type != NULL && (strcmp(type, "item.create") == 0 ||
+	    strcmp(type, "item.update") == 0);
+}
+
+/* Sets u to wait until until_ms (0: the backoff) for why. */
+static void
+process_defer(struct process_unit *u, int64_t until_ms, const char *why)
+{
+	u->defer = 1;
+	u->defer_ms = until_ms;
+	snprintf(u->defer_why, sizeof(u->defer_why), "%s", why);
+}
+
+/* The app of a fetched item (its "app"."app_id"), or 0. */
+static uint64_t
+process_item_app(const cJSON *item)
+{
+	const cJSON *app, *id;
+
+	app = cJSON_GetObjectItemCaseSensitive(item, "app");
+	id = cJSON_GetObjectItemCaseSensitive(app, "app_id");
+	if (!cJSON_IsNumber(id) || id->valuedouble < 1 ||
+	    id->valuedouble > 9007199254740991.0)
+		return 0;
+	return (uint64_t)id->valuedouble;
+}
+
+/* Remembers that the hooks of batch b's events belong to app (each hook
+ * once), so that their later items can be fetched in bulk. */
+static void
+process_learn(struct podio_spool *spool, const struct podio_spool_batch *b,
+    uint64_t app)
+{
+	size_t i, k;
+
+	for (i = 0; i < b->n; i++) {
+		for (k = 0; k < i; k++)
+			if (b->events[k].hook_id == b->events[i].hook_id)
+				break;
+		if (k == i)
+			(void)podio_spool_learn_app(spool,
+			    b->events[i].hook_id, app);
+	}
+}
+
+/*
+ * Fetches u's item with GET, unless the budget gate says to wait.
+ * Learns the app of the events' hooks from the answer.  Returns -1 when
+ * the call was rate limited (the caller stops calling), else 0.
+ */
+static int
+process_get(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, const char *cred, struct process_unit *u)
+{
+	char why[256];
+	cJSON *item = NULL;
+	enum podio_err rc;
+	uint64_t app;
+	int64_t until;
+	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
+
+	if ((until = process_gate(spool, cred, PROCESS_CLASS, reserve, why,
+	    sizeof(why))) != 0) {
+		process_defer(u, until, why);
+		return -1;
+	}
+	rc = podio_item_get(client, u->batch.item_id, &u->text, &item);
+	process_note_call(spool, client, cred, PROCESS_CLASS, rc);
+	switch (rc) {
+	case PODIO_OK:
+		u->have = 1;
+		u->source = "get";
+		if ((app = process_item_app(item)) != 0 &&
+		    app != u->batch.app_id)
+			process_learn(spool, &u->batch, app);
+		u->learned = app;
+		break;
+	case PODIO_ERR_NOT_FOUND:
+		u->have = 1;
+		u->item_error = "not_found";
+		break;
+	case PODIO_ERR_GONE:
+		u->have = 1;
+		u->item_error = "gone";
+		break;
+	case PODIO_ERR_RATE_LIMITED:
+		/* process_note_call() set the pause: its end, as stored */
+		until = process_gate(spool, cred, PROCESS_CLASS, 0, why,
+		    sizeof(why));
+		process_defer(u, until != 0 ? until : process_now_ms() +
+		    PROCESS_RATE_WAIT_MS, until != 0 ? why :
+		    "Podio rate limit");
+		cJSON_Delete(item);
+		return -1;
+	default:
+		/* Podio's passing trouble waits without using up tries; a
+		 * refusal (403, a bad answer) counts, so it ends as a dead
+		 * letter rather than being tried forever. */
+		snprintf(why, sizeof(why), "cannot fetch item %" PRIu64 ": %s",
+		    u->batch.item_id, podio_client_errmsg(client));
+		process_defer(u, 0, why);
+		u->defer_counted = !process_outage(rc);
+		break;
+	}
+	cJSON_Delete(item);
+	return 0;
+}
+
+/*
+ * Fetches the items of units[0..n) that need one with a single filter
+ * call for app, when it pays and the filter may be used; what it cannot
+ * give is left for GET.  Refused filters (400) are not tried again for
+ * that app for an hour (in the spool: every process learns it).
+ */
+static void
+process_filter(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, const char *cred, uint64_t app,
+    struct process_unit *units, size_t n)
+{
+	char cls[64], why[256];
+	uint64_t *ids = NULL;
+	char **texts = NULL;
+	size_t i, k = 0;
+	enum podio_err rc;
+
+#define PROCESS_WANTS(u) ((u).need && !(u).have && !(u).defer && \
+	(u).batch.app_id == app)
+	for (i = 0; i < n; i++)
+		if (PROCESS_WANTS(units[i]))
+			k++;
+	if (k < PROCESS_FILTER_MIN || app == 0)
+		return;
+	snprintf(cls, sizeof(cls), "filter-refused:%" PRIu64, app);
+	k = 0;
+	if (process_gate(spool, cred, cls, 0, why, sizeof(why)) != 0 ||
+	    process_gate(spool, cred, PROCESS_FILTER_CLASS,
+	    PROCESS_FILTER_RESERVE, why, sizeof(why)) != 0 ||
+	    process_gate(spool, cred, PROCESS_CLASS, (long)podio_config_get_int(
+	    rt->cfg, "rate_reserve"), why, sizeof(why)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (PROCESS_WANTS(units[i]))
+			k++;
+	if ((ids = calloc(k, sizeof(*ids))) == NULL ||
+	    (texts = calloc(k, sizeof(*texts))) == NULL)
+		goto fail;
+	for (i = 0, k = 0; i < n; i++)
+		if (PROCESS_WANTS(units[i]))
+			ids[k++] = units[i].batch.item_id;
+	rc = podio_item_filter(client, app, ids, k, texts);
+	process_note_call(spool, client, cred, PROCESS_FILTER_CLASS, rc);
+	if (rc == PODIO_ERR_BAD_REQUEST) {
+		podio_log(PODIO_LOG_WARN, "Podio refused to filter the items "
+		    "of app %" PRIu64 " (%s): fetching them one by one, the "
+		    "filter is not tried again for an hour", app,
+		    podio_client_errmsg(client));
+		(void)podio_spool_set_pause(spool, cred, cls,
+		    process_now_ms() + PROCESS_HOUR_MS);
+		goto fail;
+	}
+	if (rc != PODIO_OK) {
+		podio_log(PODIO_LOG_WARN, "cannot filter the items of app %"
+		    PRIu64 ", fetching them one by one: %s", app,
+		    podio_client_errmsg(client));
+		goto fail;
+	}
+	for (i = 0, k = 0; i < n; i++) {
+		if (!PROCESS_WANTS(units[i]))
+			continue;
+		if (texts[k] != NULL) {
+			units[i].text = texts[k];
+			texts[k] = NULL;
+			units[i].have = 1;
+			units[i].source = "filter";
+		}
+		k++;
+	}
+	podio_log(PODIO_LOG_DEBUG, "fetched %zu items of app %" PRIu64
+	    " with one filter call", k, app);
+fail:
+	if (texts != NULL)
+		for (i = 0; i < k; i++)
+			free(texts[i]);
+	free(texts);
+	free(ids);
+#undef PROCESS_WANTS
+}
+
+/* The keys of the callbacks that succeeded for ev before (its progress:
+ * a JSON array of strings), as a cJSON array (caller frees), or NULL. */
+static cJSON *
+process_progress(const struct podio_spool_event *ev)
+{
+	cJSON *arr, *k;
+	const char *end = NULL;
+
+	if (ev->progress == NULL)
+		return NULL;
+	arr = cJSON_ParseWithOpts(ev->progress, &end, 1);
+	if (!cJSON_IsArray(arr)) {
+		cJSON_Delete(arr);
+		return NULL;
+	}
+	cJSON_ArrayForEach(k, arr) {
+		if (!cJSON_IsString(k)) {
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/*
+ * Stores the progress of ev after a run that failed: the keys of before
+ * (may be NULL) plus those of the callbacks of res that succeeded, so
+ * that the retry runs only the others.
+ */
+static void
+process_save_progress(struct podio_spool *spool,
+    const struct podio_spool_event *ev, cJSON *before,
+    const struct podio__deliver_result *res)
+{
+	const struct podio_callback_report *rep;
+	cJSON *arr;
+	char *text;
+	size_t i, k;
+
+	arr = before != NULL ? cJSON_Duplicate(before, 1) :
+	    cJSON_CreateArray();
+	if (arr == NULL)
+		return;
+	for (i = 0; i < PODIO__DELIVER_NREGS; i++) {
+		if ((rep = res->reports[i]) == NULL)
+			continue;
+		for (k = 0; k < rep->n; k++)
+			if (rep->results[k].outcome == PODIO_CALLBACK_OK &&
+			    rep->results[k].key != NULL)
+				cJSON_AddItemToArray(arr, cJSON_CreateString(
+				    rep->results[k].key));
+	}
+	if ((text = cJSON_PrintUnformatted(arr)) != NULL &&
+	    strlen(text) < PODIO_SPOOL_MAX_PROGRESS)
+		(void)podio_spool_progress(spool, ev->id, text);
+	free(text);
+	cJSON_Delete(arr);
+}
+
+/*
+ * Runs event ev of unit u through the callbacks (with the unit's item
+ * when ev fetches one), skipping those its progress says succeeded.
+ * *done is set to 1 when ev is finished and may be removed.  Returns the
+ * outcome; PROCESS_RETRY also when the item's later events must wait.
+ */
 static enum process_outcome
-process_event(struct runtime *rt, struct podio_client *client,
-    struct podio_spool *spool, const struct podio_spool_event *ev)
+process_run_event(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, const struct process_unit *u,
+    const struct podio_spool_event *ev, int *done)
 {
 	struct podio__deliver_ctx ctx;
 	struct podio__deliver_result res;
-	struct podio_call_info info;
 	struct podio_delivery *d = NULL;
+	const char **skip = NULL;
+	cJSON *before = NULL, *k;
 	char why[512], reason[PODIO_SPOOL_MAX_REASON];
-	enum process_outcome out;
+	enum process_outcome out = PROCESS_ERROR;
 	enum podio_err rc;
-	int64_t wait;
+	size_t nskip = 0;
+	int fetch;
 
+	*done = 0;
 	memset(&res, 0, sizeof(res));
 	why[0] = '\0';
 	rc = process_delivery(ev->event_json, ev->event_len, &d, why,
@@ -557,69 +1024,438 @@ process_event(struct runtime *rt, struct podio_client *client,
 		process_log(PODIO_LOG_ERROR, ev, reason);
 		goto fail;
 	}
-	runtime_deliver_ctx(rt, client, &ctx);
-	(void)podio__deliver(&ctx, d, &res);
-	if (res.status == 200 && res.failed == 0) {
-		rc = podio_spool_done(spool, ev->id);
-		if (rc != PODIO_OK && rc != PODIO_ERR_NOT_FOUND) {
-			snprintf(reason, sizeof(reason), "ran, but cannot be "
-			    "removed from the spool: %s", podio_strerror(rc));
-			process_log(PODIO_LOG_ERROR, ev, reason);
-			out = PROCESS_ERROR;
-			goto fail;
-		}
-		snprintf(reason, sizeof(reason), "done: %s (%zu callback%s)",
-		    res.reason, res.ran, res.ran == 1 ? "" : "s");
-		process_log(PODIO_LOG_INFO, ev, reason);
-		out = PROCESS_DONE;
-	} else if (res.status == 200) {
-		process_callback_reason(&res, reason, sizeof(reason));
-		out = process_failed(rt, spool, ev, 1, 0, reason);
-	} else if (res.status == 400) {
+	if (podio__deliver_check(d, &res) != 0) {
 		/* Malformed for its type: no try can change that. */
 		out = podio_spool_dead(spool, ev->id, res.reason) ==
 		    PODIO_OK ? PROCESS_DEAD : PROCESS_ERROR;
 		process_log(PODIO_LOG_ERROR, ev, res.reason);
-	} else {
-		wait = 0;
-		if (res.err == PODIO_ERR_RATE_LIMITED) {
-			podio_client_last(client, &info);
-			wait = info.retry_after > 0 ?
-			    (int64_t)info.retry_after * 1000 :
-			    PROCESS_RATE_WAIT_MS;
+		goto fail;
+	}
+	if ((before = process_progress(ev)) != NULL &&
+	    (nskip = (size_t)cJSON_GetArraySize(before)) > 0) {
+		if ((skip = calloc(nskip, sizeof(*skip))) == NULL) {
+			out = process_failed(rt, spool, ev, 0, 0,
+			    "out of memory");
+			goto fail;
 		}
+		nskip = 0;
+		cJSON_ArrayForEach(k, before)
+			skip[nskip++] = k->valuestring;
+	}
+	runtime_deliver_ctx(rt, client, &ctx);
+	ctx.skip = skip;
+	ctx.nskip = nskip;
+	fetch = process_fetches(d->type);
+	(void)podio__deliver_item(&ctx, d, fetch ? u->text : NULL,
+	    fetch && u->text != NULL ? strlen(u->text) : 0,
+	    fetch && u->text == NULL ? u->item_error : NULL,
+	    fetch && u->text != NULL ? u->source : NULL, &res);
+	if (res.status == 200 && res.failed == 0) {
+		*done = 1;
+		snprintf(reason, sizeof(reason), "done: %s (%zu callback%s%s)",
+		    res.reason, res.ran, res.ran == 1 ? "" : "s",
+		    nskip > 0 ? " run again" : "");
+		process_log(PODIO_LOG_INFO, ev, reason);
+		out = PROCESS_DONE;
+	} else if (res.status == 200) {
+		process_save_progress(spool, ev, before, &res);
+		process_callback_reason(&res, reason, sizeof(reason));
+		out = process_failed(rt, spool, ev, 1, 0, reason);
+	} else if (res.status == 400) {
+		out = podio_spool_dead(spool, ev->id, res.reason) ==
+		    PODIO_OK ? PROCESS_DEAD : PROCESS_ERROR;
+		process_log(PODIO_LOG_ERROR, ev, res.reason);
+	} else {
 		out = process_failed(rt, spool, ev, !process_outage(res.err),
-		    wait, res.reason);
+		    0, res.reason);
 	}
 fail:
 	podio__deliver_result_clear(&res);
 	podio_delivery_free(d);
+	free(skip);
+	cJSON_Delete(before);
 	return out;
+}
+
+/* Adds outcome out to counts (may be NULL). */
+static void
+process_count(struct process_counts *counts, enum process_outcome out)
+{
+	if (counts == NULL)
+		return;
+	switch (out) {
+	case PROCESS_DONE:
+		counts->done++;
+		break;
+	case PROCESS_RETRY:
+		counts->retry++;
+		break;
+	case PROCESS_DEAD:
+		counts->dead++;
+		break;
+	case PROCESS_ERROR:
+		counts->errors++;
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Finishes unit u: a deferred fetch makes every event wait; else the
+ * events run in arrival order, and the first that fails makes the later
+ * ones wait for it (they are given back).  The ids of the finished ones
+ * are added to done (room for every event, *ndone used), for the caller
+ * to remove together (one flush).  Returns the outcome of most weight
+ * (error, retry, dead, done).
+ */
+static enum process_outcome
+process_unit_run(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, struct process_unit *u, int64_t *done_ids,
+    size_t *ndone, struct process_counts *counts)
+{
+	enum process_outcome out = PROCESS_IDLE, o;
+	int64_t delay;
+	size_t i;
+	int done, stop = 0;
+
+	if (u->batch.n == 0)
+		return PROCESS_IDLE;
+	if (u->defer) {
+		for (i = 0; i < u->batch.n; i++) {
+			delay = u->defer_ms > 0 ? u->defer_ms -
+			    process_now_ms() : 0;
+			o = process_failed(rt, spool, &u->batch.events[i],
+			    u->defer_counted, delay > 0 ? delay : 0,
+			    u->defer_why);
+			process_count(counts, o);
+			if (o == PROCESS_ERROR || out == PROCESS_IDLE)
+				out = o;
+		}
+		return out;
+	}
+	for (i = 0; i < u->batch.n; i++) {
+		if (stop) {
+			(void)podio_spool_release(spool,
+			    u->batch.events[i].id);
+			continue;
+		}
+		o = process_run_event(rt, client, spool, u,
+		    &u->batch.events[i], &done);
+		if (done)
+			done_ids[(*ndone)++] = u->batch.events[i].id;
+		else
+			process_count(counts, o);
+		if (o == PROCESS_RETRY || o == PROCESS_ERROR)
+			stop = 1;
+		if (out == PROCESS_IDLE || o == PROCESS_ERROR ||
+		    (o == PROCESS_RETRY && out != PROCESS_ERROR))
+			out = o;
+		else if (o == PROCESS_DEAD && out == PROCESS_DONE)
+			out = o;
+	}
+	return out;
+}
+
+/* Whether any event of batch b fetches its item. */
+static int
+process_batch_needs(const struct podio_spool_batch *b)
+{
+	size_t i;
+
+	if (!b->has_item)
+		return 0;
+	for (i = 0; i < b->n; i++)
+		if (process_fetches(b->events[i].type))
+			return 1;
+	return 0;
+}
+
+/* Gives every event of b back untouched.  Returns 0, or -1 when one
+ * could not be given back (its lease then runs out by itself). */
+static int
+process_release_batch(struct podio_spool *spool,
+    const struct podio_spool_batch *b)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < b->n; i++)
+		if (podio_spool_release(spool, b->events[i].id) != PODIO_OK)
+			rc = -1;
+	return rc;
+}
+
+/* The take options of rt: the lease, batches, the settle window (none
+ * unless settle). */
+static void
+process_take_opts(const struct runtime *rt, int settle,
+    struct podio_spool_take_opts *opts)
+{
+	int64_t window, max;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->lease_ms = process_lease_ms(rt);
+	opts->max_events = PROCESS_MAX_EVENTS;
+	window = podio_config_get_ms(rt->cfg, "coalesce_window");
+	max = podio_config_get_ms(rt->cfg, "coalesce_max");
+	if (!settle)
+		return;
+	opts->settle_ms = window > 0 ? window : 0;
+	/* 0: no cap (the spool's own meaning of 0) */
+	opts->settle_max_ms = max > 0 ? max : 0;
+}
+
+/* Adds the batches more[0..nmore) (moved) to units (*n used); *units
+ * grows.  Batches that find no room are given back.  Returns 0 or -1. */
+static int
+process_add_units(struct podio_spool *spool, struct process_unit **units,
+    size_t *n, struct podio_spool_batch *more, size_t nmore)
+{
+	struct process_unit *grown;
+	size_t i;
+
+	if (nmore == 0)
+		return 0;
+	grown = realloc(*units, (*n + nmore) * sizeof(**units));
+	if (grown == NULL) {
+		for (i = 0; i < nmore; i++)
+			(void)process_release_batch(spool, &more[i]);
+		return -1;
+	}
+	*units = grown;
+	memset(grown + *n, 0, nmore * sizeof(*grown));
+	for (i = 0; i < nmore; i++) {
+		grown[*n + i].batch = more[i];
+		memset(&more[i], 0, sizeof(more[i]));
+		grown[*n + i].need = process_batch_needs(&grown[*n + i].batch);
+	}
+	*n += nmore;
+	return 0;
+}
+
+/*
+ * Fetches the items the units need: the due items of the apps of those
+ * units join in (one filter call may serve them all), filter calls per
+ * app where they pay, then GET for the rest; when the budget says to
+ * wait, or a call is rate limited, the rest waits as long.
+ */
+static void
+process_fetch_all(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, const struct podio_spool_take_opts *opts,
+    struct process_unit **units, size_t *n)
+{
+	struct podio_spool_take_opts now;
+	struct podio_spool_batch *more = NULL;
+	char cred[PODIO_SPOOL_MAX_KEY], why[256];
+	size_t i, k, nmore = 0;
+	uint64_t app, hook;
+	int64_t until;
+	int locked, rc = 0;
+
+	for (i = 0; i < *n && !(*units)[i].need; i++)
+		;
+	if (i == *n)
+		return;
+	process_cred(rt, cred, sizeof(cred));
+	until = process_gate(spool, cred, PROCESS_CLASS,
+	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
+	    sizeof(why));
+	if (until != 0) {
+		for (i = 0; i < *n; i++)
+			if ((*units)[i].need)
+				process_defer(&(*units)[i], until, why);
+		return;
+	}
+	/* Learning apps and bulk calls happen one thread at a time in this
+	 * process: a thread that took items of a burst a moment after
+	 * another waits for its answers and takes what is left after it. */
+	locked = process_bulk_enter();
+	/* An app not known yet is learned from the first item of its hook
+	 * (one GET); the units of the same hook then know it too. */
+	for (i = 0; i < *n; i++) {
+		if (!(*units)[i].need || (*units)[i].have ||
+		    (*units)[i].defer || (*units)[i].batch.app_id != 0 ||
+		    (*units)[i].batch.n == 0)
+			continue;
+		hook = (*units)[i].batch.events[0].hook_id;
+		if ((app = process_app_of(hook)) == 0) {
+			rc = process_get(rt, client, spool, cred, &(*units)[i]);
+			if ((app = (*units)[i].learned) != 0)
+				process_app_learned(hook, app);
+			if (rc != 0)
+				break;
+		} else {
+			(*units)[i].batch.app_id = app;
+		}
+		for (k = i + 1; app != 0 && k < *n; k++)
+			if ((*units)[k].batch.app_id == 0 &&
+			    (*units)[k].batch.n > 0 &&
+			    (*units)[k].batch.events[0].hook_id ==
+			    (*units)[i].batch.events[0].hook_id)
+				(*units)[k].batch.app_id = app;
+	}
+	/* The other items of those apps join in, settled or nearly (quiet
+	 * for half the window: a burst's items settle together, give or
+	 * take the time its last round took to arrive). */
+	memcpy(&now, opts, sizeof(now));
+	now.settle_ms = opts->settle_ms / 2;
+	for (i = 0; i < *n; i++) {
+		app = (*units)[i].batch.app_id;
+		if (!(*units)[i].need || (*units)[i].have || app == 0)
+			continue;
+		for (k = 0; k < i; k++)
+			if ((*units)[k].need && (*units)[k].batch.app_id == app)
+				break;
+		if (k < i)
+			continue;
+		more = NULL;
+		nmore = 0;
+		if (podio_spool_take_app(spool, app, &now,
+		    PODIO_ITEM_FILTER_MAX - 1, &more, &nmore) == PODIO_OK)
+			(void)process_add_units(spool, units, n, more, nmore);
+		podio_spool_batches_free(more, nmore);
+	}
+	/* One filter call per app whose units are many enough. */
+	for (i = 0; i < *n; i++) {
+		app = (*units)[i].batch.app_id;
+		if (!(*units)[i].need || (*units)[i].have || app == 0)
+			continue;
+		for (k = 0; k < i; k++)
+			if ((*units)[k].need && (*units)[k].batch.app_id == app)
+				break;
+		if (k == i)
+			process_filter(rt, client, spool, cred, app, *units,
+			    *n);
+	}
+	if (locked)
+		pthread_mutex_unlock(&process_bulk_lock);
+	for (i = 0; i < *n; i++) {
+		if (!(*units)[i].need || (*units)[i].have ||
+		    (*units)[i].defer)
+			continue;
+		if (process_get(rt, client, spool, cred, &(*units)[i]) == 0)
+			continue;
+		/* No call now: the rest waits as long. */
+		until = (*units)[i].defer_ms;
+		snprintf(why, sizeof(why), "%s", (*units)[i].defer_why);
+		for (k = i + 1; k < *n; k++)
+			if ((*units)[k].need && !(*units)[k].have &&
+			    !(*units)[k].defer)
+				process_defer(&(*units)[k], until, why);
+		break;
+	}
+}
+
+/* process_one(), with the settle window when settle is 1. */
+static enum process_outcome
+process_take_run(struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, int settle, struct process_counts *counts)
+{
+	struct podio_spool_take_opts opts;
+	struct podio_spool_batch *taken = NULL;
+	struct process_unit *units = NULL;
+	enum process_outcome out = PROCESS_IDLE, o;
+	enum podio_err rc;
+	int64_t *done_ids = NULL;
+	size_t i, n = 0, ntaken = 0, nevents = 0, ndone = 0;
+
+	process_take_opts(rt, settle, &opts);
+	rc = podio_spool_take_many(spool, &opts, PROCESS_MAX_UNITS, &taken,
+	    &ntaken);
+	if (rc == PODIO_ERR_NOT_FOUND)
+		return PROCESS_IDLE;
+	if (rc != PODIO_OK)
+		return PROCESS_ERROR;
+	if (process_add_units(spool, &units, &n, taken, ntaken) != 0) {
+		podio_spool_batches_free(taken, ntaken);
+		return PROCESS_ERROR;
+	}
+	podio_spool_batches_free(taken, ntaken);
+	process_fetch_all(rt, client, spool, &opts, &units, &n);
+	for (i = 0; i < n; i++)
+		nevents += units[i].batch.n;
+	if ((done_ids = calloc(nevents > 0 ? nevents : 1,
+	    sizeof(*done_ids))) == NULL) {
+		for (i = 0; i < n; i++)
+			(void)process_release_batch(spool, &units[i].batch);
+		out = PROCESS_ERROR;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		o = process_unit_run(rt, client, spool, &units[i], done_ids,
+		    &ndone, counts);
+		if (out == PROCESS_IDLE || o == PROCESS_ERROR)
+			out = o;
+	}
+	if (ndone > 0) {
+		rc = podio_spool_done_many(spool, done_ids, ndone);
+		if (rc != PODIO_OK && rc != PODIO_ERR_NOT_FOUND) {
+			podio_log(PODIO_LOG_ERROR, "%zu events ran, but cannot "
+			    "be removed from the spool: %s", ndone,
+			    podio_strerror(rc));
+			out = PROCESS_ERROR;
+		} else if (counts != NULL) {
+			counts->done += ndone;
+		}
+	}
+fail:
+	for (i = 0; i < n; i++) {
+		podio_spool_batch_clear(&units[i].batch);
+		free(units[i].text);
+	}
+	free(units);
+	free(done_ids);
+	return out == PROCESS_IDLE ? PROCESS_DONE : out;
 }
 
 /* See process.h. */
 enum process_outcome
 process_one(struct runtime *rt, struct podio_client *client,
-    struct podio_spool *spool)
+    struct podio_spool *spool, struct process_counts *counts)
+{
+	return process_take_run(rt, client, spool, 1, counts);
+}
+
+/* When something becomes due, with or without the settle window (see
+ * process_next_due()). */
+static int64_t
+process_due(const struct runtime *rt, struct podio_spool *spool, int settle)
 {
 	struct podio_spool_take_opts opts;
-	struct podio_spool_batch batch;
-	enum process_outcome out;
-	enum podio_err rc;
+	int64_t when = 0;
 
-	memset(&opts, 0, sizeof(opts));
-	memset(&batch, 0, sizeof(batch));
-	opts.lease_ms = process_lease_ms(rt);
-	opts.max_events = 1;
-	rc = podio_spool_take(spool, &opts, &batch);
-	if (rc == PODIO_ERR_NOT_FOUND)
-		return PROCESS_IDLE;
-	if (rc != PODIO_OK)
-		return PROCESS_ERROR;
-	out = batch.n > 0 ? process_event(rt, client, spool,
-	    &batch.events[0]) : PROCESS_IDLE;
-	podio_spool_batch_clear(&batch);
-	return out;
+	process_take_opts(rt, settle, &opts);
+	if (podio_spool_next_due(spool, &opts, &when) != PODIO_OK)
+		return -1;
+	return when;
+}
+
+/* See process.h. */
+int64_t
+process_next_due(const struct runtime *rt, struct podio_spool *spool)
+{
+	return process_due(rt, spool, 1);
+}
+
+/*
+ * How long a drain with a deadline waits before it looks again: only
+ * while events are held by their settle window alone (due without it),
+ * until the window ends; -1 when nothing is held so (retries due later
+ * are left for later).
+ */
+static int64_t
+process_drain_wait(const struct runtime *rt, struct podio_spool *spool)
+{
+	int64_t plain, when, now;
+
+	plain = process_due(rt, spool, 0);
+	now = process_now_ms();
+	if (plain <= 0 || plain > now)
+		return -1;
+	if ((when = process_due(rt, spool, 1)) <= 0)
+		return -1;
+	return when > now ? when - now : 0;
 }
 
 /* See process.h. */
@@ -628,26 +1464,35 @@ process_drain(struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, int64_t deadline_ms, struct process_spool *ps,
     struct process_counts *counts)
 {
+	struct timespec ts;
+	int64_t ms;
+	int settle = deadline_ms > 0;
+
 	for (;;) {
 		if (ps != NULL && process_spool_stopping(ps))
 			return 0;
 		if (deadline_ms > 0 && process_now_ms() >= deadline_ms)
 			return 0;
-		switch (process_one(rt, client, spool)) {
+		switch (process_take_run(rt, client, spool, settle, counts)) {
 		case PROCESS_IDLE:
-			return 0;
-		case PROCESS_DONE:
-			counts->done++;
-			break;
-		case PROCESS_RETRY:
-			counts->retry++;
-			break;
-		case PROCESS_DEAD:
-			counts->dead++;
+			if (!settle || (ms = process_drain_wait(rt, spool)) < 0)
+				return 0;
+			if (process_now_ms() + ms >= deadline_ms) {
+				/* The window ends after the budget: what
+				 * waits for it is taken now instead. */
+				settle = 0;
+				break;
+			}
+			if (ms < PROCESS_DRAIN_MIN_SLEEP_MS)
+				ms = PROCESS_DRAIN_MIN_SLEEP_MS;
+			ts.tv_sec = (time_t)(ms / 1000);
+			ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+			(void)nanosleep(&ts, NULL);
 			break;
 		case PROCESS_ERROR:
-			counts->errors++;
 			return -1;
+		default:
+			break;
 		}
 	}
 }

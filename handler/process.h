@@ -10,7 +10,16 @@
  * tries it is set aside as a dead letter with the reason.  Podio being
  * unreachable, rate limited (420: the wait it names) or failing with 5xx
  * is not the event's fault: such an event is retried without using up
- * its tries.
+ * its tries; a retry runs only the callbacks that failed.
+ *
+ * The API budget is shared through the spool by every process using it:
+ * a 420 pauses the calls of the credential and rate class (the filter
+ * endpoint has its own) for the wait Podio names, and when Podio's
+ * X-Rate-Limit-Remaining falls to rate_reserve no background fetch is
+ * made (hook.verify and the command line keep the reserve).  The events
+ * of one item wait for coalesce_window without a new one (at most
+ * coalesce_max), then one fetch serves them all; two or more items of
+ * an app due together are fetched with one filter call.
  */
 #ifndef PODIO_HANDLER_PROCESS_H
 #define PODIO_HANDLER_PROCESS_H
@@ -75,14 +84,6 @@ enum process_outcome {
 	PROCESS_ERROR       /* the spool failed (logged) */
 };
 
-/*
- * Takes the next due event of spool and handles it with rt and client
- * (the calling thread's): the deliver flow, then done, fail or dead as
- * described at the top.  Logs one line per event.  Returns what it did.
- */
-enum process_outcome process_one(struct runtime *rt,
-    struct podio_client *client, struct podio_spool *spool);
-
 /* How many events a drain handled, by outcome. */
 struct process_counts {
 	size_t done;
@@ -92,8 +93,36 @@ struct process_counts {
 };
 
 /*
+ * Takes the next due work of spool - the due events of one item, with
+ * the other due items of its app when they can share a fetch, or one
+ * event without an item - and handles it with rt and client (the calling
+ * thread's): the fetch, the callbacks, then done, fail or dead as
+ * described at the top.  Logs one line per event and adds each event's
+ * outcome to counts (may be NULL).  Returns PROCESS_IDLE when nothing
+ * was due, PROCESS_ERROR when the spool failed, else the outcome of most
+ * weight.
+ */
+enum process_outcome process_one(struct runtime *rt,
+    struct podio_client *client, struct podio_spool *spool,
+    struct process_counts *counts);
+
+/* When something of spool becomes due for rt's settle window (ms since
+ * the epoch; a past time means now), 0 when nothing waits, -1 when the
+ * spool cannot be read. */
+int64_t process_next_due(const struct runtime *rt, struct podio_spool *spool);
+
+/* Records in spool (may be NULL) what client's last call - a hook.verify
+ * answered in a request, rc its result - tells of the API budget. */
+void process_note_verify(const struct runtime *rt, struct podio_spool *spool,
+    struct podio_client *client, enum podio_err rc);
+
+/*
  * Handles due events until none is due, deadline_ms (wall clock, ms since
- * the epoch; 0: none) has passed, or ps (may be NULL) is stopping.
+ * the epoch; 0: none) has passed, or ps (may be NULL) is stopping.  With
+ * a deadline (a CGI process's budget), items in their settle window are
+ * waited for when it ends before the deadline, else taken at once;
+ * without one (`spool drain`), everything pending is taken at once,
+ * settled or not.
  * Adds what happened to *counts.  Returns 0, or -1 when the spool failed.
  */
 int process_drain(struct runtime *rt, struct podio_client *client,

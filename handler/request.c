@@ -215,11 +215,11 @@ request_handle(const struct request_io *io, struct runtime *rt,
 	struct podio__deliver_ctx ctx;
 	struct podio_delivery *d = NULL;
 	const char *cl, *header = NULL, *reason;
-	char *body = NULL;
+	char *body = NULL, spool_err[256];
 	size_t body_len = 0;
 	uint64_t length = 0;
 	int64_t t0 = request_now_ms();
-	int status, bad_length = 0, stored = 0;
+	int status, bad_length = 0, stored = 0, verified = 0;
 
 	memset(&req, 0, sizeof(req));
 	memset(&ans, 0, sizeof(ans));
@@ -270,6 +270,7 @@ request_handle(const struct request_io *io, struct runtime *rt,
 		 * only once it was validated. */
 		runtime_deliver_ctx(rt, client, &ctx);
 		status = podio__deliver(&ctx, d, &res);
+		verified = 1;
 	} else if ((status = podio__deliver_check(d, &res)) == 0)
 		status = request_spool(rt, ps, d, &res, &stored);
 	reason = res.reason;
@@ -278,6 +279,12 @@ fail:
 	request_write_answer(io, status, header, reason);
 	request_log(req.method, d, status, request_now_ms() - t0, res.ran,
 	    res.failed, reason);
+	if (verified && ps != NULL)
+		/* What Podio's answer says of the API budget, for the
+		 * processors (when the spool can be opened). */
+		process_note_verify(rt, process_spool_get(ps,
+		    podio_config_get(rt->cfg, "spool_dir"), spool_err,
+		    sizeof(spool_err)), client, res.err);
 	podio__deliver_result_clear(&res);
 	podio_delivery_free(d);
 	if (queued != NULL)

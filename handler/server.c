@@ -666,17 +666,52 @@ server_worker(void *arg)
  * sharing the spool store events this one is not told about).
  */
 static int64_t
-server_idle_ms(struct podio_spool *spool)
+server_idle_ms(const struct runtime *rt, struct podio_spool *spool)
 {
-	int64_t when = 0, ms;
+	int64_t when, ms;
 
-	if (podio_spool_next_due(spool, NULL, &when) != PODIO_OK ||
-	    when == 0)
+	if ((when = process_next_due(rt, spool)) <= 0)
 		return SERVER_POLL_MS;
 	ms = when - process_now_ms();
 	if (ms < 10)
 		ms = 10;
 	return ms < SERVER_POLL_MS ? ms : SERVER_POLL_MS;
+}
+
+/*
+ * The spool handle of one processor thread: its own, so that its
+ * transactions (taking, finishing, checkpoints) never hold up the
+ * appends of the request workers on theirs.  Opened on first use and
+ * again when spool_dir changed with a reload.  Returns the handle, or
+ * NULL with err filled.
+ */
+static struct podio_spool *
+server_own_spool(struct podio_spool **own, char **own_dir, const char *dir,
+    char *err, size_t errlen)
+{
+	char *copy;
+
+	if (dir == NULL || dir[0] == '\0') {
+		snprintf(err, errlen, "spool_dir is not set");
+		return NULL;
+	}
+	if (*own != NULL && *own_dir != NULL && strcmp(*own_dir, dir) == 0)
+		return *own;
+	podio_spool_close(*own);
+	*own = NULL;
+	free(*own_dir);
+	*own_dir = NULL;
+	if ((copy = strdup(dir)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (podio_spool_open(dir, own, err, errlen) != PODIO_OK) {
+		*own = NULL;
+		free(copy);
+		return NULL;
+	}
+	*own_dir = copy;
+	return *own;
 }
 
 /*
@@ -690,8 +725,8 @@ server_processor(void *arg)
 	struct server *srv = arg;
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
-	struct podio_spool *spool;
-	char err[512];
+	struct podio_spool *spool, *own = NULL;
+	char err[512], *own_dir = NULL;
 	int64_t forgot = 0;
 	uint64_t gen;
 	int warned = 0;
@@ -704,7 +739,7 @@ server_processor(void *arg)
 			continue;
 		}
 		err[0] = '\0';
-		spool = process_spool_get(srv->ps,
+		spool = server_own_spool(&own, &own_dir,
 		    podio_config_get(rt->cfg, "spool_dir"), err, sizeof(err));
 		if (spool == NULL) {
 			if (!warned)
@@ -720,15 +755,17 @@ server_processor(void *arg)
 			(void)podio_spool_forget(spool, SERVER_FORGET_AGE_MS,
 			    NULL);
 		}
-		out = process_one(rt, client, spool);
+		out = process_one(rt, client, spool, NULL);
 		if (out == PROCESS_IDLE)
 			(void)process_spool_wait(srv->ps, gen,
-			    server_idle_ms(spool));
+			    server_idle_ms(rt, spool));
 		else if (out == PROCESS_ERROR)
 			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
 	}
 	podio_client_free(client);
 	runtime_unref(rt);
+	podio_spool_close(own);
+	free(own_dir);
 	return NULL;
 }
 
