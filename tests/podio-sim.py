@@ -123,10 +123,14 @@ never delayed, failed or gated):
                              "expired"}]
   GET    /__sim/requests     ?path_prefix=&method=&since=ID -> [{"id",
                              "conn", "method", "path", "query", "headers",
-                             "body", "status", "time", "done"}]; status is
-                             null while the request is held or running and
-                             0 when its connection was dropped; conn numbers
-                             the TCP connection.
+                             "body", "status", "time", "done", "mono",
+                             "done_mono"}]; status is null while the
+                             request is held or running and 0 when its
+                             connection was dropped; conn numbers the TCP
+                             connection; time and mono (time.monotonic(),
+                             for intervals) are taken when the request
+                             arrived, done and done_mono when its answer
+                             went out (null before).
   DELETE /__sim/requests     clears the record
   POST   /__sim/gate         {"path_prefix", "method": null, "count": 1}
                              -> {"id"}: hold the next `count` matching
@@ -887,7 +891,8 @@ class Handler(BaseHTTPRequestHandler):
         req = Request(self.command, path, query, headers, body)
         record = {"conn": self.conn_id, "method": self.command, "path": path,
                   "query": query, "headers": headers, "body": body,
-                  "status": None, "time": time.time(), "done": None}
+                  "status": None, "time": time.time(), "done": None,
+                  "mono": time.monotonic(), "done_mono": None}
         with STATE.lock:
             record["id"] = STATE.next_request
             STATE.next_request += 1
@@ -897,6 +902,7 @@ class Handler(BaseHTTPRequestHandler):
             self.api(req, record)
         finally:
             record["done"] = time.time()
+            record["done_mono"] = time.monotonic()
 
     def api(self, req, record):
         """Gate, latency, fail rules, then the simulated API."""

@@ -310,7 +310,9 @@ class Sim:
 
     def requests(self, path_prefix=None, method=None, since=None):
         """Recorded requests (dicts: id, conn, method, path, query,
-        headers, body, status, time, done), oldest first."""
+        headers, body, status, time, done, mono, done_mono), oldest
+        first.  time/mono: arrival (wall clock / the simulator's
+        monotonic clock); done/done_mono: answer sent (None before)."""
         return self.control("GET", "requests", query={
             "path_prefix": path_prefix, "method": method, "since": since})
 
