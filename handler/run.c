@@ -484,7 +484,8 @@ fail:
  * closes every descriptor it inherited, and works through the spool for
  * at most cgi_budget, logging to log_target (stderr is gone: "stderr"
  * logs nowhere).  Events left over wait for the next request or
- * `spool drain`.  The caller has closed its spool handle and client
+ * `spool drain`.  With a cgi_budget of 0 nothing detaches (the events
+ * wait likewise).  The caller has closed its spool handle and client
  * (neither may cross a fork).  Returns 1 in the child, 0 in the parent.
  */
 static int
@@ -499,6 +500,8 @@ run_cgi_detach(struct runtime *rt)
 	pid_t pid;
 	int fd;
 
+	if ((budget = podio_config_get_ms(rt->cfg, "cgi_budget")) <= 0)
+		return 0;
 	/* Apache sends SIGTERM as soon as the output is closed (and SIGKILL
 	 * 3 s later): this process must live until the worker is forked. */
 	signal(SIGTERM, SIG_IGN);
@@ -542,9 +545,6 @@ run_cgi_detach(struct runtime *rt)
 	if (run_apply_log(rt->cfg, err, sizeof(err)) != 0)
 		goto fail;
 	podio_log(PODIO_LOG_DEBUG, "detached to process the spool");
-	budget = podio_config_get_ms(rt->cfg, "cgi_budget");
-	if (budget <= 0)
-		goto fail;
 	memset(&counts, 0, sizeof(counts));
 	err[0] = '\0';
 	if ((ps = process_spool_new()) == NULL ||
