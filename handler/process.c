@@ -625,17 +625,46 @@ process_failed(const struct runtime *rt, struct podio_spool *spool,
  * spool's key size).
  */
 static void
-process_cred(const struct runtime *rt, char *buf, size_t n)
+process_cred_cfg(const struct podio_config *cfg, char *buf, size_t n)
 {
-	const char *client = podio_config_get(rt->cfg, "client_id");
-	const char *url = podio_config_get(rt->cfg, "api_url");
-	const char *app = podio_config_get(rt->cfg, "app_id");
-	const char *user = podio_config_get(rt->cfg, "username");
+	const char *client = podio_config_get(cfg, "client_id");
+	const char *url = podio_config_get(cfg, "api_url");
+	const char *app = podio_config_get(cfg, "app_id");
+	const char *user = podio_config_get(cfg, "username");
 
 	snprintf(buf, n, "%s %s %s:%s", client != NULL ? client : "",
 	    url != NULL ? url : "", app != NULL && app[0] != '\0' ? "app" :
 	    "user", app != NULL && app[0] != '\0' ? app :
 	    user != NULL ? user : "");
+}
+
+/* The same for rt's configuration. */
+static void
+process_cred(const struct runtime *rt, char *buf, size_t n)
+{
+	process_cred_cfg(rt->cfg, buf, n);
+}
+
+/* See process.h. */
+void
+process_budget(const struct podio_config *cfg, struct podio_spool *spool,
+    int filter, struct process_budget *b)
+{
+	char cred[PODIO_SPOOL_MAX_KEY];
+	const char *cls = filter ? PROCESS_FILTER_CLASS : PROCESS_CLASS;
+
+	memset(b, 0, sizeof(*b));
+	b->remaining = b->limit = -1;
+	process_cred_cfg(cfg, cred, sizeof(cred));
+	if (podio_spool_get_pause(spool, cred, cls, &b->paused_until_ms) !=
+	    PODIO_OK || b->paused_until_ms <= process_now_ms())
+		b->paused_until_ms = 0;
+	if (podio_spool_get_remaining(spool, cred, cls, &b->remaining,
+	    &b->limit, &b->seen_ms) != PODIO_OK ||
+	    b->seen_ms + PROCESS_HOUR_MS <= process_now_ms()) {
+		b->remaining = b->limit = -1;
+		b->seen_ms = 0;
+	}
 }
 
 /*
@@ -1102,6 +1131,36 @@ process_count(struct process_counts *counts, enum process_outcome out)
 }
 
 /*
+ * Units taken together run one after the other: before one starts, its
+ * lease is renewed when less than half of it is left, so that a long
+ * run of earlier units never lets it run out (another worker would then
+ * take it too).  Returns 0 to go on, -1 when the unit is no longer this
+ * worker's (its lease ran out and it was taken again, or it is gone).
+ */
+static int
+process_keep_lease(const struct runtime *rt, struct podio_spool *spool,
+    struct process_unit *u)
+{
+	int64_t lease = process_lease_ms(rt);
+	enum podio_err rc;
+	size_t i;
+
+	if (process_now_ms() < u->batch.lease_until_ms - lease / 2)
+		return 0;
+	for (i = 0; i < u->batch.n; i++) {
+		rc = podio_spool_extend(spool, u->batch.events[i].id, lease);
+		if (rc == PODIO_ERR_CONFLICT || rc == PODIO_ERR_NOT_FOUND) {
+			process_log(PODIO_LOG_WARN, &u->batch.events[i],
+			    "its lease ran out before its turn; left to the "
+			    "worker that has it now");
+			return -1;
+		}
+	}
+	u->batch.lease_until_ms = process_now_ms() + lease;
+	return 0;
+}
+
+/*
  * Finishes unit u: a deferred fetch makes every event wait; else the
  * events run in arrival order, and the first that fails makes the later
  * ones wait for it (they are given back).  The ids of the finished ones
@@ -1120,6 +1179,8 @@ process_unit_run(struct runtime *rt, struct podio_client *client,
 	int done, stop = 0;
 
 	if (u->batch.n == 0)
+		return PROCESS_IDLE;
+	if (process_keep_lease(rt, spool, u) != 0)
 		return PROCESS_IDLE;
 	if (u->defer) {
 		for (i = 0; i < u->batch.n; i++) {

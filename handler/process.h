@@ -129,6 +129,19 @@ int process_drain(struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, int64_t deadline_ms,
     struct process_spool *ps, struct process_counts *counts);
 
+/* The API budget as the processors using spool see it for cfg's
+ * credentials, for `spool status`. */
+struct process_budget {
+	int64_t paused_until_ms;   /* end of a 420 pause, 0 when none */
+	long remaining;            /* X-Rate-Limit-Remaining seen within the
+	                              hour, -1 when none */
+	long limit;                /* X-Rate-Limit-Limit with it, or -1 */
+	int64_t seen_ms;           /* when it was seen, 0 when not */
+};
+/* Fills *b for the general rate class, or the filter's (filter 1). */
+void process_budget(const struct podio_config *cfg, struct podio_spool *spool,
+    int filter, struct process_budget *b);
+
 /* Milliseconds since the epoch (the spool's clock). */
 int64_t process_now_ms(void);
 

@@ -139,20 +139,53 @@ spoolcmd_fail(const char *what, enum podio_err rc)
 	return rc == PODIO_ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_PODIO;
 }
 
+/* The API budget lines of `spool status`: one rate class. */
+static void
+spoolcmd_budget(const char *name, const struct process_budget *b, int json)
+{
+	int64_t now = process_now_ms();
+
+	if (json) {
+		printf(", \"%s_paused_s\": %" PRId64 ", \"%s_remaining\": ",
+		    name, b->paused_until_ms > 0 ? (b->paused_until_ms - now +
+		    999) / 1000 : 0, name);
+		if (b->remaining >= 0)
+			printf("%ld", b->remaining);
+		else
+			printf("null");
+		return;
+	}
+	if (b->paused_until_ms > 0)
+		printf("%-10s paused for %" PRId64 " s more (Podio's rate "
+		    "limit)\n", name, (b->paused_until_ms - now + 999) / 1000);
+	else if (b->remaining >= 0)
+		printf("%-10s %ld calls left of %ld (seen %" PRId64 " s ago)\n",
+		    name, b->remaining, b->limit, (now - b->seen_ms) / 1000);
+	else
+		printf("%-10s -\n", name);
+}
+
 /* spool status [--json] */
 static int
-spoolcmd_status(struct podio_spool *spool, int json)
+spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
+    int json)
 {
 	struct podio_spool_status st;
+	struct process_budget api, filter;
 	enum podio_err rc;
 
 	if ((rc = podio_spool_status(spool, &st)) != PODIO_OK)
 		return spoolcmd_fail("status", rc);
+	process_budget(cfg, spool, 0, &api);
+	process_budget(cfg, spool, 1, &filter);
 	if (json) {
 		printf("{\"pending\": %zu, \"retrying\": %zu, \"in_flight\": "
 		    "%zu, \"dead\": %zu, \"bad\": %zu, \"oldest_age_s\": %"
-		    PRId64 "}\n", st.pending, st.retrying, st.in_flight,
+		    PRId64, st.pending, st.retrying, st.in_flight,
 		    st.dead, st.bad, st.oldest_age_ms / 1000);
+		spoolcmd_budget("api", &api, 1);
+		spoolcmd_budget("filter", &filter, 1);
+		printf("}\n");
 		return CLI_EXIT_OK;
 	}
 	printf("pending:   %zu\nretrying:  %zu\nin flight: %zu\n"
@@ -164,6 +197,8 @@ spoolcmd_status(struct podio_spool *spool, int json)
 		printf("oldest:    %" PRId64 " s\n", st.oldest_age_ms / 1000);
 	else
 		printf("oldest:    -\n");
+	spoolcmd_budget("api:", &api, 0);
+	spoolcmd_budget("filter:", &filter, 0);
 	return CLI_EXIT_OK;
 }
 
@@ -405,7 +440,7 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	if ((spool = spoolcmd_open(*cfg, cmd)) == NULL)
 		return CLI_EXIT_PODIO;
 	if (strcmp(cmd, "status") == 0)
-		status = spoolcmd_status(spool, json);
+		status = spoolcmd_status(*cfg, spool, json);
 	else if (strcmp(cmd, "list") == 0)
 		status = spoolcmd_list(*cfg, spool, json);
 	else if (strcmp(cmd, "show") == 0)

@@ -640,6 +640,8 @@ with testlib.Sim() as sim:
          st.get("pending", 0) + st.get("retrying", 0) >= 1,
          "below the reserve no background fetch (servers, drain): the item "
          "event waits in the spool", "%r\n%s" % (st, show(api_calls(sim))))
+    t.ok(st.get("api_remaining") == 5 and st.get("api_paused_s") == 0,
+         "spool status shows the calls left that Podio last named", st)
     hook = sim.add_hook("http://127.0.0.1:9/podio", type="item.create")
     code = sim.verify_code(hook["hook_id"])
     resp = srv.deliver_full(form([("type", "hook.verify"),
