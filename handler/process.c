@@ -1053,13 +1053,6 @@ process_run_event(struct runtime *rt, struct podio_client *client,
 		process_log(PODIO_LOG_ERROR, ev, reason);
 		goto fail;
 	}
-	if (podio__deliver_check(d, &res) != 0) {
-		/* Malformed for its type: no try can change that. */
-		out = podio_spool_dead(spool, ev->id, res.reason) ==
-		    PODIO_OK ? PROCESS_DEAD : PROCESS_ERROR;
-		process_log(PODIO_LOG_ERROR, ev, res.reason);
-		goto fail;
-	}
 	if ((before = process_progress(ev)) != NULL &&
 	    (nskip = (size_t)cJSON_GetArraySize(before)) > 0) {
 		if ((skip = calloc(nskip, sizeof(*skip))) == NULL) {
@@ -1091,6 +1084,8 @@ process_run_event(struct runtime *rt, struct podio_client *client,
 		process_callback_reason(&res, reason, sizeof(reason));
 		out = process_failed(rt, spool, ev, 1, 0, reason);
 	} else if (res.status == 400) {
+		/* Malformed for its type (podio__deliver_check()): no try
+		 * can change that. */
 		out = podio_spool_dead(spool, ev->id, res.reason) ==
 		    PODIO_OK ? PROCESS_DEAD : PROCESS_ERROR;
 		process_log(PODIO_LOG_ERROR, ev, res.reason);
