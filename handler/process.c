@@ -14,6 +14,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -69,6 +70,10 @@ struct process_spool {
 	pthread_cond_t cond;
 	struct podio_spool *spool;     /* owned, NULL until opened */
 	uint64_t gen;                  /* notifications so far */
+	int waiting;                   /* processors in process_spool_wait() */
+	int looking;                   /* processors woken for news that
+	                                  have not taken yet */
+	int kicks;                     /* wake-ups for more of a backlog */
 	int stopping;
 };
 
@@ -240,13 +245,19 @@ process_spool_get(struct process_spool *ps, const char *dir, char *err,
 	return spool;
 }
 
-/* See process.h. */
+/*
+ * See process.h.  Wakes one waiting processor, and only when no other
+ * processor was woken for news and has yet to take: that one will see
+ * this event too.  A processor that is running events looks again
+ * before it waits (the generation moved), so it never misses one.
+ */
 void
 process_spool_notify(struct process_spool *ps)
 {
 	pthread_mutex_lock(&ps->lock);
 	ps->gen++;
-	pthread_cond_broadcast(&ps->cond);
+	if (ps->waiting > 0 && ps->looking == 0)
+		pthread_cond_signal(&ps->cond);
 	pthread_mutex_unlock(&ps->lock);
 }
 
@@ -262,12 +273,11 @@ process_spool_generation(struct process_spool *ps)
 	return gen;
 }
 
-/* See process.h. */
-int
-process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms)
+/* The monotonic time ms from now. */
+static struct timespec
+process_deadline(int64_t ms)
 {
 	struct timespec until;
-	int stopping, rc = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	if (ms < 0)
@@ -278,12 +288,70 @@ process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	return until;
+}
+
+/* See process.h. */
+enum process_wake
+process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms)
+{
+	struct timespec until = process_deadline(ms);
+	enum process_wake w = PROCESS_WAKE_TIMEOUT;
+	int rc = 0;
+
 	pthread_mutex_lock(&ps->lock);
-	while (!ps->stopping && ps->gen == gen && rc == 0)
+	ps->waiting++;
+	while (!ps->stopping && ps->gen == gen && ps->kicks == 0 && rc == 0)
 		rc = pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
-	stopping = ps->stopping;
+	ps->waiting--;
+	if (ps->stopping)
+		w = PROCESS_WAKE_STOP;
+	else if (ps->gen != gen) {
+		w = PROCESS_WAKE_NEWS;
+		ps->looking++;
+	} else if (ps->kicks > 0) {
+		w = PROCESS_WAKE_MORE;
+		ps->kicks--;
+	}
 	pthread_mutex_unlock(&ps->lock);
-	return stopping;
+	return w;
+}
+
+/* See process.h.  A plain sleep: it is short, and a stop waits for it. */
+int
+process_spool_gather(struct process_spool *ps, int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms > 0) {
+		ts.tv_sec = (time_t)(ms / 1000);
+		ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
+	return process_spool_stopping(ps);
+}
+
+/* See process.h. */
+void
+process_spool_taking(struct process_spool *ps)
+{
+	pthread_mutex_lock(&ps->lock);
+	if (ps->looking > 0)
+		ps->looking--;
+	pthread_mutex_unlock(&ps->lock);
+}
+
+/* See process.h. */
+void
+process_spool_help(struct process_spool *ps)
+{
+	pthread_mutex_lock(&ps->lock);
+	if (ps->waiting > ps->kicks) {
+		ps->kicks++;
+		pthread_cond_signal(&ps->cond);
+	}
+	pthread_mutex_unlock(&ps->lock);
 }
 
 /* See process.h. */
@@ -1423,6 +1491,8 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 		return PROCESS_IDLE;
 	if (rc != PODIO_OK)
 		return PROCESS_ERROR;
+	if (counts != NULL && ntaken >= PROCESS_MAX_UNITS)
+		counts->full_takes++;
 	if (process_add_units(spool, &units, &n, taken, ntaken) != 0) {
 		podio_spool_batches_free(taken, ntaken);
 		return PROCESS_ERROR;

@@ -56,19 +56,36 @@ void process_spool_free(struct process_spool *ps);
 struct podio_spool *process_spool_get(struct process_spool *ps,
     const char *dir, char *err, size_t errlen);
 
-/* Wakes the processors waiting in process_spool_wait(): an event was
- * stored. */
+/* Tells the processors waiting in process_spool_wait() that an event was
+ * stored: one of them is woken, unless one already was and has not
+ * taken events yet. */
 void process_spool_notify(struct process_spool *ps);
-
 /* The count of notifications so far: read it before looking for work,
  * and pass it to process_spool_wait(), so that a notification in between
  * is never missed. */
 uint64_t process_spool_generation(struct process_spool *ps);
-
-/* Waits until a notification after generation gen, process_spool_stop(),
- * or ms milliseconds.  Returns 1 when stopping, else 0. */
-int process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms);
-
+/* Why process_spool_wait() returned. */
+enum process_wake {
+	PROCESS_WAKE_TIMEOUT = 0,  /* ms passed */
+	PROCESS_WAKE_STOP,         /* process_spool_stop() */
+	PROCESS_WAKE_NEWS,         /* a notification after gen: the caller
+	                              counts as woken for news until it calls
+	                              process_spool_taking() */
+	PROCESS_WAKE_MORE          /* process_spool_help() */
+};
+/* Waits until a notification after generation gen, a call of
+ * process_spool_help(), process_spool_stop(), or ms milliseconds. */
+enum process_wake process_spool_wait(struct process_spool *ps, uint64_t gen,
+    int64_t ms);
+/* Waits ms milliseconds (notifications do not end it) unless stopping,
+ * so that a burst of events is taken together.  Returns 1 when
+ * stopping, else 0. */
+int process_spool_gather(struct process_spool *ps, int64_t ms);
+/* Said by a processor woken for news right before it takes events. */
+void process_spool_taking(struct process_spool *ps);
+/* Wakes one more waiting processor: the caller took as many events as
+ * one take may, so more are likely due. */
+void process_spool_help(struct process_spool *ps);
 /* Tells every waiter and processor to stop after the event in hand. */
 void process_spool_stop(struct process_spool *ps);
 
@@ -86,6 +103,7 @@ enum process_outcome {
 
 /* How many events a drain handled, by outcome. */
 struct process_counts {
+	size_t full_takes;  /* takes that got as many units as allowed */
 	size_t done;
 	size_t retry;
 	size_t dead;

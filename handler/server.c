@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,6 +62,10 @@
  * for events stored by other processes and retries that came due. */
 #define SERVER_PROCESSORS_MAX 4
 #define SERVER_POLL_MS 1000
+/* How long a processor woken by a new event lets more arrive before it
+ * takes them: a burst is then taken, leased and removed with a few
+ * commits instead of two per event. */
+#define SERVER_GATHER_MS 20
 /* How often a processor lets the spool forget old dedup keys, and how
  * old they must be. */
 #define SERVER_FORGET_EVERY_MS ((int64_t)3600 * 1000)
@@ -69,6 +74,8 @@
 struct server {
 	const struct server_config *sc;
 	pthread_mutex_t lock;          /* guards rt */
+	pthread_mutex_t accept_lock;   /* held by the one worker waiting
+	                                  on the listening socket */
 	struct runtime *rt;            /* the current runtime */
 	int wake[2];                   /* written once at stop, never read */
 	int fail[2];                   /* written by a worker whose socket
@@ -480,36 +487,97 @@ server_fail(struct server *srv)
 }
 
 /*
- * Waits for and accepts the next connection.  Returns its socket
+ * The worker's wait for a connection: an epoll set of its own holding
+ * the listening socket with EPOLLEXCLUSIVE (the kernel wakes one idle
+ * worker per connection, where poll() would wake them all) and the stop
+ * pipe.  Returns the epoll descriptor, or -1 when epoll cannot be used;
+ * the worker then polls under accept_lock instead.
+ */
+static int
+server_accept_set(struct server *srv)
+{
+	struct epoll_event ev;
+	int ep;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return -1;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = srv->sc->listen_fd;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, srv->sc->listen_fd, &ev) == -1)
+		goto fail;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = srv->wake[0];
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, srv->wake[0], &ev) == -1)
+		goto fail;
+	return ep;
+fail:
+	close(ep);
+	return -1;
+}
+
+/*
+ * Waits until the listening socket may have a connection (1) or the
+ * server stops (0); -1 with errno set when waiting failed.  With ep < 0,
+ * poll() (the caller holds accept_lock).
+ */
+static int
+server_accept_wait(struct server *srv, int ep)
+{
+	struct epoll_event ev[2];
+	struct pollfd p[2];
+	int i, n, ready = 0;
+
+	if (ep >= 0) {
+		if ((n = epoll_wait(ep, ev, 2, -1)) < 0)
+			return -1;
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.fd == srv->wake[0])
+				return 0;
+			ready = 1;
+		}
+		return ready;
+	}
+	p[0].fd = srv->sc->listen_fd;
+	p[0].events = POLLIN;
+	p[1].fd = srv->wake[0];
+	p[1].events = POLLIN;
+	p[0].revents = p[1].revents = 0;
+	if (poll(p, 2, -1) < 0)
+		return -1;
+	if (p[1].revents != 0)
+		return 0;
+	return p[0].revents != 0;
+}
+
+/*
+ * Waits for and accepts the next connection, waiting with the epoll set
+ * ep (see server_accept_set(); -1 for poll()).  Returns its socket
  * (blocking, close-on-exec), or -1 when the server stops (or the
  * listening socket failed for good; then the main thread is told).
  */
 static int
-server_accept(struct server *srv)
+server_accept(struct server *srv, int ep)
 {
-	struct pollfd p[2];
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1;
+	int fd, one = 1, w;
 
 	for (;;) {
 		if (atomic_load(&srv->stopping))
 			return -1;
-		p[0].fd = srv->sc->listen_fd;
-		p[0].events = POLLIN;
-		p[1].fd = srv->wake[0];
-		p[1].events = POLLIN;
-		p[0].revents = p[1].revents = 0;
-		if (poll(p, 2, -1) < 0) {
+		if ((w = server_accept_wait(srv, ep)) < 0) {
 			if (errno != EINTR && server_pause(srv,
 			    SERVER_BACKOFF_MS))
 				return -1;
 			continue;
 		}
-		if (p[1].revents != 0)
-			return -1;
-		if (p[0].revents == 0)
+		if (w == 0) {
+			if (atomic_load(&srv->stopping))
+				return -1;
 			continue;
+		}
 		len = sizeof(ss);
 		fd = accept4(srv->sc->listen_fd, (struct sockaddr *)&ss, &len,
 		    SOCK_CLOEXEC);
@@ -626,16 +694,25 @@ server_worker(void *arg)
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
 	struct request_io io;
-	int fd;
+	int fd, ep;
 
 	if ((conn = fcgi_io_conn_new()) == NULL) {
 		podio_log(PODIO_LOG_ERROR, "a worker could not start: out of "
 		    "memory");
 		return NULL;
 	}
+	ep = server_accept_set(srv);
 	for (;;) {
 		if ((fd = fcgi_io_conn_fd(conn)) < 0) {
-			if ((fd = server_accept(srv)) < 0)
+			/* Without epoll, one worker at a time polls the
+			 * listening socket: poll() would wake every idle
+			 * worker for each connection. */
+			if (ep < 0)
+				pthread_mutex_lock(&srv->accept_lock);
+			fd = server_accept(srv, ep);
+			if (ep < 0)
+				pthread_mutex_unlock(&srv->accept_lock);
+			if (fd < 0)
 				break;
 			fcgi_io_conn_attach(conn, fd);
 		} else if (server_wait_conn(srv, fd) != 0) {
@@ -653,6 +730,8 @@ server_worker(void *arg)
 		atomic_fetch_sub(&srv->busy, 1);
 	}
 	fcgi_io_conn_free(conn);
+	if (ep >= 0)
+		close(ep);
 	podio_client_free(client);
 	runtime_unref(rt);
 	return NULL;
@@ -727,9 +806,10 @@ server_processor(void *arg)
 	struct podio_client *client = NULL;
 	struct podio_spool *spool, *own = NULL;
 	char err[512], *own_dir = NULL;
+	struct process_counts counts;
 	int64_t forgot = 0;
 	uint64_t gen;
-	int warned = 0;
+	int warned = 0, woken = 0;
 	enum process_outcome out;
 
 	while (!process_spool_stopping(srv->ps)) {
@@ -755,13 +835,35 @@ server_processor(void *arg)
 			(void)podio_spool_forget(spool, SERVER_FORGET_AGE_MS,
 			    NULL);
 		}
-		out = process_one(rt, client, spool, NULL);
-		if (out == PROCESS_IDLE)
-			(void)process_spool_wait(srv->ps, gen,
-			    server_idle_ms(rt, spool));
-		else if (out == PROCESS_ERROR)
+		if (woken) {
+			process_spool_taking(srv->ps);
+			woken = 0;
+		}
+		memset(&counts, 0, sizeof(counts));
+		out = process_one(rt, client, spool, &counts);
+		if (out == PROCESS_ERROR) {
 			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+			continue;
+		}
+		if (out != PROCESS_IDLE && counts.full_takes > 0) {
+			/* A backlog: go on, and let one more help. */
+			process_spool_help(srv->ps);
+			continue;
+		}
+		/* Everything due was taken: wait for news, then let more
+		 * gather so that one take serves a burst. */
+		switch (process_spool_wait(srv->ps, gen,
+		    server_idle_ms(rt, spool))) {
+		case PROCESS_WAKE_NEWS:
+			woken = 1;
+			(void)process_spool_gather(srv->ps, SERVER_GATHER_MS);
+			break;
+		default:
+			break;
+		}
 	}
+	if (woken)
+		process_spool_taking(srv->ps);
 	podio_client_free(client);
 	runtime_unref(rt);
 	podio_spool_close(own);
@@ -879,6 +981,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	atomic_init(&srv.stopping, 0);
 	atomic_init(&srv.busy, 0);
 	if (pthread_mutex_init(&srv.lock, NULL) != 0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
+		goto fail;
+	}
+	if (pthread_mutex_init(&srv.accept_lock, NULL) != 0) {
+		pthread_mutex_destroy(&srv.lock);
 		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
 		goto fail;
 	}
@@ -1005,7 +1112,9 @@ fail:
 	}
 	runtime_unref(srv.rt);
 	free(srv.allowed_addrs);
-	if (locked)
+	if (locked) {
+		pthread_mutex_destroy(&srv.accept_lock);
 		pthread_mutex_destroy(&srv.lock);
+	}
 	return status;
 }
