@@ -48,6 +48,36 @@ static pthread_mutex_t podio__log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum podio__log_kind podio__log_kind = PODIO__LOG_STDERR;
 static int podio__log_fd = -1;  /* the file of PODIO__LOG_FILE */
 
+/* The process id of the line prefix, looked up once per process (a
+ * forked child looks it up again): getpid() is a system call. */
+static atomic_long podio__log_pid;
+static pthread_once_t podio__log_once = PTHREAD_ONCE_INIT;
+
+static void
+podio__log_forked(void)
+{
+	atomic_store(&podio__log_pid, 0);
+}
+
+static void
+podio__log_init_pid(void)
+{
+	(void)pthread_atfork(NULL, NULL, podio__log_forked);
+}
+
+static long
+podio__log_getpid(void)
+{
+	long pid;
+
+	pthread_once(&podio__log_once, podio__log_init_pid);
+	if ((pid = atomic_load(&podio__log_pid)) == 0) {
+		pid = (long)getpid();
+		atomic_store(&podio__log_pid, pid);
+	}
+	return pid;
+}
+
 static const char *const podio__log_names[] = {
 	"error", "warn", "info", "debug"
 };
@@ -225,7 +255,8 @@ podio_log(enum podio_log_level level, const char *fmt, ...)
 		syslog(prio[lv], "%s", msg);
 	else {
 		n = snprintf(line, sizeof(line), "%s[%ld]: %s: ",
-		    PODIO__LOG_IDENT, (long)getpid(), podio__log_names[lv]);
+		    PODIO__LOG_IDENT, podio__log_getpid(),
+		    podio__log_names[lv]);
 		plen = n > 0 ? (size_t)n : 0;
 		if (mlen == 0 && plen > 0)
 			plen--;  /* no trailing blank after "LEVEL:" */
