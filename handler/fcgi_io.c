@@ -106,6 +106,8 @@ fcgi_io_read(void *ctx, char *buf, size_t n)
 	return r;
 }
 
+/* Buffers the answer in libfcgi's stream: fcgi_io_conn_finish() sends it
+ * with the end of the request in one write. */
 static int
 fcgi_io_write(void *ctx, const char *buf, size_t n)
 {
@@ -113,8 +115,7 @@ fcgi_io_write(void *ctx, const char *buf, size_t n)
 
 	if (n > INT_MAX)
 		return -1;
-	return FCGX_PutStr(buf, (int)n, c->req.out) == (int)n &&
-	    FCGX_FFlush(c->req.out) == 0 ? 0 : -1;
+	return FCGX_PutStr(buf, (int)n, c->req.out) == (int)n ? 0 : -1;
 }
 
 /* See fcgi_io.h. */
