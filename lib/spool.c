@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,15 +153,18 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 /*
  * Commits; on failure the transaction stays open for
  * podio__spool_abort().  After the commit, with the lock file released,
- * a WAL past its threshold is checkpointed PASSIVE-ly (other processes
- * keep writing meanwhile).  Appends use a much higher threshold: the
- * worker's own writes keep the WAL short, and appends pay for a
- * checkpoint only when nothing else runs them.
+ * a WAL that grew by the threshold since this handle's last checkpoint
+ * is checkpointed PASSIVE-ly (other processes keep writing meanwhile;
+ * under a steady load the log may not restart, and the threshold is
+ * counted from the last checkpoint so that not every commit copies).
+ * Appends use a much higher threshold: the processors' writes keep the
+ * WAL short, and appends pay for a checkpoint only when nothing else
+ * runs them.
  */
 int
 podio__spool_commit(struct podio_spool *s)
 {
-	int rc;
+	int rc, every;
 
 	if ((rc = podio__spool_exec(s, "COMMIT")) != SQLITE_OK)
 		return rc;
@@ -168,9 +172,11 @@ podio__spool_commit(struct podio_spool *s)
 		flock(s->lock_fd, LOCK_UN);
 		s->locked = 0;
 	}
-	if (s->wal_pages >= (s->appending ? SPOOL_CKPT_APPEND_PAGES :
-	    SPOOL_CKPT_PAGES)) {
-		s->wal_pages = 0;
+	every = s->appending ? SPOOL_CKPT_APPEND_PAGES : SPOOL_CKPT_PAGES;
+	if (s->wal_pages < s->ckpt_pages)
+		s->ckpt_pages = 0;       /* the log restarted */
+	if (s->wal_pages >= s->ckpt_pages + every) {
+		s->ckpt_pages = s->wal_pages;
 		(void)sqlite3_wal_checkpoint_v2(s->db, "main",
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	}
@@ -207,10 +213,64 @@ podio__spool_failed(struct podio_spool *s, const char *what, int rc,
 	return e;
 }
 
+/* Most statements a handle keeps prepared (the spool uses about 30). */
+#define SPOOL_STMTS_MAX 64
+
 int
 podio__spool_prep(struct podio_spool *s, const char *sql, sqlite3_stmt **st)
 {
-	return sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	struct spool_stmt *c;
+	size_t i;
+	int rc;
+
+	*st = NULL;
+	for (i = 0; i < s->nstmts; i++) {
+		c = &s->stmts[i];
+		if (!c->in_use && strcmp(c->sql, sql) == 0) {
+			c->in_use = 1;
+			*st = c->st;
+			return SQLITE_OK;
+		}
+	}
+	if (s->stmts == NULL && (s->stmts = calloc(SPOOL_STMTS_MAX,
+	    sizeof(*s->stmts))) == NULL)
+		return sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	if (s->nstmts == SPOOL_STMTS_MAX)
+		return sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	c = &s->stmts[s->nstmts];
+	if ((c->sql = podio__strdup(sql)) == NULL)
+		return sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &c->st, NULL);
+	if (rc != SQLITE_OK || c->st == NULL) {
+		/* A failed or empty statement is not kept. */
+		sqlite3_finalize(c->st);
+		c->st = NULL;
+		free(c->sql);
+		c->sql = NULL;
+		return rc;
+	}
+	c->in_use = 1;
+	s->nstmts++;
+	*st = c->st;
+	return SQLITE_OK;
+}
+
+void
+podio__spool_fin(struct podio_spool *s, sqlite3_stmt *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < s->nstmts; i++)
+		if (s->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			s->stmts[i].in_use = 0;
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 /* Binds a 64-bit id: SQLite integers are signed, so ids above INT64_MAX
@@ -407,7 +467,7 @@ ensure_schema(struct podio_spool *s, int *newer)
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 		goto fail;
 	version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	if (version > SPOOL_SCHEMA_VERSION) {
 		*newer = 1;
@@ -419,7 +479,7 @@ ensure_schema(struct podio_spool *s, int *newer)
 		goto fail;
 	return podio__spool_commit(s);
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	podio__spool_abort(s);
 	return rc;
 }
@@ -450,7 +510,6 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	s->lock_fd = -1;
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->q_lock, NULL);
-	pthread_cond_init(&s->q_cond, NULL);
 	s->q_tail = &s->q_head;
 	make_owner(s->owner, sizeof(s->owner));
 	if ((s->dir = podio__strdup(dir)) == NULL ||
@@ -517,13 +576,13 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 		    (const char *)sqlite3_column_text(st, 0) : "unknown");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	/* journal_size_limit: a WAL that grew in a burst is cut back to
 	 * 4 MiB when it restarts after a checkpoint. */
 	if ((rc = podio__spool_exec(s, "PRAGMA synchronous = FULL;"
 	    "PRAGMA foreign_keys = ON;"
-	    "PRAGMA journal_size_limit = 4194304;")) != SQLITE_OK)
+	    "PRAGMA journal_size_limit = 67108864;")) != SQLITE_OK)
 		goto dberr;
 	if ((rc = ensure_schema(s, &newer)) != SQLITE_OK)
 		goto dberr;
@@ -545,7 +604,7 @@ nomem:
 	e = PODIO_ERR_NOMEM;
 	set_err(err, errlen, "spool: out of memory");
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	podio_spool_close(s);
 	return e;
 }
@@ -554,13 +613,19 @@ fail:
 void
 podio_spool_close(struct podio_spool *s)
 {
+	size_t i;
+
 	if (s == NULL)
 		return;
+	for (i = 0; i < s->nstmts; i++) {
+		sqlite3_finalize(s->stmts[i].st);
+		free(s->stmts[i].sql);
+	}
+	free(s->stmts);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
-	pthread_cond_destroy(&s->q_cond);
 	pthread_mutex_destroy(&s->q_lock);
 	pthread_mutex_destroy(&s->db_lock);
 	free(s->dir);
@@ -595,7 +660,7 @@ podio__spool_set_max_pages(struct podio_spool *s, long max_pages)
 	if (podio__spool_prep(s, sql, &st) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		got = (long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return got;
 }
@@ -606,7 +671,7 @@ podio__spool_set_max_pages(struct podio_spool *s, long max_pages)
  * Writes the queued appends of list in one transaction, filling each
  * request's result, id and duplicate flag (done is set by the caller).
  * Called by the leader without q_lock; the requests are not touched by
- * their threads until marked done.
+ * their threads until they are posted.
  */
 static void
 commit_batch(struct podio_spool *s, struct spool_req *list)
@@ -678,9 +743,9 @@ commit_batch(struct podio_spool *s, struct spool_req *list)
 				goto fail;
 		}
 	}
-	sqlite3_finalize(seen);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(key);
+	podio__spool_fin(s, seen);
+	podio__spool_fin(s, ins);
+	podio__spool_fin(s, key);
 	seen = ins = key = NULL;
 	s->appending = 1;
 	rc = podio__spool_commit(s);
@@ -700,11 +765,74 @@ fail:
 		snprintf(r->msg, sizeof(r->msg), "spool %s: cannot store the "
 		    "event: %s", s->path, sqlite3_errmsg(s->db));
 	}
-	sqlite3_finalize(seen);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(key);
+	podio__spool_fin(s, seen);
+	podio__spool_fin(s, ins);
+	podio__spool_fin(s, key);
 	podio__spool_abort(s);
 	pthread_mutex_unlock(&s->db_lock);
+}
+
+/*
+ * The leader's work, entered with q_lock held and committing set: takes
+ * up to SPOOL_BATCH_MAX queued appends (its own among them), writes them
+ * in one transaction, then hands the lead to the first append that
+ * queued meanwhile (or clears committing) and posts every other request
+ * of the batch.  Returns with q_lock released.
+ *
+ * Each waiting thread is woken exactly once, by its own semaphore: when
+ * its batch is written, or to lead the next one.  The threads of a batch
+ * do not contend for q_lock on the way out.
+ */
+static void
+lead_batch(struct podio_spool *s, struct spool_req *self)
+{
+	struct spool_req *batch, *r, *next, *heir, **tail;
+	size_t n;
+
+	batch = s->q_head;
+	tail = &s->q_head;
+	for (n = 0; *tail != NULL && n < SPOOL_BATCH_MAX; n++)
+		tail = &(*tail)->next;
+	s->q_head = *tail;
+	*tail = NULL;
+	if (s->q_head == NULL)
+		s->q_tail = &s->q_head;
+	pthread_mutex_unlock(&s->q_lock);
+
+	commit_batch(s, batch);
+
+	pthread_mutex_lock(&s->q_lock);
+	if (batch->result == PODIO_OK) {
+		s->stats.commits++;
+		if (n > s->stats.max_batch)
+			s->stats.max_batch = n;
+	}
+	for (r = batch; r != NULL; r = r->next) {
+		if (r->result == PODIO_OK) {
+			s->stats.appends++;
+			if (r->duplicate)
+				s->stats.duplicates++;
+			else
+				s->stats.stored++;
+		} else
+			s->stats.failed++;
+		r->done = 1;
+	}
+	heir = s->q_head;
+	if (heir != NULL)
+		heir->lead = 1;          /* committing stays set for it */
+	else
+		s->committing = 0;
+	pthread_mutex_unlock(&s->q_lock);
+
+	/* Once posted, a request may be gone: read next first. */
+	if (heir != NULL)
+		sem_post(&heir->wake);
+	for (r = batch; r != NULL; r = next) {
+		next = r->next;
+		if (r != self)
+			sem_post(&r->wake);
+	}
 }
 
 /* See spool.h. */
@@ -712,8 +840,7 @@ enum podio_err
 podio_spool_append(struct podio_spool *s, const struct podio_spool_record
     *rec, struct podio_spool_ack *ack, char *err, size_t errlen)
 {
-	struct spool_req req, *batch, *r, *next, **tail;
-	size_t n;
+	struct spool_req req;
 
 	if (ack != NULL) {
 		ack->id = 0;
@@ -740,53 +867,30 @@ podio_spool_append(struct podio_spool *s, const struct podio_spool_record
 	req.received_ms = rec->received_ms > 0 ? rec->received_ms :
 	    podio__spool_now(s);
 	req.has_key = (rec->has & PODIO_HAS_ITEM_REVISION_ID) != 0;
+	if (sem_init(&req.wake, 0, 0) != 0) {
+		set_err(err, errlen, "spool: sem_init: %s", strerror(errno));
+		return PODIO_ERR_NOMEM;
+	}
 
 	pthread_mutex_lock(&s->q_lock);
 	*s->q_tail = &req;
 	s->q_tail = &req.next;
-	while (!req.done) {
-		if (s->committing) {
-			pthread_cond_wait(&s->q_cond, &s->q_lock);
-			continue;
-		}
-		/* Lead: take up to SPOOL_BATCH_MAX queued appends. */
-		batch = s->q_head;
-		tail = &s->q_head;
-		for (n = 0; *tail != NULL && n < SPOOL_BATCH_MAX; n++)
-			tail = &(*tail)->next;
-		s->q_head = *tail;
-		*tail = NULL;
-		if (s->q_head == NULL)
-			s->q_tail = &s->q_head;
+	if (!s->committing) {
 		s->committing = 1;
+		lead_batch(s, &req);
+	} else
 		pthread_mutex_unlock(&s->q_lock);
-
-		commit_batch(s, batch);
-
-		pthread_mutex_lock(&s->q_lock);
-		if (batch->result == PODIO_OK) {
-			s->stats.commits++;
-			if (n > s->stats.max_batch)
-				s->stats.max_batch = n;
+	while (!req.done) {
+		while (sem_wait(&req.wake) != 0 && errno == EINTR)
+			;
+		/* Posted: done, or the lead of the next batch (whose
+		 * flags were set under q_lock before the post). */
+		if (req.lead && !req.done) {
+			pthread_mutex_lock(&s->q_lock);
+			lead_batch(s, &req);
 		}
-		for (r = batch; r != NULL; r = next) {
-			/* r belongs to a thread that may leave as soon as
-			 * done is set and q_lock released. */
-			next = r->next;
-			if (r->result == PODIO_OK) {
-				s->stats.appends++;
-				if (r->duplicate)
-					s->stats.duplicates++;
-				else
-					s->stats.stored++;
-			} else
-				s->stats.failed++;
-			r->done = 1;
-		}
-		s->committing = 0;
-		pthread_cond_broadcast(&s->q_cond);
 	}
-	pthread_mutex_unlock(&s->q_lock);
+	sem_destroy(&req.wake);
 
 	if (req.result != PODIO_OK) {
 		set_err(err, errlen, "%s", req.msg);

@@ -61,11 +61,11 @@ podio_spool_status(struct podio_spool *s, struct podio_spool_status *out)
 	if (out->oldest_received_ms > 0)
 		out->oldest_age_ms = now > out->oldest_received_ms ?
 		    now - out->oldest_received_ms : 0;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	{
 		enum podio_err e = podio__spool_failed(s, "status", rc,
 		    PODIO_ERR_IO);
@@ -124,12 +124,12 @@ read_events(struct podio_spool *s, const char *what, const char *sql,
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		goto fail;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	*out = v;
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	e = podio__spool_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	podio_spool_events_free(v, *n);
@@ -184,14 +184,14 @@ write_one(struct podio_spool *s, const char *what, const char *sql,
 		goto fail;
 	if (n != NULL)
 		*n = (size_t)sqlite3_changes(s->db);
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	{
 		enum podio_err e = podio__spool_failed(s, what, rc,
 		    PODIO_ERR_IO);
@@ -317,14 +317,14 @@ rate_op(struct podio_spool *s, const char *what, const char *sql,
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	if (write && (rc = podio__spool_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	e = podio__spool_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;

@@ -9,6 +9,7 @@
 #define PODIO_SPOOL_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,13 @@
 #define SPOOL_MAX_EVENTS 100
 
 struct spool_req;
+
+/* A prepared statement of the handle's cache (see podio__spool_prep()). */
+struct spool_stmt {
+	char *sql;
+	sqlite3_stmt *st;
+	int in_use;
+};
 
 struct podio_spool {
 	char *dir;
@@ -35,16 +43,24 @@ struct podio_spool {
 	int locked;                 /* this handle holds its flock */
 	int appending;              /* the commit under way is appends' */
 	int wal_pages;              /* WAL size after the last commit */
+	int ckpt_pages;             /* WAL size at this handle's last
+	                               checkpoint */
+	struct spool_stmt *stmts;   /* prepared statements kept for reuse */
+	size_t nstmts;
 
 	pthread_mutex_t q_lock;     /* guards the fields below */
-	pthread_cond_t q_cond;
 	struct spool_req *q_head;
 	struct spool_req **q_tail;
-	int committing;
+	int committing;             /* a leader is writing a batch */
 	struct podio_spool_stats stats;
 };
 
-/* One append waiting for its commit; lives on the appender's stack. */
+/*
+ * One append waiting for its commit; lives on the appender's stack.  Its
+ * thread sleeps on wake until the leader of its batch posts it, either
+ * with done set (result, id, duplicate and msg filled) or with lead set
+ * (it leads the next batch).  After the post nobody else touches it.
+ */
 struct spool_req {
 	const struct podio_spool_record *rec;
 	int64_t received_ms;
@@ -53,6 +69,8 @@ struct spool_req {
 	int64_t id;
 	int duplicate;
 	int done;
+	int lead;
+	sem_t wake;
 	char msg[256];
 	struct spool_req *next;
 };
@@ -86,10 +104,19 @@ void podio__spool_abort(struct podio_spool *s);
 enum podio_err podio__spool_failed(struct podio_spool *s, const char *what,
     int rc, enum podio_err e);
 
-/* sqlite3_exec and sqlite3_prepare_v2 on the handle's connection. */
+/* sqlite3_exec on the handle's connection. */
 int podio__spool_exec(struct podio_spool *s, const char *sql);
+/*
+ * A prepared statement for sql, under db_lock: the handle keeps the
+ * statements it made (by their text) and hands one out again instead of
+ * parsing its SQL each time.  Give it back with podio__spool_fin(),
+ * never sqlite3_finalize().  Returns an SQLite code.
+ */
 int podio__spool_prep(struct podio_spool *s, const char *sql,
     sqlite3_stmt **st);
+/* Gives back st (may be NULL): reset with no values bound when kept,
+ * else finalized. */
+void podio__spool_fin(struct podio_spool *s, sqlite3_stmt *st);
 
 /* Binds a 64-bit id (kept as its two's complement bit pattern: only
  * equality matters) or a text (NULL binds NULL; the text is borrowed

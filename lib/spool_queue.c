@@ -237,7 +237,7 @@ set_bad(struct podio_spool *s, int64_t id, const char *reason, int64_t now)
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, id);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -281,7 +281,7 @@ podio__spool_sweep(struct podio_spool *s)
 			    sqlite3_column_text(st, 1), sizeof(reasons[n]));
 			n++;
 		}
-		sqlite3_finalize(st);
+		podio__spool_fin(s, st);
 		if (rc != SQLITE_DONE)
 			return rc;
 		if (n == 0)
@@ -378,7 +378,7 @@ find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE)
 		rc = SQLITE_OK;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	return rc;
 }
 
@@ -462,7 +462,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	for (i = 0; i < nbad; i++)
 		if ((rc = set_bad(s, bad[i].id, bad[i].why, p->now)) !=
@@ -489,7 +489,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 		b->events[i].lease_until_ms = b->lease_until_ms;
 		b->events[i].leases++;
 	}
-	sqlite3_finalize(up);
+	podio__spool_fin(s, up);
 	up = NULL;
 
 	b->has_item = has_item;
@@ -508,11 +508,11 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 	if (has_item && sqlite3_column_int64(st, 0) > b->last_received_ms)
 		b->last_received_ms = sqlite3_column_int64(st, 0);
 	b->app_id = (uint64_t)sqlite3_column_int64(st, 1);
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	return SQLITE_OK;
 fail:
-	sqlite3_finalize(st);
-	sqlite3_finalize(up);
+	podio__spool_fin(s, st);
+	podio__spool_fin(s, up);
 	podio_spool_batch_clear(b);
 	return rc;
 }
@@ -700,12 +700,12 @@ podio_spool_pending_items(struct podio_spool *s, uint64_t app_id,
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	*items = v;
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	e = podio__spool_failed(s, "list pending items", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	free(v);
@@ -747,11 +747,11 @@ podio_spool_next_due(struct podio_spool *s,
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 		goto fail;
 	*when_ms = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	{
 		enum podio_err e = podio__spool_failed(s, "next due", rc,
 		    PODIO_ERR_IO);
@@ -800,7 +800,7 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 		e = PODIO_ERR_CONFLICT;
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
@@ -809,7 +809,7 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 		bind(st, arg);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	if (attempts != NULL) {
 		if ((rc = podio__spool_prep(s, "SELECT attempts FROM events"
@@ -819,7 +819,7 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 			goto fail;
 		*attempts = (long)sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		podio__spool_fin(s, st);
 		st = NULL;
 	}
 	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
@@ -827,7 +827,7 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	e = podio__spool_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
@@ -857,14 +857,14 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 		if (sqlite3_changes(s->db) == 0)
 			e = PODIO_ERR_NOT_FOUND;
 	}
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	st = NULL;
 	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 fail:
-	sqlite3_finalize(st);
+	podio__spool_fin(s, st);
 	e = podio__spool_failed(s, "done", rc, PODIO_ERR_IO);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
