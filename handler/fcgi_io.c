@@ -6,7 +6,7 @@
  * a signal or shutting the listening socket down, and a socket inherited
  * on fd 0 may be shared with sibling processes (spawn-fcgi -F), where a
  * shutdown() would stop them too.  So the server accepts (handler/
- * server.c: poll() on the socket and a wake-up pipe) and hands each
+ * server.c: epoll on the socket and a wake-up pipe) and hands each
  * connection to libfcgi through FCGX_Request's ipcFd, the way
  * FCGX_Accept_r() keeps a connection the web server asked to keep
  * (keepConnection): with a connection open, FCGX_Accept_r() reads the
@@ -72,6 +72,14 @@ int
 fcgi_io_conn_fd(const struct fcgi_io_conn *c)
 {
 	return c->req.ipcFd;
+}
+
+/* See fcgi_io.h.  The request's head sets keepConnection as the web
+ * server wants. */
+int
+fcgi_io_conn_kept(const struct fcgi_io_conn *c)
+{
+	return c->req.keepConnection != 0;
 }
 
 /* See fcgi_io.h.  keepConnection is set so that the FCGX_Finish_r() at
@@ -146,25 +154,39 @@ fcgi_io_conn_next(struct fcgi_io_conn *c, struct request_io *io)
  * the connection under a request the web server already sent.  A rest
  * over FCGI_IO_DRAIN_MAX is not worth reading: the connection is closed
  * instead, which the web server sees before it reuses it.
+ *
+ * A connection closed after a request read to its end is closed at once.
+ * libfcgi would first shut its sending side and wait for the web server
+ * to close (so that input left unread cannot make the kernel reset the
+ * connection under the answer): nothing is unread then, and the wait
+ * would hold the worker and cost a wake-up per request.  That is done
+ * by telling libfcgi to keep the connection and closing it here.
  */
 void
 fcgi_io_conn_finish(struct fcgi_io_conn *c)
 {
 	char buf[8192];
 	size_t drained = 0;
-	int r;
+	int r, keep, read_all = 0;
 
 	if (!c->active)
 		return;
 	c->active = 0;
-	if (c->req.keepConnection) {
+	keep = c->req.keepConnection;
+	if (c->req.in != NULL) {
 		while (drained < FCGI_IO_DRAIN_MAX &&
 		    (r = FCGX_GetStr(buf, sizeof(buf), c->req.in)) > 0)
 			drained += (size_t)r;
-		if (FCGX_HasSeenEOF(c->req.in) == 0)
-			c->req.keepConnection = 0;
+		read_all = FCGX_HasSeenEOF(c->req.in) != 0;
 	}
+	/* Read to the end: libfcgi keeps the connection (a failed write
+	 * still makes it close it), and it is closed here unless kept. */
+	c->req.keepConnection = read_all;
 	FCGX_Finish_r(&c->req);
+	if (!keep && c->req.ipcFd >= 0) {
+		close(c->req.ipcFd);
+		c->req.ipcFd = -1;
+	}
 }
 
 /* See fcgi_io.h. */

@@ -4,7 +4,9 @@
  * accepts a socket and attaches it, fcgi_io_conn_next() reads a
  * request's head from it and gives the request as a struct request_io,
  * fcgi_io_conn_finish() ends the request (the connection stays open when
- * the web server asked to keep it).
+ * the web server asked to keep it).  A request whose answer waits for the
+ * spool takes its connection object along, and the worker goes on with
+ * another (see server.c); one object is used by one thread at a time.
  */
 #ifndef PODIO_HANDLER_FCGI_IO_H
 #define PODIO_HANDLER_FCGI_IO_H
@@ -25,6 +27,10 @@ void fcgi_io_conn_free(struct fcgi_io_conn *c);
 /* The socket of the open connection, or -1 when there is none. */
 int fcgi_io_conn_fd(const struct fcgi_io_conn *c);
 
+/* Whether the web server asked to keep the connection of the request
+ * read last (FCGI_KEEP_CONN): it then carries its next request. */
+int fcgi_io_conn_kept(const struct fcgi_io_conn *c);
+
 /* Takes fd, a socket just accepted, as the connection of c (closed by
  * c).  c must have no connection. */
 void fcgi_io_conn_attach(struct fcgi_io_conn *c, int fd);
@@ -38,7 +44,8 @@ void fcgi_io_conn_attach(struct fcgi_io_conn *c, int fd);
 int fcgi_io_conn_next(struct fcgi_io_conn *c, struct request_io *io);
 
 /* Ends the current request: the answer is flushed and the request
- * closed; the connection too, unless the web server keeps it. */
+ * closed; the connection too, unless the web server keeps it (at once
+ * when the request was read to its end). */
 void fcgi_io_conn_finish(struct fcgi_io_conn *c);
 
 /* Closes the connection, if any. */
