@@ -204,10 +204,132 @@ request_spool(const struct runtime *rt, struct process_spool *ps,
 	return res->status;
 }
 
+/* A request waiting for the flush of its event (see struct
+ * request_defer). */
+struct request_pending {
+	struct request_io io;
+	struct request_defer defer;
+	struct process_spool *ps;
+	struct podio_delivery *d;      /* owned */
+	char method[REQUEST_METHOD_MAX + 1];
+	int64_t t0;
+	enum podio_err e;              /* the outcome of the append */
+	struct podio_spool_ack ack;
+	char err[256];
+};
+
+/*
+ * The end of a deferred request, once its event's commit is over: the
+ * answer of request_spool(), the log line, then the connection is handed
+ * back with defer.done and p freed.
+ */
+static void
+request_finish_pending(void *arg)
+{
+	struct request_pending *p = arg;
+	char reason[256];
+	int status;
+
+	if (p->e == PODIO_OK) {
+		process_spool_notify(p->ps);
+		status = 200;
+		snprintf(reason, sizeof(reason), "ok: %s event %" PRId64,
+		    p->ack.duplicate ? "a duplicate of" : "queued as",
+		    p->ack.id);
+	} else {
+		podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
+		    p->err[0] != '\0' ? p->err : podio_strerror(p->e));
+		status = p->e == PODIO_ERR_TOO_LARGE ? 413 : 503;
+		snprintf(reason, sizeof(reason), "%s", status == 413 ?
+		    "the event is too large to store" :
+		    "cannot store the event now; try again later");
+	}
+	request_write_answer(&p->io, status, NULL, reason);
+	request_log(p->method, p->d, status, request_now_ms() - p->t0, 0, 0,
+	    reason);
+	podio_delivery_free(p->d);
+	p->defer.done(p->defer.ctx);
+	free(p);
+}
+
+/* The spool's podio_spool_done_fn of a deferred request: keeps the
+ * outcome and lets request_finish_pending() run (see defer.hand). */
+static void
+request_spooled(void *arg, enum podio_err e, const struct podio_spool_ack *ack,
+    const char *err)
+{
+	struct request_pending *p = arg;
+
+	p->e = e;
+	if (ack != NULL)
+		p->ack = *ack;
+	snprintf(p->err, sizeof(p->err), "%s", err != NULL ? err : "");
+	if (p->defer.hand != NULL)
+		p->defer.hand(p->defer.ctx, request_finish_pending, p);
+	else
+		request_finish_pending(p);
+}
+
+/*
+ * Hands the accepted delivery *dp to the spool of ps without waiting (see
+ * struct request_defer); on success *dp belongs to the pending request
+ * (set to NULL) and REQUEST_DEFERRED is returned.  When the spool cannot
+ * take it, res is filled as request_spool() does and its status returned.
+ */
+static int
+request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
+    const struct request_io *io, const struct request_defer *defer,
+    const char *method, int64_t t0, struct podio_delivery **dp,
+    struct podio__deliver_result *res)
+{
+	struct request_pending *p;
+	struct podio_spool *spool;
+	char err[512];
+	enum podio_err rc;
+
+	err[0] = '\0';
+	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
+	    err, sizeof(err));
+	if (spool == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
+		res->status = 503;
+		snprintf(res->reason, sizeof(res->reason), "cannot store the "
+		    "event now; try again later");
+		return res->status;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		res->status = 500;
+		snprintf(res->reason, sizeof(res->reason), "out of memory");
+		return res->status;
+	}
+	p->io = *io;
+	p->defer = *defer;
+	p->ps = ps;
+	p->d = *dp;
+	p->t0 = t0;
+	request_method_name(method, p->method, sizeof(p->method));
+	rc = podio_spool_append_delivery_async(spool, p->d, request_spooled, p,
+	    err, sizeof(err));
+	if (rc != PODIO_OK) {
+		free(p);
+		podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
+		    err[0] != '\0' ? err : podio_strerror(rc));
+		res->err = rc;
+		res->status = rc == PODIO_ERR_TOO_LARGE ? 413 : 503;
+		snprintf(res->reason, sizeof(res->reason), "%s",
+		    res->status == 413 ? "the event is too large to store" :
+		    "cannot store the event now; try again later");
+		return res->status;
+	}
+	*dp = NULL;
+	return REQUEST_DEFERRED;
+}
+
 /* See request.h. */
 int
 request_handle(const struct request_io *io, struct runtime *rt,
-    struct podio_client *client, struct process_spool *ps, int *queued)
+    struct podio_client *client, struct process_spool *ps, int *queued,
+    const struct request_defer *defer)
 {
 	struct podio_webhook_request req;
 	struct podio_webhook_answer ans;
@@ -271,14 +393,23 @@ request_handle(const struct request_io *io, struct runtime *rt,
 		runtime_deliver_ctx(rt, client, &ctx);
 		status = podio__deliver(&ctx, d, &res);
 		verified = 1;
-	} else if ((status = podio__deliver_check(d, &res)) == 0)
-		status = request_spool(rt, ps, d, &res, &stored);
+	} else if ((status = podio__deliver_check(d, &res)) == 0) {
+		if (defer != NULL && ps != NULL) {
+			status = request_spool_deferred(rt, ps, io, defer,
+			    req.method, t0, &d, &res);
+			stored = status == REQUEST_DEFERRED;
+		} else
+			status = request_spool(rt, ps, d, &res, &stored);
+	}
 	reason = res.reason;
 fail:
-	/* every path ends here, the accepted one included */
-	request_write_answer(io, status, header, reason);
-	request_log(req.method, d, status, request_now_ms() - t0, res.ran,
-	    res.failed, reason);
+	/* every path ends here, the accepted one included; a deferred
+	 * request is answered and logged when its event is flushed */
+	if (status != REQUEST_DEFERRED) {
+		request_write_answer(io, status, header, reason);
+		request_log(req.method, d, status, request_now_ms() - t0,
+		    res.ran, res.failed, reason);
+	}
 	if (verified && ps != NULL)
 		/* What Podio's answer says of the API budget, for the
 		 * processors (when the spool can be opened). */

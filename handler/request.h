@@ -29,6 +29,27 @@ struct request_io {
 struct process_spool;
 
 /*
+ * A request whose answer may be sent later by another thread: the spool
+ * acknowledges it once the commit holding its event is flushed, and the
+ * thread that led that commit writes the answer and the log line, then
+ * calls done(ctx), which must finish the connection (it owns io's
+ * context from then on).  The thread that read the request is free for
+ * the next one meanwhile.
+ */
+struct request_defer {
+	void (*done)(void *ctx);
+	/* Runs fn(arg) soon on another thread, so that the thread leading
+	 * the commits goes on with the next one instead of writing answers
+	 * (the answer, the log line and done then happen there).  May be
+	 * NULL: they happen in the leading thread. */
+	void (*hand)(void *ctx, void (*fn)(void *), void *arg);
+	void *ctx;
+};
+
+/* request_handle()'s answer when the request was deferred. */
+#define REQUEST_DEFERRED 0
+
+/*
  * Handles one request with rt and client (the calling thread's): reads
  * CONTENT_LENGTH strictly (absent or empty: 411; not an unsigned decimal:
  * 400), lets podio_webhook_check_head() judge before the body is read,
@@ -41,9 +62,15 @@ struct process_spool;
  * with 405) and logs one line: method, type, hook_id, item_id, status,
  * duration, callbacks, reason - never the secret, the code, a token or
  * the body.  Returns the status answered.
+ *
+ * With defer (may be NULL), an event to store is handed to the spool
+ * without waiting for its flush (see struct request_defer): the return is
+ * then REQUEST_DEFERRED, and neither io nor its context may be used by
+ * the caller any more (the answer may even be written already).
  */
 int request_handle(const struct request_io *io, struct runtime *rt,
-    struct podio_client *client, struct process_spool *ps, int *queued);
+    struct podio_client *client, struct process_spool *ps, int *queued,
+    const struct request_defer *defer);
 
 /* Answers status with the one-line body reason without reading the
  * request (e.g. 500 when no client could be made), and logs it. */

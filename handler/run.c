@@ -619,7 +619,7 @@ run_cgi(const struct podio_callbacks *fns)
 		request_answer_error(&io, 500, "cannot initialise");
 		goto fail;
 	}
-	(void)request_handle(&io, rt, client, ps, &queued);
+	(void)request_handle(&io, rt, client, ps, &queued, NULL);
 	if (queued) {
 		podio_client_free(client);
 		client = NULL;

@@ -71,6 +71,8 @@
 #define SERVER_FORGET_EVERY_MS ((int64_t)3600 * 1000)
 #define SERVER_FORGET_AGE_MS   ((int64_t)7 * 24 * 3600 * 1000)
 
+struct server_deferred;
+
 struct server {
 	const struct server_config *sc;
 	pthread_mutex_t lock;          /* guards rt */
@@ -84,6 +86,13 @@ struct server {
 	atomic_int busy;               /* requests in flight */
 	struct process_spool *ps;      /* the spool and the processors'
 	                                  wake-up; owned */
+	/* The finisher: answers deferred requests (see server_hand()). */
+	pthread_mutex_t fin_lock;      /* guards the four below */
+	pthread_cond_t fin_cond;
+	struct server_deferred *fin_head, **fin_tail;
+	int fin_waiting;               /* the finisher sleeps on fin_cond */
+	int fin_stop;
+	int fin_up;                    /* the finisher runs */
 	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
 	struct stat sock_st;           /* the unix socket file we made */
 	int sock_st_ok;
@@ -685,12 +694,134 @@ server_take_runtime(struct server *srv, struct runtime **rt,
 	return 0;
 }
 
+/* A connection whose request waits for the flush of its event. */
+struct server_deferred {
+	struct server *srv;
+	struct fcgi_io_conn *conn;     /* owned */
+	void (*fn)(void *);            /* its end, handed to the finisher */
+	void *arg;
+	struct server_deferred *next;  /* in the finisher's queue */
+};
+
+/*
+ * struct request_defer's hand: queues fn(arg) for the finisher thread,
+ * waking it when it sleeps (once per commit's worth of answers).  Without
+ * a finisher, fn runs here.
+ */
+static void
+server_hand(void *ctx, void (*fn)(void *), void *arg)
+{
+	struct server_deferred *dc = ctx;
+	struct server *srv = dc->srv;
+
+	if (!srv->fin_up) {
+		fn(arg);
+		return;
+	}
+	dc->fn = fn;
+	dc->arg = arg;
+	dc->next = NULL;
+	pthread_mutex_lock(&srv->fin_lock);
+	*srv->fin_tail = dc;
+	srv->fin_tail = &dc->next;
+	if (srv->fin_waiting)
+		pthread_cond_signal(&srv->fin_cond);
+	pthread_mutex_unlock(&srv->fin_lock);
+}
+
+/*
+ * The finisher thread: writes the answers and log lines of deferred
+ * requests and closes their connections, beside the thread leading the
+ * spool's commits.  At the stop it ends what is queued, then returns.
+ */
+static void *
+server_finisher(void *arg)
+{
+	struct server *srv = arg;
+	struct server_deferred *list, *dc, *next;
+
+	pthread_mutex_lock(&srv->fin_lock);
+	for (;;) {
+		while (srv->fin_head == NULL && !srv->fin_stop) {
+			srv->fin_waiting = 1;
+			pthread_cond_wait(&srv->fin_cond, &srv->fin_lock);
+			srv->fin_waiting = 0;
+		}
+		if (srv->fin_head == NULL)
+			break;
+		list = srv->fin_head;
+		srv->fin_head = NULL;
+		srv->fin_tail = &srv->fin_head;
+		pthread_mutex_unlock(&srv->fin_lock);
+		for (dc = list; dc != NULL; dc = next) {
+			/* fn frees dc (through its done). */
+			next = dc->next;
+			dc->fn(dc->arg);
+		}
+		pthread_mutex_lock(&srv->fin_lock);
+	}
+	pthread_mutex_unlock(&srv->fin_lock);
+	return NULL;
+}
+
+/* struct request_defer's done: the answer was written; the connection
+ * is finished (closed) and freed, and the request no longer counts. */
+static void
+server_deferred_done(void *ctx)
+{
+	struct server_deferred *dc = ctx;
+
+	fcgi_io_conn_finish(dc->conn);
+	fcgi_io_conn_free(dc->conn);
+	atomic_fetch_sub(&dc->srv->busy, 1);
+	free(dc);
+}
+
+/*
+ * Handles the request read on *conn.  On a connection the web server
+ * does not keep, an event to store does not hold the worker until its
+ * flush (see struct request_defer): the connection goes with the request,
+ * *conn becomes the spare connection object (made first, so that running
+ * short of memory only means waiting), and 1 is returned.  Else 0: the
+ * request was answered, and the caller finishes *conn.
+ */
+static int
+server_handle(struct server *srv, struct fcgi_io_conn **conn,
+    struct fcgi_io_conn **spare, const struct request_io *io,
+    struct runtime *rt, struct podio_client *client)
+{
+	struct request_defer defer;
+	struct server_deferred *dc = NULL;
+
+	if (fcgi_io_conn_kept(*conn) || (*spare == NULL &&
+	    (*spare = fcgi_io_conn_new()) == NULL) ||
+	    (dc = malloc(sizeof(*dc))) == NULL) {
+		(void)request_handle(io, rt, client, srv->ps, NULL, NULL);
+		return 0;
+	}
+	memset(dc, 0, sizeof(*dc));
+	dc->srv = srv;
+	dc->conn = *conn;
+	defer.done = server_deferred_done;
+	defer.hand = server_hand;
+	defer.ctx = dc;
+	if (request_handle(io, rt, client, srv->ps, NULL, &defer) !=
+	    REQUEST_DEFERRED) {
+		free(dc);
+		return 0;
+	}
+	/* The request owns the connection now; it may be gone already. */
+	*conn = *spare;
+	*spare = NULL;
+	return 1;
+}
+
 /* One worker thread: accept, serve the connection's requests, repeat. */
 static void *
 server_worker(void *arg)
 {
 	struct server *srv = arg;
-	struct fcgi_io_conn *conn;
+	struct fcgi_io_conn *conn, *spare = NULL;
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
 	struct request_io io;
@@ -723,13 +854,13 @@ server_worker(void *arg)
 		atomic_fetch_add(&srv->busy, 1);
 		if (server_take_runtime(srv, &rt, &client) != 0)
 			request_answer_error(&io, 500, "out of memory");
-		else
-			(void)request_handle(&io, rt, client, srv->ps,
-			    NULL);
+		else if (server_handle(srv, &conn, &spare, &io, rt, client))
+			continue;  /* answered when its event is flushed */
 		fcgi_io_conn_finish(conn);
 		atomic_fetch_sub(&srv->busy, 1);
 	}
 	fcgi_io_conn_free(conn);
+	fcgi_io_conn_free(spare);
 	if (ep >= 0)
 		close(ep);
 	podio_client_free(client);
@@ -968,7 +1099,7 @@ server_run(const struct server_config *sc, struct runtime *rt)
 {
 	struct server srv;
 	sigset_t set, old;
-	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX];
+	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX], finisher;
 	const char *addrs;
 	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
@@ -989,6 +1120,20 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
 		goto fail;
 	}
+	if (pthread_mutex_init(&srv.fin_lock, NULL) != 0) {
+		pthread_mutex_destroy(&srv.accept_lock);
+		pthread_mutex_destroy(&srv.lock);
+		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
+		goto fail;
+	}
+	if (pthread_cond_init(&srv.fin_cond, NULL) != 0) {
+		pthread_mutex_destroy(&srv.fin_lock);
+		pthread_mutex_destroy(&srv.accept_lock);
+		pthread_mutex_destroy(&srv.lock);
+		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_cond_init");
+		goto fail;
+	}
+	srv.fin_tail = &srv.fin_head;
 	locked = 1;
 	if (sc->unix_path != NULL &&
 	    lstat(sc->unix_path, &srv.sock_st) == 0)
@@ -1036,6 +1181,10 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
 		goto fail;
 	}
+	/* Without the finisher, the answers are written by the thread
+	 * leading the commits. */
+	if (pthread_create(&finisher, NULL, server_finisher, &srv) == 0)
+		srv.fin_up = 1;
 	for (i = 0; i < sc->workers; i++) {
 		if ((rc = pthread_create(&threads[i], NULL, server_worker,
 		    &srv)) != 0) {
@@ -1084,6 +1233,15 @@ fail:
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	/* The workers are back, so every commit is over: the finisher ends
+	 * the answers still queued and stops. */
+	if (srv.fin_up) {
+		pthread_mutex_lock(&srv.fin_lock);
+		srv.fin_stop = 1;
+		pthread_cond_signal(&srv.fin_cond);
+		pthread_mutex_unlock(&srv.fin_lock);
+		pthread_join(finisher, NULL);
+	}
 	/* The processors finish the event in hand (done, or given back
 	 * for a later try) and stop. */
 	if (srv.ps != NULL)
@@ -1113,6 +1271,8 @@ fail:
 	runtime_unref(srv.rt);
 	free(srv.allowed_addrs);
 	if (locked) {
+		pthread_cond_destroy(&srv.fin_cond);
+		pthread_mutex_destroy(&srv.fin_lock);
 		pthread_mutex_destroy(&srv.accept_lock);
 		pthread_mutex_destroy(&srv.lock);
 	}

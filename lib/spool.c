@@ -14,9 +14,13 @@
  * Inside one process, one connection serves every thread under db_lock.
  * Appends go through a queue (q_lock): the first appender to find no
  * commit running becomes the leader, takes everything queued, writes it
- * in one transaction and one flush, and wakes the others; appends that
- * arrive meanwhile queue up for the next leader.  So a lone append costs
- * one flush and a crowd of them shares flushes, without any sleep.
+ * in one transaction and one flush, and wakes the others, each by its own
+ * semaphore; appends that arrive meanwhile queue up, and the first of
+ * them leads the next commit.  So a lone append costs one flush and a
+ * crowd of them shares flushes, without any sleep.  An append that does
+ * not wait (the FastCGI server's: its worker goes on to the next request)
+ * is ended by the leader with a callback, and when such an append is
+ * first in the queue the leader goes on with the next commit itself.
  *
  * The events table holds pending (taken or not), dead and bad events; an
  * event is "in flight" while its lease has not expired.  Dedup keys of
@@ -774,10 +778,13 @@ fail:
 
 /*
  * The leader's work, entered with q_lock held and committing set: takes
- * up to SPOOL_BATCH_MAX queued appends (its own among them), writes them
- * in one transaction, then hands the lead to the first append that
- * queued meanwhile (or clears committing) and posts every other request
- * of the batch.  Returns with q_lock released.
+ * up to SPOOL_BATCH_MAX queued appends (its own, self, among them when it
+ * waits), writes them in one transaction and ends each: a waiting append
+ * is posted (not self), a heap append has its done_fn called and is
+ * freed.  When appends queued meanwhile, the first of them leads next if
+ * it waits (it is posted with lead set, committing stays set); if it is a
+ * heap append, nobody waits to lead, and this thread goes on with the
+ * next batch.  Returns with q_lock released.
  *
  * Each waiting thread is woken exactly once, by its own semaphore: when
  * its batch is written, or to lead the next one.  The threads of a batch
@@ -787,66 +794,74 @@ static void
 lead_batch(struct podio_spool *s, struct spool_req *self)
 {
 	struct spool_req *batch, *r, *next, *heir, **tail;
+	struct podio_spool_ack ack;
 	size_t n;
+	int go_on;
 
-	batch = s->q_head;
-	tail = &s->q_head;
-	for (n = 0; *tail != NULL && n < SPOOL_BATCH_MAX; n++)
-		tail = &(*tail)->next;
-	s->q_head = *tail;
-	*tail = NULL;
-	if (s->q_head == NULL)
-		s->q_tail = &s->q_head;
-	pthread_mutex_unlock(&s->q_lock);
+	for (;;) {
+		batch = s->q_head;
+		tail = &s->q_head;
+		for (n = 0; *tail != NULL && n < SPOOL_BATCH_MAX; n++)
+			tail = &(*tail)->next;
+		s->q_head = *tail;
+		*tail = NULL;
+		if (s->q_head == NULL)
+			s->q_tail = &s->q_head;
+		pthread_mutex_unlock(&s->q_lock);
 
-	commit_batch(s, batch);
+		commit_batch(s, batch);
 
-	pthread_mutex_lock(&s->q_lock);
-	if (batch->result == PODIO_OK) {
-		s->stats.commits++;
-		if (n > s->stats.max_batch)
-			s->stats.max_batch = n;
-	}
-	for (r = batch; r != NULL; r = r->next) {
-		if (r->result == PODIO_OK) {
-			s->stats.appends++;
-			if (r->duplicate)
-				s->stats.duplicates++;
-			else
-				s->stats.stored++;
-		} else
-			s->stats.failed++;
-		r->done = 1;
-	}
-	heir = s->q_head;
-	if (heir != NULL)
-		heir->lead = 1;          /* committing stays set for it */
-	else
-		s->committing = 0;
-	pthread_mutex_unlock(&s->q_lock);
+		pthread_mutex_lock(&s->q_lock);
+		if (batch->result == PODIO_OK) {
+			s->stats.commits++;
+			if (n > s->stats.max_batch)
+				s->stats.max_batch = n;
+		}
+		for (r = batch; r != NULL; r = r->next) {
+			if (r->result == PODIO_OK) {
+				s->stats.appends++;
+				if (r->duplicate)
+					s->stats.duplicates++;
+				else
+					s->stats.stored++;
+			} else
+				s->stats.failed++;
+			r->done = 1;
+		}
+		heir = s->q_head;
+		go_on = heir != NULL && heir->done_fn != NULL;
+		if (heir == NULL)
+			s->committing = 0;
+		else if (!go_on)
+			heir->lead = 1;  /* committing stays set for it */
+		pthread_mutex_unlock(&s->q_lock);
 
-	/* Once posted, a request may be gone: read next first. */
-	if (heir != NULL)
-		sem_post(&heir->wake);
-	for (r = batch; r != NULL; r = next) {
-		next = r->next;
-		if (r != self)
-			sem_post(&r->wake);
+		/* Once posted, a request may be gone: read next first. */
+		if (heir != NULL && !go_on)
+			sem_post(&heir->wake);
+		for (r = batch; r != NULL; r = next) {
+			next = r->next;
+			if (r->done_fn != NULL) {
+				ack.id = r->id;
+				ack.duplicate = r->duplicate;
+				r->done_fn(r->done_arg, r->result, &ack,
+				    r->msg);
+				free(r->own_json);
+				free(r);
+			} else if (r != self)
+				sem_post(&r->wake);
+		}
+		if (!go_on)
+			return;
+		pthread_mutex_lock(&s->q_lock);
 	}
 }
 
-/* See spool.h. */
-enum podio_err
-podio_spool_append(struct podio_spool *s, const struct podio_spool_record
-    *rec, struct podio_spool_ack *ack, char *err, size_t errlen)
+/* Whether rec can be appended; fills err when not. */
+static enum podio_err
+append_check(const struct podio_spool_record *rec, char *err, size_t errlen)
 {
-	struct spool_req req;
-
-	if (ack != NULL) {
-		ack->id = 0;
-		ack->duplicate = 0;
-	}
-	if (s == NULL || rec == NULL || rec->type == NULL ||
+	if (rec == NULL || rec->type == NULL ||
 	    !podio__spool_valid_type(rec->type, strlen(rec->type)) ||
 	    !(rec->has & PODIO_HAS_HOOK_ID) || rec->event_json == NULL) {
 		set_err(err, errlen, "spool: not an event: no type, a bad "
@@ -862,24 +877,51 @@ podio_spool_append(struct podio_spool *s, const struct podio_spool_record
 		set_err(err, errlen, "spool: the event is not one JSON value");
 		return PODIO_ERR_INVALID;
 	}
+	return PODIO_OK;
+}
+
+/* Queues r; leads when no commit is running (see lead_batch()). */
+static void
+append_queue(struct podio_spool *s, struct spool_req *r)
+{
+	r->received_ms = r->rec->received_ms > 0 ? r->rec->received_ms :
+	    podio__spool_now(s);
+	r->has_key = (r->rec->has & PODIO_HAS_ITEM_REVISION_ID) != 0;
+	pthread_mutex_lock(&s->q_lock);
+	*s->q_tail = r;
+	s->q_tail = &r->next;
+	if (!s->committing) {
+		s->committing = 1;
+		lead_batch(s, r->done_fn == NULL ? r : NULL);
+	} else
+		pthread_mutex_unlock(&s->q_lock);
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_append(struct podio_spool *s, const struct podio_spool_record
+    *rec, struct podio_spool_ack *ack, char *err, size_t errlen)
+{
+	struct spool_req req;
+	enum podio_err e;
+
+	if (ack != NULL) {
+		ack->id = 0;
+		ack->duplicate = 0;
+	}
+	if (s == NULL) {
+		set_err(err, errlen, "spool: no spool");
+		return PODIO_ERR_INVALID;
+	}
+	if ((e = append_check(rec, err, errlen)) != PODIO_OK)
+		return e;
 	memset(&req, 0, sizeof(req));
 	req.rec = rec;
-	req.received_ms = rec->received_ms > 0 ? rec->received_ms :
-	    podio__spool_now(s);
-	req.has_key = (rec->has & PODIO_HAS_ITEM_REVISION_ID) != 0;
 	if (sem_init(&req.wake, 0, 0) != 0) {
 		set_err(err, errlen, "spool: sem_init: %s", strerror(errno));
 		return PODIO_ERR_NOMEM;
 	}
-
-	pthread_mutex_lock(&s->q_lock);
-	*s->q_tail = &req;
-	s->q_tail = &req.next;
-	if (!s->committing) {
-		s->committing = 1;
-		lead_batch(s, &req);
-	} else
-		pthread_mutex_unlock(&s->q_lock);
+	append_queue(s, &req);
 	while (!req.done) {
 		while (sem_wait(&req.wake) != 0 && errno == EINTR)
 			;
@@ -903,6 +945,44 @@ podio_spool_append(struct podio_spool *s, const struct podio_spool_record
 	return PODIO_OK;
 }
 
+/*
+ * Fills rec with delivery d's type and ids and *json (caller frees) with
+ * its event without an item.  Returns PODIO_OK, else the error with err
+ * filled.
+ */
+static enum podio_err
+delivery_record(const struct podio_delivery *d,
+    struct podio_spool_record *rec, char **json, char *err, size_t errlen)
+{
+	enum podio_err e;
+	size_t len = 0;
+
+	*json = NULL;
+	if (d == NULL || d->type == NULL ||
+	    strcmp(d->type, "hook.verify") == 0) {
+		set_err(err, errlen, "spool: hook.verify is never spooled");
+		return PODIO_ERR_INVALID;
+	}
+	e = podio_event_json(d, NULL, 0, NULL, NULL, PODIO_SPOOL_MAX_EVENT,
+	    json, &len);
+	if (e != PODIO_OK) {
+		set_err(err, errlen, "spool: cannot build the event: %s",
+		    podio_strerror(e));
+		return e;
+	}
+	memset(rec, 0, sizeof(*rec));
+	rec->type = d->type;
+	rec->has = d->has & (PODIO_HAS_HOOK_ID | PODIO_HAS_ITEM_ID |
+	    PODIO_HAS_ITEM_REVISION_ID | PODIO_HAS_APP_ID);
+	rec->hook_id = d->hook_id;
+	rec->item_id = d->item_id;
+	rec->item_revision_id = d->item_revision_id;
+	rec->app_id = d->app_id;
+	rec->event_json = *json;
+	rec->event_len = len;
+	return PODIO_OK;
+}
+
 /* See spool.h. */
 enum podio_err
 podio_spool_append_delivery(struct podio_spool *s,
@@ -912,33 +992,42 @@ podio_spool_append_delivery(struct podio_spool *s,
 	struct podio_spool_record rec;
 	enum podio_err e;
 	char *json = NULL;
-	size_t len = 0;
 
-	if (d == NULL || d->type == NULL ||
-	    strcmp(d->type, "hook.verify") == 0) {
-		set_err(err, errlen, "spool: hook.verify is never spooled");
-		return PODIO_ERR_INVALID;
-	}
-	e = podio_event_json(d, NULL, 0, NULL, NULL, PODIO_SPOOL_MAX_EVENT,
-	    &json, &len);
-	if (e != PODIO_OK) {
-		set_err(err, errlen, "spool: cannot build the event: %s",
-		    podio_strerror(e));
-		return e;
-	}
-	memset(&rec, 0, sizeof(rec));
-	rec.type = d->type;
-	rec.has = d->has & (PODIO_HAS_HOOK_ID | PODIO_HAS_ITEM_ID |
-	    PODIO_HAS_ITEM_REVISION_ID | PODIO_HAS_APP_ID);
-	rec.hook_id = d->hook_id;
-	rec.item_id = d->item_id;
-	rec.item_revision_id = d->item_revision_id;
-	rec.app_id = d->app_id;
-	rec.event_json = json;
-	rec.event_len = len;
-	e = podio_spool_append(s, &rec, ack, err, errlen);
+	if ((e = delivery_record(d, &rec, &json, err, errlen)) == PODIO_OK)
+		e = podio_spool_append(s, &rec, ack, err, errlen);
 	free(json);
 	return e;
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_append_delivery_async(struct podio_spool *s,
+    const struct podio_delivery *d, podio_spool_done_fn done, void *arg,
+    char *err, size_t errlen)
+{
+	struct spool_req *r;
+	enum podio_err e;
+
+	if (s == NULL || done == NULL) {
+		set_err(err, errlen, "spool: no spool or no completion");
+		return PODIO_ERR_INVALID;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		set_err(err, errlen, "spool: out of memory");
+		return PODIO_ERR_NOMEM;
+	}
+	if ((e = delivery_record(d, &r->own, &r->own_json, err, errlen)) !=
+	    PODIO_OK || (e = append_check(&r->own, err, errlen)) !=
+	    PODIO_OK) {
+		free(r->own_json);
+		free(r);
+		return e;
+	}
+	r->rec = &r->own;
+	r->done_fn = done;
+	r->done_arg = arg;
+	append_queue(s, r);
+	return PODIO_OK;
 }
 
 void

@@ -99,6 +99,8 @@ struct podio_spool_ack {
  * share one transaction and one flush (group commit): the first thread to
  * arrive commits what is queued while the others wait, and the next one
  * commits whatever queued meanwhile.  No thread sleeps to gather others.
+ * Appends that do not wait (podio_spool_append_delivery_async()) join
+ * the same commits.
  *
  * Fails with PODIO_ERR_INVALID (no type, a malformed type, no hook_id,
  * an event that is not one JSON value), PODIO_ERR_TOO_LARGE (an event
@@ -119,6 +121,29 @@ enum podio_err podio_spool_append(struct podio_spool *spool,
  */
 enum podio_err podio_spool_append_delivery(struct podio_spool *spool,
     const struct podio_delivery *d, struct podio_spool_ack *ack,
+    char *err, size_t errlen);
+
+/* How an append without waiting ends: e is PODIO_OK with ack filled, or
+ * the error of podio_spool_append() with its message in err. */
+typedef void (*podio_spool_done_fn)(void *arg, enum podio_err e,
+    const struct podio_spool_ack *ack, const char *err);
+
+/*
+ * podio_spool_append_delivery() for a caller that does not wait for the
+ * flush: done(arg, ...) is called exactly once when the commit holding
+ * the event is over, with the outcome an append would return.  When no
+ * commit is running, the calling thread writes this event and whatever
+ * queues meanwhile (calling done for each, its own included) and returns
+ * only then; else it returns at once and the thread leading the commit
+ * calls done.  done runs with no lock of the spool held.  d must stay
+ * valid until done is called.
+ *
+ * Returns PODIO_OK when done will be (or was) called; else the error,
+ * with err filled as for podio_spool_append_delivery(), and done is never
+ * called.
+ */
+enum podio_err podio_spool_append_delivery_async(struct podio_spool *spool,
+    const struct podio_delivery *d, podio_spool_done_fn done, void *arg,
     char *err, size_t errlen);
 
 /* Where an event is, as podio_spool_list() and the commands show it. */

@@ -56,10 +56,13 @@ struct podio_spool {
 };
 
 /*
- * One append waiting for its commit; lives on the appender's stack.  Its
- * thread sleeps on wake until the leader of its batch posts it, either
- * with done set (result, id, duplicate and msg filled) or with lead set
- * (it leads the next batch).  After the post nobody else touches it.
+ * One append waiting for its commit.  A waiting append lives on its
+ * thread's stack, and the thread sleeps on wake until the leader of its
+ * batch posts it, either with done set (result, id, duplicate and msg
+ * filled) or with lead set (it leads the next batch); after the post
+ * nobody else touches it.  An append with done_fn (see
+ * podio_spool_append_delivery_async()) is on the heap, owned by the
+ * queue: the leader of its batch calls done_fn and frees it.
  */
 struct spool_req {
 	const struct podio_spool_record *rec;
@@ -72,6 +75,10 @@ struct spool_req {
 	int lead;
 	sem_t wake;
 	char msg[256];
+	podio_spool_done_fn done_fn;
+	void *done_arg;
+	struct podio_spool_record own;  /* the record of a heap append */
+	char *own_json;                 /* its event JSON, owned */
 	struct spool_req *next;
 };
 

@@ -1353,6 +1353,203 @@ test_full(void)
 	tap_ok(integrity_ok(dir), "the database is sound after");
 }
 
+/* ------------------------------------------------------------ async */
+
+#define AS_THREADS 8
+#define AS_EACH 100
+#define AS_SYNC_THREADS 4
+
+/* One append without waiting: what its done callback saw. */
+struct as_req {
+	struct podio_delivery *d;
+	int calls;
+	enum podio_err e;
+	int64_t id;
+	char msg[128];
+};
+
+struct as_arg {
+	struct podio_spool *s;
+	struct as_req *reqs;
+	int n;
+	int refused;      /* appends that failed at once */
+	int64_t sync_ids[AS_EACH];
+	int sync_fails;
+};
+
+static pthread_mutex_t as_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+as_done(void *arg, enum podio_err e, const struct podio_spool_ack *ack,
+    const char *err)
+{
+	struct as_req *r = arg;
+
+	pthread_mutex_lock(&as_lock);
+	r->calls++;
+	r->e = e;
+	r->id = e == PODIO_OK ? ack->id : 0;
+	snprintf(r->msg, sizeof(r->msg), "%s", err != NULL ? err : "");
+	pthread_mutex_unlock(&as_lock);
+}
+
+/* A comment.create delivery with comment id cid; NULL on failure. */
+static struct podio_delivery *
+as_delivery(uint64_t cid)
+{
+	struct podio_params *p = podio_params_new(0);
+	struct podio_delivery *d = NULL;
+	char body[128], reason[128];
+
+	if (p == NULL)
+		return NULL;
+	snprintf(body, sizeof(body), "type=comment.create&hook_id=9"
+	    "&comment_id=%llu&secret=x", (unsigned long long)cid);
+	podio_params_parse(p, body, strlen(body), NULL);
+	if (podio_delivery_new(p, &d, reason, sizeof(reason)) != PODIO_OK)
+		return NULL;
+	return d;
+}
+
+static void *
+as_thread(void *p)
+{
+	struct as_arg *a = p;
+	char err[256];
+	int i;
+
+	for (i = 0; i < a->n; i++)
+		if (a->reqs[i].d == NULL || podio_spool_append_delivery_async(
+		    a->s, a->reqs[i].d, as_done, &a->reqs[i], err,
+		    sizeof(err)) != PODIO_OK)
+			a->refused++;
+	return NULL;
+}
+
+static void *
+as_sync_thread(void *p)
+{
+	struct as_arg *a = p;
+	int i;
+
+	for (i = 0; i < AS_EACH; i++) {
+		a->sync_ids[i] = add(a->s, "app.update", 77, 0, 0, 0);
+		if (a->sync_ids[i] <= 0)
+			a->sync_fails++;
+	}
+	return NULL;
+}
+
+/*
+ * Appends that do not wait, from several threads and beside appends that
+ * do: each done callback runs exactly once, every event is stored with
+ * an id of its own, and they share commits; a refused one never calls
+ * back; a full disk is reported to the callback.
+ */
+static void
+test_async(void)
+{
+	static struct as_req reqs[AS_THREADS * AS_EACH];
+	static int64_t all[(AS_THREADS + AS_SYNC_THREADS) * AS_EACH];
+	struct as_arg args[AS_THREADS + AS_SYNC_THREADS];
+	pthread_t th[AS_THREADS + AS_SYNC_THREADS];
+	struct podio_spool_stats st;
+	struct podio_spool *s;
+	struct podio_delivery *v;
+	struct as_req one;
+	char dir[512], err[256];
+	size_t i, n = 0, dups = 0, total = AS_THREADS * AS_EACH;
+	int t, once = 1, ok = 1, refused = 0, sync_fails = 0, io = 0;
+	long cap;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "async"));
+	for (i = 0; i < total; i++) {
+		memset(&reqs[i], 0, sizeof(reqs[i]));
+		reqs[i].d = as_delivery(5000000 + i);
+	}
+	memset(args, 0, sizeof(args));
+	for (t = 0; t < AS_THREADS + AS_SYNC_THREADS; t++) {
+		args[t].s = s;
+		args[t].reqs = t < AS_THREADS ? &reqs[t * AS_EACH] : NULL;
+		args[t].n = t < AS_THREADS ? AS_EACH : 0;
+		pthread_create(&th[t], NULL, t < AS_THREADS ? as_thread :
+		    as_sync_thread, &args[t]);
+	}
+	for (t = 0; t < AS_THREADS + AS_SYNC_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		refused += args[t].refused;
+		sync_fails += args[t].sync_fails;
+		if (t >= AS_THREADS)
+			for (i = 0; i < AS_EACH; i++)
+				all[n++] = args[t].sync_ids[i];
+	}
+	/* Every thread is back: the last leader ended every append. */
+	for (i = 0; i < total; i++) {
+		if (reqs[i].calls != 1)
+			once = 0;
+		if (reqs[i].e != PODIO_OK || reqs[i].id <= 0)
+			ok = 0;
+		all[n++] = reqs[i].id;
+	}
+	tap_ok(refused == 0 && sync_fails == 0 && once, "%d threads x %d "
+	    "appends without waiting beside %d threads waiting: each done "
+	    "callback ran exactly once (%d refused)", AS_THREADS, AS_EACH,
+	    AS_SYNC_THREADS, refused);
+	qsort(all, n, sizeof(all[0]), cmp_i64);
+	for (i = 1; i < n; i++)
+		if (all[i] == all[i - 1])
+			dups++;
+	tap_ok(ok && dups == 0 && count(s, PODIO_SPOOL_ALL) == n,
+	    "all %zu acknowledged with distinct ids and stored", n);
+	podio_spool_stats(s, &st);
+	tap_ok(st.appends == n && st.commits < st.appends, "they shared "
+	    "commits (%llu for %llu appends)",
+	    (unsigned long long)st.commits, (unsigned long long)st.appends);
+
+	memset(&one, 0, sizeof(one));
+	v = NULL;
+	{
+		struct podio_params *p = podio_params_new(0);
+		char reason[128];
+
+		podio_params_parse(p, "type=hook.verify&hook_id=5&code=a", 33,
+		    NULL);
+		podio_delivery_new(p, &v, reason, sizeof(reason));
+	}
+	tap_ok(v != NULL && podio_spool_append_delivery_async(s, v, as_done,
+	    &one, err, sizeof(err)) == PODIO_ERR_INVALID && one.calls == 0,
+	    "a refused append fails at once and never calls back");
+	podio_delivery_free(v);
+
+	/* Full disk: the callbacks say so. */
+	for (i = 0; i < total; i++) {
+		podio_delivery_free(reqs[i].d);
+		memset(&reqs[i], 0, sizeof(reqs[i]));
+	}
+	cap = podio__spool_set_max_pages(s, 1);
+	for (i = 0; i < 200; i++) {
+		reqs[i].d = as_delivery(7000000 + i);
+		if (reqs[i].d == NULL || podio_spool_append_delivery_async(s,
+		    reqs[i].d, as_done, &reqs[i], err, sizeof(err)) !=
+		    PODIO_OK)
+			reqs[i].calls = -100;
+	}
+	once = 1;
+	for (i = 0; i < 200; i++) {
+		if (reqs[i].calls != 1)
+			once = 0;
+		if (reqs[i].e == PODIO_ERR_IO && reqs[i].msg[0] != '\0')
+			io++;
+	}
+	tap_ok(cap > 0 && once && io > 0, "disk full: the done callbacks "
+	    "report PODIO_ERR_IO with a message (%d of 200)", io);
+	podio__spool_set_max_pages(s, 0);
+	for (i = 0; i < 200; i++)
+		podio_delivery_free(reqs[i].d);
+	podio_spool_close(s);
+	tap_ok(integrity_ok(dir), "the database is sound after");
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void
@@ -1398,6 +1595,7 @@ main(void)
 	test_bad();
 	test_full();
 	test_group_commit();
+	test_async();
 	test_thread_take();
 	test_pause_procs();
 	test_lease_expiry();
