@@ -119,11 +119,31 @@ podio__spool_exec(struct podio_spool *s, const char *sql)
  * the lock of a killed process.  Without a lock file (it could not be
  * opened) SQLite's locking alone still keeps the store correct.
  */
-int
-podio__spool_begin(struct podio_spool *s)
+/* Sets synchronous to FULL (full 1) or NORMAL for the next commits;
+ * outside a transaction.  Returns an SQLite code. */
+static int
+spool_set_sync(struct podio_spool *s, int full)
 {
 	int rc;
 
+	if (s->sync_full == full)
+		return SQLITE_OK;
+	rc = podio__spool_exec(s, full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL");
+	if (rc == SQLITE_OK)
+		s->sync_full = full;
+	return rc;
+}
+
+/* The write transaction of podio__spool_begin() and
+ * podio__spool_begin_lazy(). */
+static int
+spool_begin(struct podio_spool *s, int full)
+{
+	int rc;
+
+	if ((rc = spool_set_sync(s, full)) != SQLITE_OK)
+		return rc;
 	if (s->lock_fd >= 0 && !s->locked) {
 		while (flock(s->lock_fd, LOCK_EX) == -1 && errno == EINTR)
 			;
@@ -135,6 +155,18 @@ podio__spool_begin(struct podio_spool *s)
 		s->locked = 0;
 	}
 	return rc;
+}
+
+int
+podio__spool_begin(struct podio_spool *s)
+{
+	return spool_begin(s, 1);
+}
+
+int
+podio__spool_begin_lazy(struct podio_spool *s)
+{
+	return spool_begin(s, 0);
 }
 
 /*
@@ -584,8 +616,8 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	st = NULL;
 	/* journal_size_limit: a WAL that grew in a burst is cut back to
 	 * 4 MiB when it restarts after a checkpoint. */
-	if ((rc = podio__spool_exec(s, "PRAGMA synchronous = FULL;"
-	    "PRAGMA foreign_keys = ON;"
+	s->sync_full = -1;
+	if ((rc = podio__spool_exec(s, "PRAGMA foreign_keys = ON;"
 	    "PRAGMA journal_size_limit = 67108864;")) != SQLITE_OK)
 		goto dberr;
 	if ((rc = ensure_schema(s, &newer)) != SQLITE_OK)

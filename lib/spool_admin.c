@@ -297,7 +297,7 @@ rate_op(struct podio_spool *s, const char *what, const char *sql,
 	if (!valid_key(cred) || !valid_key(rate_class))
 		return PODIO_ERR_INVALID;
 	pthread_mutex_lock(&s->db_lock);
-	if ((write && (rc = podio__spool_begin(s)) != SQLITE_OK) ||
+	if ((write && (rc = podio__spool_begin_lazy(s)) != SQLITE_OK) ||
 	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
 	podio__spool_bind_text(st, 1, cred);

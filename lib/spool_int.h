@@ -42,6 +42,8 @@ struct podio_spool {
 	int lock_fd;                /* DIR/spool.lock, or -1 */
 	int locked;                 /* this handle holds its flock */
 	int appending;              /* the commit under way is appends' */
+	int sync_full;              /* synchronous is FULL (1), NORMAL (0)
+	                               or not set yet (-1) */
 	int wal_pages;              /* WAL size after the last commit */
 	int ckpt_pages;             /* WAL size at this handle's last
 	                               checkpoint */
@@ -102,6 +104,17 @@ int64_t podio__spool_now(const struct podio_spool *s);
  * open and drops the locks.  Both return SQLite codes.
  */
 int podio__spool_begin(struct podio_spool *s);
+/*
+ * podio__spool_begin() for the processors' bookkeeping (taking, leases,
+ * retries, removing what ran, the API budget): its commit is not synced
+ * at once (SQLite's synchronous=NORMAL), only with the next synced commit
+ * of any handle or the next checkpoint.  A process killed at any moment
+ * loses none of it (the kernel keeps what was written); a power loss may
+ * lose the last of it, and an event may then run again, as if it had
+ * been in flight.  Appends and the commands' changes use
+ * podio__spool_begin(): durable when they return.
+ */
+int podio__spool_begin_lazy(struct podio_spool *s);
 int podio__spool_commit(struct podio_spool *s);
 void podio__spool_abort(struct podio_spool *s);
 

@@ -286,7 +286,7 @@ podio__spool_sweep(struct podio_spool *s)
 			return rc;
 		if (n == 0)
 			break;
-		if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+		if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 			return rc;
 		for (i = 0; i < n; i++)
 			if ((rc = set_bad(s, ids[i], reasons[i],
@@ -551,7 +551,7 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		pthread_mutex_unlock(&s->db_lock);
 		return PODIO_ERR_NOT_FOUND;
 	}
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 		goto fail;
 	p.now = podio__spool_now(s);
 	for (tries = 0; *n < max && tries < SPOOL_TAKE_TRIES; tries++) {
@@ -782,7 +782,7 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 	int rc;
 
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 		goto fail;
 	if ((rc = podio__spool_prep(s, "SELECT state = 'pending'"
 	    " AND lease_owner = ?2 FROM events WHERE id = ?1", &st)) !=
@@ -845,7 +845,7 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 	if (s == NULL || (ids == NULL && n > 0))
 		return PODIO_ERR_INVALID;
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
+	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK ||
 	    (rc = podio__spool_prep(s, "DELETE FROM events WHERE id = ?1"
 	    " AND state = 'pending'", &st)) != SQLITE_OK)
 		goto fail;
