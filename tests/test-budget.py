@@ -668,7 +668,7 @@ with testlib.Sim() as sim:
     # ------------------------------------------------------------ bulk
     n_items, per_item = (50, 10) if not WRAPPED else (10, 10)
     limits = {True: 5, False: 60 if not WRAPPED else 12}
-    window = 1.0 if not WRAPPED else 5.0
+    window = 2.0 if not WRAPPED else 5.0
     for with_filter in (True, False):
         label = "with the filter" if with_filter else "filter refused"
         sim.reset()
