@@ -158,11 +158,60 @@ request_read_body(const struct request_io *io, size_t want, char **out,
 }
 
 /*
+ * The answer to an append's outcome e (ack filled on success, err its
+ * message or empty): 200 once the event is durable, with this process's
+ * processors woken; 413 for an event too large to store; else 503 (the
+ * sender may try again), logged.  Fills reason (size n); returns the
+ * status.
+ */
+static int
+request_spool_answer(struct process_spool *ps, enum podio_err e,
+    const struct podio_spool_ack *ack, const char *err, char *reason,
+    size_t n)
+{
+	if (e == PODIO_OK) {
+		process_spool_notify(ps);
+		snprintf(reason, n, "ok: %s event %" PRId64, ack->duplicate ?
+		    "a duplicate of" : "queued as", ack->id);
+		return 200;
+	}
+	podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
+	    err != NULL && err[0] != '\0' ? err : podio_strerror(e));
+	if (e == PODIO_ERR_TOO_LARGE) {
+		snprintf(reason, n, "the event is too large to store");
+		return 413;
+	}
+	snprintf(reason, n, "cannot store the event now; try again later");
+	return 503;
+}
+
+/* The spool of ps for rt's spool_dir; NULL when it cannot be opened, with
+ * res filled (503) and the reason logged. */
+static struct podio_spool *
+request_spool_open(const struct runtime *rt, struct process_spool *ps,
+    struct podio__deliver_result *res)
+{
+	struct podio_spool *spool;
+	char err[512];
+
+	err[0] = '\0';
+	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
+	    err, sizeof(err));
+	if (spool == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
+		res->status = 503;
+		snprintf(res->reason, sizeof(res->reason), "cannot store the "
+		    "event now; try again later");
+	}
+	return spool;
+}
+
+/*
  * Stores the accepted delivery d (not a hook.verify) in the spool of ps
- * and wakes this process's processors.  Answers 200 only once the event
- * is durable; when the spool cannot be opened or written, 503 (the
- * sender may try again) and nothing is acknowledged.  Fills res's status
- * and reason; *queued is set to 1 when stored.  Returns the status.
+ * and answers as request_spool_answer() says: 200 only once the event is
+ * durable; when the spool cannot be opened or written, 503 and nothing
+ * is acknowledged.  Fills res's status and reason; *queued is set to 1
+ * when stored.  Returns the status.
  */
 static int
 request_spool(const struct runtime *rt, struct process_spool *ps,
@@ -174,33 +223,17 @@ request_spool(const struct runtime *rt, struct process_spool *ps,
 	char err[512];
 	enum podio_err rc;
 
-	err[0] = '\0';
-	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
-	    err, sizeof(err));
-	if (spool == NULL) {
-		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
-		res->status = 503;
-		snprintf(res->reason, sizeof(res->reason), "cannot store the "
-		    "event now; try again later");
+	if ((spool = request_spool_open(rt, ps, res)) == NULL)
 		return res->status;
-	}
 	memset(&ack, 0, sizeof(ack));
+	err[0] = '\0';
 	rc = podio_spool_append_delivery(spool, d, &ack, err, sizeof(err));
-	if (rc != PODIO_OK) {
-		podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
-		    err[0] != '\0' ? err : podio_strerror(rc));
+	if (rc != PODIO_OK)
 		res->err = rc;
-		res->status = rc == PODIO_ERR_TOO_LARGE ? 413 : 503;
-		snprintf(res->reason, sizeof(res->reason), "%s",
-		    res->status == 413 ? "the event is too large to store" :
-		    "cannot store the event now; try again later");
-		return res->status;
-	}
-	*queued = 1;
-	process_spool_notify(ps);
-	res->status = 200;
-	snprintf(res->reason, sizeof(res->reason), "ok: %s event %" PRId64,
-	    ack.duplicate ? "a duplicate of" : "queued as", ack.id);
+	else
+		*queued = 1;
+	res->status = request_spool_answer(ps, rc, &ack, err, res->reason,
+	    sizeof(res->reason));
 	return res->status;
 }
 
@@ -230,20 +263,8 @@ request_finish_pending(void *arg)
 	char reason[256];
 	int status;
 
-	if (p->e == PODIO_OK) {
-		process_spool_notify(p->ps);
-		status = 200;
-		snprintf(reason, sizeof(reason), "ok: %s event %" PRId64,
-		    p->ack.duplicate ? "a duplicate of" : "queued as",
-		    p->ack.id);
-	} else {
-		podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
-		    p->err[0] != '\0' ? p->err : podio_strerror(p->e));
-		status = p->e == PODIO_ERR_TOO_LARGE ? 413 : 503;
-		snprintf(reason, sizeof(reason), "%s", status == 413 ?
-		    "the event is too large to store" :
-		    "cannot store the event now; try again later");
-	}
+	status = request_spool_answer(p->ps, p->e, &p->ack, p->err, reason,
+	    sizeof(reason));
 	request_write_answer(&p->io, status, NULL, reason);
 	request_log(p->method, p->d, status, request_now_ms() - p->t0, 0, 0,
 	    reason);
@@ -287,16 +308,8 @@ request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
 	char err[512];
 	enum podio_err rc;
 
-	err[0] = '\0';
-	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
-	    err, sizeof(err));
-	if (spool == NULL) {
-		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
-		res->status = 503;
-		snprintf(res->reason, sizeof(res->reason), "cannot store the "
-		    "event now; try again later");
+	if ((spool = request_spool_open(rt, ps, res)) == NULL)
 		return res->status;
-	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		res->status = 500;
 		snprintf(res->reason, sizeof(res->reason), "out of memory");
@@ -308,17 +321,14 @@ request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
 	p->d = *dp;
 	p->t0 = t0;
 	request_method_name(method, p->method, sizeof(p->method));
+	err[0] = '\0';
 	rc = podio_spool_append_delivery_async(spool, p->d, request_spooled, p,
 	    err, sizeof(err));
 	if (rc != PODIO_OK) {
 		free(p);
-		podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
-		    err[0] != '\0' ? err : podio_strerror(rc));
 		res->err = rc;
-		res->status = rc == PODIO_ERR_TOO_LARGE ? 413 : 503;
-		snprintf(res->reason, sizeof(res->reason), "%s",
-		    res->status == 413 ? "the event is too large to store" :
-		    "cannot store the event now; try again later");
+		res->status = request_spool_answer(ps, rc, NULL, err,
+		    res->reason, sizeof(res->reason));
 		return res->status;
 	}
 	*dp = NULL;
