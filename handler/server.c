@@ -86,8 +86,10 @@ struct server {
 	atomic_int busy;               /* requests in flight */
 	struct process_spool *ps;      /* the spool and the processors'
 	                                  wake-up; owned */
-	/* The finisher: answers deferred requests (see server_hand()). */
-	pthread_mutex_t fin_lock;      /* guards the four below */
+	/* The finisher: answers deferred requests (see server_hand()).
+	 * fin_up is set before the workers start and stays. */
+	pthread_mutex_t fin_lock;      /* guards the queue, fin_waiting
+	                                  and fin_stop */
 	pthread_cond_t fin_cond;
 	struct server_deferred *fin_head, **fin_tail;
 	int fin_waiting;               /* the finisher sleeps on fin_cond */
