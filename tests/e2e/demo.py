@@ -187,8 +187,13 @@ def main():
                 continue
             brief = {k: e[k] for k in ("type", "hook_id", "item_id")
                      if k in e}
-            if "item" in e:
+            if isinstance(e.get("item"), dict):
                 brief["item"] = {"title": e["item"].get("title"), "...": "..."}
+            elif "item" in e:
+                # Fetched after the settle window, when the item may be
+                # gone already (102 is deleted right after its create).
+                brief["item"] = None
+                brief["item_error"] = e.get("item_error")
             say("     " + json.dumps(brief))
 
     step(9, "The `on item.*` command printed")
