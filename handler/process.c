@@ -1358,6 +1358,22 @@ process_add_units(struct podio_spool *spool, struct process_unit **units,
 	return 0;
 }
 
+/* Whether units[i] still wants its item and is the first such unit of
+ * its (known) app among units[0..i]: each app is handled once. */
+static int
+process_app_first(const struct process_unit *units, size_t i)
+{
+	uint64_t app = units[i].batch.app_id;
+	size_t k;
+
+	if (!units[i].need || units[i].have || app == 0)
+		return 0;
+	for (k = 0; k < i; k++)
+		if (units[k].need && units[k].batch.app_id == app)
+			return 0;
+	return 1;
+}
+
 /*
  * Fetches the items the units need: the due items of the apps of those
  * units join in (one filter call may serve them all), filter calls per
@@ -1425,14 +1441,9 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 	memcpy(&now, opts, sizeof(now));
 	now.settle_ms = opts->settle_ms / 2;
 	for (i = 0; i < *n; i++) {
+		if (!process_app_first(*units, i))
+			continue;
 		app = (*units)[i].batch.app_id;
-		if (!(*units)[i].need || (*units)[i].have || app == 0)
-			continue;
-		for (k = 0; k < i; k++)
-			if ((*units)[k].need && (*units)[k].batch.app_id == app)
-				break;
-		if (k < i)
-			continue;
 		more = NULL;
 		nmore = 0;
 		if (podio_spool_take_app(spool, app, &now,
@@ -1441,17 +1452,10 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		podio_spool_batches_free(more, nmore);
 	}
 	/* One filter call per app whose units are many enough. */
-	for (i = 0; i < *n; i++) {
-		app = (*units)[i].batch.app_id;
-		if (!(*units)[i].need || (*units)[i].have || app == 0)
-			continue;
-		for (k = 0; k < i; k++)
-			if ((*units)[k].need && (*units)[k].batch.app_id == app)
-				break;
-		if (k == i)
-			process_filter(rt, client, spool, cred, app, *units,
-			    *n);
-	}
+	for (i = 0; i < *n; i++)
+		if (process_app_first(*units, i))
+			process_filter(rt, client, spool, cred,
+			    (*units)[i].batch.app_id, *units, *n);
 	if (locked)
 		pthread_mutex_unlock(&process_bulk_lock);
 	for (i = 0; i < *n; i++) {
