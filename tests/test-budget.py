@@ -80,14 +80,6 @@ def no_memory_errors(text):
                          text)
 
 
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def wait(fn, what, timeout=30):
     """Polls fn() until true (returned) or timeout * SLOW seconds; a
     timeout is reported as a diagnostic and returns the last value."""
@@ -182,7 +174,7 @@ class Section:
     def logged(self, type_=None, **ids):
         """The events of the log file (complete lines), oldest first."""
         out = []
-        for line in read(self.log).split("\n")[:-1]:
+        for line in testlib.read_text(self.log).split("\n")[:-1]:
             if not line.strip():
                 continue
             try:
@@ -201,8 +193,8 @@ class Section:
         for name in os.listdir(self.cmd_dir):
             if name.endswith(".json"):
                 try:
-                    out.append(json.loads(read(os.path.join(self.cmd_dir,
-                                                            name))))
+                    out.append(json.loads(testlib.read_text(
+                        os.path.join(self.cmd_dir, name))))
                 except ValueError:
                     out.append({"unparsable": name})
         return out
@@ -212,7 +204,8 @@ class Section:
             f.write("%d\n" % n)
 
     def runs(self):
-        return read(os.path.join(self.dir, "runs")).split("\n")[:-1]
+        return testlib.read_text(
+            os.path.join(self.dir, "runs")).split("\n")[:-1]
 
     def pw(self, *args, env=None, wrap=True):
         return testlib.run([PW, "-c", self.conf] + list(args),
@@ -262,7 +255,7 @@ class Server:
              self.proc.poll() is not None, "the server " + name)
 
     def text(self):
-        return read(self.logfile)
+        return testlib.read_text(self.logfile)
 
     def deliver(self, body):
         """The answer's status (0 when the request failed)."""

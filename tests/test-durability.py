@@ -605,6 +605,17 @@ def test_syscall_order():
 # ====================================================== 2. kill -9 of serve
 
 
+def take_next(lock, state, n):
+    """The next of n deliveries for a sending thread (state["next"]
+    counts them out under lock), or None when all are taken."""
+    with lock:
+        i = state["next"]
+        if i >= n:
+            return None
+        state["next"] += 1
+        return i
+
+
 def test_kill_server():
     n = 150 if VG else 1000
     kills = 10 if VG else 12
@@ -629,11 +640,9 @@ def test_kill_server():
 
     def sender():
         while True:
-            with lock:
-                i = state["next"]
-                if i >= n:
-                    return
-                state["next"] += 1
+            i = take_next(lock, state, n)
+            if i is None:
+                return
             data = body(base + i)
             while True:
                 kind, r = deliver(srv.sock, data)
@@ -753,14 +762,6 @@ def cgi_popen(env, data, errpath):
     return p
 
 
-def read_text(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def test_kill_cgi():
     n = int(os.environ.get("PODIO_TEST_DURABILITY_CGI",
                            "30" if VG else "120"))
@@ -807,11 +808,9 @@ def test_kill_cgi():
 
     def run_all():
         while True:
-            with lock:
-                i = state["next"]
-                if i >= n:
-                    return
-                state["next"] += 1
+            i = take_next(lock, state, n)
+            if i is None:
+                return
             data = body(base + i)
             errpath = os.path.join(d, "cgi-%d.err" % i)
             p = cgi_popen(env, data, errpath)
@@ -854,7 +853,7 @@ def test_kill_cgi():
                     st = fcgi.parse_cgi(out)[0]
                     if p.returncode != 0:
                         BAD_EXITS.append(("CGI", p.returncode,
-                                          read_text(errpath)[-1000:]))
+                                          testlib.read_text(errpath)[-1000:]))
                 except subprocess.TimeoutExpired:
                     with lock:
                         hung.append((i, p.pid, proc_state(p.pid)))

@@ -243,14 +243,6 @@ def drain_until(env, fn, what):
     return wait_for(step, what)
 
 
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 class Server:
     """A FastCGI server process; its stderr goes to a file."""
 
@@ -271,7 +263,7 @@ class Server:
                  self.proc.poll() is not None, "the server to start")
 
     def text(self):
-        return read(self.log)
+        return testlib.read_text(self.log)
 
     def delivery(self, body, **kw):
         return fcgi.delivery(self.address, body, timeout=60 * SLOW, **kw)
@@ -639,15 +631,16 @@ with testlib.Sim() as sim:
     exlog = os.path.join(D, "example.log")
     r = cgi(dict(ENV, PODIO_LOG_TARGET="file:" + exlog),
             item_body("item.update", 42), program=EXAMPLE, label="example")
-    wait_for(lambda: "(4 callbacks)" in read(exlog) and
+    wait_for(lambda: "(4 callbacks)" in testlib.read_text(exlog) and
              recorded_commands(), "the example's callbacks")
-    OUTPUTS.append(("example log", read(exlog)))
+    OUTPUTS.append(("example log", testlib.read_text(exlog)))
     t.ok(r.status == 200 and 'example: item.update: item 42 titled "The '
-         'answer" is now at revision 3' in read(exlog) and
-         "done: ok (4 callbacks)" in read(exlog) and
+         'answer" is now at revision 3' in testlib.read_text(exlog) and
+         "done: ok (4 callbacks)" in testlib.read_text(exlog) and
          len(recorded_commands()) == 1,
          "the example program: its C callbacks, then the rules (in the "
-         "detached child, logging to log_target)", r.show() + read(exlog))
+         "detached child, logging to log_target)",
+         r.show() + testlib.read_text(exlog))
     r = pw(["emit", dfile], ENV, program=EXAMPLE)
     t.ok(r.returncode == 0 and re.search(r"^function item\.update: ok",
                                          r.stdout, re.M) and
@@ -780,7 +773,7 @@ with testlib.Sim() as sim:
     # SIGHUP with a broken file: the old configuration stays.
     with open(CONF, "a") as f:
         f.write("this line is broken\n")
-    nlines = len(read(CONF).splitlines())
+    nlines = len(testlib.read_text(CONF).splitlines())
     srv.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "not reloaded" in srv.text(), "the failed reload")
     line = [ln for ln in srv.text().splitlines() if "not reloaded" in ln]
@@ -932,7 +925,7 @@ with testlib.Sim() as sim:
     leaks = [(label, name) for label, text in OUTPUTS
              for name, needle in needles.items() if needle in text]
     leaks += [("events.jsonl", name) for name, needle in needles.items()
-              if needle in read(EVENTS)]
+              if needle in testlib.read_text(EVENTS)]
     t.ok(not leaks and len(OUTPUTS) > 40,
          "no secret, code or token in any output or event (%d outputs)"
          % len(OUTPUTS), leaks)

@@ -413,6 +413,16 @@ def _stop_sims():
 # ------------------------------------------------------------------ programs
 
 
+def read_text(path):
+    """The text of the file at path (undecodable bytes replaced), or ""
+    when it cannot be read."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def write_config(path, lines=(), **keys):
     """Writes `key = value` lines (None values left out), then the extra
     raw `lines`.  Returns path."""
