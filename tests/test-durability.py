@@ -1211,8 +1211,9 @@ def test_hanging_callback():
                       exec_timeout="2s", retry_max="5")
     env = make_env(SIM, spool)
     # The retry waits long enough (at least 3/4 of this) for the spool
-    # to be looked at in between.
-    env["PODIO_TEST_BACKOFF_MS"] = str(3000 * SLOW)
+    # to be looked at in between, also on a machine busy with other
+    # tests (a `spool show` of the sanitizer build then takes seconds).
+    env["PODIO_TEST_BACKOFF_MS"] = str(8000 * SLOW)
     srv = Server(conf, env, os.path.join(d, "sock"), os.path.join(d, "log"),
                  workers=2)
     srv.start()
