@@ -66,6 +66,8 @@
  * and appends (see podio__spool_commit()). */
 #define SPOOL_CKPT_PAGES 1000
 #define SPOOL_CKPT_APPEND_PAGES 8000
+/* How long a checkpoint that holds the writers waits for old readers. */
+#define SPOOL_CKPT_BUSY_MS 20
 
 int64_t
 podio__spool_now(const struct podio_spool *s)
@@ -187,15 +189,34 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /*
+ * Copies the whole WAL into the database while this handle holds the lock
+ * file, so that no writer appends meanwhile: the next write then starts
+ * the log over at its beginning.  A log that only grows (as it does under
+ * a steady load when checkpoints run beside the writers) makes each
+ * commit's fdatasync also commit the file system's journal for the new
+ * size, which takes twice as long as overwriting blocks already there.
+ * Readers on an older snapshot are waited for briefly; if one stays, the
+ * checkpoint copies what it can and the log restarts another time.
+ */
+static void
+spool_checkpoint_full(struct podio_spool *s)
+{
+	sqlite3_busy_timeout(s->db, SPOOL_CKPT_BUSY_MS);
+	(void)sqlite3_wal_checkpoint_v2(s->db, "main",
+	    SQLITE_CHECKPOINT_FULL, NULL, NULL);
+	sqlite3_busy_timeout(s->db, SPOOL_BUSY_MS);
+}
+
+/*
  * Commits; on failure the transaction stays open for
- * podio__spool_abort().  After the commit, with the lock file released,
- * a WAL that grew by the threshold since this handle's last checkpoint
- * is checkpointed PASSIVE-ly (other processes keep writing meanwhile;
- * under a steady load the log may not restart, and the threshold is
- * counted from the last checkpoint so that not every commit copies).
- * Appends use a much higher threshold: the processors' writes keep the
- * WAL short, and appends pay for a checkpoint only when nothing else
- * runs them.
+ * podio__spool_abort().  After the commit, a WAL that grew by the
+ * threshold since this handle's last checkpoint is checkpointed (the
+ * threshold is counted from the last checkpoint so that not every commit
+ * copies).  The processors' handles copy all of it with the lock file
+ * still held (spool_checkpoint_full()), so the log restarts.  Appends use
+ * a much higher threshold and copy PASSIVE-ly after releasing the lock
+ * file: the processors keep the WAL short, and appends pay for a
+ * checkpoint only when nothing else runs them.
  */
 int
 podio__spool_commit(struct podio_spool *s)
@@ -204,13 +225,17 @@ podio__spool_commit(struct podio_spool *s)
 
 	if ((rc = podio__spool_exec(s, "COMMIT")) != SQLITE_OK)
 		return rc;
+	every = s->appending ? SPOOL_CKPT_APPEND_PAGES : SPOOL_CKPT_PAGES;
+	if (s->wal_pages < s->ckpt_pages)
+		s->ckpt_pages = 0;       /* the log restarted */
+	if (s->wal_pages >= s->ckpt_pages + every && !s->appending) {
+		s->ckpt_pages = s->wal_pages;
+		spool_checkpoint_full(s);
+	}
 	if (s->locked) {
 		flock(s->lock_fd, LOCK_UN);
 		s->locked = 0;
 	}
-	every = s->appending ? SPOOL_CKPT_APPEND_PAGES : SPOOL_CKPT_PAGES;
-	if (s->wal_pages < s->ckpt_pages)
-		s->ckpt_pages = 0;       /* the log restarted */
 	if (s->wal_pages >= s->ckpt_pages + every) {
 		s->ckpt_pages = s->wal_pages;
 		(void)sqlite3_wal_checkpoint_v2(s->db, "main",
@@ -615,7 +640,7 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	podio__spool_fin(s, st);
 	st = NULL;
 	/* journal_size_limit: a WAL that grew in a burst is cut back to
-	 * 4 MiB when it restarts after a checkpoint. */
+	 * 64 MiB when it restarts after a checkpoint. */
 	s->sync_full = -1;
 	if ((rc = podio__spool_exec(s, "PRAGMA foreign_keys = ON;"
 	    "PRAGMA journal_size_limit = 67108864;")) != SQLITE_OK)
