@@ -26,6 +26,7 @@
 
 #include "podio.h"
 #include "deliver.h"
+#include "log.h"
 #include "process.h"
 #include "runtime.h"
 #include "spool.h"
@@ -1512,12 +1513,16 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 		out = PROCESS_ERROR;
 		goto fail;
 	}
+	/* The log lines of the events that need no callback are written
+	 * together (podio__deliver flushes them before a callback runs). */
+	podio__log_hold();
 	for (i = 0; i < n; i++) {
 		o = process_unit_run(rt, client, spool, &units[i], done_ids,
 		    &ndone, counts);
 		if (out == PROCESS_IDLE || o == PROCESS_ERROR)
 			out = o;
 	}
+	podio__log_release();
 	if (ndone > 0) {
 		rc = podio_spool_done_many(spool, done_ids, ndone);
 		if (rc != PODIO_OK && rc != PODIO_ERR_NOT_FOUND) {

@@ -47,6 +47,7 @@
 
 #include "podio.h"
 #include "fcgi_io.h"
+#include "log.h"
 #include "process.h"
 #include "request.h"
 #include "runtime.h"
@@ -736,11 +737,25 @@ server_hand(void *ctx, void (*fn)(void *), void *arg)
  * requests and closes their connections, beside the thread leading the
  * spool's commits.  At the stop it ends what is queued, then returns.
  */
+/* In the finisher thread, while it runs a batch: the requests whose
+ * connections wait to be finished until the batch's log lines are
+ * written (so a client that has its answer finds its log line). */
+static _Thread_local struct server_deferred **server_fin_tail;
+
+static void
+server_deferred_end(struct server_deferred *dc)
+{
+	fcgi_io_conn_finish(dc->conn);
+	fcgi_io_conn_free(dc->conn);
+	atomic_fetch_sub(&dc->srv->busy, 1);
+	free(dc);
+}
+
 static void *
 server_finisher(void *arg)
 {
 	struct server *srv = arg;
-	struct server_deferred *list, *dc, *next;
+	struct server_deferred *list, *dc, *next, *ended;
 
 	pthread_mutex_lock(&srv->fin_lock);
 	for (;;) {
@@ -755,10 +770,21 @@ server_finisher(void *arg)
 		srv->fin_head = NULL;
 		srv->fin_tail = &srv->fin_head;
 		pthread_mutex_unlock(&srv->fin_lock);
+		/* The answers and log lines of the whole batch, the lines
+		 * in one write, then the connections. */
+		ended = NULL;
+		server_fin_tail = &ended;
+		podio__log_hold();
 		for (dc = list; dc != NULL; dc = next) {
-			/* fn frees dc (through its done). */
+			/* fn hands dc to server_deferred_done(). */
 			next = dc->next;
 			dc->fn(dc->arg);
+		}
+		podio__log_release();
+		server_fin_tail = NULL;
+		for (dc = ended; dc != NULL; dc = next) {
+			next = dc->next;
+			server_deferred_end(dc);
 		}
 		pthread_mutex_lock(&srv->fin_lock);
 	}
@@ -773,10 +799,13 @@ server_deferred_done(void *ctx)
 {
 	struct server_deferred *dc = ctx;
 
-	fcgi_io_conn_finish(dc->conn);
-	fcgi_io_conn_free(dc->conn);
-	atomic_fetch_sub(&dc->srv->busy, 1);
-	free(dc);
+	if (server_fin_tail != NULL) {
+		dc->next = NULL;
+		*server_fin_tail = dc;
+		server_fin_tail = &dc->next;
+		return;
+	}
+	server_deferred_end(dc);
 }
 
 /*

@@ -20,6 +20,7 @@
 
 #include "podio.h"
 #include "deliver.h"
+#include "log.h"
 
 /* Fills status, err and the reason; returns the status. */
 static int podio__deliver_answer(struct podio__deliver_result *res,
@@ -153,6 +154,7 @@ podio__deliver_callbacks(const struct podio__deliver_ctx *ctx,
 		if (ctx->regs[i] == NULL ||
 		    podio_callbacks_count_matching(ctx->regs[i], d->type) == 0)
 			continue;
+		podio__log_flush();  /* no held line waits for a callback */
 		rc = podio_callbacks_run_skip(ctx->regs[i], d->type, &ids,
 		    json, len, ctx->exec_timeout_ms, ctx->skip, ctx->nskip,
 		    &res->reports[i]);

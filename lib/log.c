@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -43,8 +44,10 @@ enum podio__log_kind {
 
 static atomic_int podio__log_level = PODIO_LOG_INFO;
 
-/* The target, guarded by podio__log_lock. */
-static pthread_mutex_t podio__log_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The target, guarded by podio__log_lock: lines are written under its
+ * read lock (threads write at once: the kernel keeps their lines whole),
+ * and the target changes under its write lock. */
+static pthread_rwlock_t podio__log_lock = PTHREAD_RWLOCK_INITIALIZER;
 static enum podio__log_kind podio__log_kind = PODIO__LOG_STDERR;
 static int podio__log_fd = -1;  /* the file of PODIO__LOG_FILE */
 
@@ -143,7 +146,7 @@ podio_log_set_target(const char *target)
 	} else
 		return PODIO_ERR_INVALID;
 
-	pthread_mutex_lock(&podio__log_lock);
+	pthread_rwlock_wrlock(&podio__log_lock);
 	old_kind = podio__log_kind;
 	old_fd = podio__log_fd;
 	if (kind == PODIO__LOG_SYSLOG && old_kind != PODIO__LOG_SYSLOG)
@@ -152,7 +155,7 @@ podio_log_set_target(const char *target)
 		closelog();
 	podio__log_kind = kind;
 	podio__log_fd = fd;
-	pthread_mutex_unlock(&podio__log_lock);
+	pthread_rwlock_unlock(&podio__log_lock);
 
 	if (old_fd != -1)
 		close(old_fd);
@@ -192,6 +195,51 @@ podio__log_cut(const char *text, size_t len, size_t max)
 	while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
 		len--;
 	return len;
+}
+
+/*
+ * The lines a thread holds (podio__log_hold()), written together in one
+ * write() of at most PIPE_BUF bytes, which keeps them whole beside the
+ * lines of other threads and processes.
+ */
+static _Thread_local struct {
+	int on;
+	size_t len;
+	char buf[PIPE_BUF];
+} podio__log_held;
+
+_Static_assert(PIPE_BUF >= PODIO__LOG_LINE,
+    "a held buffer takes at least one whole line");
+
+/* The descriptor of the stderr or file target; under podio__log_lock. */
+static int
+podio__log_target(void)
+{
+	return podio__log_kind == PODIO__LOG_FILE ? podio__log_fd :
+	    STDERR_FILENO;
+}
+
+static void podio__log_write(int fd, const char *line, size_t len);
+
+/* Writes the held lines to the target and empties the buffer; under
+ * podio__log_lock.  Should the target have become syslog meanwhile,
+ * each line goes there as a message of its own. */
+static void
+podio__log_put_held(void)
+{
+	char *p, *nl, *end = podio__log_held.buf + podio__log_held.len;
+
+	if (podio__log_kind != PODIO__LOG_SYSLOG)
+		podio__log_write(podio__log_target(), podio__log_held.buf,
+		    podio__log_held.len);
+	else
+		for (p = podio__log_held.buf; p < end; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			if (nl == NULL)
+				break;
+			syslog(LOG_INFO, "%.*s", (int)(nl - p), p);
+		}
+	podio__log_held.len = 0;
 }
 
 /* Writes line (len bytes) to fd, normally in a single write(). */
@@ -250,7 +298,7 @@ podio_log(enum podio_log_level level, const char *fmt, ...)
 	mlen = podio__log_flatten(msg, mlen);
 	msg[mlen] = '\0';
 
-	pthread_mutex_lock(&podio__log_lock);
+	pthread_rwlock_rdlock(&podio__log_lock);
 	if (podio__log_kind == PODIO__LOG_SYSLOG)
 		syslog(prio[lv], "%s", msg);
 	else {
@@ -263,9 +311,44 @@ podio_log(enum podio_log_level level, const char *fmt, ...)
 		/* line has room for the prefix, the message and "\n" */
 		memcpy(line + plen, msg, mlen);
 		line[plen + mlen] = '\n';
-		podio__log_write(podio__log_kind == PODIO__LOG_FILE ?
-		    podio__log_fd : STDERR_FILENO, line, plen + mlen + 1);
+		if (podio__log_held.on) {
+			if (podio__log_held.len + plen + mlen + 1 >
+			    sizeof(podio__log_held.buf))
+				podio__log_put_held();
+			memcpy(podio__log_held.buf + podio__log_held.len,
+			    line, plen + mlen + 1);
+			podio__log_held.len += plen + mlen + 1;
+		} else
+			podio__log_write(podio__log_target(), line,
+			    plen + mlen + 1);
 	}
-	pthread_mutex_unlock(&podio__log_lock);
+	pthread_rwlock_unlock(&podio__log_lock);
 	errno = saved;
+}
+
+/* See log.h. */
+void
+podio__log_hold(void)
+{
+	podio__log_held.on = 1;
+}
+
+void
+podio__log_flush(void)
+{
+	int saved = errno;
+
+	if (podio__log_held.len == 0)
+		return;
+	pthread_rwlock_rdlock(&podio__log_lock);
+	podio__log_put_held();
+	pthread_rwlock_unlock(&podio__log_lock);
+	errno = saved;
+}
+
+void
+podio__log_release(void)
+{
+	podio__log_held.on = 0;
+	podio__log_flush();
 }

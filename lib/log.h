@@ -11,4 +11,17 @@
 #define podio__info(...)  podio_log(PODIO_LOG_INFO, __VA_ARGS__)
 #define podio__debug(...) podio_log(PODIO_LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * Lines logged by this thread between podio__log_hold() and
+ * podio__log_release() are kept and written together (in writes of at
+ * most PIPE_BUF bytes, each whole lines) when the buffer is full and at
+ * the release; syslog gets its messages at once.  For a thread that logs
+ * many lines in a burst, such as one per request it finishes.
+ * podio__log_flush() writes what is held now and goes on holding: before
+ * work that may take long (a callback), so that no line waits for it.
+ */
+void podio__log_hold(void);
+void podio__log_flush(void);
+void podio__log_release(void);
+
 #endif

@@ -1,9 +1,12 @@
 /*
  * test-util.c: the helpers of lib/util.c (the capped buffer, appendf,
  * steal, wiping, strlcpy, the clocks) and the log of lib/log.c (levels,
- * targets, the line format, truncation, whole lines under threads).
+ * targets, the line format, truncation, whole lines under threads, held
+ * lines).
  */
 #include <config.h>
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include "podio.h"
+#include "log.h"
 #include "util.h"
 #include "tap.h"
 
@@ -292,10 +296,20 @@ log_worker(void *arg)
 {
 	int id = (int)(intptr_t)arg, i;
 
-	for (i = 0; i < LOG_EACH; i++)
+	/* Odd workers hold their lines ten at a time, flushing now and
+	 * then (podio__log_hold()). */
+	for (i = 0; i < LOG_EACH; i++) {
+		if (id % 2 && i % 10 == 0)
+			podio__log_hold();
 		podio_log(PODIO_LOG_INFO, "worker %d message %d %s", id, i,
 		    "-------------------------------------------------------"
 		    "-------------------------------------------------------");
+		if (id % 2 && i % 25 == 0)
+			podio__log_flush();
+		if (id % 2 && i % 10 == 9)
+			podio__log_release();
+	}
+	podio__log_release();
 	return NULL;
 }
 
@@ -341,8 +355,9 @@ count_lines(const char *text, int seen[LOG_THREADS][LOG_EACH])
 	return bad;
 }
 
-/* Many threads log while another switches the target back and forth:
- * every message lands whole, once, in one of the two files. */
+/* Many threads log, some holding their lines, while another switches
+ * the target back and forth: every message lands whole, once, in one of
+ * the two files. */
 static void
 test_log_threads(void)
 {
@@ -381,6 +396,67 @@ test_log_threads(void)
 	unlink(path_b);
 }
 
+/* The size of path, or -1. */
+static long long
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Held lines wait for podio__log_flush(), a full buffer or
+ * podio__log_release(), and come out whole and in order. */
+static void
+test_log_hold(void)
+{
+	char path[512], target[600], *text;
+	long long before, held, flushed, full;
+	int i, n = 0, order = 1, prev = -1, k;
+	const char *p;
+
+	snprintf(path, sizeof(path), "%s/hold.log", logdir);
+	snprintf(target, sizeof(target), "file:%s", path);
+	if (!tap_ok(podio_log_set_target(target) == PODIO_OK,
+	    "target for the hold test"))
+		return;
+	podio_log(PODIO_LOG_INFO, "line 0");
+	before = file_size(path);
+	podio__log_hold();
+	podio_log(PODIO_LOG_INFO, "line 1");
+	podio_log(PODIO_LOG_INFO, "line 2");
+	held = file_size(path);
+	podio__log_flush();
+	flushed = file_size(path);
+	podio_log(PODIO_LOG_INFO, "line 3");
+	tap_ok(before > 0 && held == before && flushed > held &&
+	    file_size(path) == flushed, "held lines are written by the "
+	    "flush, not before (%lld, %lld, %lld bytes)", before, held,
+	    flushed);
+	/* 40 lines of about 150 bytes: more than the buffer holds. */
+	for (i = 4; i < 44; i++)
+		podio_log(PODIO_LOG_INFO, "line %d %0130d", i, 0);
+	full = file_size(path);
+	podio__log_release();
+	podio_log(PODIO_LOG_INFO, "line 44");
+	tap_ok(full > flushed && file_size(path) > full, "a full buffer is "
+	    "written while holding; the release writes the rest, and later "
+	    "lines go out at once");
+	podio_log_set_target("stderr");
+	text = slurp(path);
+	for (p = text; p != NULL && (p = strstr(p, "info: line ")) != NULL;
+	    p++) {
+		if (sscanf(p + 11, "%d", &k) != 1 || k != prev + 1)
+			order = 0;
+		prev = k;
+		n++;
+	}
+	tap_ok(text != NULL && n == 45 && order, "all 45 lines, in order "
+	    "(%d)", n);
+	free(text);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -404,6 +480,7 @@ main(void)
 	test_log_targets();
 	test_log_format();
 	test_log_threads();
+	test_log_hold();
 	rmdir(logdir);
 	return tap_done();
 }
