@@ -313,13 +313,16 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
 	" hook_apps ha WHERE ha.hook_id = " e ".hook_id))"
 
 /*
- * The oldest takeable event: pending, due, not in flight; for an item,
- * the oldest pending event of the item, none of whose events is in
- * flight, and settled.  ?1 now, ?2 settle, ?3 settle cap, ?4 item or app.
+ * The oldest takeable event after id ?5: pending, due, not in flight; for
+ * an item, the oldest pending event of the item, none of whose events is
+ * in flight, and settled.  ?1 now, ?2 settle, ?3 settle cap, ?4 item or
+ * app.  (A take looks for its next unit after the head it claimed last:
+ * what was not takeable before that head is not now, and the events it
+ * claimed are not looked at again.)
  */
 #define HEAD_SQL(filter) \
 	"SELECT e.id, e.item_id FROM events e" \
-	" WHERE e.state = 'pending' AND e.next_at <= ?1" \
+	" WHERE e.state = 'pending' AND e.id > ?5 AND e.next_at <= ?1" \
 	" AND coalesce(e.lease_until, 0) <= ?1" filter \
 	" AND (e.item_id IS NULL OR (NOT EXISTS (SELECT 1 FROM events p" \
 	"  WHERE p.item_id = e.item_id AND p.state = 'pending'" \
@@ -356,10 +359,11 @@ take_params(const struct podio_spool *s, const struct podio_spool_take_opts
 	    o->settle_max_ms : SPOOL_FOREVER_MS;
 }
 
-/* Finds the head of the next unit: *id 0 when there is none. */
+/* Finds the head of the next unit after id after: *id 0 when there is
+ * none. */
 static int
 find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
-    const struct take_params *p, int64_t *id, int *has_item)
+    const struct take_params *p, int64_t after, int64_t *id, int *has_item)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -372,6 +376,7 @@ find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	sqlite3_bind_int64(st, 3, p->settle_max_ms);
 	if (mode != TAKE_ANY)
 		podio__spool_bind_u64(st, 4, key);
+	sqlite3_bind_int64(st, 5, after);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		*has_item = !podio__spool_col_is(st, 1, SQLITE_NULL);
@@ -544,7 +549,7 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		goto fail;
 	/* Look first without the write lock: idle workers polling an
 	 * empty spool must not hold up appends from other processes. */
-	if ((rc = find_head(s, mode, key, &p, &head, &has_item)) !=
+	if ((rc = find_head(s, mode, key, &p, 0, &head, &has_item)) !=
 	    SQLITE_OK)
 		goto fail;
 	if (head == 0) {
@@ -554,9 +559,10 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 		goto fail;
 	p.now = podio__spool_now(s);
+	head = 0;
 	for (tries = 0; *n < max && tries < SPOOL_TAKE_TRIES; tries++) {
-		if ((rc = find_head(s, mode, key, &p, &head, &has_item)) !=
-		    SQLITE_OK)
+		if ((rc = find_head(s, mode, key, &p, head, &head,
+		    &has_item)) != SQLITE_OK)
 			goto fail;
 		if (head == 0)
 			break;
