@@ -732,16 +732,13 @@ server_hand(void *ctx, void (*fn)(void *), void *arg)
 	pthread_mutex_unlock(&srv->fin_lock);
 }
 
-/*
- * The finisher thread: writes the answers and log lines of deferred
- * requests and closes their connections, beside the thread leading the
- * spool's commits.  At the stop it ends what is queued, then returns.
- */
 /* In the finisher thread, while it runs a batch: the requests whose
  * connections wait to be finished until the batch's log lines are
  * written (so a client that has its answer finds its log line). */
 static _Thread_local struct server_deferred **server_fin_tail;
 
+/* Finishes (closes) and frees the connection of an answered deferred
+ * request, which then no longer counts as busy. */
 static void
 server_deferred_end(struct server_deferred *dc)
 {
@@ -751,6 +748,11 @@ server_deferred_end(struct server_deferred *dc)
 	free(dc);
 }
 
+/*
+ * The finisher thread: writes the answers and log lines of deferred
+ * requests and closes their connections, beside the thread leading the
+ * spool's commits.  At the stop it ends what is queued, then returns.
+ */
 static void *
 server_finisher(void *arg)
 {

@@ -4,14 +4,17 @@
  *
  * The level and the target are the library's only global state.  The
  * level is an atomic int, read without a lock on every call; the target
- * is switched and used under one mutex, so a thread never writes to a
- * file descriptor another thread has just closed.
+ * is switched under the write side of a read-write lock and used under
+ * its read side, so a thread never writes to a file descriptor another
+ * thread has just closed.
  *
  * Every message becomes one line, written with a single write() of at
  * most PODIO__LOG_LINE bytes: lines from concurrent threads and processes
  * (CGI runs one process per request) appending to the same file or pipe
  * never interleave, as writes of up to PIPE_BUF bytes to a pipe and
- * O_APPEND writes to a local file are atomic.
+ * O_APPEND writes to a local file are atomic.  A thread may hold its
+ * lines (podio__log_hold()) and write several whole lines in one write of
+ * at most PIPE_BUF bytes.
  */
 #include <config.h>
 
