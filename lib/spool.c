@@ -221,26 +221,25 @@ spool_checkpoint_full(struct podio_spool *s)
 int
 podio__spool_commit(struct podio_spool *s)
 {
-	int rc, every;
+	int rc, every, due;
 
 	if ((rc = podio__spool_exec(s, "COMMIT")) != SQLITE_OK)
 		return rc;
 	every = s->appending ? SPOOL_CKPT_APPEND_PAGES : SPOOL_CKPT_PAGES;
 	if (s->wal_pages < s->ckpt_pages)
 		s->ckpt_pages = 0;       /* the log restarted */
-	if (s->wal_pages >= s->ckpt_pages + every && !s->appending) {
+	due = s->wal_pages >= s->ckpt_pages + every;
+	if (due)
 		s->ckpt_pages = s->wal_pages;
+	if (due && !s->appending)
 		spool_checkpoint_full(s);
-	}
 	if (s->locked) {
 		flock(s->lock_fd, LOCK_UN);
 		s->locked = 0;
 	}
-	if (s->wal_pages >= s->ckpt_pages + every) {
-		s->ckpt_pages = s->wal_pages;
+	if (due && s->appending)
 		(void)sqlite3_wal_checkpoint_v2(s->db, "main",
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	}
 	return SQLITE_OK;
 }
 

@@ -4,7 +4,8 @@ part (tests/e2e/demo.py) runs against the build under test, ends with
 exit 0 and leaves nothing running, and what it shows is what happened:
 the events the `log *` rule wrote (an item.create fetched with its item,
 one whose item was deleted before the fetch with "item": null and its
-item_error; each item's events in arrival order) and one line of the `on item.*` command per event.
+item_error; each item's events in arrival order) and one line of the
+`on item.*` command per event.
 """
 import json
 import os
