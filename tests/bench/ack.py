@@ -3,17 +3,24 @@
 tests/bench/ack and `make bench`).
 
 nginx on 127.0.0.1 passes the same deliveries (comment.create, posted
-by wrk with 16 connections) to two FastCGI backends in turn:
+by wrk with 16 connections) to three FastCGI backends in turn:
 
+  - tests/bench/fcgi-minimal, which reads the body and answers 200
+    (minimal: the reference of the target);
+  - the same with a file to flush (minimal+sync): it writes each body to
+    a preallocated file on the spool's disk and answers once an
+    fdatasync that began after the write returned, one flush shared by
+    the writes that queued meanwhile.  The simplest responder that stores
+    before it answers: what flushing alone costs on this disk;
   - podio-webhook serve --workers 16, which stores every event in its
     spool (SQLite WAL, synchronous=FULL: fdatasync before the 200) and
-    whose spool processors then take and finish the events;
-  - tests/bench/fcgi-minimal, which reads the body and answers 200.
+    whose spool processors then take and finish the events.
 
-The runs alternate (minimal, podio-webhook, minimal, podio-webhook...);
+The runs alternate (minimal, minimal+sync, podio-webhook, minimal...);
 after each podio-webhook run the benchmark waits until the spool is
 empty, so that the next run starts from the same state.  It prints the
-figures of each run, the ratio of the median requests/s, the median
+figures of each run, the ratio of the median requests/s against minimal
+(the target) and against minimal+sync, the median
 p99 latencies, the disk's fdatasync latency measured next to the spool,
 and the fdatasync+fsync calls podio-webhook made per acknowledged event
 (counted by an LD_PRELOAD shim, tests/bench/sync-count.c; the count
@@ -209,8 +216,8 @@ def parse_wrk(out):
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     fig["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors:(.*)", out)
-    fig["socket_errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) \
-        if m else 0
+    fig["socket_errors"] = sum(
+        int(x) for x in re.findall(r"\d+", m.group(1))) if m else 0
     for pct in ("50", "99"):
         m = re.search(r"^\s+%s(?:\.0+)?%%\s+(\S+)" % pct, out, re.M)
         fig["p" + pct] = to_ms(m.group(1)) if m else None
@@ -236,6 +243,12 @@ def run_wrk(url, script, seconds, connections, secret, run):
 def ms_per(calls_ns):
     """Mean ms per call of a (calls, ns) pair; None without calls."""
     return calls_ns[1] / calls_ns[0] / 1e6 if calls_ns[0] else None
+
+
+def median_p99(figs):
+    """The median p99 of runs (None when no run had one)."""
+    p99 = [f["p99"] for f in figs if f["p99"] is not None]
+    return statistics.median(p99) if p99 else None
 
 
 def fmt_ms(v):
@@ -320,6 +333,7 @@ def main():
 
     sock_webhook = os.path.join(root, "podio-webhook.sock")
     sock_minimal = os.path.join(root, "fcgi-minimal.sock")
+    sock_flushing = os.path.join(root, "fcgi-minimal-sync.sock")
     srv = servers.Proc("podio-webhook serve",
                        shlex.split(os.environ.get("PODIO_BENCH_WRAPPER", "")) +
                        [webhook, "serve", "--listen", "unix:" + sock_webhook,
@@ -328,6 +342,11 @@ def main():
     mini = servers.Proc("fcgi-minimal",
                         [minimal, "unix:" + sock_minimal, str(WORKERS)],
                         os.path.join(root, "fcgi-minimal.log"))
+    flushing = servers.Proc(
+        "fcgi-minimal (flushing)",
+        [minimal, "unix:" + sock_flushing, str(WORKERS),
+         os.path.join(spool_parent, "minimal-sync.ring")],
+        os.path.join(root, "fcgi-minimal-sync.log"))
     port = servers.free_port()
     site = """\
 server {
@@ -343,11 +362,16 @@ server {
         include fastcgi_params;
         fastcgi_pass unix:%(minimal)s;
     }
+    location = /minimal-sync {
+        include fastcgi_params;
+        fastcgi_pass unix:%(flushing)s;
+    }
     location / {
         return 404;
     }
 }
-""" % dict(port=port, webhook=sock_webhook, minimal=sock_minimal)
+""" % dict(port=port, webhook=sock_webhook, minimal=sock_minimal,
+           flushing=sock_flushing)
     ngx = servers.Nginx(root, site, port)
 
     # The status command runs without the shim: its calls are not the
@@ -376,19 +400,25 @@ server {
         mini.start()
         servers.wait_until(lambda: servers.socket_open(sock_minimal), 30,
                            "the fcgi-minimal socket", mini)
+        flushing.start()
+        servers.wait_until(lambda: servers.socket_open(sock_flushing), 30,
+                           "the flushing fcgi-minimal's socket", flushing)
         ngx.start()
     except servers.ServerError as e:
         give_up("a server did not start: %s" % e)
 
-    procs = {"minimal": mini, "podio-webhook": srv}
+    backends = ("minimal", "minimal+sync", "podio-webhook")
+    procs = {"minimal": mini, "minimal+sync": flushing,
+             "podio-webhook": srv}
     urls = {"minimal": "http://127.0.0.1:%d/minimal" % port,
+            "minimal+sync": "http://127.0.0.1:%d/minimal-sync" % port,
             "podio-webhook": "http://127.0.0.1:%d/podio-hook" % port}
     script = os.path.join(HERE, "ack.lua")
-    results = {"minimal": [], "podio-webhook": []}
+    results = {name: [] for name in backends}
     run = 0
     try:
-        # Warm up both (connections, page cache, the spool's first pages).
-        for name in ("minimal", "podio-webhook"):
+        # Warm up all (connections, page cache, the spool's first pages).
+        for name in backends:
             run += 1
             run_wrk(urls[name], script, 2, conns, secret, run)
         servers.wait_until(drained, DRAIN_TIMEOUT_S, "the spool to drain",
@@ -406,7 +436,7 @@ server {
             "run", "backend", "requests/s", "p50", "p99", "errors", "cpu%",
             "intake", "proc", "proc+", "sync ms", "lock ms"))
         for rnd in range(1, rounds + 1):
-            for name in ("minimal", "podio-webhook"):
+            for name in backends:
                 run += 1
                 proc = procs[name]
                 before = read_counts(counts_file)
@@ -443,15 +473,19 @@ server {
 
     ngx.stop()
     mini.stop()
+    flushing.stop()
     srv.stop()
     # The disk again, idle: shared or virtual disks vary over time.
     lat += probe_fdatasync(spool_parent)
 
     w, m = results["podio-webhook"], results["minimal"]
+    fl = results["minimal+sync"]
     w_rps = statistics.median(f["rps"] for f in w)
     m_rps = statistics.median(f["rps"] for f in m)
-    w_p99 = statistics.median(f["p99"] for f in w if f["p99"] is not None)
-    m_p99 = statistics.median(f["p99"] for f in m if f["p99"] is not None)
+    f_rps = statistics.median(f["rps"] for f in fl)
+    w_p99 = median_p99(w)
+    m_p99 = median_p99(m)
+    f_p99 = median_p99(fl)
     ratio = w_rps / m_rps if m_rps else 0.0
     say()
     say("requests/s (median of %d runs): podio-webhook %.0f, minimal %.0f: "
@@ -461,7 +495,13 @@ server {
     say("p99 latency (median of %d runs): podio-webhook %s (target under "
         "%.0f ms: %s), minimal %s" % (
             rounds, fmt_ms(w_p99), TARGET_P99_MS,
-            "met" if w_p99 < TARGET_P99_MS else "NOT met", fmt_ms(m_p99)))
+            "met" if w_p99 is not None and w_p99 < TARGET_P99_MS else
+            "NOT met", fmt_ms(m_p99)))
+    say("the flushing reference (minimal+sync: stores each body with a "
+        "shared fdatasync before its 200, nothing else): %.0f requests/s, "
+        "%.2f of minimal, p99 %s; podio-webhook against it: %.2f" % (
+            f_rps, f_rps / m_rps if m_rps else 0.0, fmt_ms(f_p99),
+            w_rps / f_rps if f_rps else 0.0))
     say("disk fdatasync latency (write 4 KiB + fdatasync, %d times before "
         "and %d after the runs): median %s, p99 %s" % (
             PROBE_SYNCS, PROBE_SYNCS, fmt_ms(statistics.median(lat)),

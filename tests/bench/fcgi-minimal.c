@@ -1,11 +1,21 @@
 /*
- * fcgi-minimal.c: the reference of the acknowledgement benchmark
+ * fcgi-minimal.c: the references of the acknowledgement benchmark
  * (tests/bench/ack).  A FastCGI responder that reads the request body and
  * answers 200 with a short plain-text body, nothing else: no parsing, no
  * storage.  It serves with as many threads as podio-webhook serve is
  * given workers, so that both are measured with the same concurrency.
  *
- * Usage: fcgi-minimal unix:PATH [THREADS]
+ * Given a SYNC_FILE, it is the flushing reference instead: each body is
+ * written to that file (one write under a mutex) and the 200 waits for
+ * an fdatasync that began after the write.  One thread at a time flushes
+ * and the writes that queued meanwhile share its next flush (group
+ * commit at its simplest: no parsing, no database, no record format).
+ * The file is a ring of MINIMAL_RING bytes, written with zeros and
+ * flushed at the start, so that a flush only writes data blocks and
+ * never the file's size or new extents.  A failed write or flush
+ * answers 503.
+ *
+ * Usage: fcgi-minimal unix:PATH [THREADS [SYNC_FILE]]
  * The socket is created with mode 0666 (the benchmark's web server runs
  * as another user); a stale file at PATH is replaced.  SIGTERM or SIGINT
  * removes the socket and exits 0 at once (requests in flight are cut).
@@ -15,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +38,104 @@
 #define MINIMAL_THREADS_DEFAULT 16
 #define MINIMAL_THREADS_MAX     256
 #define MINIMAL_BACKLOG         128
+/* Most of a body the flushing reference stores (the benchmark's are
+ * about 100 bytes); the rest is read and dropped. */
+#define MINIMAL_BODY_MAX        4096
+/* The flushing reference's ring file. */
+#define MINIMAL_RING            (16 * 1024 * 1024)
+
+static const char minimal_unavailable[] =
+    "Status: 503 Service Unavailable\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 12\r\n"
+    "Cache-Control: no-store\r\n"
+    "\r\n"
+    "not stored\n";
+
+/* The flushing reference's file and group commit: writes are numbered;
+ * flushed is the number of the last write a flush covered.  After a
+ * failed write or flush nothing is acknowledged any more (broken): a
+ * failed fdatasync may have dropped the dirty pages it reported. */
+static struct {
+	int fd;                    /* -1: the plain reference */
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	unsigned long long written, flushed;
+	off_t at;                  /* where the next body goes */
+	int flushing, broken;
+} minimal_sync = {
+	.fd = -1,
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.done = PTHREAD_COND_INITIALIZER,
+};
+
+/*
+ * Appends body (len bytes) to the sync file and returns once an
+ * fdatasync that began after the write has returned: 0, or -1 when the
+ * write or that flush failed.
+ */
+static int
+minimal_store(const char *body, size_t len)
+{
+	unsigned long long mine, upto;
+	int failed, rc;
+
+	pthread_mutex_lock(&minimal_sync.lock);
+	if (minimal_sync.at + (off_t)len > MINIMAL_RING)
+		minimal_sync.at = 0;
+	if (minimal_sync.broken || pwrite(minimal_sync.fd, body, len,
+	    minimal_sync.at) != (ssize_t)len) {
+		minimal_sync.broken = 1;
+		pthread_mutex_unlock(&minimal_sync.lock);
+		return -1;
+	}
+	minimal_sync.at += (off_t)len;
+	mine = ++minimal_sync.written;
+	while (minimal_sync.flushed < mine) {
+		if (minimal_sync.flushing) {
+			pthread_cond_wait(&minimal_sync.done,
+			    &minimal_sync.lock);
+			continue;
+		}
+		/* Lead: flush everything written so far. */
+		minimal_sync.flushing = 1;
+		upto = minimal_sync.written;
+		pthread_mutex_unlock(&minimal_sync.lock);
+		failed = fdatasync(minimal_sync.fd) != 0;
+		pthread_mutex_lock(&minimal_sync.lock);
+		minimal_sync.flushing = 0;
+		minimal_sync.flushed = upto;
+		if (failed)
+			minimal_sync.broken = 1;
+		pthread_cond_broadcast(&minimal_sync.done);
+	}
+	rc = minimal_sync.broken ? -1 : 0;
+	pthread_mutex_unlock(&minimal_sync.lock);
+	return rc;
+}
+
+/* Creates the ring file at path, written with zeros and flushed;
+ * returns 0, or -1 with the reason on stderr. */
+static int
+minimal_ring(const char *path)
+{
+	static const char zeros[65536];
+	off_t at;
+
+	if ((minimal_sync.fd = open(path, O_RDWR | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600)) < 0)
+		goto fail;
+	for (at = 0; at < MINIMAL_RING; at += (off_t)sizeof(zeros))
+		if (pwrite(minimal_sync.fd, zeros, sizeof(zeros), at) !=
+		    (ssize_t)sizeof(zeros))
+			goto fail;
+	if (fsync(minimal_sync.fd) != 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "fcgi-minimal: %s: %s\n", path, strerror(errno));
+	return -1;
+}
 
 static const char minimal_answer[] =
     "Status: 200 OK\r\n"
@@ -45,17 +154,27 @@ static void *
 minimal_serve(void *arg)
 {
 	FCGX_Request req;
-	char buf[4096];
-	int fd = *(int *)arg;
+	char body[MINIMAL_BODY_MAX], drop[4096];
+	int fd = *(int *)arg, len, got, stored;
 
 	if (FCGX_InitRequest(&req, fd, 0) != 0)
 		return NULL;
 	while (FCGX_Accept_r(&req) >= 0) {
 		/* Read the whole body, as a real receiver must. */
-		while (FCGX_GetStr(buf, (int)sizeof(buf), req.in) > 0)
+		len = 0;
+		while (len < (int)sizeof(body) && (got = FCGX_GetStr(body +
+		    len, (int)sizeof(body) - len, req.in)) > 0)
+			len += got;
+		while (FCGX_GetStr(drop, (int)sizeof(drop), req.in) > 0)
 			;
-		(void)FCGX_PutStr(minimal_answer,
-		    (int)(sizeof(minimal_answer) - 1), req.out);
+		stored = minimal_sync.fd < 0 ||
+		    minimal_store(body, (size_t)len) == 0;
+		if (stored)
+			(void)FCGX_PutStr(minimal_answer,
+			    (int)(sizeof(minimal_answer) - 1), req.out);
+		else
+			(void)FCGX_PutStr(minimal_unavailable,
+			    (int)(sizeof(minimal_unavailable) - 1), req.out);
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);
@@ -79,12 +198,13 @@ main(int argc, char **argv)
 	sigset_t stop;
 	int fd = -1, rc, sig, status = 1;
 
-	if (argc < 2 || argc > 3 || strncmp(argv[1], "unix:", 5) != 0 ||
+	if (argc < 2 || argc > 4 || strncmp(argv[1], "unix:", 5) != 0 ||
 	    argv[1][5] == '\0') {
-		fprintf(stderr, "usage: fcgi-minimal unix:PATH [THREADS]\n");
+		fprintf(stderr, "usage: fcgi-minimal unix:PATH [THREADS "
+		    "[SYNC_FILE]]\n");
 		return 2;
 	}
-	if (argc == 3) {
+	if (argc >= 3) {
 		errno = 0;
 		n = strtoul(argv[2], &end, 10);
 		if (errno != 0 || end == argv[2] || *end != '\0' || n == 0 ||
@@ -95,6 +215,8 @@ main(int argc, char **argv)
 		}
 	}
 	path = argv[1] + 5;
+	if (argc == 4 && minimal_ring(argv[3]) != 0)
+		return 1;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
@@ -127,8 +249,9 @@ main(int argc, char **argv)
 	}
 	if (started == 0)
 		goto fail;
-	fprintf(stderr, "fcgi-minimal: serving on %s with %lu threads\n",
-	    path, started);
+	fprintf(stderr, "fcgi-minimal: serving on %s with %lu threads%s%s\n",
+	    path, started, minimal_sync.fd >= 0 ? ", flushing to " : "",
+	    minimal_sync.fd >= 0 ? argv[3] : "");
 	while ((rc = sigwait(&stop, &sig)) != 0 && rc == EINTR)
 		;
 	status = 0;
