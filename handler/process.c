@@ -26,6 +26,7 @@
 
 #include "podio.h"
 #include "deliver.h"
+#include "budget.h"
 #include "log.h"
 #include "process.h"
 #include "runtime.h"
@@ -36,16 +37,6 @@
  * 256 minutes, then 8 hours twice, each +-25%). */
 #define PROCESS_BACKOFF_BASE_MS (60 * 1000)
 #define PROCESS_BACKOFF_MAX_MS  (8 * 3600 * 1000)
-/* The wait after a 420 that names none. */
-#define PROCESS_RATE_WAIT_MS    (300 * 1000)
-/* Podio's rate-limit window, whose reset time it does not tell. */
-#define PROCESS_HOUR_MS         (3600 * 1000)
-/* How often events held back for the reserve look again. */
-#define PROCESS_RESERVE_RECHECK_MS (60 * 1000)
-/* The rate classes: every call but the filter, and the filter (an
- * operation Podio limits to a quarter of the others). */
-#define PROCESS_CLASS           "default"
-#define PROCESS_FILTER_CLASS    "filter"
 /* The filter has a budget of its own (a quarter of the general one):
  * one filter call instead of two GETs saves general calls, which
  * hook.verify and the command line need too, while filter calls are
@@ -65,18 +56,6 @@
 #define PROCESS_LEASE_MIN_MS    (5 * 60 * 1000)
 /* The longest stored event decoded (the spool's own cap). */
 #define PROCESS_EVENT_MAX       PODIO_SPOOL_MAX_EVENT
-
-struct process_spool {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct podio_spool *spool;     /* owned, NULL until opened */
-	uint64_t gen;                  /* notifications so far */
-	int waiting;                   /* processors in process_spool_wait() */
-	int looking;                   /* processors woken for news that
-	                                  have not taken yet */
-	int kicks;                     /* wake-ups for more of a backlog */
-	int stopping;
-};
 
 /*
  * What the processor threads of this process share to spend fewer calls:
@@ -153,228 +132,6 @@ process_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------ the holder */
-
-/* See process.h. */
-struct process_spool *
-process_spool_new(void)
-{
-	struct process_spool *ps;
-	pthread_condattr_t attr;
-
-	if ((ps = calloc(1, sizeof(*ps))) == NULL)
-		return NULL;
-	if (pthread_mutex_init(&ps->lock, NULL) != 0) {
-		free(ps);
-		return NULL;
-	}
-	/* Timed waits on the monotonic clock: a clock step must not make
-	 * a processor sleep for hours. */
-	if (pthread_condattr_init(&attr) != 0 ||
-	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&ps->cond, &attr) != 0) {
-		pthread_mutex_destroy(&ps->lock);
-		free(ps);
-		return NULL;
-	}
-	pthread_condattr_destroy(&attr);
-	return ps;
-}
-
-/* See process.h. */
-void
-process_spool_free(struct process_spool *ps)
-{
-	if (ps == NULL)
-		return;
-	podio_spool_close(ps->spool);
-	pthread_cond_destroy(&ps->cond);
-	pthread_mutex_destroy(&ps->lock);
-	free(ps);
-}
-
-/*
- * Test seam: PODIO_TEST_SPOOL_MAX_PAGES (a page count, 1 to 2^31) caps
- * the spool database of this process as a full disk would
- * (podio__spool_set_max_pages()), for tests on machines where a small
- * file system cannot be mounted.  Not a configuration key.
- */
-static void
-process_spool_test_cap(struct podio_spool *spool)
-{
-	const char *env;
-	char *end;
-	long v;
-
-	env = getenv("PODIO_TEST_SPOOL_MAX_PAGES");
-	if (env == NULL || env[0] == '\0')
-		return;
-	v = strtol(env, &end, 10);
-	if (*end == '\0' && v >= 1 && v <= 2147483647L &&
-	    podio__spool_set_max_pages(spool, v) < 0)
-		podio_log(PODIO_LOG_WARN, "cannot cap the spool at %ld pages",
-		    v);
-}
-
-/* See process.h.  The open happens under the lock, so two threads never
- * open two handles. */
-struct podio_spool *
-process_spool_get(struct process_spool *ps, const char *dir, char *err,
-    size_t errlen)
-{
-	struct podio_spool *spool;
-	enum podio_err rc;
-
-	pthread_mutex_lock(&ps->lock);
-	if (ps->spool == NULL) {
-		if (dir == NULL || dir[0] == '\0') {
-			snprintf(err, errlen, "spool_dir is not set");
-		} else if ((rc = podio_spool_open(dir, &ps->spool, err,
-		    errlen)) != PODIO_OK) {
-			ps->spool = NULL;
-			if (errlen > 0 && err[0] == '\0')
-				snprintf(err, errlen, "%s: %s", dir,
-				    podio_strerror(rc));
-		} else {
-			process_spool_test_cap(ps->spool);
-		}
-	}
-	spool = ps->spool;
-	pthread_mutex_unlock(&ps->lock);
-	return spool;
-}
-
-/*
- * See process.h.  Wakes one waiting processor, and only when no other
- * processor was woken for news and has yet to take: that one will see
- * this event too.  A processor that is running events looks again
- * before it waits (the generation moved), so it never misses one.
- */
-void
-process_spool_notify(struct process_spool *ps)
-{
-	pthread_mutex_lock(&ps->lock);
-	ps->gen++;
-	if (ps->waiting > 0 && ps->looking == 0)
-		pthread_cond_signal(&ps->cond);
-	pthread_mutex_unlock(&ps->lock);
-}
-
-/* See process.h. */
-uint64_t
-process_spool_generation(struct process_spool *ps)
-{
-	uint64_t gen;
-
-	pthread_mutex_lock(&ps->lock);
-	gen = ps->gen;
-	pthread_mutex_unlock(&ps->lock);
-	return gen;
-}
-
-/* The monotonic time ms from now. */
-static struct timespec
-process_deadline(int64_t ms)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	if (ms < 0)
-		ms = 0;
-	until.tv_sec += (time_t)(ms / 1000);
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	return until;
-}
-
-/* See process.h. */
-enum process_wake
-process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms)
-{
-	struct timespec until = process_deadline(ms);
-	enum process_wake w = PROCESS_WAKE_TIMEOUT;
-	int rc = 0;
-
-	pthread_mutex_lock(&ps->lock);
-	ps->waiting++;
-	while (!ps->stopping && ps->gen == gen && ps->kicks == 0 && rc == 0)
-		rc = pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
-	ps->waiting--;
-	if (ps->stopping)
-		w = PROCESS_WAKE_STOP;
-	else if (ps->gen != gen) {
-		w = PROCESS_WAKE_NEWS;
-		ps->looking++;
-	} else if (ps->kicks > 0) {
-		w = PROCESS_WAKE_MORE;
-		ps->kicks--;
-	}
-	pthread_mutex_unlock(&ps->lock);
-	return w;
-}
-
-/* See process.h.  A plain sleep: it is short, and a stop waits for it. */
-int
-process_spool_gather(struct process_spool *ps, int64_t ms)
-{
-	struct timespec ts;
-
-	if (ms > 0) {
-		ts.tv_sec = (time_t)(ms / 1000);
-		ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-			;
-	}
-	return process_spool_stopping(ps);
-}
-
-/* See process.h. */
-void
-process_spool_taking(struct process_spool *ps)
-{
-	pthread_mutex_lock(&ps->lock);
-	if (ps->looking > 0)
-		ps->looking--;
-	pthread_mutex_unlock(&ps->lock);
-}
-
-/* See process.h. */
-void
-process_spool_help(struct process_spool *ps)
-{
-	pthread_mutex_lock(&ps->lock);
-	if (ps->waiting > ps->kicks) {
-		ps->kicks++;
-		pthread_cond_signal(&ps->cond);
-	}
-	pthread_mutex_unlock(&ps->lock);
-}
-
-/* See process.h. */
-void
-process_spool_stop(struct process_spool *ps)
-{
-	pthread_mutex_lock(&ps->lock);
-	ps->stopping = 1;
-	pthread_cond_broadcast(&ps->cond);
-	pthread_mutex_unlock(&ps->lock);
-}
-
-/* See process.h. */
-int
-process_spool_stopping(struct process_spool *ps)
-{
-	int stopping;
-
-	pthread_mutex_lock(&ps->lock);
-	stopping = ps->stopping;
-	pthread_mutex_unlock(&ps->lock);
-	return stopping;
 }
 
 /* ------------------------------------------------------------ retries */
@@ -686,130 +443,6 @@ process_failed(const struct runtime *rt, struct podio_spool *spool,
 }
 
 
-/* ------------------------------------------------------------ API budget */
-
-/*
- * The credential the rate limits of the calls belong to: client id, API
- * URL, and app or user (never a secret), into buf (size n; cut to the
- * spool's key size).
- */
-static void
-process_cred_cfg(const struct podio_config *cfg, char *buf, size_t n)
-{
-	const char *client = podio_config_get(cfg, "client_id");
-	const char *url = podio_config_get(cfg, "api_url");
-	const char *app = podio_config_get(cfg, "app_id");
-	const char *user = podio_config_get(cfg, "username");
-
-	snprintf(buf, n, "%s %s %s:%s", client != NULL ? client : "",
-	    url != NULL ? url : "", app != NULL && app[0] != '\0' ? "app" :
-	    "user", app != NULL && app[0] != '\0' ? app :
-	    user != NULL ? user : "");
-}
-
-/* The same for rt's configuration. */
-static void
-process_cred(const struct runtime *rt, char *buf, size_t n)
-{
-	process_cred_cfg(rt->cfg, buf, n);
-}
-
-/* See process.h. */
-void
-process_budget(const struct podio_config *cfg, struct podio_spool *spool,
-    int filter, struct process_budget *b)
-{
-	char cred[PODIO_SPOOL_MAX_KEY];
-	const char *cls = filter ? PROCESS_FILTER_CLASS : PROCESS_CLASS;
-
-	memset(b, 0, sizeof(*b));
-	b->remaining = b->limit = -1;
-	process_cred_cfg(cfg, cred, sizeof(cred));
-	if (podio_spool_get_pause(spool, cred, cls, &b->paused_until_ms) !=
-	    PODIO_OK || b->paused_until_ms <= process_now_ms())
-		b->paused_until_ms = 0;
-	if (podio_spool_get_remaining(spool, cred, cls, &b->remaining,
-	    &b->limit, &b->seen_ms) != PODIO_OK ||
-	    b->seen_ms + PROCESS_HOUR_MS <= process_now_ms()) {
-		b->remaining = b->limit = -1;
-		b->seen_ms = 0;
-	}
-}
-
-/*
- * Whether background calls of rate class cls may be made now.  Returns 0
- * when they may, else the time (ms) until which they wait, with why
- * (size whylen) saying so: a 420 pause set by any process sharing the
- * spool, or the last X-Rate-Limit-Remaining seen within the hour at or
- * below reserve (0: no reserve).  The limit window of Podio is an hour
- * whose reset time is not exposed, so a low count counts for an hour at
- * most; each call seen since (a hook.verify, another process) replaces
- * it.  A spool that cannot be read lets the call go: the API's own 420
- * still stops it.
- */
-static int64_t
-process_gate(struct podio_spool *spool, const char *cred, const char *cls,
-    long reserve, char *why, size_t whylen)
-{
-	int64_t now = process_now_ms(), until = 0, at = 0;
-	long remaining = -1, limit = -1;
-
-	if (podio_spool_get_pause(spool, cred, cls, &until) == PODIO_OK &&
-	    until > now) {
-		snprintf(why, whylen, "Podio rate limit (%s): no call for "
-		    "%" PRId64 " s", cls, (until - now + 999) / 1000);
-		return until;
-	}
-	if (reserve > 0 && podio_spool_get_remaining(spool, cred, cls,
-	    &remaining, &limit, &at) == PODIO_OK && remaining >= 0 &&
-	    remaining <= reserve && at + PROCESS_HOUR_MS > now) {
-		snprintf(why, whylen, "keeping the reserve of %ld API calls "
-		    "(%ld of the hour's calls left)", reserve, remaining);
-		until = at + PROCESS_HOUR_MS;
-		/* Looked at again soon: a later call may show more left. */
-		return until < now + PROCESS_RESERVE_RECHECK_MS ? until :
-		    now + PROCESS_RESERVE_RECHECK_MS;
-	}
-	return 0;
-}
-
-/* Records what the last call of client (rate class cls, library result
- * rc) tells of the budget: the remaining count, and a 420's pause. */
-static void
-process_note_call(struct podio_spool *spool, struct podio_client *client,
-    const char *cred, const char *cls, enum podio_err rc)
-{
-	struct podio_call_info info;
-	int64_t wait;
-
-	podio_client_last(client, &info);
-	if (info.rate_remaining >= 0)
-		(void)podio_spool_record_remaining(spool, cred, cls,
-		    info.rate_remaining, info.rate_limit);
-	if (rc == PODIO_ERR_RATE_LIMITED) {
-		wait = info.retry_after > 0 ? (int64_t)info.retry_after * 1000 :
-		    PROCESS_RATE_WAIT_MS;
-		(void)podio_spool_set_pause(spool, cred, cls,
-		    process_now_ms() + wait);
-		podio_log(PODIO_LOG_WARN, "Podio rate limit (%s): API calls "
-		    "of every process sharing the spool pause for %" PRId64
-		    " s", cls, wait / 1000);
-	}
-}
-
-/* See process.h. */
-void
-process_note_verify(const struct runtime *rt, struct podio_spool *spool,
-    struct podio_client *client, enum podio_err rc)
-{
-	char cred[PODIO_SPOOL_MAX_KEY];
-
-	if (spool == NULL || client == NULL)
-		return;
-	process_cred(rt, cred, sizeof(cred));
-	process_note_call(spool, client, cred, PROCESS_CLASS, rc);
-}
-
 /* ------------------------------------------------------------ one item */
 
 /* The state of one taken unit: a batch (the events of an item, or one
@@ -897,13 +530,13 @@ process_get(struct runtime *rt, struct podio_client *client,
 	int64_t until;
 	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
 
-	if ((until = process_gate(spool, cred, PROCESS_CLASS, reserve, why,
+	if ((until = budget_gate(spool, cred, BUDGET_CLASS, reserve, why,
 	    sizeof(why))) != 0) {
 		process_defer(u, until, why);
 		return -1;
 	}
 	rc = podio_item_get(client, u->batch.item_id, &u->text, &item);
-	process_note_call(spool, client, cred, PROCESS_CLASS, rc);
+	budget_note_call(spool, client, cred, BUDGET_CLASS, rc);
 	switch (rc) {
 	case PODIO_OK:
 		u->have = 1;
@@ -922,11 +555,11 @@ process_get(struct runtime *rt, struct podio_client *client,
 		u->item_error = "gone";
 		break;
 	case PODIO_ERR_RATE_LIMITED:
-		/* process_note_call() set the pause: its end, as stored */
-		until = process_gate(spool, cred, PROCESS_CLASS, 0, why,
+		/* budget_note_call() set the pause: its end, as stored */
+		until = budget_gate(spool, cred, BUDGET_CLASS, 0, why,
 		    sizeof(why));
 		process_defer(u, until != 0 ? until : process_now_ms() +
-		    PROCESS_RATE_WAIT_MS, until != 0 ? why :
+		    BUDGET_RATE_WAIT_MS, until != 0 ? why :
 		    "Podio rate limit");
 		cJSON_Delete(item);
 		return -1;
@@ -970,10 +603,10 @@ process_filter(struct runtime *rt, struct podio_client *client,
 		return;
 	snprintf(cls, sizeof(cls), "filter-refused:%" PRIu64, app);
 	k = 0;
-	if (process_gate(spool, cred, cls, 0, why, sizeof(why)) != 0 ||
-	    process_gate(spool, cred, PROCESS_FILTER_CLASS,
+	if (budget_gate(spool, cred, cls, 0, why, sizeof(why)) != 0 ||
+	    budget_gate(spool, cred, BUDGET_FILTER_CLASS,
 	    PROCESS_FILTER_RESERVE, why, sizeof(why)) != 0 ||
-	    process_gate(spool, cred, PROCESS_CLASS, (long)podio_config_get_int(
+	    budget_gate(spool, cred, BUDGET_CLASS, (long)podio_config_get_int(
 	    rt->cfg, "rate_reserve"), why, sizeof(why)) != 0)
 		goto fail;
 	for (i = 0; i < n; i++)
@@ -986,14 +619,14 @@ process_filter(struct runtime *rt, struct podio_client *client,
 		if (PROCESS_WANTS(units[i]))
 			ids[k++] = units[i].batch.item_id;
 	rc = podio_item_filter(client, app, ids, k, texts);
-	process_note_call(spool, client, cred, PROCESS_FILTER_CLASS, rc);
+	budget_note_call(spool, client, cred, BUDGET_FILTER_CLASS, rc);
 	if (rc == PODIO_ERR_BAD_REQUEST) {
 		podio_log(PODIO_LOG_WARN, "Podio refused to filter the items "
 		    "of app %" PRIu64 " (%s): fetching them one by one, the "
 		    "filter is not tried again for an hour", app,
 		    podio_client_errmsg(client));
 		(void)podio_spool_set_pause(spool, cred, cls,
-		    process_now_ms() + PROCESS_HOUR_MS);
+		    process_now_ms() + BUDGET_HOUR_MS);
 		goto fail;
 	}
 	if (rc != PODIO_OK) {
@@ -1398,8 +1031,8 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		;
 	if (i == *n)
 		return;
-	process_cred(rt, cred, sizeof(cred));
-	until = process_gate(spool, cred, PROCESS_CLASS,
+	budget_cred(rt->cfg, cred, sizeof(cred));
+	until = budget_gate(spool, cred, BUDGET_CLASS,
 	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
 	    sizeof(why));
 	if (until != 0) {

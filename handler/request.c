@@ -19,6 +19,7 @@
 
 #include "podio.h"
 #include "deliver.h"
+#include "budget.h"
 #include "process.h"
 #include "request.h"
 #include "runtime.h"
@@ -423,7 +424,7 @@ fail:
 	if (verified && ps != NULL)
 		/* What Podio's answer says of the API budget, for the
 		 * processors (when the spool can be opened). */
-		process_note_verify(rt, process_spool_get(ps,
+		budget_note_verify(rt, process_spool_get(ps,
 		    podio_config_get(rt->cfg, "spool_dir"), spool_err,
 		    sizeof(spool_err)), client, res.err);
 	podio__deliver_result_clear(&res);

@@ -22,6 +22,7 @@
 
 #include "podio.h"
 #include "cli.h"
+#include "budget.h"
 #include "process.h"
 #include "runtime.h"
 #include "spool.h"
@@ -141,7 +142,7 @@ spoolcmd_fail(const char *what, enum podio_err rc)
 
 /* The API budget lines of `spool status`: one rate class. */
 static void
-spoolcmd_budget(const char *name, const struct process_budget *b, int json)
+spoolcmd_budget(const char *name, const struct budget *b, int json)
 {
 	int64_t now = process_now_ms();
 
@@ -171,13 +172,13 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
     int json)
 {
 	struct podio_spool_status st;
-	struct process_budget api, filter;
+	struct budget api, filter;
 	enum podio_err rc;
 
 	if ((rc = podio_spool_status(spool, &st)) != PODIO_OK)
 		return spoolcmd_fail("status", rc);
-	process_budget(cfg, spool, 0, &api);
-	process_budget(cfg, spool, 1, &filter);
+	budget_read(cfg, spool, 0, &api);
+	budget_read(cfg, spool, 1, &filter);
 	if (json) {
 		printf("{\"pending\": %zu, \"retrying\": %zu, \"in_flight\": "
 		    "%zu, \"dead\": %zu, \"bad\": %zu, \"oldest_age_s\": %"

@@ -1,0 +1,248 @@
+/*
+ * process_spool.c: the spool of one process and the wake-ups of its
+ * processor threads (see process_spool.h).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "podio.h"
+#include "log.h"
+#include "process_spool.h"
+#include "spool.h"
+
+struct process_spool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct podio_spool *spool;     /* owned, NULL until opened */
+	uint64_t gen;                  /* notifications so far */
+	int waiting;                   /* processors in process_spool_wait() */
+	int looking;                   /* processors woken for news that
+	                                  have not taken yet */
+	int kicks;                     /* wake-ups for more of a backlog */
+	int stopping;
+};
+
+/* See process_spool.h. */
+struct process_spool *
+process_spool_new(void)
+{
+	struct process_spool *ps;
+	pthread_condattr_t attr;
+
+	if ((ps = calloc(1, sizeof(*ps))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&ps->lock, NULL) != 0) {
+		free(ps);
+		return NULL;
+	}
+	/* Timed waits on the monotonic clock: a clock step must not make
+	 * a processor sleep for hours. */
+	if (pthread_condattr_init(&attr) != 0 ||
+	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&ps->cond, &attr) != 0) {
+		pthread_mutex_destroy(&ps->lock);
+		free(ps);
+		return NULL;
+	}
+	pthread_condattr_destroy(&attr);
+	return ps;
+}
+
+/* See process_spool.h. */
+void
+process_spool_free(struct process_spool *ps)
+{
+	if (ps == NULL)
+		return;
+	podio_spool_close(ps->spool);
+	pthread_cond_destroy(&ps->cond);
+	pthread_mutex_destroy(&ps->lock);
+	free(ps);
+}
+
+/*
+ * Test seam: PODIO_TEST_SPOOL_MAX_PAGES (a page count, 1 to 2^31) caps
+ * the spool database of this process as a full disk would
+ * (podio__spool_set_max_pages()), for tests on machines where a small
+ * file system cannot be mounted.  Not a configuration key.
+ */
+static void
+process_spool_test_cap(struct podio_spool *spool)
+{
+	const char *env;
+	char *end;
+	long v;
+
+	env = getenv("PODIO_TEST_SPOOL_MAX_PAGES");
+	if (env == NULL || env[0] == '\0')
+		return;
+	v = strtol(env, &end, 10);
+	if (*end == '\0' && v >= 1 && v <= 2147483647L &&
+	    podio__spool_set_max_pages(spool, v) < 0)
+		podio_log(PODIO_LOG_WARN, "cannot cap the spool at %ld pages",
+		    v);
+}
+
+/* See process_spool.h.  The open happens under the lock, so two threads never
+ * open two handles. */
+struct podio_spool *
+process_spool_get(struct process_spool *ps, const char *dir, char *err,
+    size_t errlen)
+{
+	struct podio_spool *spool;
+	enum podio_err rc;
+
+	pthread_mutex_lock(&ps->lock);
+	if (ps->spool == NULL) {
+		if (dir == NULL || dir[0] == '\0') {
+			snprintf(err, errlen, "spool_dir is not set");
+		} else if ((rc = podio_spool_open(dir, &ps->spool, err,
+		    errlen)) != PODIO_OK) {
+			ps->spool = NULL;
+			if (errlen > 0 && err[0] == '\0')
+				snprintf(err, errlen, "%s: %s", dir,
+				    podio_strerror(rc));
+		} else {
+			process_spool_test_cap(ps->spool);
+		}
+	}
+	spool = ps->spool;
+	pthread_mutex_unlock(&ps->lock);
+	return spool;
+}
+
+/*
+ * See process_spool.h.  Wakes one waiting processor, and only when no other
+ * processor was woken for news and has yet to take: that one will see
+ * this event too.  A processor that is running events looks again
+ * before it waits (the generation moved), so it never misses one.
+ */
+void
+process_spool_notify(struct process_spool *ps)
+{
+	pthread_mutex_lock(&ps->lock);
+	ps->gen++;
+	if (ps->waiting > 0 && ps->looking == 0)
+		pthread_cond_signal(&ps->cond);
+	pthread_mutex_unlock(&ps->lock);
+}
+
+/* See process_spool.h. */
+uint64_t
+process_spool_generation(struct process_spool *ps)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&ps->lock);
+	gen = ps->gen;
+	pthread_mutex_unlock(&ps->lock);
+	return gen;
+}
+
+/* The monotonic time ms from now. */
+static struct timespec
+process_deadline(int64_t ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (ms < 0)
+		ms = 0;
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return until;
+}
+
+/* See process_spool.h. */
+enum process_wake
+process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms)
+{
+	struct timespec until = process_deadline(ms);
+	enum process_wake w = PROCESS_WAKE_TIMEOUT;
+	int rc = 0;
+
+	pthread_mutex_lock(&ps->lock);
+	ps->waiting++;
+	while (!ps->stopping && ps->gen == gen && ps->kicks == 0 && rc == 0)
+		rc = pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
+	ps->waiting--;
+	if (ps->stopping)
+		w = PROCESS_WAKE_STOP;
+	else if (ps->gen != gen) {
+		w = PROCESS_WAKE_NEWS;
+		ps->looking++;
+	} else if (ps->kicks > 0) {
+		w = PROCESS_WAKE_MORE;
+		ps->kicks--;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return w;
+}
+
+/* See process_spool.h.  A plain sleep: it is short, and a stop waits for it. */
+int
+process_spool_gather(struct process_spool *ps, int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms > 0) {
+		ts.tv_sec = (time_t)(ms / 1000);
+		ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
+	return process_spool_stopping(ps);
+}
+
+/* See process_spool.h. */
+void
+process_spool_taking(struct process_spool *ps)
+{
+	pthread_mutex_lock(&ps->lock);
+	if (ps->looking > 0)
+		ps->looking--;
+	pthread_mutex_unlock(&ps->lock);
+}
+
+/* See process_spool.h. */
+void
+process_spool_help(struct process_spool *ps)
+{
+	pthread_mutex_lock(&ps->lock);
+	if (ps->waiting > ps->kicks) {
+		ps->kicks++;
+		pthread_cond_signal(&ps->cond);
+	}
+	pthread_mutex_unlock(&ps->lock);
+}
+
+/* See process_spool.h. */
+void
+process_spool_stop(struct process_spool *ps)
+{
+	pthread_mutex_lock(&ps->lock);
+	ps->stopping = 1;
+	pthread_cond_broadcast(&ps->cond);
+	pthread_mutex_unlock(&ps->lock);
+}
+
+/* See process_spool.h. */
+int
+process_spool_stopping(struct process_spool *ps)
+{
+	int stopping;
+
+	pthread_mutex_lock(&ps->lock);
+	stopping = ps->stopping;
+	pthread_mutex_unlock(&ps->lock);
+	return stopping;
+}
