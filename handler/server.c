@@ -73,6 +73,10 @@
  * old they must be. */
 #define SERVER_FORGET_EVERY_MS ((int64_t)3600 * 1000)
 #define SERVER_FORGET_AGE_MS   ((int64_t)7 * 24 * 3600 * 1000)
+/* How often one processor gives back the events of processes that ended
+ * without finishing them (a server killed before this one started, a
+ * sibling under mod_fcgid, a CGI worker); the first time at the start. */
+#define SERVER_RECLAIM_EVERY_MS ((int64_t)60 * 1000)
 
 struct server_deferred;
 
@@ -87,6 +91,8 @@ struct server {
 	                                  failed for good */
 	atomic_int stopping;
 	atomic_int busy;               /* requests in flight */
+	atomic_llong reclaim_at;       /* when the processors next give back
+	                                  leases of ended processes */
 	struct process_spool *ps;      /* the spool and the processors'
 	                                  wake-up; owned */
 	/* The finisher: answers deferred requests (see server_hand()).
@@ -620,6 +626,18 @@ server_own_spool(struct podio_spool **own, char **own_dir, const char *dir,
 	return *own;
 }
 
+/* Whether this processor gives back leases of ended processes now: one
+ * processor every SERVER_RECLAIM_EVERY_MS. */
+static int
+server_reclaim_due(struct server *srv)
+{
+	long long at = atomic_load(&srv->reclaim_at);
+	long long now = (long long)process_now_ms();
+
+	return now >= at && atomic_compare_exchange_strong(&srv->reclaim_at,
+	    &at, now + SERVER_RECLAIM_EVERY_MS);
+}
+
 /*
  * One processor thread: takes events from the spool and runs them (see
  * process.h) until the server stops; the event in hand is finished
@@ -662,6 +680,8 @@ server_processor(void *arg)
 			(void)podio_spool_forget(spool, SERVER_FORGET_AGE_MS,
 			    NULL);
 		}
+		if (server_reclaim_due(srv))
+			(void)podio_spool_reclaim(spool, NULL);
 		if (woken) {
 			process_spool_taking(srv->ps);
 			woken = 0;

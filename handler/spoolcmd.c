@@ -393,6 +393,8 @@ spoolcmd_drain(struct podio_config **cfg, const struct podio_callbacks *fns)
 		goto fail;
 	}
 	memset(&counts, 0, sizeof(counts));
+	/* Events a killed process left leased are worked through now too. */
+	(void)podio_spool_reclaim(spool, NULL);
 	if (process_drain(rt, client, spool, 0, NULL, &counts) == 0)
 		status = CLI_EXIT_OK;
 	printf("%zu done, %zu to retry, %zu dead\n", counts.done,

@@ -446,7 +446,19 @@ create_db_file(const char *dir, const char *path)
 	return 0;
 }
 
-/* Fills owner with "PID-RANDOM": leases of this handle. */
+/* See spool_int.h. */
+unsigned long long
+podio__spool_pidns(void)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/pid", &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_ino;
+}
+
+/* Fills owner with "PID-RANDOM-PIDNS": leases of this handle; the pid
+ * namespace tells whether another process can look the PID up. */
 static void
 make_owner(char *owner, size_t n)
 {
@@ -455,7 +467,8 @@ make_owner(char *owner, size_t n)
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
 		r = (unsigned long long)podio__now_ms() ^
 		    (unsigned long long)(uintptr_t)owner;
-	snprintf(owner, n, "%ld-%016llx", (long)getpid(), r);
+	snprintf(owner, n, "%ld-%016llx-%llu", (long)getpid(), r,
+	    podio__spool_pidns());
 }
 
 static const char *const schema_sql =

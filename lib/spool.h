@@ -394,6 +394,19 @@ enum podio_err podio_spool_forget(struct podio_spool *spool,
     int64_t older_than_ms, size_t *n);
 
 /*
+ * Gives back the events leased by processes of this host that ended
+ * without finishing them (killed, crashed): they become takeable at once
+ * instead of when their lease runs out (minutes).  A process is looked up
+ * by its PID, only in the PID namespace of the caller; one that exists
+ * keeps its leases, so a PID reused since only delays the give-back
+ * until the lease runs out.  Handles up to 32 such processes a call.
+ * *n (may be NULL) receives how many events were given back.  A worker
+ * calls this when it starts and now and then; it costs one read when
+ * nothing is to be given back.
+ */
+enum podio_err podio_spool_reclaim(struct podio_spool *spool, size_t *n);
+
+/*
  * Rate-limit state shared by every process using the spool, per
  * credential key (who is limited: e.g. client id and app id or user;
  * never a secret) and rate class (e.g. "default", "filter"), each at most

@@ -33,7 +33,7 @@ struct spool_stmt {
 struct podio_spool {
 	char *dir;
 	char *path;
-	char owner[64];             /* "PID-RANDOM": whose leases */
+	char owner[96];             /* "PID-RANDOM-PIDNS": whose leases */
 	int64_t skew_ms;            /* tests only */
 
 	pthread_mutex_t db_lock;    /* guards db and the 5 below */
@@ -162,6 +162,10 @@ int podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 
 /* Frees the strings of ev and zeroes it. */
 void podio__spool_event_clear(struct podio_spool_event *ev);
+
+/* The inode of this process's pid namespace (0 when unknown): a lease
+ * owner's PID means something here only in the same namespace. */
+unsigned long long podio__spool_pidns(void);
 
 /* Sets aside every record whose state or column types are unusable, once
  * per handle, under db_lock.  Returns an SQLite code. */

@@ -23,10 +23,13 @@
    and retried.
 
 The random moments come from a seed printed at the start (set
-PODIO_TEST_SEED to repeat a run).  A lease taken by a killed process
-runs out only after minutes; the test makes those leases (and only
-those) run out at once by setting their end into the past, as the
-passing of that time would.  Under valgrind the counts are smaller.
+PODIO_TEST_SEED to repeat a run).  A restarted server gives back at
+once the events its killed predecessor held (its leases); the test
+reads those leases right after each kill, before the restart, to know
+which events were in flight.  Leases left by killed CGI processes run
+out only after minutes: the test makes those (and only those) run out at
+once by setting their end into the past, as the passing of that time
+would.  Under valgrind the counts are smaller.
 """
 
 import atexit
@@ -636,6 +639,7 @@ def test_kill_server():
     outcome = {}
     lock = threading.Lock()
     state = {"next": 0, "sent": 0, "restart_failed": None}
+    held_at_kills = {}
     end = deadline(240)
 
     def sender():
@@ -667,6 +671,9 @@ def test_kill_server():
                     time.sleep(0.001)
                 time.sleep(delay)
                 srv.kill()
+                # What the killed server held: the next one gives it
+                # back when it starts.
+                held_at_kills.update(leases_of(spool, srv.pids[-1:]))
                 srv.start()
         except RuntimeError as exc:
             state["restart_failed"] = str(exc)
@@ -696,19 +703,26 @@ def test_kill_server():
     t.diag("serve: lost answers: %s" % ", ".join(
         "%d %s" % (v, k) for k, v in sorted(state.items())
         if k[0].isupper()))
-    recover(srv, conf, env, spool, events, killed, acked, lost, "serve")
+    t.diag("serve: %d events were held by a server when it was killed"
+           % len(held_at_kills))
+    recover(srv, conf, env, spool, events, killed, acked, lost, "serve",
+            held_at_kills)
 
 
-def recover(srv, conf, env, spool, events, killed, acked, lost, label):
+def recover(srv, conf, env, spool, events, killed, acked, lost, label,
+            held_at_kills=None):
     """After the kills: waits for the work of the last server (if any),
     lets the leases of the killed processes run out, and checks that
     every acknowledged event arrived, at most twice, twice only when in
-    flight at a kill."""
+    flight at a kill: held by a killed process, as leases_of() shows at
+    the end or held_at_kills ({event id: comment_id}) right after a
+    kill."""
     if srv is not None:
         wait_for(lambda: acked <= set(comment_counts(events)) or
                  spool_status(conf, env).get("pending") == 0, 60,
                  "%s: the last server to finish" % label, step=0.2)
     inflight = leases_of(spool, killed)
+    inflight.update(held_at_kills or {})
     expired = expire_leases(spool, killed)
     t.diag("%s: %d events leased by killed processes, let run out"
            % (label, expired))

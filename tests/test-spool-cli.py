@@ -4,7 +4,8 @@ simulator: the 200 goes out once the event is stored, before the item is
 fetched (the item reply held at a gate); callbacks that fail are retried
 with backoff and run no more once they succeeded; retry_max used up makes
 a dead letter with its reason; `spool replay --dead`, `status --json`,
-`list`, `show`, `drain` and `purge`; 503 when the spool cannot be written;
+`list`, `show`, `drain` (which gives back the events of processes that
+are gone) and `purge`; 503 when the spool cannot be written;
 a CGI process answers and exits while a detached child processes the
 event; the same delivery twice runs its callbacks once.
 
@@ -15,6 +16,7 @@ import os
 import re
 import select
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -349,6 +351,41 @@ with testlib.Sim() as sim:
          all(logged_for("item.delete", item_id=i) for i in (701, 702, 703)),
          "spool drain processes the pending events", r.stdout + r.stderr)
     t.ok(status(ENV).get("pending") == 0, "the spool is empty after drain")
+
+    # Leases: drain gives back the events of a process that is gone; a
+    # live process keeps its own.
+    for i in (711, 712):
+        cgi(E0, body("item.delete", item_id=i))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    far = int(time.time() * 1000) + 3600 * 1000
+    db = sqlite3.connect(os.path.join(SPOOL, "spool.db"), timeout=30)
+    with db:
+        for item, pid in ((711, gone.pid), (712, os.getpid())):
+            db.execute("UPDATE events SET lease_owner = ?, lease_until = ?"
+                       " WHERE item_id = ?",
+                       ("%d-0000000000000000-%d" % (pid, ns), far, item))
+    db.close()
+    st = status(ENV)
+    t.ok(st.get("in_flight") == 2, "two events leased: in flight", st)
+    r = pw(ENV, "spool", "drain")
+    st = status(ENV)
+    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=711) and
+         not logged_for("item.delete", item_id=712) and
+         "1 event taken by 1 process that ended" in r.stderr and
+         st.get("in_flight") == 1,
+         "spool drain gives back the event of a process that is gone, "
+         "not the one of a live process", r.stdout + r.stderr + repr(st))
+    db = sqlite3.connect(os.path.join(SPOOL, "spool.db"), timeout=30)
+    with db:
+        db.execute("UPDATE events SET lease_until = 1 WHERE item_id = 712")
+    db.close()
+    r = pw(ENV, "spool", "drain")
+    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=712) and
+         status(ENV).get("in_flight") == 0,
+         "once its lease ran out, the live process's event is taken too",
+         r.stdout + r.stderr)
 
     # A dead letter by drain alone, then purged.
     set_fails(1000)

@@ -816,9 +816,11 @@ static void
 test_lease_expiry(void)
 {
 	char dir[512];
-	struct podio_spool *s;
+	struct podio_spool *s, *s2;
 	struct podio_spool_batch b;
+	char sql[512];
 	int64_t id, got = 0;
+	size_t n = 99;
 	int fds[2];
 	pid_t pid;
 
@@ -850,17 +852,47 @@ test_lease_expiry(void)
 	close(fds[1]);
 	tap_ok(read(fds[0], &got, sizeof(got)) == (ssize_t)sizeof(got) &&
 	    got == id, "a worker took the event");
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_ERR_NOT_FOUND,
+	    "a live worker's lease holds the event");
+	podio_spool_close(s);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	close(fds[0]);
 	s = open_or_bail(dir);
 	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_ERR_NOT_FOUND,
-	    "killed worker: the lease still holds the event");
-	podio__spool_set_clock_skew(s, 60001);
+	    "killed worker: its lease still holds the event");
+	/* The same dead PID named in another PID namespace (the real owner
+	 * kept aside in last_error): not looked up, the lease holds. */
+	snprintf(sql, sizeof(sql), "UPDATE events SET last_error = "
+	    "lease_owner, lease_owner = '%ld-0000000000000000-1' WHERE id = "
+	    "%lld", (long)pid, (long long)id);
+	tap_ok(raw_sql(dir, sql) == 0 && podio_spool_reclaim(s, &n) ==
+	    PODIO_OK && n == 0 && podio_spool_take(s, NULL, &b) ==
+	    PODIO_ERR_NOT_FOUND, "a lease of another PID namespace is not "
+	    "given back");
+	snprintf(sql, sizeof(sql), "UPDATE events SET lease_owner = "
+	    "last_error, last_error = NULL WHERE id = %lld", (long long)id);
+	tap_ok(raw_sql(dir, sql) == 0, "the killed worker's lease again");
+	/* A worker that is gone: its events are given back. */
+	tap_ok(podio_spool_reclaim(s, &n) == PODIO_OK && n == 1,
+	    "the killed worker's event is given back");
 	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 1 &&
 	    b.events[0].id == id && b.events[0].leases == 2,
+	    "the next take gets it at once");
+	podio_spool_batch_clear(&b);
+	/* A live holder (this process, stuck): only the lease running out
+	 * lets another handle take it. */
+	s2 = open_or_bail(dir);
+	tap_ok(podio_spool_reclaim(s2, &n) == PODIO_OK && n == 0 &&
+	    podio_spool_take(s2, NULL, &b) == PODIO_ERR_NOT_FOUND,
+	    "a live holder's lease is not given back and holds the event");
+	podio__spool_set_clock_skew(s2, 5 * 60 * 1000 + 1);
+	tap_ok(podio_spool_take(s2, NULL, &b) == PODIO_OK && b.n == 1 &&
+	    b.events[0].id == id && b.events[0].leases == 3,
 	    "after the lease ran out another worker takes it");
 	podio_spool_batch_clear(&b);
+	podio_spool_close(s2);
 	podio_spool_close(s);
 }
 
