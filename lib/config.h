@@ -20,6 +20,34 @@ enum podio__cfg_type {
 	PODIO__CFG_U64LIST   /* comma-separated unsigned 64-bit ids */
 };
 
+/* Most ids of one PODIO__CFG_U64LIST value. */
+#define PODIO__CFG_IDS_MAX   1024
+
+/* A signed decimal integer: optional '-', digits, nothing else.  Returns
+ * 0 with *out set, or -1. */
+int podio__cfg_parse_int(const char *text, int64_t *out);
+
+/* yes/no, true/false, on/off, 1/0 (any case) as 1 or 0 in *out.  Returns
+ * 0, or -1 for anything else. */
+int podio__cfg_parse_bool(const char *text, int64_t *out);
+
+/*
+ * Parses "1, 2,3" into a new array *ids of *n ids (caller frees) and
+ * writes the canonical text ("1,2,3") into a new string *canon (caller
+ * frees).  Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG on a
+ * malformed list or more than PODIO__CFG_IDS_MAX ids.
+ */
+enum podio_err podio__cfg_parse_ids(const char *text, uint64_t **ids,
+    size_t *n, char **canon);
+
+/* The canonical text of a duration (ms) into out (size outlen): the
+ * largest unit that divides it. */
+void podio__cfg_fmt_duration(int64_t ms, char *out, size_t outlen);
+
+/* The canonical text of a size (bytes) into out (size outlen): M or K
+ * when exact, else bytes. */
+void podio__cfg_fmt_size(int64_t bytes, char *out, size_t outlen);
+
 /*
  * The ids of a PODIO__CFG_U64LIST key: *ids (borrowed from cfg, valid
  * until the key is set again or cfg is freed) and their count *n.
