@@ -94,6 +94,15 @@ enum {
 	C_FAILED, C_DEAD, C_PROGRESS, C_EVENT
 };
 
+/* Writes the message to err (size errlen; either may be 0/NULL). */
+void podio__spool_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Maps an SQLite result code to the library's errors: everything that is
+ * not memory is the store failing (disk full, I/O, read-only, locked too
+ * long, corrupt), which the handler answers with 503. */
+enum podio_err podio__spool_map_rc(int rc);
+
 /* The handle's clock: wall-clock ms plus the test skew. */
 int64_t podio__spool_now(const struct podio_spool *s);
 

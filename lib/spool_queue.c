@@ -6,13 +6,10 @@
  */
 #include <config.h>
 
-#include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -25,10 +22,6 @@
 /* "No cap" for the settle window: far beyond any time difference, far
  * from overflowing. */
 #define SPOOL_FOREVER_MS 1000000000000000LL
-/* The most processes whose leases one podio_spool_reclaim() gives
- * back. */
-#define SPOOL_RECLAIM_MAX 32
-
 /* Most undecodable records set aside by one sweep, and most candidates
  * one take looks at. */
 #define SPOOL_SWEEP_MAX 1000
@@ -309,96 +302,6 @@ podio__spool_sweep(struct podio_spool *s)
 	} while (n == 64 && total < SPOOL_SWEEP_MAX);
 	s->swept = 1;
 	return SQLITE_OK;
-}
-
-/*
- * See spool.h.  An owner is "PID-RANDOM-PIDNS"; only owners in this
- * process's pid namespace are looked up (WAL needs every user of the
- * database on one host, but containers sharing a directory may see other
- * PIDs), and a PID that exists (even reused by another program) keeps
- * its lease.  The owners are found without the write lock; the leases
- * are given back in one write.
- */
-enum podio_err
-podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
-{
-	sqlite3_stmt *st = NULL;
-	char owners[SPOOL_RECLAIM_MAX][96], *end;
-	unsigned long long ns, mine = podio__spool_pidns();
-	size_t n = 0, i, total = 0;
-	enum podio_err e;
-	int64_t now;
-	long pid;
-	int rc;
-
-	if (n_events != NULL)
-		*n_events = 0;
-	if (s == NULL)
-		return PODIO_ERR_INVALID;
-	if (mine == 0)
-		return PODIO_OK;
-	pthread_mutex_lock(&s->db_lock);
-	now = podio__spool_now(s);
-	if ((rc = podio__spool_prep(s, "SELECT DISTINCT lease_owner FROM"
-	    " events WHERE state = 'pending' AND lease_until > ?1"
-	    " AND typeof(lease_owner) = 'text' LIMIT ?2", &st)) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, SPOOL_RECLAIM_MAX);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < SPOOL_RECLAIM_MAX) {
-		const char *o = (const char *)sqlite3_column_text(st, 0);
-
-		if (o == NULL || strlen(o) >= sizeof(owners[0]))
-			continue;
-		/* PID-RANDOM-PIDNS, this namespace, not this process */
-		pid = strtol(o, &end, 10);
-		if (pid <= 0 || *end != '-' || (end = strchr(end + 1, '-')) ==
-		    NULL)
-			continue;
-		ns = strtoull(end + 1, &end, 10);
-		if (*end != '\0' || ns != mine || pid == (long)getpid())
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		podio__strlcpy(owners[n++], o, sizeof(owners[0]));
-	}
-	podio__spool_fin(s, st);
-	st = NULL;
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		goto fail;
-	if (n == 0) {
-		pthread_mutex_unlock(&s->db_lock);
-		return PODIO_OK;
-	}
-	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, "UPDATE events SET lease_owner = NULL,"
-	    " lease_until = NULL WHERE lease_owner = ?1 AND state = 'pending'",
-	    &st)) != SQLITE_OK)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		podio__spool_bind_text(st, 1, owners[i]);
-		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-			goto fail;
-		total += (size_t)sqlite3_changes(s->db);
-	}
-	podio__spool_fin(s, st);
-	st = NULL;
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
-		goto fail;
-	pthread_mutex_unlock(&s->db_lock);
-	if (total > 0)
-		podio__warn("spool %s: %zu event%s taken by %zu process%s that "
-		    "ended without finishing them given back", s->dir, total,
-		    total == 1 ? "" : "s", n, n == 1 ? "" : "es");
-	if (n_events != NULL)
-		*n_events = total;
-	return PODIO_OK;
-fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, "reclaim leases", rc, PODIO_ERR_IO);
-	pthread_mutex_unlock(&s->db_lock);
-	return e;
 }
 
 /* ---------------------------------------------------------------- taking */
