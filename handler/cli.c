@@ -19,13 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <cjson/cJSON.h>
 
 #include "podio.h"
 #include "cli.h"
 #include "emit.h"
+#include "secret.h"
 #include "spoolcmd.h"
 
 #define PROG "podio-webhook"
@@ -167,136 +167,6 @@ cli_usage_hint(const char *what)
 	    what);
 }
 
-/* --------------------------------------------------------- secret hiding */
-
-/* Whether c may appear in the value of a URL query parameter. */
-static int
-cli_is_value_char(char c)
-{
-	return c != '\0' && c != '&' && c != '#' && c != ';' &&
-	    (unsigned char)c > ' ' && c != '"' && c != '\'' && c != '<' &&
-	    c != '>' && (unsigned char)c != 0x7f;
-}
-
-/*
- * Returns a copy of text in which the value of every "secret=" (any case)
- * is replaced by "***" and control characters by '?'.  The caller frees
- * the result; NULL on out of memory.  Used on URLs and on every message,
- * so a hook secret never reaches the output.
- */
-static char *
-cli_mask_query_secret(const char *text)
-{
-	static const char key[] = "secret=";
-	const size_t klen = sizeof(key) - 1;
-	char *out;
-	size_t len = strlen(text), o = 0, i = 0;
-
-	/* "***" is at most 3 bytes longer than the value it replaces and
-	 * each replacement needs a key of klen bytes before it. */
-	if ((out = malloc(len + (len / klen + 1) * 3 + 1)) == NULL)
-		return NULL;
-	while (i < len) {
-		if (strncasecmp(text + i, key, klen) == 0) {
-			memcpy(out + o, text + i, klen);
-			o += klen;
-			i += klen;
-			if (cli_is_value_char(text[i])) {
-				while (cli_is_value_char(text[i]))
-					i++;
-				memcpy(out + o, "***", 3);
-				o += 3;
-			}
-			continue;
-		}
-		/* Control characters from an answer must not reach a
-		 * terminal. */
-		out[o++] = (unsigned char)text[i] < ' ' ||
-		    text[i] == 0x7f ? '?' : text[i];
-		i++;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/*
- * Replaces, in place, every occurrence of needle in s (of length *len)
- * by "***".  Needles of 3 bytes or less are left alone, so the text only
- * shrinks.
- */
-static void
-cli_replace_all(char *s, size_t *len, const char *needle)
-{
-	size_t nlen = strlen(needle);
-	char *p = s;
-
-	if (nlen <= 3)
-		return;
-	while ((p = strstr(p, needle)) != NULL) {
-		memcpy(p, "***", 3);
-		memmove(p + 3, p + nlen, *len - (size_t)(p - s) - nlen + 1);
-		*len -= nlen - 3;
-		p += 3;
-	}
-}
-
-/* Percent-encodes s (RFC 3986: all but unreserved characters).  The
- * caller frees (and wipes: it may be a secret) the result; NULL on out of
- * memory. */
-static char *
-cli_pct_encode(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t len = strlen(s), i, o = 0;
-	unsigned char c;
-	char *out;
-
-	if (len > SIZE_MAX / 3 - 1 || (out = malloc(len * 3 + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		c = (unsigned char)s[i];
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~') {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 0x0f];
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* See cli.h.  Secrets shorter than 4 bytes are not searched for (they
- * would garble ordinary words and are not worth hiding). */
-char *
-cli_scrub(const struct podio_config *cfg, const char *text)
-{
-	const char *key, *val;
-	char *out, *enc;
-	size_t i, len;
-
-	if ((out = cli_mask_query_secret(text)) == NULL)
-		return NULL;
-	len = strlen(out);
-	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
-		if (!podio_config_key_is_secret(key))
-			continue;
-		val = podio_config_get(cfg, key);
-		if (val == NULL || strlen(val) < 4)
-			continue;
-		cli_replace_all(out, &len, val);
-		if ((enc = cli_pct_encode(val)) != NULL) {
-			cli_replace_all(out, &len, enc);
-			explicit_bzero(enc, strlen(enc));
-			free(enc);
-		}
-	}
-	return out;
-}
-
 /* Prints "podio-webhook: WHAT: MESSAGE" on stderr, the message scrubbed
  * of secrets. */
 static void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
@@ -310,7 +180,7 @@ cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	safe = cli_scrub(ctx->cfg, msg);
+	safe = secret_scrub(ctx->cfg, msg);
 	fprintf(stderr, PROG ": %s: %s\n", ctx->what,
 	    safe != NULL ? safe : "(message withheld: out of memory)");
 	free(safe);
@@ -508,65 +378,6 @@ cli_parse_ref(const struct cli_ctx *ctx, uint64_t *ref_id)
 	return cli_parse_id(ctx, "reference id", ctx->arg[1], ref_id);
 }
 
-/*
- * Returns url with "secret=<percent-encoded secret>" added to its query
- * ('?' or '&' as needed, before any #fragment).  The caller wipes and
- * frees the result; NULL on out of memory.
- */
-static char *
-cli_url_with_secret(const char *url, const char *secret)
-{
-	const char *hash, *query, *sep;
-	char *enc = NULL, *out = NULL;
-	size_t base, need;
-
-	hash = strchr(url, '#');
-	base = hash != NULL ? (size_t)(hash - url) : strlen(url);
-	query = memchr(url, '?', base);
-	if (query == NULL)
-		sep = "?";
-	else if (url[base - 1] == '?' || url[base - 1] == '&')
-		sep = "";
-	else
-		sep = "&";
-	if ((enc = cli_pct_encode(secret)) == NULL)
-		goto fail;
-	need = strlen(url) + strlen(sep) + strlen("secret=") + strlen(enc) +
-	    1;
-	if ((out = malloc(need)) == NULL)
-		goto fail;
-	snprintf(out, need, "%.*s%ssecret=%s%s", (int)base, url, sep, enc,
-	    hash != NULL ? hash : "");
-fail:
-	if (enc != NULL) {
-		explicit_bzero(enc, strlen(enc));
-		free(enc);
-	}
-	return out;
-}
-
-/* Whether the query of url (before any #fragment) has a parameter named
- * "secret". */
-static int
-cli_has_secret_param(const char *url)
-{
-	const char *p, *hash;
-
-	hash = strchr(url, '#');
-	p = strchr(url, '?');
-	if (p == NULL || (hash != NULL && p > hash))
-		return 0;
-	while (p != NULL && (hash == NULL || p < hash)) {
-		p++;
-		if (strncmp(p, "secret", 6) == 0 &&
-		    (p[6] == '=' || p[6] == '&' || p[6] == '#' ||
-		    p[6] == '\0'))
-			return 1;
-		p = strchr(p, '&');
-	}
-	return 0;
-}
-
 /* Whether url is an http(s) URL with a host and no white space or
  * control characters. */
 static int
@@ -618,12 +429,12 @@ cli_hooks_create(struct cli_ctx *ctx)
 	}
 	secret = podio_config_get(ctx->cfg, "webhook_secret");
 	if (secret != NULL && secret[0] != '\0') {
-		if (cli_has_secret_param(url)) {
+		if (secret_url_has(url)) {
 			cli_error(ctx, "the URL already has a secret parameter;"
 			    " webhook_secret adds it");
 			goto fail;
 		}
-		if ((full = cli_url_with_secret(url, secret)) == NULL) {
+		if ((full = secret_url_with(url, secret)) == NULL) {
 			cli_error(ctx, "out of memory");
 			status = cli_exit_for(PODIO_ERR_NOMEM);
 			goto fail;
@@ -665,7 +476,7 @@ cli_print_hooks_json(const struct cli_ctx *ctx,
 			goto fail;
 		/* Written as raw digits: a double would round ids past 2^53. */
 		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
-		if ((url = cli_scrub(ctx->cfg,
+		if ((url = secret_scrub(ctx->cfg,
 		    hooks[i].url ? hooks[i].url : "")) == NULL)
 			goto fail;
 		if (cJSON_AddRawToObject(obj, "hook_id", id) == NULL ||
@@ -729,7 +540,7 @@ cli_print_hooks_table(const struct cli_ctx *ctx,
 		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
 		st = hooks[i].status ? hooks[i].status : "-";
 		ty = hooks[i].type ? hooks[i].type : "-";
-		if ((url = cli_scrub(ctx->cfg,
+		if ((url = secret_scrub(ctx->cfg,
 		    hooks[i].url ? hooks[i].url : "-")) == NULL) {
 			cli_error(ctx, "out of memory");
 			return CLI_EXIT_PODIO;

@@ -27,14 +27,6 @@ int cli_exit_for(enum podio_err err);
 int cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
     int argc, char **argv);
 
-/*
- * Returns a copy of text safe to print: secret= values masked, then every
- * configured secret value of cfg (as is and percent-encoded) replaced by
- * "***", control characters by '?'.  The caller frees the result; NULL on
- * out of memory.
- */
-char *cli_scrub(const struct podio_config *cfg, const char *text);
-
 /* Prints one line per subcommand (synopsis and summary) to fp, for the
  * program's --help. */
 void cli_usage(FILE *fp);

@@ -21,6 +21,7 @@
 #include "deliver.h"
 #include "emit.h"
 #include "runtime.h"
+#include "secret.h"
 
 #define PROG "podio-webhook"
 
@@ -83,7 +84,7 @@ fail:
 static void
 emit_line(const struct podio_config *cfg, const char *line)
 {
-	char *safe = cli_scrub(cfg, line);
+	char *safe = secret_scrub(cfg, line);
 
 	printf("%s\n", safe != NULL ? safe : "(line withheld: out of memory)");
 	free(safe);

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "podio.h"
-#include "deliver.h"
 #include "budget.h"
+#include "deliver.h"
 #include "process.h"
 #include "request.h"
 #include "runtime.h"

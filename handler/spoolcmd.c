@@ -21,10 +21,11 @@
 #include <string.h>
 
 #include "podio.h"
-#include "cli.h"
 #include "budget.h"
+#include "cli.h"
 #include "process.h"
 #include "runtime.h"
+#include "secret.h"
 #include "spool.h"
 #include "spoolcmd.h"
 
@@ -75,7 +76,7 @@ spoolcmd_print_safe(const struct podio_config *cfg, const char *text)
 		fputs("-", stdout);
 		return;
 	}
-	safe = cli_scrub(cfg, text);
+	safe = secret_scrub(cfg, text);
 	fputs(safe != NULL ? safe : "(withheld: out of memory)", stdout);
 	free(safe);
 }

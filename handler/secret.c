@@ -1,0 +1,189 @@
+/*
+ * secret.c: keeping secrets out of what the program prints (see
+ * secret.h), and the hook secret in a hook's URL.
+ */
+#include <config.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "podio.h"
+#include "secret.h"
+
+/* Whether c may appear in the value of a URL query parameter. */
+static int
+secret_is_value_char(char c)
+{
+	return c != '\0' && c != '&' && c != '#' && c != ';' &&
+	    (unsigned char)c > ' ' && c != '"' && c != '\'' && c != '<' &&
+	    c != '>' && (unsigned char)c != 0x7f;
+}
+
+/* See secret.h. */
+char *
+secret_mask_query(const char *text)
+{
+	static const char key[] = "secret=";
+	const size_t klen = sizeof(key) - 1;
+	char *out;
+	size_t len = strlen(text), o = 0, i = 0;
+
+	/* "***" is at most 3 bytes longer than the value it replaces and
+	 * each replacement needs a key of klen bytes before it. */
+	if ((out = malloc(len + (len / klen + 1) * 3 + 1)) == NULL)
+		return NULL;
+	while (i < len) {
+		if (strncasecmp(text + i, key, klen) == 0) {
+			memcpy(out + o, text + i, klen);
+			o += klen;
+			i += klen;
+			if (secret_is_value_char(text[i])) {
+				while (secret_is_value_char(text[i]))
+					i++;
+				memcpy(out + o, "***", 3);
+				o += 3;
+			}
+			continue;
+		}
+		/* Control characters from an answer must not reach a
+		 * terminal. */
+		out[o++] = (unsigned char)text[i] < ' ' ||
+		    text[i] == 0x7f ? '?' : text[i];
+		i++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * Replaces, in place, every occurrence of needle in s (of length *len)
+ * by "***".  Needles of 3 bytes or less are left alone, so the text only
+ * shrinks.
+ */
+static void
+secret_replace_all(char *s, size_t *len, const char *needle)
+{
+	size_t nlen = strlen(needle);
+	char *p = s;
+
+	if (nlen <= 3)
+		return;
+	while ((p = strstr(p, needle)) != NULL) {
+		memcpy(p, "***", 3);
+		memmove(p + 3, p + nlen, *len - (size_t)(p - s) - nlen + 1);
+		*len -= nlen - 3;
+		p += 3;
+	}
+}
+
+/* See secret.h. */
+char *
+secret_pct_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(s), i, o = 0;
+	unsigned char c;
+	char *out;
+
+	if (len > SIZE_MAX / 3 - 1 || (out = malloc(len * 3 + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0x0f];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* See secret.h.  Secrets shorter than 4 bytes are not searched for (they
+ * would garble ordinary words and are not worth hiding). */
+char *
+secret_scrub(const struct podio_config *cfg, const char *text)
+{
+	const char *key, *val;
+	char *out, *enc;
+	size_t i, len;
+
+	if ((out = secret_mask_query(text)) == NULL)
+		return NULL;
+	len = strlen(out);
+	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
+		if (!podio_config_key_is_secret(key))
+			continue;
+		val = podio_config_get(cfg, key);
+		if (val == NULL || strlen(val) < 4)
+			continue;
+		secret_replace_all(out, &len, val);
+		if ((enc = secret_pct_encode(val)) != NULL) {
+			secret_replace_all(out, &len, enc);
+			explicit_bzero(enc, strlen(enc));
+			free(enc);
+		}
+	}
+	return out;
+}
+
+/* See secret.h. */
+char *
+secret_url_with(const char *url, const char *secret)
+{
+	const char *hash, *query, *sep;
+	char *enc = NULL, *out = NULL;
+	size_t base, need;
+
+	hash = strchr(url, '#');
+	base = hash != NULL ? (size_t)(hash - url) : strlen(url);
+	query = memchr(url, '?', base);
+	if (query == NULL)
+		sep = "?";
+	else if (url[base - 1] == '?' || url[base - 1] == '&')
+		sep = "";
+	else
+		sep = "&";
+	if ((enc = secret_pct_encode(secret)) == NULL)
+		goto fail;
+	need = strlen(url) + strlen(sep) + strlen("secret=") + strlen(enc) +
+	    1;
+	if ((out = malloc(need)) == NULL)
+		goto fail;
+	snprintf(out, need, "%.*s%ssecret=%s%s", (int)base, url, sep, enc,
+	    hash != NULL ? hash : "");
+fail:
+	if (enc != NULL) {
+		explicit_bzero(enc, strlen(enc));
+		free(enc);
+	}
+	return out;
+}
+
+/* See secret.h. */
+int
+secret_url_has(const char *url)
+{
+	const char *p, *hash;
+
+	hash = strchr(url, '#');
+	p = strchr(url, '?');
+	if (p == NULL || (hash != NULL && p > hash))
+		return 0;
+	while (p != NULL && (hash == NULL || p < hash)) {
+		p++;
+		if (strncmp(p, "secret", 6) == 0 &&
+		    (p[6] == '=' || p[6] == '&' || p[6] == '#' ||
+		    p[6] == '\0'))
+			return 1;
+		p = strchr(p, '&');
+	}
+	return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * secret.h: keeping secrets out of what the program prints, and the hook
+ * secret in a hook's URL (webhook_secret is appended to the URL as
+ * secret=, percent-encoded, and masked as secret=*** in every output).
+ */
+#ifndef PODIO_HANDLER_SECRET_H
+#define PODIO_HANDLER_SECRET_H
+
+#include "podio.h"
+
+/*
+ * Returns a copy of text safe to print: secret= values masked, then every
+ * configured secret value of cfg (as is and percent-encoded) replaced by
+ * "***", control characters by '?'.  The caller frees the result; NULL on
+ * out of memory.
+ */
+char *secret_scrub(const struct podio_config *cfg, const char *text);
+
+/*
+ * Returns a copy of text in which the value of every "secret=" (any case)
+ * is replaced by "***" and control characters by '?'.  The caller frees
+ * the result; NULL on out of memory.
+ */
+char *secret_mask_query(const char *text);
+
+/* Percent-encodes s (RFC 3986: all but unreserved characters).  The
+ * caller frees (and wipes: it may be a secret) the result; NULL on out of
+ * memory. */
+char *secret_pct_encode(const char *s);
+
+/*
+ * Returns url with "secret=<percent-encoded secret>" added to its query
+ * ('?' or '&' as needed, before any #fragment).  The caller wipes and
+ * frees the result; NULL on out of memory.
+ */
+char *secret_url_with(const char *url, const char *secret);
+
+/* Whether the query of url (before any #fragment) has a parameter named
+ * "secret". */
+int secret_url_has(const char *url);
+
+#endif
