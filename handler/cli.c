@@ -127,7 +127,7 @@ cli_list(FILE *fp, const char *group)
 void
 cli_usage(FILE *fp)
 {
-	/* serve has options of its own (handler/server.c). */
+	/* serve has options of its own (handler/server_listen.c). */
 	fprintf(fp, "  %-40s %s\n", "serve --listen SPEC [--workers N] ...",
 	    "serve webhooks over FastCGI");
 	cli_list(fp, NULL);

@@ -1,9 +1,10 @@
 /*
  * process.h: events out of the spool.  The request path only stores an
- * accepted event (lib/spool.c) and answers; everything after that - the
- * item fetch, the event JSON with the item, the callbacks - happens here,
- * apart from the request: in the FastCGI server's processor threads, in a
- * CGI process after it answered, and in `podio-webhook spool drain`.
+ * accepted event (lib/spool_append.c) and answers; everything after
+ * that - the item fetch, the event JSON with the item, the callbacks -
+ * happens here, apart from the request: in the FastCGI server's
+ * processor threads, in a CGI process after it answered, and in
+ * `podio-webhook spool drain`.
  *
  * An event that succeeds is removed.  One whose callbacks fail is tried
  * again later with exponential backoff and jitter, and after retry_max

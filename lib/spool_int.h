@@ -1,9 +1,10 @@
 /*
  * spool_int.h: what the files of the spool module share (lib/spool.c:
- * opening and appending; lib/spool_queue.c: decoding, taking and the
- * outcomes of taken events; lib/spool_admin.c: the spool commands and the
- * rate-limit state).  Internal to those files; the module's interface is
- * spool.h.
+ * opening and the transactions; lib/spool_append.c: appending with group
+ * commit; lib/spool_queue.c: decoding, taking and the outcomes of taken
+ * events; lib/spool_admin.c: the spool commands, giving back leases and
+ * the rate-limit state).  Internal to those files; the module's interface
+ * is spool.h.
  */
 #ifndef PODIO_SPOOL_INT_H
 #define PODIO_SPOOL_INT_H

@@ -1,5 +1,5 @@
 /*
- * test-callback.c: lib/callback.c: patterns and run order (C functions,
+ * test-callback.c: lib/callback.c and lib/callback_exec.c: patterns and run order (C functions,
  * then rule lines in file order, from a real configuration file), the
  * commands' stdin, argv, environment, fds, process group, stdout, stderr
  * tail, exit statuses, timeout and leftover children, the JSON-lines logs

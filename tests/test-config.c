@@ -1,9 +1,9 @@
 /*
- * test-config.c: lib/config.c: defaults, the key table, the parsers, the
- * file syntax (data-driven: tests/data/config/good/ and bad/, see the
- * README there), the environment, precedence, rule lines, secrets kept
- * out of messages, podio_config_path() and the sample configuration in
- * deploy/.
+ * test-config.c: lib/config.c and lib/config_value.c: defaults, the key
+ * table, the parsers, the file syntax (data-driven: tests/data/config/
+ * good/ and bad/, see the README there), the environment, precedence,
+ * rule lines, secrets kept out of messages, podio_config_path() and the
+ * sample configuration in deploy/.
  */
 #include <config.h>
 

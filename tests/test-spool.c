@@ -1,8 +1,9 @@
 /*
- * test-spool.c: the durable event spool (lib/spool.c): append, take and
- * done; durability across a re-open; dedup; group commit with 16 threads;
- * several processes appending and taking at once (each event taken
- * exactly once); lease expiry after a taker is killed; per-item order and
+ * test-spool.c: the durable event spool (lib/spool*.c): append, take
+ * and done; durability across a re-open; dedup; group commit with 16
+ * threads; several processes appending and taking at once (each event
+ * taken exactly once); lease expiry after a taker is killed, and leases
+ * of processes that are gone given back; per-item order and
  * batches; retries with and without counting attempts; dead letters,
  * replay and purge; status; the settle window and bulk take by app; the
  * rate-limit state shared between processes; records that cannot be
