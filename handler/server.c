@@ -69,8 +69,8 @@
  * takes them: a burst is then taken, leased and removed with a few
  * commits instead of two per event. */
 #define SERVER_GATHER_MS 20
-/* How often a processor lets the spool forget old dedup keys, and how
- * old they must be. */
+/* How often one processor lets the spool forget old dedup keys (the
+ * first time at the start), and how old they must be. */
 #define SERVER_FORGET_EVERY_MS ((int64_t)3600 * 1000)
 #define SERVER_FORGET_AGE_MS   ((int64_t)7 * 24 * 3600 * 1000)
 /* How often one processor gives back the events of processes that ended
@@ -91,8 +91,10 @@ struct server {
 	                                  failed for good */
 	atomic_int stopping;
 	atomic_int busy;               /* requests in flight */
-	atomic_llong reclaim_at;       /* when the processors next give back
-	                                  leases of ended processes */
+	/* When a processor next forgets old dedup keys, and next gives
+	 * back the leases of ended processes (see server_turn()). */
+	atomic_llong forget_at;
+	atomic_llong reclaim_at;
 	struct process_spool *ps;      /* the spool and the processors'
 	                                  wake-up; owned */
 	/* The finisher: answers deferred requests (see server_hand()).
@@ -626,16 +628,18 @@ server_own_spool(struct podio_spool **own, char **own_dir, const char *dir,
 	return *own;
 }
 
-/* Whether this processor gives back leases of ended processes now: one
- * processor every SERVER_RECLAIM_EVERY_MS. */
+/* Whether the calling processor does a chore of the spool now: the
+ * first one to find *at passed does it and sets the next time every ms
+ * later, so one processor of the process does it each time, the first
+ * time at the start. */
 static int
-server_reclaim_due(struct server *srv)
+server_turn(atomic_llong *at, int64_t every)
 {
-	long long at = atomic_load(&srv->reclaim_at);
+	long long when = atomic_load(at);
 	long long now = (long long)process_now_ms();
 
-	return now >= at && atomic_compare_exchange_strong(&srv->reclaim_at,
-	    &at, now + SERVER_RECLAIM_EVERY_MS);
+	return now >= when && atomic_compare_exchange_strong(at, &when,
+	    now + every);
 }
 
 /*
@@ -652,7 +656,6 @@ server_processor(void *arg)
 	struct podio_spool *spool, *own = NULL;
 	char err[512], *own_dir = NULL;
 	struct process_counts counts;
-	int64_t forgot = 0;
 	uint64_t gen;
 	int warned = 0, woken = 0;
 	enum process_outcome out;
@@ -675,12 +678,10 @@ server_processor(void *arg)
 			continue;
 		}
 		warned = 0;
-		if (process_now_ms() - forgot > SERVER_FORGET_EVERY_MS) {
-			forgot = process_now_ms();
+		if (server_turn(&srv->forget_at, SERVER_FORGET_EVERY_MS))
 			(void)podio_spool_forget(spool, SERVER_FORGET_AGE_MS,
 			    NULL);
-		}
-		if (server_reclaim_due(srv))
+		if (server_turn(&srv->reclaim_at, SERVER_RECLAIM_EVERY_MS))
 			(void)podio_spool_reclaim(spool, NULL);
 		if (woken) {
 			process_spool_taking(srv->ps);
