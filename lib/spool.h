@@ -399,7 +399,8 @@ enum podio_err podio_spool_forget(struct podio_spool *spool,
  * instead of when their lease runs out (minutes).  A process is looked up
  * by its PID, only in the PID namespace of the caller; one that exists
  * keeps its leases, so a PID reused since only delays the give-back
- * until the lease runs out.  Handles up to 32 such processes a call.
+ * until the lease runs out.  Looks at up to 32 processes holding leases a
+ * call (live ones among them).
  * *n (may be NULL) receives how many events were given back.  A worker
  * calls this when it starts and now and then; it costs one read when
  * nothing is to be given back.

@@ -20,8 +20,8 @@
 #include "spool_int.h"
 #include "util.h"
 
-/* The most processes whose leases one podio_spool_reclaim() gives
- * back. */
+/* The most lease holders (live or gone) one podio_spool_reclaim()
+ * looks at. */
 #define SPOOL_RECLAIM_MAX 32
 
 /* Whether key is a usable credential key or rate class. */
@@ -300,7 +300,7 @@ enum podio_err
 podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
 {
 	sqlite3_stmt *st = NULL;
-	char owners[SPOOL_RECLAIM_MAX][96], *end;
+	char owners[SPOOL_RECLAIM_MAX][SPOOL_OWNER_MAX], *end;
 	unsigned long long ns, mine = podio__spool_pidns();
 	size_t n = 0, i, total = 0;
 	enum podio_err e;

@@ -31,10 +31,13 @@ struct spool_stmt {
 	int in_use;
 };
 
+/* Room for a lease owner, "PID-RANDOM-PIDNS", and its NUL. */
+#define SPOOL_OWNER_MAX 96
+
 struct podio_spool {
 	char *dir;
 	char *path;
-	char owner[96];             /* "PID-RANDOM-PIDNS": whose leases */
+	char owner[SPOOL_OWNER_MAX]; /* "PID-RANDOM-PIDNS": whose leases */
 	int64_t skew_ms;            /* tests only */
 
 	pthread_mutex_t db_lock;    /* guards db and the 5 below */

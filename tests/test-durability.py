@@ -723,10 +723,11 @@ def recover(srv, conf, env, spool, events, killed, acked, lost, label,
         wait_for(lambda: acked <= set(comment_counts(events)) or
                  spool_status(conf, env).get("pending") == 0, 60,
                  "%s: the last server to finish" % label, step=0.2)
-    inflight = leases_of(spool, killed)
+    if held_at_kills is None:
+        held_at_kills = [leases_of(spool, killed)]
     # How many kills found each comment's event in flight.
     kills_holding = {}
-    for held in held_at_kills if held_at_kills is not None else [inflight]:
+    for held in held_at_kills:
         for c in set(held.values()):
             kills_holding[c] = kills_holding.get(c, 0) + 1
     expired = expire_leases(spool, killed)
