@@ -120,7 +120,8 @@ cli_list(FILE *fp, const char *group)
 		    strcmp(cli_commands[i].group, group) != 0))
 			continue;
 		cli_synopsis(&cli_commands[i], syn, sizeof(syn));
-		fprintf(fp, "  %-40s %s\n", syn, cli_commands[i].summary);
+		fprintf(fp, "  %-*s %s\n", CLI_USAGE_WIDTH, syn,
+		    cli_commands[i].summary);
 	}
 }
 
@@ -128,7 +129,8 @@ void
 cli_usage(FILE *fp)
 {
 	/* serve has options of its own (handler/server_listen.c). */
-	fprintf(fp, "  %-40s %s\n", "serve --listen SPEC [--workers N] ...",
+	fprintf(fp, "  %-*s %s\n", CLI_USAGE_WIDTH,
+	    "serve --listen SPEC [--workers N] ...",
 	    "serve webhooks over FastCGI");
 	cli_list(fp, NULL);
 	spoolcmd_usage(fp);

@@ -14,6 +14,9 @@
 #define CLI_EXIT_USAGE     2  /* usage or configuration error */
 #define CLI_EXIT_UNREACHED 3  /* Podio could not be reached */
 
+/* The width of the synopsis column in the program's --help. */
+#define CLI_USAGE_WIDTH 41
+
 /* The exit status for a library error. */
 int cli_exit_for(enum podio_err err);
 

@@ -31,18 +31,41 @@
 
 #define PROG "podio-webhook"
 
-/* The synopses, for the usage and for messages. */
-static const char *const spoolcmd_synopsis[][2] = {
-	{ "spool status [--json]", "count the events waiting, retrying and "
-	    "dead" },
-	{ "spool list [--json]", "list the stored events" },
-	{ "spool show ID", "show one stored event" },
-	{ "spool replay ID|--dead", "try a dead event (or every one) again" },
-	{ "spool drain", "process every event due now (run it from cron)" },
-	{ "spool purge --dead --older-than DURATION", "remove old dead "
-	    "events" },
+/* The spool commands: name, synopsis, summary (for the program's
+ * --help) and what `spool COMMAND --help` adds. */
+struct spoolcmd_info {
+	const char *name;
+	const char *synopsis;
+	const char *summary;
+	const char *detail;
 };
-#define SPOOLCMD_N (sizeof(spoolcmd_synopsis) / sizeof(spoolcmd_synopsis[0]))
+
+static const struct spoolcmd_info spoolcmd_info[] = {
+	{ "status", "spool status [--json]", "count the events by state",
+	    "  Pending, retrying, in flight, dead and undecodable events, the "
+	    "age of the\n  oldest, and the API budget the processors see.\n"
+	    "  --json   print one JSON object\n" },
+	{ "list", "spool list [--json]", "list the stored events",
+	    "  One line per event: id, state, type, hook, item, tries, age, "
+	    "last error.\n"
+	    "  --json   print a JSON array\n" },
+	{ "show", "spool show ID", "show one stored event",
+	    "  The event's state, tries, last error and JSON (ID from "
+	    "'spool list').\n" },
+	{ "replay", "spool replay ID|--dead", "try a dead event (or all) again",
+	    "  Put the dead event ID, or with --dead every dead event, back "
+	    "to pending,\n  its tries reset.\n" },
+	{ "drain", "spool drain", "process the events due now (cron)",
+	    "  Give back the events of processes that ended without "
+	    "finishing them, run\n  every event due now through the "
+	    "callbacks, then print the counts.  Run it\n  from cron where "
+	    "CGI processes may be killed (shared hosting).\n" },
+	{ "purge", "spool purge --dead --older-than DURATION",
+	    "remove old dead events",
+	    "  Remove the dead events set aside at least DURATION ago "
+	    "(30s, 12h, 7d).\n" },
+};
+#define SPOOLCMD_N (sizeof(spoolcmd_info) / sizeof(spoolcmd_info[0]))
 
 /* See spoolcmd.h. */
 void
@@ -51,18 +74,53 @@ spoolcmd_usage(FILE *fp)
 	size_t i;
 
 	for (i = 0; i < SPOOLCMD_N; i++)
-		fprintf(fp, "  %-42s %s\n", spoolcmd_synopsis[i][0],
-		    spoolcmd_synopsis[i][1]);
+		fprintf(fp, "  %-*s %s\n", CLI_USAGE_WIDTH,
+		    spoolcmd_info[i].synopsis, spoolcmd_info[i].summary);
 }
 
-/* A usage error: the message, the synopses on stderr; returns 2. */
+/* The usage of the whole group, "Usage: ... spool COMMAND [ARG]...". */
+static void
+spoolcmd_group_usage(FILE *fp)
+{
+	fprintf(fp, "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... spool "
+	    "COMMAND [ARG]...\n");
+	spoolcmd_usage(fp);
+}
+
+/* The spool command name, or NULL. */
+static const struct spoolcmd_info *
+spoolcmd_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < SPOOLCMD_N; i++)
+		if (strcmp(spoolcmd_info[i].name, name) == 0)
+			return &spoolcmd_info[i];
+	return NULL;
+}
+
+/* The usage of one spool command, for `spool COMMAND --help`. */
+static void
+spoolcmd_command_usage(const struct spoolcmd_info *info, FILE *fp)
+{
+	fprintf(fp, "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... %s\n  %s\n"
+	    "%s", info->synopsis, info->summary, info->detail);
+}
+
+/* A usage error: the message, the usage of the command (of the group
+ * when what is NULL or unknown) on stderr; returns 2. */
 static int
 spoolcmd_usage_error(const char *what, const char *msg)
 {
+	const struct spoolcmd_info *info = what != NULL ?
+	    spoolcmd_find(what) : NULL;
+
 	fprintf(stderr, PROG ": spool%s%s: %s\n", what != NULL ? " " : "",
 	    what != NULL ? what : "", msg);
-	fprintf(stderr, "Usage:\n");
-	spoolcmd_usage(stderr);
+	if (info != NULL)
+		spoolcmd_command_usage(info, stderr);
+	else
+		spoolcmd_group_usage(stderr);
 	return CLI_EXIT_USAGE;
 }
 
@@ -412,18 +470,32 @@ int
 spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
     int argc, char **argv)
 {
+	const struct spoolcmd_info *info;
 	struct podio_spool *spool = NULL;
 	const char *cmd;
-	int status = CLI_EXIT_PODIO, json = 0;
+	char msg[128];
+	int status = CLI_EXIT_PODIO, json = 0, i;
 
 	if (argc < 1)
 		return spoolcmd_usage_error(NULL, "missing command");
 	cmd = argv[0];
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		printf("Usage:\n");
-		spoolcmd_usage(stdout);
+		spoolcmd_group_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	if ((info = spoolcmd_find(cmd)) == NULL) {
+		/* The name is the user's own argument, not a secret. */
+		snprintf(msg, sizeof(msg), "unknown command '%.64s'", cmd);
+		return spoolcmd_usage_error(NULL, msg);
+	}
+	/* --help anywhere after the command asks for its usage, as with
+	 * the other commands; nothing else runs. */
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			spoolcmd_command_usage(info, stdout);
+			return CLI_EXIT_OK;
+		}
 	if (strcmp(cmd, "drain") == 0) {
 		if (argc != 1)
 			return spoolcmd_usage_error(cmd, "takes no argument");
@@ -438,8 +510,6 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 		if (argc != 2)
 			return spoolcmd_usage_error(cmd, "expected one "
 			    "argument");
-	} else if (strcmp(cmd, "purge") != 0) {
-		return spoolcmd_usage_error(NULL, "unknown command");
 	}
 	if ((spool = spoolcmd_open(*cfg, cmd)) == NULL)
 		return CLI_EXIT_PODIO;

@@ -140,6 +140,60 @@ with testlib.Sim() as sim:
     t.ok(r.returncode == 0 and "--keys" in r.stdout,
          "config --help prints its usage with --keys", show(r))
 
+    # Every command the program lists: its words (up to the first
+    # argument) and where its summary starts.
+    r = pw(["--help"], env)
+    listed = []
+    in_commands = False
+    for line in lines(r.stdout):
+        if line == "Commands:":
+            in_commands = True
+            continue
+        if in_commands and not line.strip():
+            break
+        if in_commands:
+            m = re.match(r"^  (\S.*?\S)\s{2,}(\S.*)$", line)
+            if not m:
+                listed.append((line, None, None))
+                continue
+            words = []
+            for w in m.group(1).split():
+                if not re.match(r"^[a-z]+$", w):
+                    break
+                words.append(w)
+            listed.append((line, words, line.index(m.group(2))))
+    t.ok(len(listed) >= 15 and all(w for _, w, _ in listed),
+         "--help lists the commands, each with a summary", listed)
+    columns = sorted(set(c for _, _, c in listed))
+    t.ok(len(columns) == 1 and all(len(ln) <= 80 for ln, _, _ in listed),
+         "--help: every command's summary starts in the same column, "
+         "lines fit 80 columns", "\n".join(ln for ln, _, _ in listed))
+    commands = [w for _, w, _ in listed if w]
+    groups = sorted(set(w[0] for w in commands if len(w) > 1))
+    t.ok(groups == ["hooks", "spool"], "the command groups are hooks and "
+         "spool", groups)
+    # Nothing runs: no Podio, no spool (an unusable spool_dir).
+    henv = dict(env, PODIO_SPOOL_DIR="/nonexistent/podio-webhook-spool",
+                PODIO_API_URL="http://127.0.0.1:%d" % closed_port())
+    for words in commands + [[g] for g in groups]:
+        for flag in ("--help", "-h"):
+            r = pw(words + [flag], henv)
+            first = lines(r.stdout)[0] if r.stdout else ""
+            t.ok(r.returncode == 0 and r.stderr == "" and
+                 first.startswith("Usage: podio-webhook ") and
+                 " ".join(words) in first,
+                 "%s %s: its usage on stdout, exit 0" % (" ".join(words),
+                                                         flag), show(r))
+    r = pw(["spool", "status", "--json", "--help"], henv)
+    t.ok(r.returncode == 0 and "--json" in r.stdout and r.stderr == "",
+         "spool status --json --help: the usage, with --json", show(r))
+    r = pw(["spool", "status", "--bogus"], henv)
+    t.ok(r.returncode == 2 and r.stdout == "" and "--bogus" not in
+         r.stdout and "Usage: podio-webhook" in r.stderr and
+         "spool status [--json]" in r.stderr,
+         "spool status --bogus: exit 2, the command's usage on stderr",
+         show(r))
+
     sim.clear_requests()
     r = pw([], env)
     t.ok(r.returncode == 2 and "Usage:" in r.stderr and r.stdout == "",
