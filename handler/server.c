@@ -721,14 +721,22 @@ server_processor(void *arg)
 
 /* ------------------------------------------------------------ control */
 
-/* SIGHUP: a new runtime from the configuration's sources, or the old one
- * kept with the reason logged. */
+/*
+ * SIGHUP: the log file (a "file:" log_target) opened again, so that a
+ * rotation that renamed it is followed even when the configuration
+ * cannot be read now; then a new runtime from the configuration's
+ * sources (whose log_target is opened anew too), or the old one kept
+ * with the reason logged.
+ */
 static void
 server_reload(struct server *srv)
 {
 	struct runtime *next = NULL, *old;
 	char err[1024];
 
+	if (podio__log_reopen() != PODIO_OK)
+		podio_log(PODIO_LOG_ERROR, "the log file cannot be opened "
+		    "again, the old one stays in use: %s", strerror(errno));
 	err[0] = '\0';
 	if (srv->sc->reload == NULL ||
 	    srv->sc->reload(srv->sc->reload_arg, srv->rt, &next, err,

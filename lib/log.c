@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -53,6 +54,11 @@ static atomic_int podio__log_level = PODIO_LOG_INFO;
 static pthread_rwlock_t podio__log_lock = PTHREAD_RWLOCK_INITIALIZER;
 static enum podio__log_kind podio__log_kind = PODIO__LOG_STDERR;
 static int podio__log_fd = -1;  /* the file of PODIO__LOG_FILE */
+/* Its path, for podio__log_reopen(); NULL unless PODIO__LOG_FILE.  The
+ * generation counts the changes of target, so that a reopen never
+ * replaces a target set meanwhile. */
+static char *podio__log_path;
+static unsigned long podio__log_gen;
 
 /* The process id of the line prefix, looked up once per process (a
  * forked child looks it up again): getpid() is a system call. */
@@ -123,6 +129,15 @@ podio_log_level_parse(const char *name)
 	return -1;
 }
 
+/* Opens the log file at path for appending (created 0640 if missing).
+ * Returns the descriptor, or -1 with errno set. */
+static int
+podio__log_open(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+	    O_NOCTTY, 0640);
+}
+
 /*
  * See podio.h.  A new file is opened before the old target is let go, so
  * a failure leaves the previous target in place.  The file is created
@@ -132,6 +147,7 @@ enum podio_err
 podio_log_set_target(const char *target)
 {
 	enum podio__log_kind kind, old_kind;
+	char *path = NULL, *old_path;
 	int fd = -1, old_fd;
 
 	if (target == NULL)
@@ -142,24 +158,73 @@ podio_log_set_target(const char *target)
 		kind = PODIO__LOG_SYSLOG;
 	else if (strncmp(target, "file:", 5) == 0 && target[5] != '\0') {
 		kind = PODIO__LOG_FILE;
-		fd = open(target + 5, O_WRONLY | O_CREAT | O_APPEND |
-		    O_CLOEXEC | O_NOCTTY, 0640);
-		if (fd == -1)
+		if ((path = strdup(target + 5)) == NULL)
+			return PODIO_ERR_NOMEM;
+		fd = podio__log_open(path);
+		if (fd == -1) {
+			free(path);
 			return PODIO_ERR_IO;
+		}
 	} else
 		return PODIO_ERR_INVALID;
 
 	pthread_rwlock_wrlock(&podio__log_lock);
 	old_kind = podio__log_kind;
 	old_fd = podio__log_fd;
+	old_path = podio__log_path;
 	if (kind == PODIO__LOG_SYSLOG && old_kind != PODIO__LOG_SYSLOG)
 		openlog(PODIO__LOG_IDENT, LOG_PID, LOG_DAEMON);
 	else if (kind != PODIO__LOG_SYSLOG && old_kind == PODIO__LOG_SYSLOG)
 		closelog();
 	podio__log_kind = kind;
 	podio__log_fd = fd;
+	podio__log_path = path;
+	podio__log_gen++;
 	pthread_rwlock_unlock(&podio__log_lock);
 
+	if (old_fd != -1)
+		close(old_fd);
+	free(old_path);
+	return PODIO_OK;
+}
+
+/*
+ * See log.h.  The path is opened anew before the old descriptor is let
+ * go: lines written meanwhile go to the old file (renamed by a rotation),
+ * later ones to the new, none is lost.  The file is opened outside the
+ * write lock, so logging threads never wait for the open; should the
+ * target change meanwhile, the new descriptor is dropped.
+ */
+enum podio_err
+podio__log_reopen(void)
+{
+	unsigned long gen;
+	int fd = -1, old_fd = -1, saved;
+
+	pthread_rwlock_rdlock(&podio__log_lock);
+	gen = podio__log_gen;
+	if (podio__log_kind == PODIO__LOG_FILE && podio__log_path != NULL)
+		fd = podio__log_open(podio__log_path);
+	else {
+		pthread_rwlock_unlock(&podio__log_lock);
+		return PODIO_OK;  /* no file: nothing to reopen */
+	}
+	saved = errno;
+	pthread_rwlock_unlock(&podio__log_lock);
+	if (fd == -1) {
+		errno = saved;
+		return PODIO_ERR_IO;
+	}
+
+	pthread_rwlock_wrlock(&podio__log_lock);
+	if (podio__log_gen == gen) {
+		old_fd = podio__log_fd;
+		podio__log_fd = fd;
+		fd = -1;
+	}
+	pthread_rwlock_unlock(&podio__log_lock);
+	if (fd != -1)
+		close(fd);
 	if (old_fd != -1)
 		close(old_fd);
 	return PODIO_OK;

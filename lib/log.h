@@ -24,4 +24,13 @@ void podio__log_hold(void);
 void podio__log_flush(void);
 void podio__log_release(void);
 
+/*
+ * Opens the file of a "file:PATH" target again by its path, so that the
+ * lines after a rotation (the file renamed away) go to a new file at
+ * PATH; the old descriptor is closed once the new one is in place.  Does
+ * nothing for stderr and syslog.  Returns PODIO_OK, or PODIO_ERR_IO with
+ * errno set when the file cannot be opened (the old one stays in use).
+ */
+enum podio_err podio__log_reopen(void);
+
 #endif
