@@ -1,10 +1,19 @@
 /*
  * emit.c: `podio-webhook emit FILE` (see emit.h): how users try their
- * callbacks before going live.  The delivery goes the way a request
- * does - podio_webhook_decide() on a POST of the file's bytes with the
- * form content type, then podio__deliver() - so the secret check, the
- * verify validation and the item fetch all happen as they would for
- * Podio's request.
+ * callbacks before going live.  The delivery is judged by the code that
+ * judges a request - podio_webhook_decide() on a POST of the file's bytes
+ * with the form content type, then podio__deliver_check() - so the
+ * answers 413, 400 and 403 are those Podio's POST would get, and a
+ * hook.verify is validated with Podio as in a request.
+ *
+ * Where it differs from a POST, on purpose: an accepted event is not
+ * stored in the spool (a POST's "ok: queued as event N"); emit runs it at
+ * once in the foreground instead - the item fetched without waiting for
+ * coalesce_window, then the callbacks - and prints what each did.  A
+ * try-out thus never leaves an event behind for a server to run a second
+ * time, needs no write access to the spool (run as root, it would leave
+ * files there the server's user cannot open), and is never answered 503
+ * for a spool that cannot be written, nor told "a duplicate of event N".
  */
 #include <config.h>
 
@@ -90,13 +99,21 @@ emit_line(const struct podio_config *cfg, const char *line)
 	free(safe);
 }
 
-/* Prints what ran for a delivery: the fetch, each callback. */
+/* Prints "status CODE: REASON", the answer a POST would get. */
 static void
-emit_report(const struct podio_config *cfg, const struct podio_delivery *d,
-    const struct podio__deliver_result *res)
+emit_status(const struct podio_config *cfg, int status, const char *reason)
 {
-	char line[PODIO_CALLBACK_DETAIL_MAX + 512];
-	size_t i, k;
+	char line[512];
+
+	snprintf(line, sizeof(line), "status %d: %s", status, reason);
+	emit_line(cfg, line);
+}
+
+/* Prints "delivery: TYPE, hook ID[, item ID]". */
+static void
+emit_delivery(const struct podio_config *cfg, const struct podio_delivery *d)
+{
+	char line[512];
 
 	snprintf(line, sizeof(line), "delivery: %s, hook %" PRIu64, d->type,
 	    d->hook_id);
@@ -104,6 +121,22 @@ emit_report(const struct podio_config *cfg, const struct podio_delivery *d,
 		snprintf(line + strlen(line), sizeof(line) - strlen(line),
 		    ", item %" PRIu64, d->item_id);
 	emit_line(cfg, line);
+}
+
+/*
+ * Prints what ran for an accepted event, then the "result: ..." line,
+ * and returns the exit status: 0 when every callback succeeded, 3 when
+ * Podio could not be reached for the item (the server would keep the
+ * event and try again, not counting it as a try), 1 when Podio refused
+ * the fetch or a callback failed (tried again later, counted).
+ */
+static int
+emit_report(const struct podio_config *cfg, const struct podio_delivery *d,
+    const struct podio__deliver_result *res)
+{
+	char line[PODIO_CALLBACK_DETAIL_MAX + 512];
+	size_t i, k;
+
 	if (res->fetched)
 		printf("item %" PRIu64 " fetched\n", d->item_id);
 	else if (res->item_error != NULL)
@@ -117,9 +150,28 @@ emit_report(const struct podio_config *cfg, const struct podio_delivery *d,
 			    &res->reports[i]->results[k], line,
 			    sizeof(line)));
 	}
-	if (res->status == 200 && res->ran == 0 &&
-	    strcmp(d->type, "hook.verify") != 0)
-		printf("no callback matches %s\n", d->type);
+	if (res->status != 200) {
+		/* The fetch failed: no callback ran. */
+		snprintf(line, sizeof(line), "result: %s; the server would "
+		    "keep the event and try again later", res->reason);
+		emit_line(cfg, line);
+		if (podio_err_is_transport(res->err))
+			return CLI_EXIT_UNREACHED;
+		return CLI_EXIT_PODIO;
+	}
+	if (res->ran == 0) {
+		printf("result: ok, no callback matches %s\n", d->type);
+		return CLI_EXIT_OK;
+	}
+	if (res->failed > 0) {
+		printf("result: %zu of %zu callback%s failed; the server would "
+		    "try the event again later\n", res->failed, res->ran,
+		    res->ran == 1 ? "" : "s");
+		return CLI_EXIT_PODIO;
+	}
+	printf("result: ok, %zu callback%s succeeded\n", res->ran,
+	    res->ran == 1 ? "" : "s");
+	return CLI_EXIT_OK;
 }
 
 /* See emit.h.  A final line break of the file is not part of the body:
@@ -135,7 +187,7 @@ emit_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	struct podio_delivery *d = NULL;
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
-	char *body = NULL, err[512], line[512];
+	char *body = NULL, err[512];
 	size_t len = 0, got = 0;
 	int64_t max_body;
 	int status, rc;
@@ -168,6 +220,7 @@ emit_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 		goto fail;
 	}
 
+	/* The checks of a request, in its order (request_handle()). */
 	memset(&req, 0, sizeof(req));
 	req.method = "POST";
 	req.content_type = "application/x-www-form-urlencoded";
@@ -177,19 +230,32 @@ emit_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	req.body_len = len;
 	(void)podio_webhook_decide(&rt->settings, &req, &ans, &d);
 	if (ans.status != 200 || d == NULL) {
-		snprintf(line, sizeof(line), "status %d: %s", ans.status,
-		    ans.reason);
-		emit_line(rt->cfg, line);
+		emit_status(rt->cfg, ans.status, ans.reason);
 		status = CLI_EXIT_PODIO;
 		goto fail;
 	}
 	runtime_deliver_ctx(rt, client, &dctx);
+	if (strcmp(d->type, "hook.verify") == 0) {
+		/* Validated in the request, as for Podio's POST; no callback
+		 * sees it. */
+		emit_delivery(rt->cfg, d);
+		(void)podio__deliver(&dctx, d, &res);
+		emit_status(rt->cfg, res.status, res.reason);
+		status = res.status == 200 ? CLI_EXIT_OK :
+		    podio_err_is_transport(res.err) ? CLI_EXIT_UNREACHED :
+		    CLI_EXIT_PODIO;
+		goto fail;
+	}
+	if (podio__deliver_check(d, &res) != 0) {
+		emit_status(rt->cfg, res.status, res.reason);
+		status = CLI_EXIT_PODIO;
+		goto fail;
+	}
+	emit_status(rt->cfg, 200, "ok: accepted (a POST is queued; emit "
+	    "runs the event now)");
+	emit_delivery(rt->cfg, d);
 	(void)podio__deliver(&dctx, d, &res);
-	emit_report(rt->cfg, d, &res);
-	snprintf(line, sizeof(line), "status %d: %s", res.status, res.reason);
-	emit_line(rt->cfg, line);
-	status = res.status == 200 && res.failed == 0 ? CLI_EXIT_OK :
-	    CLI_EXIT_PODIO;
+	status = emit_report(rt->cfg, d, &res);
 fail:
 	podio__deliver_result_clear(&res);
 	podio_delivery_free(d);

@@ -106,10 +106,17 @@ request_method_name(const char *method, char *out, size_t outlen)
 	snprintf(out, outlen, "%s", method);
 }
 
-/* Logs the line of one request.  d may be NULL (not accepted). */
+/*
+ * Logs the line of one request.  d may be NULL (not accepted).  The
+ * reason says what happened at intake ("ok: queued as event N", "ok: a
+ * duplicate of event N", the verify's outcome, or why it was refused):
+ * callbacks never run in a request (a hook.verify reaches none, every
+ * other event is stored and run by a processor, which logs its own
+ * "event id=N ..." line with the callbacks' outcome).
+ */
 static void
 request_log(const char *method, const struct podio_delivery *d, int status,
-    int64_t ms, size_t ran, size_t failed, const char *reason)
+    int64_t ms, const char *reason)
 {
 	char m[REQUEST_METHOD_MAX + 1], hook[24], item[24];
 	enum podio_log_level level;
@@ -124,9 +131,8 @@ request_log(const char *method, const struct podio_delivery *d, int status,
 	level = status >= 500 ? PODIO_LOG_ERROR : status >= 400 ?
 	    PODIO_LOG_WARN : PODIO_LOG_INFO;
 	podio_log(level, "request method=%s type=%s hook_id=%s item_id=%s "
-	    "status=%d ms=%" PRId64 " callbacks=%zu failed=%zu: %s", m,
-	    d != NULL ? d->type : "-", hook, item, status, ms, ran, failed,
-	    reason);
+	    "status=%d ms=%" PRId64 ": %s", m, d != NULL ? d->type : "-", hook,
+	    item, status, ms, reason);
 }
 
 /*
@@ -267,7 +273,7 @@ request_finish_pending(void *arg)
 	status = request_spool_answer(p->ps, p->e, &p->ack, p->err, reason,
 	    sizeof(reason));
 	request_write_answer(&p->io, status, NULL, reason);
-	request_log(p->method, p->d, status, request_now_ms() - p->t0, 0, 0,
+	request_log(p->method, p->d, status, request_now_ms() - p->t0,
 	    reason);
 	podio_delivery_free(p->d);
 	p->defer.done(p->defer.ctx);
@@ -419,7 +425,7 @@ fail:
 	if (status != REQUEST_DEFERRED) {
 		request_write_answer(io, status, header, reason);
 		request_log(req.method, d, status, request_now_ms() - t0,
-		    res.ran, res.failed, reason);
+		    reason);
 	}
 	if (verified && ps != NULL)
 		/* What Podio's answer says of the API budget, for the
@@ -444,8 +450,8 @@ request_answer_error(const struct request_io *io, int status,
     const char *reason)
 {
 	request_write_answer(io, status, NULL, reason);
-	request_log(io->param(io->ctx, "REQUEST_METHOD"), NULL, status, 0, 0,
-	    0, reason);
+	request_log(io->param(io->ctx, "REQUEST_METHOD"), NULL, status, 0,
+	    reason);
 }
 
 /* See request.h. */

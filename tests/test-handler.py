@@ -455,12 +455,13 @@ with testlib.Sim() as sim:
     t.ok(len(logged) == 1 and logged[0] == ev,
          "the log rule got the same event as one JSON line", logged)
     m = re.search(r"request method=POST type=item\.update hook_id=1001 "
-                  r"item_id=42 status=200 ms=\d+ callbacks=0 failed=0: "
-                  r"ok: queued as event \d+", r.stderr)
+                  r"item_id=42 status=200 ms=\d+: "
+                  r"ok: queued as event \d+$", r.stderr, re.M)
     t.ok(m and len([ln for ln in r.stderr.splitlines()
-                    if "request " in ln]) == 1,
-         "one log line: method, type, ids, status, duration, callbacks",
-         r.stderr)
+                    if "request " in ln]) == 1 and
+         "callbacks=" not in r.stderr,
+         "one log line: method, type, ids, status, duration, what "
+         "happened at intake (no callback counts)", r.stderr)
 
     settle(ENV)
     clear_commands()
@@ -592,29 +593,69 @@ with testlib.Sim() as sim:
     # Events stored above may still wait for their item's settle window.
     settle(ENV)
     clear_commands()
+    before = spool_status(ENV)
+    sim.clear_requests()
     r = pw(["emit", dfile], ENV)
-    t.ok(r.returncode == 0 and r.stdout.splitlines()[-1] ==
-         "status 200: ok" and "delivery: item.update, hook 1001, item 42"
-         in r.stdout and "item 42 fetched" in r.stdout,
-         "emit FILE: the delivery, the fetch, status 200, exit 0",
-         r.stdout + r.stderr)
+    out = r.stdout.splitlines()
+    t.ok(r.returncode == 0 and out[:2] == [
+        "status 200: ok: accepted (a POST is queued; emit runs the event "
+        "now)", "delivery: item.update, hook 1001, item 42"] and
+         "item 42 fetched" in out and
+         out[-1] == "result: ok, 2 callbacks succeeded",
+         "emit FILE: the answer of a POST, the delivery, the fetch, the "
+         "result, exit 0", r.stdout + r.stderr)
     t.ok(re.search(r"^on item\.\* %s \(%s:\d+\): ok, \d+ ms$" % (
         re.escape(CMD), re.escape(CONF)), r.stdout, re.M) and
         re.search(r"^log \* %s \(%s:\d+\): ok" % (re.escape(EVENTS),
                                                  re.escape(CONF)),
                   r.stdout, re.M) and len(recorded_commands()) == 1,
         "emit prints one line per callback that ran", r.stdout)
+    t.ok(len(sim.requests("/item/42")) == 1 and
+         spool_status(ENV) == before,
+         "emit fetched the item at once and left nothing in the spool",
+         "%r\n%r" % (sim.requests(), spool_status(ENV)))
     r = pw(["emit", "-"], ENV, input=form(("type", "file.change"),
                                           ("hook_id", "1"),
                                           ("item_id", "2")).decode())
     t.ok(r.returncode == 1 and "exit status 3" in r.stdout and
-         "status 200: ok (1 of 2 callbacks failed)" in r.stdout,
+         r.stdout.splitlines()[-1] == "result: 1 of 2 callbacks failed; "
+         "the server would try the event again later",
          "emit - with a failing callback: exit 1", r.stdout + r.stderr)
-    r = pw(["emit", "-"], ENV, input=item_body("item.update", 42,
-                                               secret="no").decode())
+    # Podio unreachable: a POST is answered 200 (stored, fetched later);
+    # emit answers the same, then says the fetch failed: exit 3.
+    clear_commands()
+    e = dict(ENV, PODIO_API_URL="http://127.0.0.1:%d" % 1,
+             PODIO_TOKEN_CACHE=os.path.join(D, "emit-cache.json"),
+             PODIO_SPOOL_DIR=os.path.join(D, "emit-spool"))
+    r = pw(["emit", dfile], e)
+    out = r.stdout.splitlines()
+    t.ok(r.returncode == 3 and out[:1] == [
+        "status 200: ok: accepted (a POST is queued; emit runs the event "
+        "now)"] and out[-1].startswith("result: ") and
+         "the server would keep the event and try again later" in out[-1]
+         and recorded_commands() == [],
+         "emit with Podio unreachable: status 200 as a POST, the fetch "
+         "failed, no callback, exit 3", r.stdout + r.stderr)
+    posted = cgi(e, item_body("item.update", 42))
+    t.ok(posted.status == 200 and posted.text.startswith("ok: queued as "
+                                                        "event "),
+         "the same delivery POSTed with Podio unreachable: 200, queued",
+         posted.show())
+    # A wrong secret: the 403 a POST gets, nothing run.
+    wrong = item_body("item.update", 42, secret="no")
+    r = pw(["emit", "-"], ENV, input=wrong.decode())
+    posted = cgi(ENV, wrong)
     t.ok(r.returncode == 1 and r.stdout.strip() ==
-         "status 403: forbidden: wrong secret",
-         "emit with a wrong secret: status 403, exit 1",
+         "status 403: forbidden: wrong secret" and posted.status == 403 and
+         r.stdout.strip() == "status %d: %s" % (posted.status,
+                                                posted.text.strip()),
+         "emit with a wrong secret: status 403 as a POST, exit 1",
+         r.stdout + r.stderr + posted.show())
+    r = pw(["emit", "-"], ENV, input=form(("type", "item.update"),
+                                          ("hook_id", "1001")).decode())
+    t.ok(r.returncode == 1 and r.stdout.strip() == "status 400: malformed "
+         "delivery: item.update without an item_id",
+         "emit of an item event without an item id: 400 as a POST, exit 1",
          r.stdout + r.stderr)
     r = pw(["emit", os.path.join(D, "no-such-file")], ENV)
     t.ok(r.returncode == 2 and "no-such-file" in r.stderr,
@@ -816,7 +857,7 @@ with testlib.Sim() as sim:
     reqs = [ln for ln in srv.text().splitlines() if ": request " in ln]
     bad = [ln for ln in reqs if not re.search(
         r"request method=\S+ type=\S+ hook_id=\S+ item_id=\S+ "
-        r"status=\d{3} ms=\d+ ", ln)]
+        r"status=\d{3} ms=\d+: \S", ln)]
     t.ok(len(reqs) == 36 and not bad, "one log line per request",
          "%d lines; not matching: %r" % (len(reqs), bad))
 

@@ -256,6 +256,18 @@ with testlib.Sim() as sim:
          "flaky failure number 1" in server_log(),
          "each failed try is logged with the callback's stderr",
          server_log()[-2000:])
+    done_re = re.compile(r"event id=\d+ type=comment\.create [^\n]*: "
+                         r"done: ok \(\d+ callbacks?[^)]*\)$", re.M)
+    # The processor logs once the callback's run is recorded.
+    sim.wait_until(lambda: done_re.search(server_log()), 30 * SLOW,
+                   "the processor's line for the event")
+    t.ok(re.search(r"request method=POST type=comment\.create [^\n]*"
+                   r"status=200 ms=\d+: ok: queued as event \d+$",
+                   server_log(), re.M) and
+         done_re.search(server_log()) and
+         "callbacks=" not in server_log(),
+         "the request's log line says it was queued; the processor's "
+         "says what the callbacks did", server_log()[-2000:])
     # Another event through the same processors: the done one stays done.
     r = deliver(body("item.delete", item_id=601))
     sim.wait_until(lambda: logged_for("item.delete", item_id=601),
