@@ -25,6 +25,7 @@
 #include "podio.h"
 #include "cli.h"
 #include "emit.h"
+#include "reference.h"
 #include "secret.h"
 #include "spoolcmd.h"
 
@@ -40,6 +41,9 @@
 /* Options a command accepts besides --help. */
 #define CLI_OPT_JSON 0x1
 #define CLI_OPT_KEYS 0x2
+/* --reference=man|md: the keys' reference for the build (not in --help;
+ * see reference.c). */
+#define CLI_OPT_REFERENCE 0x4
 
 struct cli_command;
 
@@ -54,6 +58,7 @@ struct cli_ctx {
 	size_t nargs;
 	int json;
 	int keys;
+	const char *reference;           /* the format, or NULL */
 	struct podio_tokens *tokens;     /* owned */
 	struct podio_client *client;     /* owned */
 };
@@ -90,7 +95,7 @@ static const struct cli_command cli_commands[] = {
 	    "delete a webhook", cli_hooks_delete },
 	{ NULL, "check", "", 0, 0,
 	    "check the credentials and API access", cli_check },
-	{ NULL, "config", "[--keys]", 0, CLI_OPT_KEYS,
+	{ NULL, "config", "[--keys]", 0, CLI_OPT_KEYS | CLI_OPT_REFERENCE,
 	    "print the effective configuration", cli_config },
 	{ NULL, "emit", "FILE", 1, 0,
 	    "try a saved delivery (- for stdin)", cli_emit },
@@ -688,7 +693,10 @@ cli_check(struct cli_ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
-/* config [--keys]: every key in table order, secrets as "(set)". */
+/*
+ * config [--keys]: every key in table order, secrets as "(set)".  With
+ * --reference=man or md, the reference of the keys instead (reference.c).
+ */
 static int
 cli_config(struct cli_ctx *ctx)
 {
@@ -696,6 +704,14 @@ cli_config(struct cli_ctx *ctx)
 	size_t i;
 
 	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
+	if (ctx->reference != NULL) {
+		if (reference_print(stdout, ctx->reference) == 0)
+			return CLI_EXIT_OK;
+		cli_error(ctx, "unknown reference format '%.16s' (man or md)",
+		    ctx->reference);
+		return CLI_EXIT_USAGE;
+	}
+
 		if (ctx->keys) {
 			printf("%s\n", key);
 			continue;
@@ -754,6 +770,9 @@ cli_parse_args(struct cli_ctx *ctx, int argc, char **argv)
 			    strcmp(argv[i], "--keys") == 0) {
 				ctx->keys = 1;
 			} else {
+			} else if ((cmd->opts & CLI_OPT_REFERENCE) &&
+			    strncmp(argv[i], "--reference=", 12) == 0) {
+				ctx->reference = argv[i] + 12;
 				cli_error(ctx, "unknown option '%s'",
 				    argv[i]);
 				cli_usage_hint(ctx->what);

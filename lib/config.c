@@ -108,66 +108,119 @@ static int podio__cfg_check_rate_reserve(struct podio__cfg_value *, char *,
  */
 static const struct podio__cfg_key podio__cfg_keys[] = {
 	{ "client_id", PODIO__CFG_STRING, NULL, 0, NULL,
-	  "client id of the Podio API key" },
+	  "The client id of the Podio API key (podio.com/settings/api). The "
+	  "handler and every command that talks to Podio need it, with "
+	  "`client_secret` and either `app_id` and `app_token` or `username` "
+	  "and `password`." },
 	{ "client_secret", PODIO__CFG_SECRET, NULL, 0, NULL,
-	  "client secret of the Podio API key" },
+	  "The client secret of that API key." },
 	{ "app_id", PODIO__CFG_STRING, NULL, 0, podio__cfg_check_u64,
-	  "app id, for app authentication" },
+	  "The id of the app to authenticate as (app authentication, the one "
+	  "to use for webhooks), digits only; with `app_token`." },
 	{ "app_token", PODIO__CFG_SECRET, NULL, 0, NULL,
-	  "the app's token, for app authentication" },
+	  "The app's token, shown with its id in the app's Developer "
+	  "settings; with `app_id`." },
 	{ "username", PODIO__CFG_STRING, NULL, 0, NULL,
-	  "user (e-mail address), for password authentication" },
+	  "The Podio user (e-mail address) to authenticate as (password "
+	  "authentication), with `password`: used when `app_id` and "
+	  "`app_token` are not both set." },
 	{ "password", PODIO__CFG_SECRET, NULL, 0, NULL,
-	  "the user's password, for password authentication" },
+	  "The password of `username` (password authentication)." },
 	{ "api_url", PODIO__CFG_STRING, "https://api.podio.com",
 	  PODIO__CFG_F_NONEMPTY, podio__cfg_check_url,
-	  "base URL of the Podio API" },
+	  "The base URL of the Podio API: `http://` or `https://` and a "
+	  "host; trailing slashes are dropped." },
 	{ "ca_file", PODIO__CFG_STRING, NULL, 0, NULL,
-	  "CA bundle verifying the API's TLS certificate (unset: the "
-	  "system's)" },
+	  "A file of CA certificates (PEM) to verify the API's TLS "
+	  "certificate with, instead of the system's. TLS is always "
+	  "verified." },
 	{ "token_cache", PODIO__CFG_STRING, PODIO_STATEDIR "/token-cache.json",
 	  PODIO__CFG_F_KEEPEMPTY, NULL,
-	  "file sharing access tokens between processes (empty: none)" },
+	  "The file in which processes share their access tokens, so that "
+	  "CGI runs and commands do not each ask Podio for one (Podio "
+	  "rate-limits its token endpoint). Written with mode 0600 beside a "
+	  "lock file, in a directory the program's user can write; an empty "
+	  "value turns the cache off." },
 	{ "timeout", PODIO__CFG_DURATION, "30s", 0, NULL,
-	  "longest time one API request may take" },
+	  "The longest one API request may take in all; one that takes "
+	  "longer fails as if Podio could not be reached." },
 	{ "connect_timeout", PODIO__CFG_DURATION, "10s", 0, NULL,
-	  "longest time connecting to the API may take" },
+	  "The longest connecting to the API may take." },
 	{ "max_response", PODIO__CFG_SIZE, "16M", 0, NULL,
-	  "largest API response body accepted" },
+	  "The largest API response body accepted; a call with a larger "
+	  "answer fails." },
 	{ "webhook_secret", PODIO__CFG_SECRET, NULL, 0, NULL,
-	  "secret added to hook URLs as secret=... and checked on delivery" },
+	  "A secret that `hooks create` adds to each hook's URL as "
+	  "`secret=...` and that every delivery must carry (compared in "
+	  "constant time); deliveries without it get 403. The handler does "
+	  "not start without it (as CGI it answers 503) unless "
+	  "`allow_no_secret` is set. Use a long random string, e.g. from "
+	  "`openssl rand -hex 24`; hooks keep the value they were created "
+	  "with." },
 	{ "allow_no_secret", PODIO__CFG_BOOL, "no", 0, NULL,
-	  "accept deliveries without webhook_secret (not recommended)" },
+	  "`yes` lets the handler run without `webhook_secret` and accept "
+	  "every delivery: anyone who can reach its URL can then post "
+	  "events, each item event costing an API call. Not recommended." },
 	{ "allowed_hooks", PODIO__CFG_U64LIST, NULL, 0, NULL,
-	  "hook ids accepted, comma-separated (unset: any hook)" },
+	  "The hook ids whose deliveries are accepted, comma-separated (at "
+	  "most 1024); deliveries of other hooks get 403, after the secret "
+	  "was checked. Unset: any hook." },
 	{ "max_body", PODIO__CFG_SIZE, "64K", 0, podio__cfg_check_max_body,
-	  "largest delivery body (and query string) accepted" },
+	  "The largest request body accepted, at most `1024M`; the query "
+	  "string has the same limit. A larger request gets 413 before its "
+	  "body is read." },
 	{ "max_params", PODIO__CFG_INT, "256", 0, podio__cfg_check_max_params,
-	  "most parameters in one delivery, query and body together" },
+	  "The most parameters in one delivery, query string and body "
+	  "together, 1 to 1000000; more get 413." },
 	{ "exec_timeout", PODIO__CFG_DURATION, "30s", 0, NULL,
-	  "longest time an \"on\" command may run (0: no limit)" },
+	  "The longest an `on` command may run; then it and every process "
+	  "of its group are killed, and the callback has failed. `0`: no "
+	  "limit." },
 	{ "spool_dir", PODIO__CFG_STRING, PODIO_STATEDIR "/spool",
 	  PODIO__CFG_F_NONEMPTY, NULL,
-	  "directory of the event spool (outside the web root)" },
+	  "The directory of the event spool, an SQLite database: every "
+	  "accepted event but `hook.verify` is stored there before it is "
+	  "answered 200, then processed apart from the request. Keep it "
+	  "outside the web root, writable by the user the handler runs as; "
+	  "the `spool` commands use it too." },
 	{ "retry_max", PODIO__CFG_INT, "12", 0, NULL,
-	  "tries of a failing event before it becomes a dead letter" },
+	  "How often an event whose callbacks fail is tried before it is set "
+	  "aside as dead (see `podio-webhook spool`): retries wait 1 minute, "
+	  "then 2, 4 ... up to 8 hours (each give or take 25%), so 12 tries "
+	  "span about a day. Podio being unreachable or rate limited does "
+	  "not count as a try." },
 	{ "cgi_budget", PODIO__CFG_DURATION, "20s", 0, NULL,
-	  "how long a CGI process works through the spool after answering" },
+	  "As CGI, how long the process works through the spool after its "
+	  "answer went out, detached from the web server; `0`: not at all "
+	  "(the events wait for the next request or `spool drain`). Hosts "
+	  "may kill such processes: run `podio-webhook spool drain` from "
+	  "cron as well." },
 	{ "rate_reserve", PODIO__CFG_INT, "50", 0,
 	  podio__cfg_check_rate_reserve,
-	  "API calls of the hourly rate limit kept for hook.verify and the "
-	  "command line (0: none)" },
+	  "Calls of Podio's hourly rate limit kept for `hook.verify` "
+	  "(answered at once) and the command line: fetching items for "
+	  "events is background work and stops while Podio's "
+	  "`X-Rate-Limit-Remaining` is at or below this number (the events "
+	  "wait). `0`: no reserve." },
 	{ "coalesce_window", PODIO__CFG_DURATION, "2s", 0, NULL,
-	  "how long an item's events must be quiet before it is fetched once "
-	  "for all (0: at once)" },
+	  "How long the events of one item must be quiet before its item is "
+	  "fetched, once for all of them (each event still reaches the "
+	  "callbacks, in arrival order). `0`: fetch at once, event by "
+	  "event." },
 	{ "coalesce_max", PODIO__CFG_DURATION, "30s", 0, NULL,
-	  "longest an item's oldest event waits for coalesce_window" },
+	  "The longest the oldest event of an item waits for "
+	  "`coalesce_window`: an item edited without pause is still fetched "
+	  "this often." },
 	{ "log_level", PODIO__CFG_STRING, "info", PODIO__CFG_F_NONEMPTY,
 	  podio__cfg_check_level,
-	  "least severe messages logged: error, warn, info or debug" },
+	  "The least severe messages logged: `error`, `warn`, `info` (one "
+	  "line per request and per event processed) or `debug`." },
 	{ "log_target", PODIO__CFG_STRING, "stderr", PODIO__CFG_F_NONEMPTY,
 	  podio__cfg_check_target,
-	  "where messages go: stderr, syslog or file:PATH" },
+	  "Where messages go: `stderr` (under a web server, its error log), "
+	  "`syslog` (facility daemon), or `file:PATH` (appended to, one line "
+	  "per message; a FastCGI server opens it again on `SIGHUP`, after "
+	  "a log rotation)." },
 };
 #define PODIO__CFG_NKEYS (sizeof(podio__cfg_keys) / sizeof(podio__cfg_keys[0]))
 
@@ -1190,6 +1243,22 @@ podio_config_key_help(const char *key)
 	int i = podio__cfg_find(key);
 
 	return i >= 0 ? podio__cfg_keys[i].help : NULL;
+}
+
+/* See config.h. */
+int
+podio__config_key_info(size_t i, struct podio__cfg_key_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (i >= PODIO__CFG_NKEYS)
+		return -1;
+	out->name = podio__cfg_keys[i].name;
+	out->type = podio__cfg_keys[i].type;
+	out->def = podio__cfg_keys[i].def;
+	out->help = podio__cfg_keys[i].help;
+	out->keep_empty = (podio__cfg_keys[i].flags &
+	    PODIO__CFG_F_KEEPEMPTY) != 0;
+	return 0;
 }
 
 /* See podio.h.  out is cleared past the end. */

@@ -57,4 +57,18 @@ void podio__cfg_fmt_size(int64_t bytes, char *out, size_t outlen);
 int podio__config_get_ids(const struct podio_config *cfg, const char *key,
     const uint64_t **ids, size_t *n);
 
+/* One row of the key table, as the reference of the keys shows it
+ * (podio-webhook.conf(5), CONFIGURATION.md).  Strings are static. */
+struct podio__cfg_key_info {
+	const char *name;
+	enum podio__cfg_type type;
+	const char *def;   /* the default's text; NULL: unset by default */
+	const char *help;  /* one or two sentences; `...` marks literal text */
+	int keep_empty;    /* an empty value means something (not "unset") */
+};
+
+/* Fills *out with row i of the key table (in the order of
+ * podio_config_key_name()).  Returns 0, or -1 past the last row. */
+int podio__config_key_info(size_t i, struct podio__cfg_key_info *out);
+
 #endif
