@@ -467,7 +467,8 @@ fail:
 }
 
 /* Prints hooks as a JSON array of {hook_id, status, type, url}, one
- * object per line, URLs masked.  Returns an exit status. */
+ * object per line, URLs masked (see secret_hook_url()).  Returns an exit
+ * status. */
 static int
 cli_print_hooks_json(const struct cli_ctx *ctx,
     const struct podio_hook *hooks, size_t n)
@@ -483,7 +484,7 @@ cli_print_hooks_json(const struct cli_ctx *ctx,
 			goto fail;
 		/* Written as raw digits: a double would round ids past 2^53. */
 		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
-		if ((url = secret_scrub(ctx->cfg,
+		if ((url = secret_hook_url(ctx->cfg,
 		    hooks[i].url ? hooks[i].url : "")) == NULL)
 			goto fail;
 		if (cJSON_AddRawToObject(obj, "hook_id", id) == NULL ||
@@ -515,8 +516,8 @@ fail:
 	return status;
 }
 
-/* Prints hooks as a table with a header, columns aligned, URLs masked.
- * Returns an exit status. */
+/* Prints hooks as a table with a header, columns aligned, URLs masked
+ * (see secret_hook_url()).  Returns an exit status. */
 static int
 cli_print_hooks_table(const struct cli_ctx *ctx,
     const struct podio_hook *hooks, size_t n)
@@ -547,7 +548,7 @@ cli_print_hooks_table(const struct cli_ctx *ctx,
 		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
 		st = hooks[i].status ? hooks[i].status : "-";
 		ty = hooks[i].type ? hooks[i].type : "-";
-		if ((url = secret_scrub(ctx->cfg,
+		if ((url = secret_hook_url(ctx->cfg,
 		    hooks[i].url ? hooks[i].url : "-")) == NULL) {
 			cli_error(ctx, "out of memory");
 			return CLI_EXIT_PODIO;

@@ -404,6 +404,12 @@ request_handle(const struct request_io *io, struct runtime *rt,
 		reason = ans.reason;
 		goto fail;
 	}
+	if (ans.previous_secret)
+		/* The hook's URL still carries the old secret: a hook left
+		 * to re-create before webhook_secret_previous goes. */
+		podio_log(PODIO_LOG_WARN, "hook_id=%" PRIu64 ": delivery "
+		    "accepted with webhook_secret_previous; re-create this "
+		    "hook with the current webhook_secret", d->hook_id);
 	if (strcmp(d->type, "hook.verify") == 0) {
 		/* The handshake stays synchronous: Podio activates the hook
 		 * only once it was validated. */

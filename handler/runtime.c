@@ -127,6 +127,8 @@ runtime_new(struct podio_config *cfg, const struct podio_callbacks *fns,
 		goto fail;
 	}
 	rt->settings.secret = secret;
+	rt->settings.previous_secret = podio_config_get(rt->cfg,
+	    "webhook_secret_previous");
 	if (runtime_parse_ids(podio_config_get(rt->cfg, "allowed_hooks"),
 	    &rt->allowed_hooks, &rt->settings.n_allowed_hooks) != 0) {
 		snprintf(err, errlen, "allowed_hooks is not a list of ids");

@@ -187,3 +187,107 @@ secret_url_has(const char *url)
 	}
 	return 0;
 }
+
+/* The value of a hex digit, or -1. */
+static int
+secret_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The value of the last "secret" parameter in the query of url (before
+ * any #fragment), decoded as a form decodes it ('+' a space, %XX a byte).
+ * Returns a string the caller wipes and frees, or NULL when there is none
+ * or on out of memory.
+ */
+static char *
+secret_url_value(const char *url)
+{
+	const char *p, *end, *val = NULL, *vend = NULL;
+	char *out;
+	size_t o = 0;
+	int hi, lo;
+
+	end = strchr(url, '#');
+	if (end == NULL)
+		end = url + strlen(url);
+	if ((p = memchr(url, '?', (size_t)(end - url))) == NULL)
+		return NULL;
+	while (p != NULL && p < end) {
+		p++;
+		if ((size_t)(end - p) >= 7 && strncmp(p, "secret=", 7) == 0) {
+			val = p + 7;
+			vend = memchr(val, '&', (size_t)(end - val));
+			if (vend == NULL)
+				vend = end;
+		}
+		p = memchr(p, '&', (size_t)(end - p));
+	}
+	if (val == NULL || (out = malloc((size_t)(vend - val) + 1)) == NULL)
+		return NULL;
+	for (p = val; p < vend; p++) {
+		if (*p == '+')
+			out[o++] = ' ';
+		else if (*p == '%' && vend - p >= 3 &&
+		    (hi = secret_hex(p[1])) >= 0 && (lo = secret_hex(p[2])) >= 0) {
+			out[o++] = (char)(hi << 4 | lo);
+			p += 2;
+		} else
+			out[o++] = *p;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* See secret.h. */
+char *
+secret_hook_url(const struct podio_config *cfg, const char *url)
+{
+	static const char mark[] = "(previous)";
+	const char *prev, *cur, *hash;
+	char *out = NULL, *given = NULL, *marked = NULL, *at = NULL, *p;
+	size_t len;
+
+	if ((out = secret_scrub(cfg, url)) == NULL)
+		return NULL;
+	prev = podio_config_get(cfg, "webhook_secret_previous");
+	cur = podio_config_get(cfg, "webhook_secret");
+	if (prev == NULL || prev[0] == '\0' ||
+	    (given = secret_url_value(url)) == NULL ||
+	    strcmp(given, prev) != 0 ||
+	    (cur != NULL && strcmp(given, cur) == 0))
+		goto done;
+	/* The masked value of the last secret parameter in out's query. */
+	hash = strchr(out, '#');
+	for (p = strchr(out, '?'); p != NULL && (hash == NULL || p < hash);
+	    p = strpbrk(p + 1, "&#"))
+		if (strncmp(p + 1, "secret=***", 10) == 0)
+			at = p + 11;
+	if (at == NULL)
+		goto done;
+	len = strlen(out);
+	if ((marked = malloc(len + sizeof(mark))) == NULL) {
+		free(out);
+		out = NULL;
+		goto done;
+	}
+	memcpy(marked, out, (size_t)(at - out));
+	memcpy(marked + (at - out), mark, sizeof(mark) - 1);
+	memcpy(marked + (at - out) + sizeof(mark) - 1, at,
+	    len - (size_t)(at - out) + 1);
+	free(out);
+	out = marked;
+done:
+	if (given != NULL) {
+		explicit_bzero(given, strlen(given));
+		free(given);
+	}
+	return out;
+}

@@ -39,4 +39,14 @@ char *secret_url_with(const char *url, const char *secret);
  * "secret". */
 int secret_url_has(const char *url);
 
+/*
+ * Returns the URL of a hook as `hooks list` prints it: secret_scrub()'s
+ * copy of url, in which the masked value of its secret parameter reads
+ * "***(previous)" when the value (percent-decoded, the last one when
+ * there are several, as a delivery takes it) is webhook_secret_previous
+ * and not webhook_secret: a hook still to re-create.  The caller frees
+ * the result; NULL on out of memory.
+ */
+char *secret_hook_url(const struct podio_config *cfg, const char *url);
+
 #endif

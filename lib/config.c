@@ -157,6 +157,13 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "`allow_no_secret` is set. Use a long random string, e.g. from "
 	  "`openssl rand -hex 24`; hooks keep the value they were created "
 	  "with." },
+	{ "webhook_secret_previous", PODIO__CFG_SECRET, NULL, 0, NULL,
+	  "The previous `webhook_secret`, still accepted on deliveries while "
+	  "the hooks move to the new one: `hooks create` always uses "
+	  "`webhook_secret`, `hooks list` shows the hooks whose URL still "
+	  "carries this one as `secret=***(previous)`, and each delivery "
+	  "accepted with it logs a warning with its hook id. Remove it once "
+	  "every hook was re-created." },
 	{ "allow_no_secret", PODIO__CFG_BOOL, "no", 0, NULL,
 	  "`yes` lets the handler run without `webhook_secret` and accept "
 	  "every delivery: anyone who can reach its URL can then post "

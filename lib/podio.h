@@ -405,6 +405,10 @@ struct podio_webhook_settings {
 	 * "secret" parameter.  NULL or "" means none is configured: then
 	 * every delivery is refused with 403 unless allow_no_secret is set. */
 	const char *secret;
+	/* webhook_secret_previous: a second value accepted beside secret
+	 * while hooks are re-created with the new one; NULL or "": none.
+	 * Only checked when secret is set. */
+	const char *previous_secret;
 	int allow_no_secret;
 	/* allowed_hooks: when n_allowed_hooks > 0, only these hook ids. */
 	const uint64_t *allowed_hooks;
@@ -436,6 +440,8 @@ struct podio_webhook_answer {
 	char reason[160];    /* printable ASCII, no newline; it never holds
 	                        the secret, and at most a short sanitized
 	                        snippet of the input */
+	int previous_secret; /* podio_webhook_decide(): 1 when the delivery
+	                        carried previous_secret, not secret */
 };
 
 /* Bits of podio_delivery.has: which known ids the delivery carried. */
@@ -496,7 +502,8 @@ int podio_webhook_check_head(const struct podio_webhook_settings *settings,
  *   400  the body cannot be decoded: fewer or more bytes than
  *        Content-Length, or a NUL byte in a name or value;
  *   403  a secret is configured and the "secret" parameter is missing or
- *        wrong (compared in constant time), or none is configured and
+ *        wrong: neither secret nor previous_secret (each compared in
+ *        constant time, both always), or none is configured and
  *        allow_no_secret is off; then, with allowed_hooks, a hook_id
  *        missing or not an id gives 400 and one not in the list 403;
  *   400  a malformed delivery (see podio_delivery_new());

@@ -311,13 +311,18 @@ podio__delivery_id(const struct podio_delivery *delivery, size_t i,
 /*
  * The 403 step: 0 when the secret check passes, else -1 with the answer
  * filled in.  The reason says only what the client sent or failed to
- * send, never anything about the configured value.
+ * send, never anything about the configured values.  With a previous
+ * secret the given value is compared with both, always both, each in
+ * time that depends on the given value's length only, so the time taken
+ * does not tell which one matched; ans->previous_secret says it.
  */
 static int
 podio__check_secret(const struct podio_webhook_settings *settings,
     const struct podio_params *params, struct podio_webhook_answer *ans)
 {
-	const char *given;
+	const char *given, *prev = settings->previous_secret;
+	size_t glen;
+	int cur_ok, prev_ok = 0;
 
 	if (settings->secret == NULL || settings->secret[0] == '\0') {
 		if (settings->allow_no_secret)
@@ -330,11 +335,16 @@ podio__check_secret(const struct podio_webhook_settings *settings,
 		podio__answer(ans, 403, "forbidden: missing secret");
 		return -1;
 	}
-	if (!podio__ct_equal(given, strlen(given), settings->secret,
-	    strlen(settings->secret))) {
+	glen = strlen(given);
+	cur_ok = podio__ct_equal(given, glen, settings->secret,
+	    strlen(settings->secret));
+	if (prev != NULL && prev[0] != '\0')
+		prev_ok = podio__ct_equal(given, glen, prev, strlen(prev));
+	if (!(cur_ok | prev_ok)) {
 		podio__answer(ans, 403, "forbidden: wrong secret");
 		return -1;
 	}
+	ans->previous_secret = !cur_ok;
 	return 0;
 }
 

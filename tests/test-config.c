@@ -134,7 +134,8 @@ test_defaults(void)
 {
 	struct podio_config *cfg = podio_config_new();
 	const char *unset[] = { "client_id", "client_secret", "app_id",
-	    "app_token", "username", "password", "ca_file", "webhook_secret" };
+	    "app_token", "username", "password", "ca_file", "webhook_secret",
+	    "webhook_secret_previous" };
 	size_t i;
 	int ok = 1;
 
@@ -155,7 +156,8 @@ test_defaults(void)
 			tap_diag("%s is set by default", unset[i]);
 			ok = 0;
 		}
-	tap_ok(ok, "credentials, ca_file and webhook_secret unset by default");
+	tap_ok(ok, "credentials, ca_file and the webhook secrets unset by "
+	    "default");
 	/* typed getters check the type */
 	TAP_OK(podio_config_get_ms(cfg, "max_response") == 0);
 	TAP_OK(podio_config_get_size(cfg, "timeout") == 0);
@@ -174,9 +176,10 @@ test_key_table(void)
 	static const char *const expect[] = { "client_id", "client_secret",
 	    "app_id", "app_token", "username", "password", "api_url",
 	    "ca_file", "token_cache", "timeout", "connect_timeout",
-	    "max_response", "webhook_secret", "log_level", "log_target" };
+	    "max_response", "webhook_secret", "webhook_secret_previous",
+	    "log_level", "log_target" };
 	static const char *const secrets[] = { "client_secret", "app_token",
-	    "password", "webhook_secret" };
+	    "password", "webhook_secret", "webhook_secret_previous" };
 	const char *k, *h;
 	size_t i, j, n = 0, nsecret = 0;
 	int ok = 1, found;
@@ -207,7 +210,7 @@ test_key_table(void)
 	for (i = 0, found = 1; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		found &= podio_config_key_is_secret(secrets[i]);
 	tap_ok(found && nsecret == sizeof(secrets) / sizeof(secrets[0]),
-	    "exactly the credentials and webhook_secret are secret (%zu)",
+	    "exactly the credentials and the webhook secrets are secret (%zu)",
 	    nsecret);
 	TAP_OK(!podio_config_key_is_secret("client_id"));
 	TAP_OK(!podio_config_key_is_secret("no_such_key"));

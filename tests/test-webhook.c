@@ -17,6 +17,7 @@
 #include "tap.h"
 
 #define SECRET "s3cr3t-Value"
+#define PREVIOUS "old-s3cr3t-Value"
 #define FORM "application/x-www-form-urlencoded"
 /* A body literal and its length, for decide_full(). */
 #define BL(s) (s), strlen(s)
@@ -39,7 +40,8 @@ check_reason(void)
 {
 	const char *p;
 
-	if (strstr(ans.reason, SECRET) != NULL || ans.reason[0] == '\0') {
+	if (strstr(ans.reason, SECRET) != NULL ||
+	    strstr(ans.reason, PREVIOUS) != NULL || ans.reason[0] == '\0') {
 		bad_reasons++;
 		tap_diag("bad reason: %s", ans.reason);
 	}
@@ -286,6 +288,59 @@ test_secret(void)
 	settings.secret = SECRET;
 	tap_ok(post(NULL, "type=item.create&hook_id=5") == 403,
 	    "allow_no_secret does not waive a configured secret");
+}
+
+/* webhook_secret_previous: accepted beside the secret, and said so. */
+static void
+test_previous_secret(void)
+{
+	reset_settings();
+	settings.previous_secret = PREVIOUS;
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=" SECRET) == 200 &&
+	    !ans.previous_secret,
+	    "with a previous secret: the current one is accepted, not marked");
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=" PREVIOUS) ==
+	    200 && ans.previous_secret,
+	    "the previous secret is accepted and marked as previous");
+	tap_ok(post("secret=" PREVIOUS, "type=item.create&hook_id=5") == 200 &&
+	    ans.previous_secret, "the previous secret in the query: 200");
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=nope") == 403 &&
+	    reason_has("wrong secret") && !ans.previous_secret,
+	    "neither secret: 403, not marked");
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=" PREVIOUS "x") ==
+	    403, "the previous secret plus a byte: 403");
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=old-s3cr3t") ==
+	    403, "a prefix of the previous secret: 403");
+	tap_ok(post(NULL, "type=item.create&hook_id=5") == 403 &&
+	    reason_has("missing secret"), "no secret sent: 403");
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=") == 403,
+	    "an empty secret sent: 403");
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=" PREVIOUS) ==
+	    200 && post(NULL, "type=item.create&hook_id=5&secret=" SECRET) ==
+	    200 && !ans.previous_secret,
+	    "the mark does not stay for the next request");
+	tap_ok(post(NULL, "hook_id=5&secret=" PREVIOUS) == 400,
+	    "malformed with the previous secret: 400");
+
+	settings.previous_secret = "";
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=") == 403,
+	    "an empty previous secret is none: an empty one sent gets 403");
+	settings.previous_secret = NULL;
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=" PREVIOUS) ==
+	    403, "the previous secret removed: 403");
+
+	/* Without webhook_secret the previous one alone accepts nothing. */
+	settings.secret = NULL;
+	settings.previous_secret = PREVIOUS;
+	tap_ok(post(NULL, "type=item.create&hook_id=5&secret=" PREVIOUS) ==
+	    403 && reason_has("no webhook secret"),
+	    "a previous secret without a secret: 403");
+	settings.allow_no_secret = 1;
+	tap_ok(post(NULL, "type=item.create&hook_id=5") == 200 &&
+	    !ans.previous_secret,
+	    "allow_no_secret with only a previous secret: accepted, not "
+	    "marked");
+	reset_settings();
 }
 
 static void
@@ -563,6 +618,7 @@ main(void)
 	test_statuses();
 	test_order();
 	test_secret();
+	test_previous_secret();
 	test_allowed_hooks();
 	test_malformed();
 	test_content_types();
