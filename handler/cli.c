@@ -704,7 +704,6 @@ cli_config(struct cli_ctx *ctx)
 	const char *key, *val;
 	size_t i;
 
-	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
 	if (ctx->reference != NULL) {
 		if (reference_print(stdout, ctx->reference) == 0)
 			return CLI_EXIT_OK;
@@ -713,6 +712,7 @@ cli_config(struct cli_ctx *ctx)
 		return CLI_EXIT_USAGE;
 	}
 
+	for (i = 0; (key = podio_config_key_name(i)) != NULL; i++) {
 		if (ctx->keys) {
 			printf("%s\n", key);
 			continue;
@@ -770,10 +770,10 @@ cli_parse_args(struct cli_ctx *ctx, int argc, char **argv)
 			} else if ((cmd->opts & CLI_OPT_KEYS) &&
 			    strcmp(argv[i], "--keys") == 0) {
 				ctx->keys = 1;
-			} else {
 			} else if ((cmd->opts & CLI_OPT_REFERENCE) &&
 			    strncmp(argv[i], "--reference=", 12) == 0) {
 				ctx->reference = argv[i] + 12;
+			} else {
 				cli_error(ctx, "unknown option '%s'",
 				    argv[i]);
 				cli_usage_hint(ctx->what);
