@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "params.h"
 #include "podio.h"
 #include "secret.h"
 
@@ -188,22 +189,9 @@ secret_url_has(const char *url)
 	return 0;
 }
 
-/* The value of a hex digit, or -1. */
-static int
-secret_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The value of the last "secret" parameter in the query of url (before
- * any #fragment), decoded as a form decodes it ('+' a space, %XX a byte).
+ * any #fragment), decoded as a form decodes it (podio__form_decode).
  * Returns a string the caller wipes and frees, or NULL when there is none
  * or on out of memory.
  */
@@ -212,8 +200,7 @@ secret_url_value(const char *url)
 {
 	const char *p, *end, *val = NULL, *vend = NULL;
 	char *out;
-	size_t o = 0;
-	int hi, lo;
+	size_t n;
 
 	end = strchr(url, '#');
 	if (end == NULL)
@@ -230,19 +217,13 @@ secret_url_value(const char *url)
 		}
 		p = memchr(p, '&', (size_t)(end - p));
 	}
-	if (val == NULL || (out = malloc((size_t)(vend - val) + 1)) == NULL)
+	if (val == NULL)
 		return NULL;
-	for (p = val; p < vend; p++) {
-		if (*p == '+')
-			out[o++] = ' ';
-		else if (*p == '%' && vend - p >= 3 &&
-		    (hi = secret_hex(p[1])) >= 0 && (lo = secret_hex(p[2])) >= 0) {
-			out[o++] = (char)(hi << 4 | lo);
-			p += 2;
-		} else
-			out[o++] = *p;
-	}
-	out[o] = '\0';
+	/* Decoded as the handler decodes the delivery's parameters. */
+	n = (size_t)(vend - val);
+	if ((out = malloc(3 * n + 1)) == NULL)
+		return NULL;
+	out[podio__form_decode(val, n, out, NULL)] = '\0';
 	return out;
 }
 
