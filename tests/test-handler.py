@@ -204,17 +204,6 @@ def clear_events():
         os.unlink(EVENTS)
 
 
-def wait_for(fn, what, timeout=30):
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
 def spool_status(env):
     """`spool status --json` of env's spool ({} when it fails)."""
     r = testlib.run([testlib.PODIO_WEBHOOK, "spool", "status", "--json"],
@@ -231,7 +220,7 @@ def settle(env):
     def idle():
         st = spool_status(env)
         return st and st.get("pending") == 0 and st.get("in_flight") == 0
-    wait_for(idle, "the spool to be worked through")
+    testlib.wait_for(idle, "the spool to be worked through")
 
 
 def drain_until(env, fn, what):
@@ -240,7 +229,7 @@ def drain_until(env, fn, what):
     def step():
         testlib.run([testlib.PODIO_WEBHOOK, "spool", "drain"], env=env)
         return fn()
-    return wait_for(step, what)
+    return testlib.wait_for(step, what)
 
 
 class Server:
@@ -256,10 +245,10 @@ class Server:
                                   stdout=subprocess.DEVNULL,
                                   stderr=self.errf)
         if wait_socket is not None:
-            wait_for(lambda: os.path.exists(wait_socket) or
+            testlib.wait_for(lambda: os.path.exists(wait_socket) or
                      self.proc.poll() is not None, "the socket " +
                      wait_socket)
-        wait_for(lambda: "serving FastCGI" in self.text() or
+        testlib.wait_for(lambda: "serving FastCGI" in self.text() or
                  self.proc.poll() is not None, "the server to start")
 
     def text(self):
@@ -422,7 +411,7 @@ with testlib.Sim() as sim:
          r.rc == 0,
          "item.update: 200 once stored (argv 'spool purge' ignored)",
          r.show())
-    wait_for(lambda: len(recorded_commands()) == 1 and
+    testlib.wait_for(lambda: len(recorded_commands()) == 1 and
              len(logged_events()) == 1, "the callbacks of item.update 42")
     t.ok("unknown command" not in r.stderr and "spool" not in r.stderr and
          r.raw.startswith(b"Status: 200"),
@@ -468,12 +457,12 @@ with testlib.Sim() as sim:
     clear_events()
     sim.clear_requests()
     r = cgi(ENV, item_body("item.create", 43))
-    ran = wait_for(lambda: recorded_commands(), "item.create 43")
+    ran = testlib.wait_for(lambda: recorded_commands(), "item.create 43")
     t.ok(r.status == 200 and len(ran) == 1 and
          ran[0][0].get("item", {}).get("title") == "Item 43",
          "item.create: fetched and handed on", r.show())
     r = cgi(ENV, item_body("item.delete", 44))
-    wait_for(lambda: len(recorded_commands()) == 2, "item.delete 44")
+    testlib.wait_for(lambda: len(recorded_commands()) == 2, "item.delete 44")
     ran = recorded_commands()
     t.ok(r.status == 200 and len(ran) == 2 and "item" not in ran[1][0] and
          ran[1][0].get("type") == "item.delete" and
@@ -484,14 +473,14 @@ with testlib.Sim() as sim:
          [q["path"] for q in sim.api_requests()])
     r = cgi(ENV, form(("type", "comment.create"), ("hook_id", "1001"),
                       ("item_id", "45"), ("comment_id", "9007199254740993")))
-    wait_for(lambda: len(recorded_commands()) == 3, "comment.create 45")
+    testlib.wait_for(lambda: len(recorded_commands()) == 3, "comment.create 45")
     ran = recorded_commands()
     t.ok(r.status == 200 and len(ran) == 3 and
          ran[2][0].get("comment_id") == 9007199254740993 and
          "item" not in ran[2][0],
          "comment.create: passed on with exact 64-bit ids, no fetch", ran)
     r = cgi(ENV, form(("type", "task.frobnicate"), ("hook_id", "1001")))
-    wait_for(lambda: len(logged_events()) == 4, "task.frobnicate")
+    testlib.wait_for(lambda: len(logged_events()) == 4, "task.frobnicate")
     t.ok(r.status == 200 and logged_events()[-1]["type"] ==
          "task.frobnicate", "an unknown type is accepted and logged",
          r.show())
@@ -522,7 +511,7 @@ with testlib.Sim() as sim:
     t.ok(r.status == 200 and "queued" in r.text,
          "an item Podio cannot serve now: still 200, the event is stored",
          r.show())
-    wait_for(lambda: spool_status(ENV).get("retrying") == 1,
+    testlib.wait_for(lambda: spool_status(ENV).get("retrying") == 1,
              "the event to wait for a retry")
     t.ok(recorded_commands() == [] and
          len(sim.requests("/item/47")) >= 1,
@@ -541,7 +530,7 @@ with testlib.Sim() as sim:
     sim.add_item(48)
     sim.delete_item(48, gone=True)
     r = cgi(ENV, item_body("item.update", 48))
-    ran = wait_for(lambda: recorded_commands(), "item.update 48")
+    ran = testlib.wait_for(lambda: recorded_commands(), "item.update 48")
     t.ok(r.status == 200 and len(ran) == 1 and ran[0][0].get("item", 1)
          is None and ran[0][0].get("item_error") == "gone",
          "an item already gone: 200, item null, item_error", ran)
@@ -550,7 +539,7 @@ with testlib.Sim() as sim:
     EF = dict(ENV, PODIO_SPOOL_DIR=os.path.join(D, "spool-fail"))
     r = cgi(EF, form(("type", "file.change"), ("hook_id", "1001"),
                      ("item_id", "49")))
-    wait_for(lambda: spool_status(EF).get("retrying") == 1,
+    testlib.wait_for(lambda: spool_status(EF).get("retrying") == 1,
              "the failed file.change")
     ls = pw(["spool", "list"], EF)
     t.ok(r.status == 200 and "cannot do file.change today" in ls.stdout and
@@ -672,7 +661,7 @@ with testlib.Sim() as sim:
     exlog = os.path.join(D, "example.log")
     r = cgi(dict(ENV, PODIO_LOG_TARGET="file:" + exlog),
             item_body("item.update", 42), program=EXAMPLE, label="example")
-    wait_for(lambda: "(4 callbacks)" in testlib.read_text(exlog) and
+    testlib.wait_for(lambda: "(4 callbacks)" in testlib.read_text(exlog) and
              recorded_commands(), "the example's callbacks")
     OUTPUTS.append(("example log", testlib.read_text(exlog)))
     t.ok(r.status == 200 and 'example: item.update: item 42 titled "The '
@@ -762,7 +751,7 @@ with testlib.Sim() as sim:
     statuses = [getattr(x, "status", x) for x in results]
     t.ok(statuses == [200] * 20, "20 concurrent deliveries: all 200",
          statuses)
-    wait_for(lambda: len(logged_events()) >= 20, "20 events processed")
+    testlib.wait_for(lambda: len(logged_events()) >= 20, "20 events processed")
     settle(ENV)
     # Each item fetched once: by its own GET, or in one filter call for
     # the items of the app due together (the app learned from a GET).
@@ -792,12 +781,12 @@ with testlib.Sim() as sim:
     sim.wait_until(lambda: sim.gate_waiting(gid) == 1, timeout=30 * SLOW,
                    what="the item GET at the gate")
     r = srv.delivery(item_body("item.update", 201))
-    wait_for(lambda: logged_item(201), "item 201 processed")
+    testlib.wait_for(lambda: logged_item(201), "item 201 processed")
     t.ok(r.status == 200 and not logged_item(200) and
          sim.gate_waiting(gid) == 1,
          "another event is processed while the first fetch is held", r)
     sim.release(gid)
-    wait_for(lambda: logged_item(200), "item 200 processed")
+    testlib.wait_for(lambda: logged_item(200), "item 200 processed")
     t.ok(logged_item(200)[0].get("item", {}).get("item_id") == 200,
          "the held event runs its callbacks once released",
          logged_item(200))
@@ -805,7 +794,7 @@ with testlib.Sim() as sim:
     # SIGHUP: a new secret.
     write_conf(CONF, secret=SECRET2)
     srv.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in srv.text(), "the reload")
+    testlib.wait_for(lambda: "configuration reloaded" in srv.text(), "the reload")
     r1 = srv.delivery(item_body("item.delete", 70))
     r2 = srv.delivery(item_body("item.delete", 70, secret=SECRET2))
     t.ok(r1.status == 403 and r2.status == 200,
@@ -816,7 +805,7 @@ with testlib.Sim() as sim:
         f.write("this line is broken\n")
     nlines = len(testlib.read_text(CONF).splitlines())
     srv.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "not reloaded" in srv.text(), "the failed reload")
+    testlib.wait_for(lambda: "not reloaded" in srv.text(), "the failed reload")
     line = [ln for ln in srv.text().splitlines() if "not reloaded" in ln]
     r = srv.delivery(item_body("item.delete", 71, secret=SECRET2))
     t.ok(r.status == 200 and srv.proc.poll() is None and
@@ -825,7 +814,7 @@ with testlib.Sim() as sim:
          line)
     write_conf(CONF)
     srv.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: srv.text().count("configuration reloaded") == 2,
+    testlib.wait_for(lambda: srv.text().count("configuration reloaded") == 2,
              "the second reload")
     r = srv.delivery(item_body("item.delete", 72))
     t.ok(r.status == 200, "a fixed file on SIGHUP is taken", r)
@@ -836,7 +825,7 @@ with testlib.Sim() as sim:
     sim.wait_until(lambda: sim.gate_waiting(gid) == 1, timeout=30 * SLOW,
                    what="the event at the gate")
     srv.proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: not os.path.exists(sock), "the socket to go")
+    testlib.wait_for(lambda: not os.path.exists(sock), "the socket to go")
     try:
         fcgi.delivery(sock, item_body("item.delete", 73))
         refused = False

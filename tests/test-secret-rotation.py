@@ -48,17 +48,6 @@ def write_conf(secret, previous=None):
                          spool_dir=os.path.join(D, "spool"))
 
 
-def wait_for(fn, what, timeout=60):
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
 def pw(args, env):
     r = testlib.run([testlib.PODIO_WEBHOOK] + list(args), env=env)
     OUTPUTS.append((" ".join(args), r.stdout + r.stderr))
@@ -124,7 +113,7 @@ def main():
                               "unix:" + SOCK], env=env,
                              stdout=subprocess.DEVNULL, stderr=errf)
         try:
-            wait_for(lambda: "serving FastCGI" in testlib.read_text(log) or
+            testlib.wait_for(lambda: "serving FastCGI" in testlib.read_text(log) or
                      proc.poll() is not None, "the server to start")
             r = deliver(old_url, old_id, 1)
             t.ok(r.status == 200, "a delivery with A: 200", r)
@@ -132,7 +121,7 @@ def main():
             # The new secret, the old one kept as the previous one.
             write_conf(B, previous=A)
             proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "configuration reloaded" in
+            testlib.wait_for(lambda: "configuration reloaded" in
                      testlib.read_text(log), "the reload")
             r = pw(["config"], env)
             t.ok(r.returncode == 0 and re.search(
@@ -142,7 +131,7 @@ def main():
             t.ok(r.status == 200,
                  "B current, A previous: a delivery to the old URL (A): "
                  "200", r)
-            wait_for(lambda: warnings(testlib.read_text(log), old_id),
+            testlib.wait_for(lambda: warnings(testlib.read_text(log), old_id),
                      "the warning")
             t.ok(len(warnings(testlib.read_text(log), old_id)) == 1,
                  "the delivery with the previous secret logs a warning "
@@ -182,14 +171,14 @@ def main():
             r = pw(["hooks", "delete", str(old_id)], env)
             t.ok(r.returncode == 0 and hook_url(sim, old_id) is None,
                  "hooks delete the old hook", r.stderr)
-            wait_for(lambda: sorted(logged_items()) == [1, 2, 3, 4],
+            testlib.wait_for(lambda: sorted(logged_items()) == [1, 2, 3, 4],
                      "the events of the accepted deliveries")
             t.ok(True, "every accepted delivery was stored and processed")
 
             # The previous secret removed: A is refused, B goes on.
             write_conf(B)
             proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: testlib.read_text(log).count(
+            testlib.wait_for(lambda: testlib.read_text(log).count(
                 "configuration reloaded") == 2, "the second reload")
             r = deliver(old_url, old_id, 5)
             t.ok(r.status == 403, "previous secret removed: a delivery "
@@ -197,7 +186,7 @@ def main():
             r = deliver(new_url, new_id, 6)
             t.ok(r.status == 200, "previous secret removed: a delivery "
                  "with B: 200", r)
-            wait_for(lambda: 6 in logged_items(), "the last event")
+            testlib.wait_for(lambda: 6 in logged_items(), "the last event")
             t.ok(5 not in logged_items(), "the refused delivery was not "
                  "stored", logged_items())
             r = pw(["hooks", "list", "app", "1234"], env)

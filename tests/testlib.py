@@ -460,6 +460,20 @@ def wrapper():
     return shlex.split(os.environ.get("PODIO_TEST_WRAPPER", "") or "")
 
 
+def wait_for(fn, what, timeout=60):
+    """Polls fn() until it returns a true value, which it returns; raises
+    RuntimeError naming what after timeout seconds (ten times as long
+    under a wrapper such as valgrind)."""
+    deadline = time.monotonic() + timeout * (10 if wrapper() else 1)
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
 def run(argv, env=None, input=None, timeout=60, wrap=True, cwd=None):
     """subprocess.run with captured text output, $PODIO_TEST_WRAPPER put
     before argv (wrap=False leaves it out); the timeout grows 10 times

@@ -51,17 +51,6 @@ def body(item_id):
         ("secret", SECRET)]).encode()
 
 
-def wait_for(fn, what, timeout=60):
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
 def event_ids(path):
     """The item ids of the events logged in path, in order."""
     out = []
@@ -187,7 +176,7 @@ def main():
         try:
             with open(pidfile, "w") as f:
                 f.write("%d\n" % proc.pid)
-            wait_for(lambda: "serving FastCGI" in
+            testlib.wait_for(lambda: "serving FastCGI" in
                      testlib.read_text(server_log) or
                      proc.poll() is not None, "the server to start")
             t.ok(proc.poll() is None, "serve logs to its file: log",
@@ -201,7 +190,7 @@ def main():
                     answers[i] = r.status
 
             deliver(BEFORE)
-            wait_for(lambda: len(event_ids(events)) == len(BEFORE),
+            testlib.wait_for(lambda: len(event_ids(events)) == len(BEFORE),
                      "the first events in the log")
             t.ok(all(answers[i] == 200 for i in BEFORE),
                  "%d deliveries before the rotation: 200" % len(BEFORE))
@@ -209,7 +198,7 @@ def main():
             # The rotation, while another thread goes on delivering.
             th = threading.Thread(target=deliver, args=(DURING,))
             th.start()
-            wait_for(lambda: len(answers) >= len(BEFORE) + 5,
+            testlib.wait_for(lambda: len(answers) >= len(BEFORE) + 5,
                      "deliveries under way")
             r = subprocess.run([logrotate, "-f", "-s", state, conf],
                                capture_output=True, text=True,
@@ -230,11 +219,11 @@ def main():
 
             # The SIGHUP of the postrotate: the server opens its log anew
             # (its first line there says so), then more deliveries.
-            wait_for(lambda: "configuration reloaded" in
+            testlib.wait_for(lambda: "configuration reloaded" in
                      testlib.read_text(server_log), "the reopened log")
             deliver(AFTER)
             everything = list(BEFORE) + list(DURING) + list(AFTER)
-            wait_for(lambda: len(event_ids(events + ".1")) +
+            testlib.wait_for(lambda: len(event_ids(events + ".1")) +
                      len(event_ids(events)) >= len(everything),
                      "every event in the logs")
             t.ok(all(answers[i] == 200 for i in AFTER),
@@ -255,10 +244,10 @@ def main():
                  "a second logrotate -f: the first rotated files "
                  "compressed (.2.gz)", r.stdout + r.stderr +
                  " ".join(sorted(os.listdir(logs))))
-            wait_for(lambda: "not reloaded" in testlib.read_text(server_log),
+            testlib.wait_for(lambda: "not reloaded" in testlib.read_text(server_log),
                      "the failed reload, logged to the new file")
             deliver(AGAIN)
-            wait_for(lambda: len(event_ids(events)) >= len(AGAIN),
+            testlib.wait_for(lambda: len(event_ids(events)) >= len(AGAIN),
                      "the last events in the log")
             t.ok(all(answers[i] == 200 for i in AGAIN),
                  "%d deliveries after a rotation with a broken "
