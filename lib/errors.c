@@ -121,7 +121,9 @@ err_contains(const char *haystack, const char *needle)
 
 /*
  * Finds "wait N second" (any case, any blanks) in text, as in Podio's
- * "Please wait 300 seconds before trying again".  Returns N, or -1.
+ * "Please wait 300 seconds before trying again".  Returns N, capped at
+ * PODIO__WAIT_MAX_S (a longer number, of any length, gives the cap), or
+ * -1.  A sign is not a digit: "wait -5 seconds" is not a wait.
  */
 static long
 err_wait_seconds(const char *text)
@@ -138,7 +140,10 @@ err_wait_seconds(const char *text)
 		if (*q < '0' || *q > '9')
 			continue;
 		for (v = 0; *q >= '0' && *q <= '9'; q++)
-			v = v > 100000000 ? v : v * 10 + (*q - '0');
+			if (v < PODIO__WAIT_MAX_S)
+				v = v * 10 + (*q - '0');
+		if (v > PODIO__WAIT_MAX_S)
+			v = PODIO__WAIT_MAX_S;
 		while (*q == ' ' || *q == '\t')
 			q++;
 		if (strncasecmp(q, "sec", 3) == 0)
@@ -257,8 +262,12 @@ podio__api_error_parse(long status, const char *body, size_t body_len,
 	    err_contains(www_authenticate, "invalid_token")))))
 		e->err = PODIO_ERR_TOKEN_EXPIRED;
 	if (e->err == PODIO_ERR_RATE_LIMITED) {
+		/* A negative header value was not a wait (ignored); a huge
+		 * one is the cap. */
 		if (retry_after_header >= 0)
-			e->retry_after = retry_after_header;
+			e->retry_after = retry_after_header >
+			    PODIO__WAIT_MAX_S ? PODIO__WAIT_MAX_S :
+			    retry_after_header;
 		else if (e->error_description != NULL)
 			e->retry_after = err_wait_seconds(
 			    e->error_description);

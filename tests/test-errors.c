@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,49 @@ test_rate_limits(void)
 	free(body);
 }
 
+/* The wait a 420 names (header hdr, or -1; description desc) comes out
+ * as want. */
+static void
+wait_case(long hdr, const char *desc, long want, const char *what)
+{
+	struct podio__api_error e;
+	enum podio_err rc;
+	char *body = podio_body("rate_limit", desc);
+
+	rc = podio__api_error_parse(420, body, strlen(body), NULL, hdr, &e);
+	tap_ok(rc == PODIO_ERR_RATE_LIMITED && e.retry_after == want,
+	    "%s: retry_after %ld (got %ld)", what, want, e.retry_after);
+	podio__api_error_clear(&e);
+	free(body);
+}
+
+static void
+test_wait_caps(void)
+{
+	wait_case(3600, "Too many calls", 3600, "Retry-After 3600 (the cap)");
+	wait_case(3601, "Too many calls", 3600, "Retry-After 3601 is capped");
+	wait_case((long)(LONG_MAX > 99999999999LL ? 99999999999LL : LONG_MAX),
+	    "Too many calls", 3600, "Retry-After 99999999999 is capped");
+	wait_case(LONG_MAX, "Too many calls", 3600,
+	    "Retry-After LONG_MAX is capped");
+	wait_case(-5, "Too many calls", -1,
+	    "a negative Retry-After is ignored");
+	wait_case(-5, "Please wait 20 seconds", 20,
+	    "a negative Retry-After leaves the description's wait");
+	wait_case(-1, "Please wait 3600 seconds", 3600, "'wait 3600 seconds'");
+	wait_case(-1, "Please wait 3601 seconds", 3600,
+	    "'wait 3601 seconds' is capped");
+	wait_case(-1, "Please wait 99999999999999999999999999999999 seconds",
+	    3600, "a 32-digit wait is capped without overflow");
+	wait_case(-1, "Please wait -300 seconds", -1,
+	    "'wait -300 seconds' is no wait");
+	wait_case(-1, "Please wait 1e9 seconds", -1,
+	    "'wait 1e9 seconds' (garbage) is no wait");
+	wait_case(-1, "Please wait soon, 300 seconds", -1,
+	    "a number away from 'wait' is no wait");
+	wait_case(-1, "Please wait 0 seconds", 0, "'wait 0 seconds'");
+}
+
 static void
 test_messages(void)
 {
@@ -424,6 +468,7 @@ main(void)
 	test_statuses();
 	test_token_expiry();
 	test_rate_limits();
+	test_wait_caps();
 	test_messages();
 	test_strerror();
 	test_is_transport();
