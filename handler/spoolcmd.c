@@ -8,6 +8,7 @@
  *   spool replay ID|--dead     dead letters back to pending
  *   spool drain                process everything due now (for cron)
  *   spool purge --dead --older-than DURATION
+ *   spool resume [--json]      end the API pauses stored in the spool
  *
  * Every text that comes out of the spool (reasons hold the tail of a
  * command's stderr) is scrubbed of the configured secrets first.
@@ -64,6 +65,13 @@ static const struct spoolcmd_info spoolcmd_info[] = {
 	    "remove old dead events",
 	    "  Remove the dead events set aside at least DURATION ago "
 	    "(30s, 12h, 7d).\n" },
+	{ "resume", "spool resume [--json]", "end the API pauses now",
+	    "  End every pause of the API calls stored in the spool (a "
+	    "rate limit's wait,\n  at most an hour; a filter Podio refused), "
+	    "for every process sharing it,\n  and print what was resumed.  "
+	    "Exit 0 when something was resumed, 1 when\n  nothing was "
+	    "paused.\n"
+	    "  --json   print one JSON object\n" },
 };
 #define SPOOLCMD_N (sizeof(spoolcmd_info) / sizeof(spoolcmd_info[0]))
 
@@ -422,6 +430,44 @@ spoolcmd_purge(struct podio_spool *spool, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* spool resume [--json] */
+static int
+spoolcmd_resume(const struct podio_config *cfg, struct podio_spool *spool,
+    int json)
+{
+	struct podio_spool_pause *p = NULL;
+	int64_t now = process_now_ms(), left;
+	enum podio_err rc;
+	size_t i, n = 0;
+
+	if ((rc = podio_spool_resume(spool, &p, &n)) != PODIO_OK)
+		return spoolcmd_fail("resume", rc);
+	if (json)
+		printf("{\"resumed\": [");
+	for (i = 0; i < n; i++) {
+		left = p[i].until_ms > now ? (p[i].until_ms - now + 999) /
+		    1000 : 0;
+		if (json) {
+			printf("%s{\"class\": ", i > 0 ? ", " : "");
+			spoolcmd_json_string(p[i].rate_class);
+			printf(", \"credential\": ");
+			spoolcmd_json_string(p[i].cred);
+			printf(", \"left_s\": %" PRId64 "}", left);
+			continue;
+		}
+		printf("resumed %s (%" PRId64 " s were left) for ",
+		    p[i].rate_class, left);
+		spoolcmd_print_safe(cfg, p[i].cred);
+		printf("\n");
+	}
+	if (json)
+		printf("]}\n");
+	else if (n == 0)
+		printf("nothing was paused\n");
+	free(p);
+	return n > 0 ? CLI_EXIT_OK : CLI_EXIT_PODIO;
+}
+
 /*
  * spool drain: every event due now, with the configuration's callbacks,
  * then the counts.  Retries not yet due stay for a later run.  Exit 0
@@ -501,7 +547,8 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 			return spoolcmd_usage_error(cmd, "takes no argument");
 		return spoolcmd_drain(cfg, fns);
 	}
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "list") == 0) {
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "list") == 0 ||
+	    strcmp(cmd, "resume") == 0) {
 		if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
 			return spoolcmd_usage_error(cmd, "the only option is "
 			    "--json");
@@ -521,6 +568,8 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 		status = spoolcmd_show(*cfg, spool, argv[1]);
 	else if (strcmp(cmd, "replay") == 0)
 		status = spoolcmd_replay(spool, argv[1]);
+	else if (strcmp(cmd, "resume") == 0)
+		status = spoolcmd_resume(*cfg, spool, json);
 	else
 		status = spoolcmd_purge(spool, argc - 1, argv + 1);
 	podio_spool_close(spool);

@@ -413,7 +413,9 @@ enum podio_err podio_spool_reclaim(struct podio_spool *spool, size_t *n);
  * never a secret) and rate class (e.g. "default", "filter"), each at most
  * PODIO_SPOOL_MAX_KEY bytes.
  *  - set_pause: no API call of that key and class before until_ms; an
- *    earlier time never shortens a pause already set.
+ *    earlier time never shortens a pause already set.  No pause ends
+ *    later than PODIO_SPOOL_MAX_PAUSE_MS from now (a later until_ms is
+ *    cut, and so is a longer pause stored before).
  *  - get_pause: *until_ms receives the end of the pause, 0 if none was set
  *    (a past time means the pause is over).
  *  - record_remaining: the last X-Rate-Limit-Remaining and -Limit seen
@@ -430,6 +432,25 @@ enum podio_err podio_spool_record_remaining(struct podio_spool *spool,
 enum podio_err podio_spool_get_remaining(struct podio_spool *spool,
     const char *cred, const char *rate_class, long *remaining, long *limit,
     int64_t *at_ms);
+
+/* The longest pause set_pause stores: an hour. */
+#define PODIO_SPOOL_MAX_PAUSE_MS (3600 * 1000)
+
+/* A pause that `spool resume` ended. */
+struct podio_spool_pause {
+	char cred[PODIO_SPOOL_MAX_KEY + 1];
+	char rate_class[PODIO_SPOOL_MAX_KEY + 1];
+	int64_t until_ms;          /* when it would have ended */
+};
+
+/*
+ * Ends every pause of every key and class that has not ended yet, in
+ * one durable transaction: the processors of every process sharing the
+ * spool may call the API again at once.  *out receives the *n pauses
+ * ended (NULL when none), an array the caller frees with free().
+ */
+enum podio_err podio_spool_resume(struct podio_spool *spool,
+    struct podio_spool_pause **out, size_t *n);
 
 /* Counters of this handle since it was opened. */
 struct podio_spool_stats {

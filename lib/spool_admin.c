@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -432,11 +433,14 @@ enum podio_err
 podio_spool_set_pause(struct podio_spool *s, const char *cred,
     const char *rate_class, int64_t until_ms)
 {
+	/* Never further than PODIO_SPOOL_MAX_PAUSE_MS from now, nor kept
+	 * so by a longer one stored before the cap existed. */
 	return rate_op(s, "set pause", "INSERT INTO ratelimit"
-	    " (cred, class, paused_until) VALUES (?1, ?2, ?4)"
+	    " (cred, class, paused_until) VALUES (?1, ?2, min(?4, ?3 + ?5))"
 	    " ON CONFLICT (cred, class) DO UPDATE SET"
-	    " paused_until = max(paused_until, excluded.paused_until)",
-	    cred, rate_class, until_ms, 0, 1,
+	    " paused_until = min(max(paused_until, excluded.paused_until),"
+	    " ?3 + ?5)",
+	    cred, rate_class, until_ms, PODIO_SPOOL_MAX_PAUSE_MS, 1,
 	    NULL);
 }
 
@@ -491,4 +495,72 @@ podio_spool_get_remaining(struct podio_spool *s, const char *cred,
 	*limit = (long)row[1];
 	*at_ms = row[2];
 	return PODIO_OK;
+}
+
+enum podio_err
+podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
+    size_t *n)
+{
+	static const char sel[] = "SELECT cred, class, paused_until"
+	    " FROM ratelimit WHERE paused_until > ?1 ORDER BY cred, class";
+	static const char upd[] = "UPDATE ratelimit SET paused_until = 0"
+	    " WHERE paused_until > ?1";
+	struct podio_spool_pause *v = NULL, *nv;
+	sqlite3_stmt *st = NULL;
+	enum podio_err e = PODIO_ERR_IO;
+	int64_t now = podio__spool_now(s);
+	const unsigned char *txt;
+	size_t alloc = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
+	    (rc = podio__spool_prep(s, sel, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			alloc = alloc ? alloc * 2 : 4;
+			if ((nv = realloc(v, alloc * sizeof(*v))) == NULL) {
+				e = PODIO_ERR_NOMEM;
+				rc = SQLITE_OK;
+				goto fail;
+			}
+			v = nv;
+		}
+		memset(&v[*n], 0, sizeof(v[*n]));
+		if ((txt = sqlite3_column_text(st, 0)) != NULL)
+			snprintf(v[*n].cred, sizeof(v[*n].cred), "%s",
+			    (const char *)txt);
+		if ((txt = sqlite3_column_text(st, 1)) != NULL)
+			snprintf(v[*n].rate_class, sizeof(v[*n].rate_class),
+			    "%s", (const char *)txt);
+		v[*n].until_ms = sqlite3_column_int64(st, 2);
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	podio__spool_fin(s, st);
+	st = NULL;
+	if ((rc = podio__spool_prep(s, upd, &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto fail;
+	podio__spool_fin(s, st);
+	st = NULL;
+	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	*out = v;
+	return PODIO_OK;
+fail:
+	podio__spool_fin(s, st);
+	e = podio__spool_failed(s, "resume", rc, e);
+	pthread_mutex_unlock(&s->db_lock);
+	free(v);
+	*n = 0;
+	return e;
 }
