@@ -13,9 +13,6 @@
 #include "process.h"
 #include "spool.h"
 
-/* How often events held back for the reserve look again. */
-#define BUDGET_RESERVE_RECHECK_MS (60 * 1000)
-
 /* See budget.h. */
 void
 budget_cred(const struct podio_config *cfg, char *buf, size_t n)
@@ -72,10 +69,8 @@ budget_gate(struct podio_spool *spool, const char *cred, const char *cls,
 	    remaining <= reserve && at + BUDGET_HOUR_MS > now) {
 		snprintf(why, whylen, "keeping the reserve of %ld API calls "
 		    "(%ld of the hour's calls left)", reserve, remaining);
-		until = at + BUDGET_HOUR_MS;
-		/* Looked at again soon: a later call may show more left. */
-		return until < now + BUDGET_RESERVE_RECHECK_MS ? until :
-		    now + BUDGET_RESERVE_RECHECK_MS;
+		/* At most: a later call may show more left sooner. */
+		return at + BUDGET_HOUR_MS;
 	}
 	return 0;
 }
@@ -93,8 +88,11 @@ budget_note_call(struct podio_spool *spool, struct podio_client *client,
 		(void)podio_spool_record_remaining(spool, cred, cls,
 		    info.rate_remaining, info.rate_limit);
 	if (rc == PODIO_ERR_RATE_LIMITED) {
-		wait = info.retry_after > 0 ? (int64_t)info.retry_after * 1000 :
-		    BUDGET_RATE_WAIT_MS;
+		/* The library caps the wait Podio names; capped again here,
+		 * before the multiplication, as the pause is shared. */
+		wait = info.retry_after <= 0 ? BUDGET_RATE_WAIT_MS :
+		    info.retry_after >= BUDGET_WAIT_MAX_MS / 1000 ?
+		    BUDGET_WAIT_MAX_MS : (int64_t)info.retry_after * 1000;
 		(void)podio_spool_set_pause(spool, cred, cls,
 		    process_now_ms() + wait);
 		podio_log(PODIO_LOG_WARN, "Podio rate limit (%s): API calls "

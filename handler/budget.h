@@ -25,6 +25,8 @@
 #define BUDGET_RATE_WAIT_MS    (300 * 1000)
 /* Podio's rate-limit window, whose reset time it does not tell. */
 #define BUDGET_HOUR_MS         (3600 * 1000)
+/* The longest pause a wait Podio names sets (whatever it names). */
+#define BUDGET_WAIT_MAX_MS     BUDGET_HOUR_MS
 
 /*
  * The credential the rate limits of cfg's calls belong to: client id,
@@ -40,9 +42,10 @@ void budget_cred(const struct podio_config *cfg, char *buf, size_t n);
  * sharing the spool, or the last X-Rate-Limit-Remaining seen within the
  * hour at or below reserve (0: no reserve).  The limit window of Podio is
  * an hour whose reset time is not exposed, so a low count counts for an
- * hour at most; each call seen since (a hook.verify, another process)
- * replaces it.  A spool that cannot be read lets the call go: the API's
- * own 420 still stops it.
+ * hour at most (the time returned); each call seen since (a hook.verify,
+ * another process) replaces it, so callers look again now and then.
+ * A spool that cannot be read lets the call go: the API's own 420 still
+ * stops it.
  */
 int64_t budget_gate(struct podio_spool *spool, const char *cred,
     const char *cls, long reserve, char *why, size_t whylen);

@@ -48,6 +48,13 @@
  * events without one) taken in one transaction. */
 #define PROCESS_MAX_EVENTS      100
 #define PROCESS_MAX_UNITS       64
+/* The most filter pages (of PODIO_ITEM_FILTER_MAX items) one take of an
+ * app's due items fills. */
+#define PROCESS_FILTER_PAGES    4
+/* How often processors holding events for the shared API budget (a 420
+ * pause, the reserve) look at it again: a call of another process or a
+ * `spool resume` may have opened it. */
+#define PROCESS_HOLD_RECHECK_MS 1000
 /* The longest a thread waits for another's learning or filter call. */
 #define PROCESS_BULK_WAIT_MS    3000
 /* The shortest sleep of a drain waiting for a settle window. */
@@ -461,6 +468,10 @@ struct process_unit {
 	 * own trouble, not Podio's), for defer_why. */
 	int defer;
 	int defer_counted;
+	/* The shared API budget says to wait (a 420 pause, the reserve):
+	 * the events are given back untouched, with no delay of their own,
+	 * and go when it opens. */
+	int hold;
 	int64_t defer_ms;
 	char defer_why[256];
 };
@@ -532,7 +543,7 @@ process_get(struct runtime *rt, struct podio_client *client,
 
 	if ((until = budget_gate(spool, cred, BUDGET_CLASS, reserve, why,
 	    sizeof(why))) != 0) {
-		process_defer(u, until, why);
+		u->hold = 1;
 		return -1;
 	}
 	rc = podio_item_get(client, u->batch.item_id, &u->text, &item);
@@ -555,12 +566,9 @@ process_get(struct runtime *rt, struct podio_client *client,
 		u->item_error = "gone";
 		break;
 	case PODIO_ERR_RATE_LIMITED:
-		/* budget_note_call() set the pause: its end, as stored */
-		until = budget_gate(spool, cred, BUDGET_CLASS, 0, why,
-		    sizeof(why));
-		process_defer(u, until != 0 ? until : process_now_ms() +
-		    BUDGET_RATE_WAIT_MS, until != 0 ? why :
-		    "Podio rate limit");
+		/* budget_note_call() set the shared pause: the events go
+		 * when it ends. */
+		u->hold = 1;
 		cJSON_Delete(item);
 		return -1;
 	default:
@@ -578,10 +586,12 @@ process_get(struct runtime *rt, struct podio_client *client,
 }
 
 /*
- * Fetches the items of units[0..n) that need one with a single filter
- * call for app, when it pays and the filter may be used; what it cannot
- * give is left for GET.  Refused filters (400) are not tried again for
- * that app for an hour (in the spool: every process learns it).
+ * Fetches the items of units[0..n) that need one with filter calls for
+ * app, in pages of at most PODIO_ITEM_FILTER_MAX ids (arrival order),
+ * when it pays and the filter may be used; what they cannot give is left
+ * for GET.  Each page asks the budget first.  A filter Podio refuses
+ * (400, 403) is not tried again for that app for an hour (in the spool:
+ * every process learns it); another failure leaves the rest for GET.
  */
 static void
 process_filter(struct runtime *rt, struct podio_client *client,
@@ -591,69 +601,77 @@ process_filter(struct runtime *rt, struct podio_client *client,
 	char cls[64], why[256];
 	uint64_t *ids = NULL;
 	char **texts = NULL;
-	size_t i, k = 0;
+	size_t *at = NULL;
+	size_t i, k = 0, page, off, got;
 	enum podio_err rc;
+	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
 
 #define PROCESS_WANTS(u) ((u).need && !(u).have && !(u).defer && \
-	(u).batch.app_id == app)
+	!(u).hold && (u).batch.app_id == app)
 	for (i = 0; i < n; i++)
 		if (PROCESS_WANTS(units[i]))
 			k++;
 	if (k < PROCESS_FILTER_MIN || app == 0)
 		return;
 	snprintf(cls, sizeof(cls), "filter-refused:%" PRIu64, app);
-	k = 0;
-	if (budget_gate(spool, cred, cls, 0, why, sizeof(why)) != 0 ||
-	    budget_gate(spool, cred, BUDGET_FILTER_CLASS,
-	    PROCESS_FILTER_RESERVE, why, sizeof(why)) != 0 ||
-	    budget_gate(spool, cred, BUDGET_CLASS, (long)podio_config_get_int(
-	    rt->cfg, "rate_reserve"), why, sizeof(why)) != 0)
-		goto fail;
-	for (i = 0; i < n; i++)
-		if (PROCESS_WANTS(units[i]))
-			k++;
 	if ((ids = calloc(k, sizeof(*ids))) == NULL ||
-	    (texts = calloc(k, sizeof(*texts))) == NULL)
+	    (texts = calloc(PODIO_ITEM_FILTER_MAX, sizeof(*texts))) == NULL ||
+	    (at = calloc(k, sizeof(*at))) == NULL)
 		goto fail;
 	for (i = 0, k = 0; i < n; i++)
-		if (PROCESS_WANTS(units[i]))
+		if (PROCESS_WANTS(units[i])) {
+			at[k] = i;
 			ids[k++] = units[i].batch.item_id;
-	rc = podio_item_filter(client, app, ids, k, texts);
-	budget_note_call(spool, client, cred, BUDGET_FILTER_CLASS, rc);
-	if (rc == PODIO_ERR_BAD_REQUEST) {
-		podio_log(PODIO_LOG_WARN, "Podio refused to filter the items "
-		    "of app %" PRIu64 " (%s): fetching them one by one, the "
-		    "filter is not tried again for an hour", app,
-		    podio_client_errmsg(client));
-		(void)podio_spool_set_pause(spool, cred, cls,
-		    process_now_ms() + BUDGET_HOUR_MS);
-		goto fail;
-	}
-	if (rc != PODIO_OK) {
-		podio_log(PODIO_LOG_WARN, "cannot filter the items of app %"
-		    PRIu64 ", fetching them one by one: %s", app,
-		    podio_client_errmsg(client));
-		goto fail;
-	}
-	for (i = 0, k = 0; i < n; i++) {
-		if (!PROCESS_WANTS(units[i]))
-			continue;
-		if (texts[k] != NULL) {
-			units[i].text = texts[k];
-			texts[k] = NULL;
-			units[i].have = 1;
-			units[i].source = "filter";
 		}
-		k++;
+	for (off = 0; off < k; off += page) {
+		page = k - off < PODIO_ITEM_FILTER_MAX ? k - off :
+		    PODIO_ITEM_FILTER_MAX;
+		/* A last page of one item is one call either way. */
+		if (page < PROCESS_FILTER_MIN && off > 0)
+			break;
+		if (budget_gate(spool, cred, cls, 0, why, sizeof(why)) != 0 ||
+		    budget_gate(spool, cred, BUDGET_FILTER_CLASS,
+		    PROCESS_FILTER_RESERVE, why, sizeof(why)) != 0 ||
+		    budget_gate(spool, cred, BUDGET_CLASS, reserve, why,
+		    sizeof(why)) != 0)
+			break;
+		memset(texts, 0, PODIO_ITEM_FILTER_MAX * sizeof(*texts));
+		rc = podio_item_filter(client, app, ids + off, page, texts);
+		budget_note_call(spool, client, cred, BUDGET_FILTER_CLASS, rc);
+		if (rc == PODIO_ERR_BAD_REQUEST || rc == PODIO_ERR_FORBIDDEN) {
+			podio_log(PODIO_LOG_WARN, "Podio refused to filter the "
+			    "items of app %" PRIu64 " (%s): fetching them one "
+			    "by one, the filter is not tried again for an "
+			    "hour", app, podio_client_errmsg(client));
+			(void)podio_spool_set_pause(spool, cred, cls,
+			    process_now_ms() + BUDGET_HOUR_MS);
+			break;
+		}
+		if (rc != PODIO_OK) {
+			podio_log(PODIO_LOG_WARN, "cannot filter the items of "
+			    "app %" PRIu64 ", fetching them one by one: %s",
+			    app, podio_client_errmsg(client));
+			break;
+		}
+		for (i = 0, got = 0; i < page; i++) {
+			if (texts[i] == NULL)
+				continue;
+			units[at[off + i]].text = texts[i];
+			texts[i] = NULL;
+			units[at[off + i]].have = 1;
+			units[at[off + i]].source = "filter";
+			got++;
+		}
+		podio_log(PODIO_LOG_DEBUG, "fetched %zu of %zu items of app %"
+		    PRIu64 " with one filter call", got, page, app);
 	}
-	podio_log(PODIO_LOG_DEBUG, "fetched %zu items of app %" PRIu64
-	    " with one filter call", k, app);
 fail:
 	if (texts != NULL)
-		for (i = 0; i < k; i++)
+		for (i = 0; i < PODIO_ITEM_FILTER_MAX; i++)
 			free(texts[i]);
 	free(texts);
 	free(ids);
+	free(at);
 #undef PROCESS_WANTS
 }
 
@@ -857,8 +875,12 @@ process_keep_lease(const struct runtime *rt, struct podio_spool *spool,
 	return 0;
 }
 
+static int process_release_batch(struct podio_spool *,
+    const struct podio_spool_batch *);
+
 /*
- * Finishes unit u: a deferred fetch makes every event wait; else the
+ * Finishes unit u: a held fetch gives its events back untouched; a
+ * deferred fetch makes every event wait; else the
  * events run in arrival order, and the first that fails makes the later
  * ones wait for it (they are given back).  The ids of the finished ones
  * are added to done (room for every event, *ndone used), for the caller
@@ -879,6 +901,12 @@ process_unit_run(struct runtime *rt, struct podio_client *client,
 		return PROCESS_IDLE;
 	if (process_keep_lease(rt, spool, u) != 0)
 		return PROCESS_IDLE;
+	if (u->hold) {
+		/* Not a failure and no delay of its own: the processors look
+		 * at the shared budget again (process_next_due()). */
+		(void)process_release_batch(spool, &u->batch);
+		return PROCESS_IDLE;
+	}
 	if (u->defer) {
 		for (i = 0; i < u->batch.n; i++) {
 			delay = u->defer_ms > 0 ? u->defer_ms -
@@ -1017,40 +1045,34 @@ process_app_first(const struct process_unit *units, size_t i)
 static void
 process_fetch_all(struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, const struct podio_spool_take_opts *opts,
-    struct process_unit **units, size_t *n)
+    struct process_unit **units, size_t *n, int *locked)
 {
 	struct podio_spool_take_opts now;
 	struct podio_spool_batch *more = NULL;
 	char cred[PODIO_SPOOL_MAX_KEY], why[256];
-	size_t i, k, nmore = 0;
+	size_t i, k, nmore = 0, have;
 	uint64_t app, hook;
-	int64_t until;
-	int locked, rc = 0;
+	int rc = 0;
 
 	for (i = 0; i < *n && !(*units)[i].need; i++)
 		;
 	if (i == *n)
 		return;
 	budget_cred(rt->cfg, cred, sizeof(cred));
-	until = budget_gate(spool, cred, BUDGET_CLASS,
+	if (budget_gate(spool, cred, BUDGET_CLASS,
 	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
-	    sizeof(why));
-	if (until != 0) {
+	    sizeof(why)) != 0) {
 		for (i = 0; i < *n; i++)
 			if ((*units)[i].need)
-				process_defer(&(*units)[i], until, why);
+				(*units)[i].hold = 1;
 		return;
 	}
-	/* Learning apps and bulk calls happen one thread at a time in this
-	 * process: a thread that took items of a burst a moment after
-	 * another waits for its answers and takes what is left after it. */
-	locked = process_bulk_enter();
 	/* An app not known yet is learned from the first item of its hook
 	 * (one GET); the units of the same hook then know it too. */
 	for (i = 0; i < *n; i++) {
 		if (!(*units)[i].need || (*units)[i].have ||
-		    (*units)[i].defer || (*units)[i].batch.app_id != 0 ||
-		    (*units)[i].batch.n == 0)
+		    (*units)[i].defer || (*units)[i].hold ||
+		    (*units)[i].batch.app_id != 0 || (*units)[i].batch.n == 0)
 			continue;
 		hook = (*units)[i].batch.events[0].hook_id;
 		if ((app = process_app_of(hook)) == 0) {
@@ -1080,31 +1102,47 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		app = (*units)[i].batch.app_id;
 		more = NULL;
 		nmore = 0;
-		if (podio_spool_take_app(spool, app, &now,
-		    PODIO_ITEM_FILTER_MAX - 1, &more, &nmore) == PODIO_OK)
-			(void)process_add_units(spool, units, n, more, nmore);
-		podio_spool_batches_free(more, nmore);
+		/* Up to PROCESS_FILTER_PAGES full pages of the app. */
+		for (k = 0, have = 0; k < *n; k++)
+			if ((*units)[k].need && (*units)[k].batch.app_id == app)
+				have++;
+		/* (A take of the spool claims a bounded number of units:
+		 * taken again until the pages are full or nothing is left.) */
+		while (have < PROCESS_FILTER_PAGES * PODIO_ITEM_FILTER_MAX) {
+			more = NULL;
+			nmore = 0;
+			if (podio_spool_take_app(spool, app, &now,
+			    PROCESS_FILTER_PAGES * PODIO_ITEM_FILTER_MAX - have,
+			    &more, &nmore) != PODIO_OK || nmore == 0 ||
+			    process_add_units(spool, units, n, more,
+			    nmore) != 0) {
+				podio_spool_batches_free(more, nmore);
+				break;
+			}
+			podio_spool_batches_free(more, nmore);
+			have += nmore;
+		}
 	}
 	/* One filter call per app whose units are many enough. */
 	for (i = 0; i < *n; i++)
 		if (process_app_first(*units, i))
 			process_filter(rt, client, spool, cred,
 			    (*units)[i].batch.app_id, *units, *n);
-	if (locked)
+	if (*locked) {
 		pthread_mutex_unlock(&process_bulk_lock);
+		*locked = 0;
+	}
 	for (i = 0; i < *n; i++) {
 		if (!(*units)[i].need || (*units)[i].have ||
-		    (*units)[i].defer)
+		    (*units)[i].defer || (*units)[i].hold)
 			continue;
 		if (process_get(rt, client, spool, cred, &(*units)[i]) == 0)
 			continue;
-		/* No call now: the rest waits as long. */
-		until = (*units)[i].defer_ms;
-		snprintf(why, sizeof(why), "%s", (*units)[i].defer_why);
+		/* No call now: the rest waits for the budget too. */
 		for (k = i + 1; k < *n; k++)
 			if ((*units)[k].need && !(*units)[k].have &&
 			    !(*units)[k].defer)
-				process_defer(&(*units)[k], until, why);
+				(*units)[k].hold = 1;
 		break;
 	}
 }
@@ -1120,25 +1158,37 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 	enum process_outcome out = PROCESS_IDLE, o;
 	enum podio_err rc;
 	int64_t *done_ids = NULL;
-	size_t i, n = 0, ntaken = 0, nevents = 0, ndone = 0;
+	size_t i, n = 0, ntaken = 0, nevents = 0, ndone = 0, held = 0;
+	int locked;
 
 	process_take_opts(rt, settle, &opts);
+	/* Takes, learning apps and bulk calls happen one thread at a time
+	 * in this process: the first thread that takes items of a burst
+	 * takes the due items of their apps with them, in full filter
+	 * pages, and the threads after it take what is left. */
+	locked = process_bulk_enter();
 	rc = podio_spool_take_many(spool, &opts, PROCESS_MAX_UNITS, &taken,
 	    &ntaken);
+	if (rc != PODIO_OK && locked)
+		pthread_mutex_unlock(&process_bulk_lock);
 	if (rc == PODIO_ERR_NOT_FOUND)
 		return PROCESS_IDLE;
 	if (rc != PODIO_OK)
 		return PROCESS_ERROR;
-	if (counts != NULL && ntaken >= PROCESS_MAX_UNITS)
-		counts->full_takes++;
 	if (process_add_units(spool, &units, &n, taken, ntaken) != 0) {
 		podio_spool_batches_free(taken, ntaken);
+		if (locked)
+			pthread_mutex_unlock(&process_bulk_lock);
 		return PROCESS_ERROR;
 	}
 	podio_spool_batches_free(taken, ntaken);
-	process_fetch_all(rt, client, spool, &opts, &units, &n);
-	for (i = 0; i < n; i++)
+	process_fetch_all(rt, client, spool, &opts, &units, &n, &locked);
+	if (locked)
+		pthread_mutex_unlock(&process_bulk_lock);
+	for (i = 0; i < n; i++) {
 		nevents += units[i].batch.n;
+		held += units[i].hold;
+	}
 	if ((done_ids = calloc(nevents > 0 ? nevents : 1,
 	    sizeof(*done_ids))) == NULL) {
 		for (i = 0; i < n; i++)
@@ -1174,6 +1224,11 @@ fail:
 	}
 	free(units);
 	free(done_ids);
+	/* Nothing ran, everything waits for the budget: idle. */
+	if (out == PROCESS_IDLE && held > 0 && held == n)
+		return PROCESS_IDLE;
+	if (counts != NULL && ntaken >= PROCESS_MAX_UNITS)
+		counts->full_takes++;
 	return out == PROCESS_IDLE ? PROCESS_DONE : out;
 }
 
@@ -1199,11 +1254,40 @@ process_due(const struct runtime *rt, struct podio_spool *spool, int settle)
 	return when;
 }
 
-/* See process.h. */
+/*
+ * When the shared API budget of rt's credential lets the processors
+ * fetch again (ms since the epoch), 0 when it does now: the end of a 420
+ * pause, or the next look while the reserve is kept.
+ */
+static int64_t
+process_held_until(const struct runtime *rt, struct podio_spool *spool)
+{
+	char cred[PODIO_SPOOL_MAX_KEY], why[256];
+	int64_t until, next;
+
+	budget_cred(rt->cfg, cred, sizeof(cred));
+	until = budget_gate(spool, cred, BUDGET_CLASS,
+	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
+	    sizeof(why));
+	if (until == 0)
+		return 0;
+	next = process_now_ms() + PROCESS_HOLD_RECHECK_MS;
+	return until < next ? until : next;
+}
+
+/* See process.h.  While the shared budget holds the fetches, the events
+ * it holds are due (they have no delay of their own): the processors
+ * look again when it may have opened, new events waking them sooner. */
 int64_t
 process_next_due(const struct runtime *rt, struct podio_spool *spool)
 {
-	return process_due(rt, spool, 1);
+	int64_t when, held;
+
+	if ((when = process_due(rt, spool, 1)) <= 0)
+		return when;
+	if ((held = process_held_until(rt, spool)) > when)
+		return held;
+	return when;
 }
 
 /*
@@ -1243,7 +1327,10 @@ process_drain(struct runtime *rt, struct podio_client *client,
 			return 0;
 		switch (process_take_run(rt, client, spool, settle, counts)) {
 		case PROCESS_IDLE:
-			if (!settle || (ms = process_drain_wait(rt, spool)) < 0)
+			/* What the budget holds is left for later (the next
+			 * worker, cron). */
+			if (!settle || process_held_until(rt, spool) != 0 ||
+			    (ms = process_drain_wait(rt, spool)) < 0)
 				return 0;
 			if (process_now_ms() + ms >= deadline_ms) {
 				/* The window ends after the budget: what
