@@ -28,6 +28,7 @@
 
 #include "podio.h"
 #include "podio-webhook.h"
+#include "cgi_worker.h"
 #include "cli.h"
 #include "process.h"
 #include "request.h"
@@ -476,31 +477,31 @@ fail:
 
 /*
  * The rest of a CGI request that stored an event, apart from the web
- * server: Apache waits until the script's output is closed and kills it
- * 3 s after the request ended, so the answer is flushed and stdin,
- * stdout and stderr are let go (to /dev/null) before anything else.
- * Then the process forks: the parent returns at once (the request is
- * over for the web server); the child starts a session of its own,
- * closes every descriptor it inherited, and works through the spool for
- * at most cgi_budget, logging to log_target (stderr is gone: "stderr"
- * logs nowhere).  Events left over wait for the next request or
- * `spool drain`.  With a cgi_budget of 0 nothing detaches (the events
- * wait likewise).  The caller has closed its spool handle and client
+ * server.  When a worker already holds the spool (cgi_worker.h), it
+ * takes the event and this process just exits.  Otherwise: Apache waits
+ * until the script's output is closed and kills it 3 s after the
+ * request ended, so the answer is flushed and stdin, stdout and stderr
+ * are let go (to /dev/null) before anything else.  Then the process
+ * forks: the parent returns at once (the request is over for the web
+ * server); the child starts a session of its own, closes every
+ * descriptor it inherited, and becomes the spool's worker for at most
+ * cgi_budget, logging to log_target (stderr is gone: "stderr" logs
+ * nowhere).  Events left over wait for the next request or `spool
+ * drain`.  With a cgi_budget of 0 nothing detaches (the events wait
+ * likewise).  The caller has closed its spool handle and client
  * (neither may cross a fork).  Returns 1 in the child, 0 in the parent.
  */
 static int
 run_cgi_detach(struct runtime *rt)
 {
-	struct process_counts counts;
-	struct process_spool *ps = NULL;
-	struct podio_client *client = NULL;
-	struct podio_spool *spool;
 	char err[RUN_ERR_MAX];
 	int64_t budget;
 	pid_t pid;
 	int fd;
 
 	if ((budget = podio_config_get_ms(rt->cfg, "cgi_budget")) <= 0)
+		return 0;
+	if (cgi_worker_busy(podio_config_get(rt->cfg, "spool_dir")))
 		return 0;
 	/* Apache sends SIGTERM as soon as the output is closed (and SIGKILL
 	 * 3 s later): this process must live until the worker is forked. */
@@ -542,30 +543,10 @@ run_cgi_detach(struct runtime *rt)
 		for (fd = STDERR_FILENO + 1; fd < (max > 0 ? max : 1024); fd++)
 			(void)close(fd);
 	}
-	if (run_apply_log(rt->cfg, err, sizeof(err)) != 0)
-		goto fail;
-	podio_log(PODIO_LOG_DEBUG, "detached to process the spool");
-	memset(&counts, 0, sizeof(counts));
-	err[0] = '\0';
-	if ((ps = process_spool_new()) == NULL ||
-	    runtime_client(rt, &client) != PODIO_OK) {
-		podio_log(PODIO_LOG_ERROR, "cannot process the spool: out of "
-		    "memory");
-		goto fail;
+	if (run_apply_log(rt->cfg, err, sizeof(err)) == 0) {
+		podio_log(PODIO_LOG_DEBUG, "detached to process the spool");
+		cgi_worker_run(rt, budget);
 	}
-	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
-	    err, sizeof(err));
-	if (spool == NULL) {
-		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
-		goto fail;
-	}
-	(void)process_drain(rt, client, spool, process_now_ms() + budget,
-	    NULL, &counts);
-	podio_log(PODIO_LOG_DEBUG, "spool: %zu done, %zu to retry, %zu dead",
-	    counts.done, counts.retry, counts.dead);
-fail:
-	podio_client_free(client);
-	process_spool_free(ps);
 	return 1;
 }
 
