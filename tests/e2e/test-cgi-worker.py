@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""One CGI worker per spool, under a burst through Apache mod_cgid.
+
+Apache (event MPM, mod_cgid) runs podio-webhook as a CGI through
+deploy/htaccess and deploy/podio-webhook.cgi, as on a shared host.  8
+connections at once post 200 `item.delete` deliveries for distinct items
+(no API call is needed for them).  Every one is answered 200, and then,
+without any `spool drain`, every event reaches the `log *` file exactly
+once: the detached worker that a run starts (or the one already running)
+takes them all, including those stored while a worker was ending.
+
+The workers log when they take and let go the spool's worker lock
+("cgi worker pid=N started" / "... ended", info level, in log_target):
+in the log, each start is followed by the end of the same PID before the
+next start, so no two workers ever held the lock at once; and far fewer
+workers start than there are deliveries.
+"""
+import os
+import re
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import scenario  # noqa: E402
+import servers  # noqa: E402
+import testlib  # noqa: E402
+
+USER, GROUP = servers.WEB_USER, servers.WEB_GROUP
+DELIVERIES = int(os.environ.get("PODIO_TEST_CGI_WORKER_N", "200"))
+CONNECTIONS = 8
+FIRST_ITEM = 700000
+# With the defaults one worker usually takes the whole burst.  With a
+# budget of 1 s and no settle window, workers end all the time during
+# the burst (each starting a successor when events are left): many
+# hand-overs between ending workers and the runs that store events.
+ROUNDS = (("defaults", ""),
+          ("1 s budget", "coalesce_window = 0\ncgi_budget = 1s\n"))
+WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
+
+
+def worker_turns(log):
+    """The worker lines of the log, in order: [(pid, "started"|"ended")]."""
+    with open(log, errors="replace") as f:
+        return [(int(m.group(1)), m.group(2))
+                for m in map(WORKER_LINE.search, f) if m]
+
+
+def overlaps(turns):
+    """Where the lock turns of the log do not nest one after the other:
+    a start while another turn is open, an end of a turn not open, or a
+    turn still open at the end.  [] when each start is followed by the
+    end of the same PID."""
+    bad, holder = [], None
+    for n, (pid, what) in enumerate(turns):
+        if what == "started":
+            if holder is not None:
+                bad.append("line %d: pid %d started while pid %d held the "
+                           "lock" % (n, pid, holder))
+            holder = pid
+        else:
+            if holder != pid:
+                bad.append("line %d: pid %d ended, but the holder was %s"
+                           % (n, pid, holder))
+            holder = None
+    if holder is not None:
+        bad.append("pid %d never ended" % holder)
+    return bad
+
+
+def logged_items(path):
+    """{item_id: times} of the events in the `log *` file."""
+    seen = {}
+    for ev in scenario.read_events(path)[0]:
+        seen[ev.get("item_id")] = seen.get(ev.get("item_id"), 0) + 1
+    return seen
+
+
+def burst(t, ck, dep, sim, port, wlog, first, label):
+    """Posts DELIVERIES item.delete deliveries for items first.. at
+    CONNECTIONS connections, then checks what reached the callbacks and
+    the worker lines the log gained."""
+    path = "/podio/podio-webhook.cgi"
+    hook = dep.hook_ids[scenario.EVENTS.index("item.delete")]
+    ctype = {"Content-Type": "application/x-www-form-urlencoded"}
+    lock = threading.Lock()
+    todo = list(range(DELIVERIES))
+    answers = {}
+    skip = len(worker_turns(wlog)) if os.path.exists(wlog) else 0
+
+    def poster():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop()
+            body = scenario.form(("secret", dep.secret),
+                                 ("type", "item.delete"),
+                                 ("hook_id", str(hook)),
+                                 ("item_id", str(first + i)))
+            try:
+                st = scenario.http(port, "POST", path, body, ctype)[0]
+            except OSError as exc:
+                st = repr(exc)
+            with lock:
+                answers[i] = st
+
+    threads = [threading.Thread(target=poster) for _ in range(CONNECTIONS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    bad = {i: st for i, st in answers.items() if st != 200}
+    ck.ok(len(answers) == DELIVERIES and not bad,
+          "%s: %d deliveries at %d connections, each answered 200"
+          % (label, DELIVERIES, CONNECTIONS), repr(sorted(bad.items())[:10]))
+
+    # No `spool drain`: the workers alone bring every event to the
+    # callbacks, and then end (each turn logged as ended).
+    want = {first + i for i in range(DELIVERIES)}
+    try:
+        testlib.wait_for(
+            lambda: set(logged_items(dep.events_log)) >= want and
+            not overlaps(worker_turns(wlog)[skip:]), "every event logged",
+            timeout=60)
+    except RuntimeError as exc:
+        t.diag(str(exc))
+    seen = {k: v for k, v in logged_items(dep.events_log).items()
+            if k in want}
+    ck.ok(set(seen) == want and all(v == 1 for v in seen.values()),
+          "%s: every delivery reached the `log *` callback exactly once, "
+          "with no spool drain" % label,
+          "%d of %d; missing %s" % (len(seen), len(want),
+                                    sorted(want - set(seen))[:10]))
+    turns = worker_turns(wlog)[skip:]
+    ck.ok(turns and not overlaps(turns),
+          "%s: no two workers ever held the worker lock at once" % label,
+          "\n".join(overlaps(turns)[:10]))
+    pids = {pid for pid, what in turns if what == "started"}
+    starts = sum(1 for _pid, what in turns if what == "started")
+    t.diag("%s: %d worker processes, %d turns of the lock, for %d "
+           "deliveries" % (label, len(pids), starts, DELIVERIES))
+    ck.ok(0 < len(pids) <= DELIVERIES // 4,
+          "%s: far fewer workers than deliveries (at most %d)"
+          % (label, DELIVERIES // 4), "%d workers" % len(pids))
+    ck.ok(not sim.api_requests(),
+          "%s: item.delete events cost no API call" % label,
+          repr(sim.api_requests()[:5]))
+
+
+def main():
+    t = testlib.Tap()
+    servers.require_root(t)
+    servers.require_programs(t, servers.APACHE, "setpriv")
+    servers.require_files(t, os.path.join(servers.APACHE_MODULES,
+                                          "mod_cgid.so"))
+    with testlib.Sim() as sim:
+        dep = scenario.Deployment(sim, USER, GROUP)
+        sample = servers.substitute("podio-webhook-cgi.conf",
+                                    STATEDIR=dep.state)
+        dep.token_cache = os.path.join(dep.state, "token-cache.json")
+        dep.events_log = os.path.join(dep.state, "events.jsonl")
+        wlog = os.path.join(dep.state, "podio-webhook.log")
+        dep.logs.append(("podio-webhook log file", wlog))
+        www = servers.mkdir(os.path.join(dep.root, "www"))
+        hookdir = servers.mkdir(os.path.join(www, "podio"))
+        servers.write_file(os.path.join(hookdir, ".htaccess"),
+                           servers.substitute("htaccess"))
+        servers.write_file(os.path.join(hookdir, "podio-webhook.cgi"),
+                           servers.substitute("podio-webhook.cgi",
+                                              BINDIR=dep.bindir,
+                                              CONFIG=dep.config), 0o755)
+        port = servers.free_port()
+        extra = ('<Directory "%s">\n'
+                 '    AllowOverride AuthConfig FileInfo Limit '
+                 'Options=ExecCGI,Indexes\n'
+                 '</Directory>\n'
+                 'ScriptSock "%s/apache/run/cgid.sock"\n' % (www, dep.root))
+        apache = servers.Apache(dep.root, "", port, modules=["cgid"],
+                                mpm="event", docroot=www, extra=extra)
+        dep.logs[:0] = apache.logs()
+        apache.start()
+        ck = scenario.Checker(t, dep, "")
+        for n, (label, settings) in enumerate(ROUNDS):
+            dep.write_config(sample + "\n# the test's settings\n" +
+                             settings,
+                             omit=("token_cache", "spool_dir", "log *",
+                                   "on"))
+            burst(t, ck, dep, sim, port, wlog, FIRST_ITEM * (n + 1), label)
+        scenario.stop_all(ck, apache)
+    t.done()
+
+
+testlib.main(main)
