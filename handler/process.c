@@ -80,6 +80,11 @@ static struct {
 	uint64_t app_id;
 } process_apps[PROCESS_HOOK_APPS];
 static size_t process_apps_next;
+/* Whether this process last found the item fetches held by the shared
+ * API budget: the start and the end of a hold are logged once, not once
+ * per event or look. */
+static pthread_mutex_t process_hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static int process_holding;
 
 /* The app learned for hook_id in this process, or 0. */
 static uint64_t
@@ -117,6 +122,21 @@ process_app_learned(uint64_t hook_id, uint64_t app_id)
 	process_apps[i].hook_id = hook_id;
 	process_apps[i].app_id = app_id;
 	pthread_mutex_unlock(&process_apps_lock);
+}
+
+/* Notes that the item fetches are held for why (NULL: that they may go),
+ * logging a change. */
+static void
+process_note_hold(const char *why)
+{
+	pthread_mutex_lock(&process_hold_lock);
+	if (why != NULL && !process_holding)
+		podio_log(PODIO_LOG_WARN, "item fetches wait, the events "
+		    "with them: %s", why);
+	else if (why == NULL && process_holding)
+		podio_log(PODIO_LOG_INFO, "item fetches go again");
+	process_holding = why != NULL;
+	pthread_mutex_unlock(&process_hold_lock);
 }
 
 /* Takes the bulk lock, waiting at most PROCESS_BULK_WAIT_MS.  Returns 1
@@ -1062,11 +1082,13 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 	if (budget_gate(spool, cred, BUDGET_CLASS,
 	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
 	    sizeof(why)) != 0) {
+		process_note_hold(why);
 		for (i = 0; i < *n; i++)
 			if ((*units)[i].need)
 				(*units)[i].hold = 1;
 		return;
 	}
+	process_note_hold(NULL);
 	/* An app not known yet is learned from the first item of its hook
 	 * (one GET); the units of the same hook then know it too. */
 	for (i = 0; i < *n; i++) {

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -810,6 +811,44 @@ test_pause_procs(void)
 	tap_ok(until == 0, "pauses are per credential");
 	tap_ok(podio_spool_set_pause(s, "", "default", t) ==
 	    PODIO_ERR_INVALID, "an empty credential key is refused");
+	podio_spool_close(s);
+}
+
+static void
+test_pause_cap_resume(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_pause *p = NULL;
+	int64_t until = 0, now = podio__wall_ms();
+	size_t n = 99;
+
+	newdir(dir, sizeof(dir), "resume");
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_resume(s, &p, &n) == PODIO_OK && n == 0 &&
+	    p == NULL, "resume with nothing paused: none");
+	podio_spool_set_pause(s, "client:1", "default", INT64_MAX);
+	podio_spool_get_pause(s, "client:1", "default", &until);
+	tap_ok(until >= now + PODIO_SPOOL_MAX_PAUSE_MS - 60000 &&
+	    until <= podio__wall_ms() + PODIO_SPOOL_MAX_PAUSE_MS,
+	    "a pause to the end of time ends within an hour (%" PRId64
+	    " ms)", until - now);
+	podio_spool_set_pause(s, "client:1", "filter", now + 60000);
+	podio_spool_set_pause(s, "client:2", "default", now - 1000);
+	tap_ok(podio_spool_resume(s, &p, &n) == PODIO_OK && n == 2 &&
+	    p != NULL && strcmp(p[0].cred, "client:1") == 0 &&
+	    strcmp(p[0].rate_class, "default") == 0 && p[0].until_ms == until &&
+	    strcmp(p[1].rate_class, "filter") == 0,
+	    "resume ends the two pauses running, not the one over");
+	free(p);
+	p = NULL;
+	podio_spool_get_pause(s, "client:1", "default", &until);
+	tap_ok(until == 0, "after resume no pause is left");
+	tap_ok(podio_spool_resume(s, &p, &n) == PODIO_OK && n == 0,
+	    "resume again: nothing to resume");
+	podio_spool_set_pause(s, "client:1", "default", now + 5000);
+	podio_spool_get_pause(s, "client:1", "default", &until);
+	tap_ok(until == now + 5000, "a pause after resume is kept as set");
 	podio_spool_close(s);
 }
 
@@ -1749,6 +1788,7 @@ main(void)
 	test_wal_bounded();
 	test_thread_take();
 	test_pause_procs();
+	test_pause_cap_resume();
 	test_lease_expiry();
 	test_concurrent_create();
 	test_multiprocess();
