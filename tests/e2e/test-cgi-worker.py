@@ -13,10 +13,16 @@ The workers log when they take and let go the spool's worker lock
 ("cgi worker pid=N started" / "... ended", info level, in log_target):
 in the log, each start is followed by the end of the same PID before the
 next start, so no two workers ever held the lock at once; and far fewer
-workers start than there are deliveries.
+workers start than there are deliveries.  Twice: with the defaults, and
+with a budget of 1 s and no settle window (workers end all the time).
+
+Then a worker is killed with kill -9 in the middle of a burst: the kernel
+drops its lock, another worker takes it, and the deliveries after the
+kill reach the callbacks without any `spool drain`.
 """
 import os
 import re
+import signal
 import sys
 import threading
 
@@ -76,17 +82,15 @@ def logged_items(path):
     return seen
 
 
-def burst(t, ck, dep, sim, port, wlog, first, label):
-    """Posts DELIVERIES item.delete deliveries for items first.. at
-    CONNECTIONS connections, then checks what reached the callbacks and
-    the worker lines the log gained."""
+def post_all(dep, port, first, n):
+    """Posts n item.delete deliveries for the items first.. at CONNECTIONS
+    connections: {index: HTTP status or the error}."""
     path = "/podio/podio-webhook.cgi"
     hook = dep.hook_ids[scenario.EVENTS.index("item.delete")]
     ctype = {"Content-Type": "application/x-www-form-urlencoded"}
     lock = threading.Lock()
-    todo = list(range(DELIVERIES))
+    todo = list(range(n))
     answers = {}
-    skip = len(worker_turns(wlog)) if os.path.exists(wlog) else 0
 
     def poster():
         while True:
@@ -110,6 +114,67 @@ def burst(t, ck, dep, sim, port, wlog, first, label):
         th.start()
     for th in threads:
         th.join()
+    return answers
+
+
+def open_turn(wlog):
+    """The PID of the worker whose lock turn the log shows open (a start
+    without its end yet), or None."""
+    turns = worker_turns(wlog)
+    if turns and turns[-1][1] == "started":
+        return turns[-1][0]
+    return None
+
+
+def kill_round(t, ck, dep, port, wlog, first):
+    """A worker killed with kill -9 in the middle of a burst lets the lock
+    go with its life: the runs after it start a worker of their own, and
+    their events reach the callbacks without any `spool drain`."""
+    half = DELIVERIES // 4
+    answers = post_all(dep, port, first, half)
+    try:
+        victim = testlib.wait_for(lambda: open_turn(wlog), "a worker",
+                                  timeout=10)
+    except RuntimeError:
+        victim = None
+    ck.ok(victim is not None, "kill -9: a worker holds the lock after %d "
+          "deliveries" % half)
+    if victim is None:
+        return
+    os.kill(victim, signal.SIGKILL)
+    skip = len(worker_turns(wlog))
+    more = post_all(dep, port, first + half, half)
+    bad = [st for st in list(answers.values()) + list(more.values())
+           if st != 200]
+    ck.ok(len(answers) + len(more) == 2 * half and not bad,
+          "kill -9: %d deliveries answered 200" % (2 * half), repr(bad[:5]))
+    want = {first + half + i for i in range(half)}
+    try:
+        testlib.wait_for(
+            lambda: set(logged_items(dep.events_log)) >= want and
+            not open_turn(wlog), "the events after the kill", timeout=60)
+    except RuntimeError as exc:
+        t.diag(str(exc))
+    seen = set(logged_items(dep.events_log))
+    turns = worker_turns(wlog)[skip:]
+    ck.ok(turns and victim not in {pid for pid, _w in turns}
+          and not overlaps(turns),
+          "kill -9: another worker took the lock after the kill, one at "
+          "a time", "\n".join(overlaps(turns)[:10]) or repr(turns[:10]))
+    ck.ok(seen >= want, "kill -9: every delivery after the kill reached "
+          "the `log *` callback with no spool drain",
+          "missing %s" % sorted(want - seen)[:10])
+    t.diag("kill -9: %d of the %d events stored before the kill reached "
+           "the callbacks (those in flight wait for their lease)" % (
+               len(seen & {first + i for i in range(half)}), half))
+
+
+def burst(t, ck, dep, sim, port, wlog, first, label):
+    """Posts DELIVERIES item.delete deliveries for items first.. at
+    CONNECTIONS connections, then checks what reached the callbacks and
+    the worker lines the log gained."""
+    skip = len(worker_turns(wlog)) if os.path.exists(wlog) else 0
+    answers = post_all(dep, port, first, DELIVERIES)
     bad = {i: st for i, st in answers.items() if st != 200}
     ck.ok(len(answers) == DELIVERIES and not bad,
           "%s: %d deliveries at %d connections, each answered 200"
@@ -187,6 +252,9 @@ def main():
                              omit=("token_cache", "spool_dir", "log *",
                                    "on"))
             burst(t, ck, dep, sim, port, wlog, FIRST_ITEM * (n + 1), label)
+        dep.write_config(sample, omit=("token_cache", "spool_dir", "log *",
+                                       "on"))
+        kill_round(t, ck, dep, port, wlog, FIRST_ITEM * (len(ROUNDS) + 1))
         scenario.stop_all(ck, apache)
     t.done()
 
