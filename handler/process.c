@@ -1169,6 +1169,9 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 	}
 }
 
+static int64_t process_held_until(const struct runtime *,
+    struct podio_spool *);
+
 /* process_one(), with the settle window when settle is 1. */
 static enum process_outcome
 process_take_run(struct runtime *rt, struct podio_client *client,
@@ -1184,6 +1187,10 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 	int locked;
 
 	process_take_opts(rt, settle, &opts);
+	/* While the shared budget holds the item fetches, the items that
+	 * need one stay in the spool untouched, and the events that need
+	 * none (comments, deletes, ...) behind them are taken. */
+	opts.no_fetch = process_held_until(rt, spool) != 0;
 	/* Takes, learning apps and bulk calls happen one thread at a time
 	 * in this process: the first thread that takes items of a burst
 	 * takes the due items of their apps with them, in full filter

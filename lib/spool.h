@@ -203,6 +203,11 @@ struct podio_spool_take_opts {
 	 * never held back. */
 	int64_t settle_ms;
 	int64_t settle_max_ms;
+	/* 1: an item with a pending item.create or item.update event is not
+	 * taken (the item fetches are held by the API budget, so it could
+	 * only be given back); events without an item and items whose
+	 * pending events need no fetch are taken as usual. */
+	int no_fetch;
 };
 
 /*

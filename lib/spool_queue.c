@@ -315,8 +315,9 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
 /*
  * The oldest takeable event after id ?5: pending, due, not in flight; for
  * an item, the oldest pending event of the item, none of whose events is
- * in flight, and settled.  ?1 now, ?2 settle, ?3 settle cap, ?4 item or
- * app.  (A take looks for its next unit after the head it claimed last:
+ * in flight, and settled; with ?6 set, of an item none of whose pending
+ * events needs the item fetched.  ?1 now, ?2 settle, ?3 settle cap, ?4
+ * item or app.  (A take looks for its next unit after the head it claimed last:
  * what was not takeable before that head is not now, and the events it
  * claimed are not looked at again.)
  */
@@ -330,7 +331,10 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
 	"  AND (?2 <= 0 OR e.received_at <= ?1 - ?3" \
 	"  OR (SELECT max(q.received_at) FROM events q" \
 	"   WHERE q.item_id = e.item_id AND q.state = 'pending')" \
-	"   <= ?1 - ?2)))" \
+	"   <= ?1 - ?2)" \
+	"  AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM events f" \
+	"   WHERE f.item_id = e.item_id AND f.state = 'pending'" \
+	"   AND f.type IN ('item.create', 'item.update')))))" \
 	" ORDER BY e.id LIMIT 1"
 
 static const char *const head_sql[] = {
@@ -343,6 +347,7 @@ static const char *const head_sql[] = {
 struct take_params {
 	int64_t now, lease_ms, settle_ms, settle_max_ms;
 	size_t max_events;
+	int no_fetch;
 };
 
 static void
@@ -357,6 +362,7 @@ take_params(const struct podio_spool *s, const struct podio_spool_take_opts
 	p->settle_ms = o != NULL && o->settle_ms > 0 ? o->settle_ms : 0;
 	p->settle_max_ms = o != NULL && o->settle_max_ms > 0 ?
 	    o->settle_max_ms : SPOOL_FOREVER_MS;
+	p->no_fetch = o != NULL && o->no_fetch;
 }
 
 /* Finds the head of the next unit after id after: *id 0 when there is
@@ -377,6 +383,7 @@ find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	if (mode != TAKE_ANY)
 		podio__spool_bind_u64(st, 4, key);
 	sqlite3_bind_int64(st, 5, after);
+	sqlite3_bind_int(st, 6, p->no_fetch);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		*has_item = !podio__spool_col_is(st, 1, SQLITE_NULL);

@@ -675,6 +675,44 @@ test_settle(void)
 	podio_spool_close(s);
 }
 
+/* With no_fetch (the item fetches held by the API budget), the items
+ * that need a fetch stay, and what needs none behind them is taken. */
+static void
+test_no_fetch(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch b;
+	struct podio_spool_take_opts o;
+	int64_t now = podio__wall_ms(), upd, del, com, later;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "nofetch"));
+	memset(&o, 0, sizeof(o));
+	o.no_fetch = 1;
+	upd = add(s, "item.update", 1, 800, 1, now - 3000);
+	later = add(s, "item.delete", 1, 800, 2, now - 2500);
+	del = add(s, "item.delete", 1, 801, 1, now - 2000);
+	com = add(s, "comment.create", 1, 0, 0, now - 1000);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.n == 1 &&
+	    b.events[0].id == del, "no fetch: an item of deletes only is "
+	    "taken past an item that needs a fetch");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.n == 1 &&
+	    !b.has_item && b.events[0].id == com,
+	    "no fetch: an event without an item is taken");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_ERR_NOT_FOUND,
+	    "no fetch: the item with an item.update (and its later delete) "
+	    "stays in the spool");
+	tap_ok(count(s, PODIO_SPOOL_MASK(PODIO_SPOOL_PENDING)) == 2,
+	    "no fetch: its two events are still pending, untouched");
+	tap_ok(podio_spool_take(s, NULL, &b) == PODIO_OK && b.n == 2 &&
+	    b.events[0].id == upd && b.events[1].id == later,
+	    "without no_fetch the item is taken, in arrival order");
+	podio_spool_batch_clear(&b);
+	podio_spool_close(s);
+}
+
 static void
 test_app(void)
 {
@@ -1780,6 +1818,7 @@ main(void)
 	test_dead();
 	test_status_age();
 	test_settle();
+	test_no_fetch();
 	test_app();
 	test_bad();
 	test_full();
