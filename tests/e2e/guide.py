@@ -18,7 +18,7 @@ PATH = os.path.join(testlib.SRCDIR, "deploy", "README.md")
 MARK = re.compile(r"^\s*<!--\s*test:\s*([a-z0-9]+)(?:\s+([a-z]+))?"
                   r"(?:\s*:\s*(.*?))?\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)```\s*([A-Za-z0-9_-]*)\s*$")
-KINDS = ("run", "skip", "hook", "verify", "events", "crontab")
+KINDS = ("run", "skip", "installed", "hook", "verify", "events", "crontab")
 
 
 class GuideError(Exception):

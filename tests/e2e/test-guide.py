@@ -12,6 +12,10 @@ on GitHub) says that this test runs it:
 SETUP is setup1 or setup5; KIND is one of
     (none)   run the block as written; it must exit 0
     skip     do not run it, REASON says why (printed as a TAP skip)
+    installed  an `apt-get install`: not run (tests/run installs the
+             packages of deploy/packages.txt), but every package it
+             names must be installed already (dpkg), so the guide names
+             no package the tests did not install
     hook     run it, read the hook id it prints, and wait until the
              simulator's hook.verify went through the web server and the
              hook is active
@@ -460,6 +464,8 @@ class Setup:
             if before is not None:
                 before(b)
             return None
+        if b.kind == "installed":
+            return self.installed(b)
         if b.kind == "crontab":
             return self.crontab(b)
         r = self.run(self.argv(self.substitute(b.text)))
@@ -469,6 +475,21 @@ class Setup:
             self.failed = b.name()
             return None
         return r
+
+    def installed(self, b):
+        """The packages of the `apt-get install` in b, each installed."""
+        text = re.sub(r"\\\n\s*", " ", b.text)
+        pkgs = []
+        for m in re.finditer(r"apt-get\s+(?:-\S+\s+)*install\b([^\n;&|]*)",
+                             text):
+            pkgs += [w for w in m.group(1).split() if not w.startswith("-")]
+        missing = [p for p in pkgs if subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
+            text=True).stdout.strip() != "install ok installed"]
+        self.ok(pkgs and not missing,
+                "%s: every package it names is installed" % b.name(),
+                "packages: %r\nnot installed: %r" % (pkgs, missing))
+        return None
 
     def crontab(self, b):
         """Each entry's command once, as cron runs it."""
@@ -684,6 +705,16 @@ def setup5(t, blocks, binary):
             if p != apache.proc.sid),
               "Apache's children (and the CGI) run as the account")
         scenario.stop_all(ck, apache)
+        # The CGI worker a delivery started ends by itself once it has
+        # worked through the spool (within cgi_budget).
+        try:
+            testlib.wait_for(lambda: not servers.pids_under(root),
+                             "the detached CGI worker to end")
+            ended = True
+        except RuntimeError:
+            ended = False
+        t.ok(ended, "setup 5: the detached CGI worker ended by itself",
+             "still running: %r" % servers.pids_under(root))
 
 
 class _Dep:
