@@ -197,11 +197,12 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "span about a day. Podio being unreachable or rate limited does "
 	  "not count as a try." },
 	{ "cgi_budget", PODIO__CFG_DURATION, "20s", 0, NULL,
-	  "As CGI, how long the process works through the spool after its "
-	  "answer went out, detached from the web server; `0`: not at all "
-	  "(the events wait for the next request or `spool drain`). Hosts "
-	  "may kill such processes: run `podio-webhook spool drain` from "
-	  "cron as well." },
+	  "As CGI, how long the spool's one detached worker works through "
+	  "the spool: a CGI run whose answer went out starts it when none "
+	  "is running, and one still finding due events when this ends "
+	  "hands them to a successor; `0`: no worker (the events wait for "
+	  "`spool drain`). Hosts may kill such processes: run "
+	  "`podio-webhook spool drain` from cron as well." },
 	{ "rate_reserve", PODIO__CFG_INT, "50", 0,
 	  podio__cfg_check_rate_reserve,
 	  "Calls of Podio's hourly rate limit kept for `hook.verify` "
