@@ -470,7 +470,7 @@ def main():
     atexit.register(remove_spool)
     kind = fstype(spool_parent)
 
-    say("podio-webhook acknowledgement benchmark: nginx + wrk, %d and %d "
+    say("podio-webhook main-job benchmark: nginx + wrk, %d and %d "
         "connections, %d threads, %d s per run, %d rounds; %d CPUs" % (
             conns, conns_high, WRK_THREADS, seconds, rounds,
             os.cpu_count() or 0))
