@@ -195,13 +195,7 @@ def main():
                  "hooks list without a previous secret marks nothing",
                  r.stdout)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60 * SLOW)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            testlib.stop_process(proc)
             errf.close()
         OUTPUTS.append(("serve", testlib.read_text(log)))
         t.ok(proc.returncode == 0, "the server exits 0",

@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -472,6 +473,19 @@ def wait_for(fn, what, timeout=60):
         if time.monotonic() > deadline:
             raise RuntimeError("timed out waiting for " + what)
         time.sleep(0.02)
+
+
+def stop_process(proc, timeout=60):
+    """Stops proc with SIGTERM (a server's clean stop) and waits for it,
+    killing it after timeout seconds (ten times as long under a wrapper);
+    returns its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout * (10 if wrapper() else 1))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def run(argv, env=None, input=None, timeout=60, wrap=True, cwd=None):

@@ -22,7 +22,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -256,13 +255,7 @@ def main():
                         events, server_log, ".2.gz", everything + list(AGAIN),
                         everything, AGAIN)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60 * SLOW)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            testlib.stop_process(proc)
             errf.close()
 
         t.ok(proc.returncode == 0 and
