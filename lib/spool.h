@@ -438,6 +438,40 @@ enum podio_err podio_spool_get_remaining(struct podio_spool *spool,
     const char *cred, const char *rate_class, long *remaining, long *limit,
     int64_t *at_ms);
 
+/*
+ * The outage of a credential's API, shared like its pauses: Podio
+ * unreachable, timing out or answering 5xx.  While it lasts, one caller at
+ * a time (across processes) probes the API, when the next probe is due.
+ *  - get_outage: fills *o; o->since_ms is 0 when there is none.
+ *  - set_outage: starts the outage (since now) or goes on with it: the
+ *    next probe at next_probe_ms, the interval that led to it; any claim
+ *    of the probe ends.
+ *  - claim_probe: *claimed is 1 when the caller got the probe (an outage
+ *    whose probe is due and unclaimed), claimed until until_ms, which
+ *    identifies the claim; 0 otherwise.
+ *  - release_probe: gives back the claim until_ms when no probe was made.
+ *  - end_outage: ends it (*ended 1 when there was one).
+ * `spool resume` (podio_spool_resume) ends outages too; their class is
+ * PODIO_SPOOL_OUTAGE_CLASS there.
+ */
+#define PODIO_SPOOL_OUTAGE_CLASS "outage"
+struct podio_spool_outage {
+	int64_t since_ms;          /* start, 0 when there is no outage */
+	int64_t next_probe_ms;     /* when the next probe is due */
+	int64_t interval_ms;       /* the interval before that probe */
+	int64_t claimed_until_ms;  /* end of a claim of the probe, 0: none */
+};
+enum podio_err podio_spool_get_outage(struct podio_spool *spool,
+    const char *cred, struct podio_spool_outage *o);
+enum podio_err podio_spool_set_outage(struct podio_spool *spool,
+    const char *cred, int64_t next_probe_ms, int64_t interval_ms);
+enum podio_err podio_spool_claim_probe(struct podio_spool *spool,
+    const char *cred, int64_t until_ms, int *claimed);
+enum podio_err podio_spool_release_probe(struct podio_spool *spool,
+    const char *cred, int64_t until_ms);
+enum podio_err podio_spool_end_outage(struct podio_spool *spool,
+    const char *cred, int *ended);
+
 /* The longest pause set_pause stores: an hour. */
 #define PODIO_SPOOL_MAX_PAUSE_MS (3600 * 1000)
 
@@ -449,7 +483,8 @@ struct podio_spool_pause {
 };
 
 /*
- * Ends every pause of every key and class that has not ended yet, in
+ * Ends every pause of every key and class that has not ended yet, and
+ * every outage (its until_ms: the next probe), in
  * one durable transaction: the processors of every process sharing the
  * spool may call the API again at once.  *out receives the *n pauses
  * ended (NULL when none), an array the caller frees with free().

@@ -382,12 +382,12 @@ fail:
 /* ----------------------------------------------------------- rate limits */
 
 /* Runs a rate-limit statement binding ?1 cred, ?2 class, ?3 now, ?4 and
- * ?5 numbers; a SELECT fills row (up to 3 integers; NULL -> -1) and
+ * ?5 numbers; a SELECT fills row (up to 4 integers; NULL -> -1) and
  * returns PODIO_ERR_NOT_FOUND when it yields nothing. */
 static enum podio_err
-rate_op(struct podio_spool *s, const char *what, const char *sql,
+rate_op_n(struct podio_spool *s, const char *what, const char *sql,
     const char *cred, const char *rate_class, int64_t a, int64_t b,
-    int write, int64_t row[3])
+    int write, int64_t row[4], int *changed)
 {
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_OK;
@@ -406,8 +406,9 @@ rate_op(struct podio_spool *s, const char *what, const char *sql,
 	sqlite3_bind_int64(st, 5, b);
 	rc = sqlite3_step(st);
 	if (row != NULL && rc == SQLITE_ROW) {
-		for (i = 0; i < 3; i++)
-			row[i] = podio__spool_col_is(st, i, SQLITE_NULL) ? -1 :
+		for (i = 0; i < 4; i++)
+			row[i] = i >= sqlite3_column_count(st) ||
+			    podio__spool_col_is(st, i, SQLITE_NULL) ? -1 :
 			    sqlite3_column_int64(st, i);
 		rc = SQLITE_DONE;
 	} else if (row != NULL && rc == SQLITE_DONE) {
@@ -416,6 +417,8 @@ rate_op(struct podio_spool *s, const char *what, const char *sql,
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
+	if (changed != NULL)
+		*changed = sqlite3_changes(s->db);
 	podio__spool_fin(s, st);
 	st = NULL;
 	if (write && (rc = podio__spool_commit(s)) != SQLITE_OK)
@@ -427,6 +430,88 @@ fail:
 	e = podio__spool_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
+}
+
+/* rate_op_n() without the count of rows changed. */
+static enum podio_err
+rate_op(struct podio_spool *s, const char *what, const char *sql,
+    const char *cred, const char *rate_class, int64_t a, int64_t b,
+    int write, int64_t row[4])
+{
+	return rate_op_n(s, what, sql, cred, rate_class, a, b, write, row,
+	    NULL);
+}
+
+/*
+ * The outage of a credential is a row of the rate-limit table with the
+ * class PODIO_SPOOL_OUTAGE_CLASS: paused_until holds the next probe,
+ * remaining the probe interval, lim the end of the claim of the probe (0:
+ * unclaimed), seen_at the start of the outage.
+ */
+enum podio_err
+podio_spool_get_outage(struct podio_spool *s, const char *cred,
+    struct podio_spool_outage *o)
+{
+	int64_t row[4];
+	enum podio_err e;
+
+	memset(o, 0, sizeof(*o));
+	e = rate_op(s, "get outage", "SELECT paused_until, remaining, lim,"
+	    " seen_at FROM ratelimit WHERE cred = ?1 AND class = ?2"
+	    " AND seen_at > 0", cred, PODIO_SPOOL_OUTAGE_CLASS, 0, 0, 0, row);
+	if (e == PODIO_ERR_NOT_FOUND)
+		return PODIO_OK;
+	if (e != PODIO_OK)
+		return e;
+	o->next_probe_ms = row[0] > 0 ? row[0] : 0;
+	o->interval_ms = row[1] > 0 ? row[1] : 0;
+	o->claimed_until_ms = row[2] > 0 ? row[2] : 0;
+	o->since_ms = row[3];
+	return PODIO_OK;
+}
+
+enum podio_err
+podio_spool_set_outage(struct podio_spool *s, const char *cred,
+    int64_t next_probe_ms, int64_t interval_ms)
+{
+	return rate_op(s, "set outage", "INSERT INTO ratelimit"
+	    " (cred, class, paused_until, remaining, lim, seen_at)"
+	    " VALUES (?1, ?2, ?4, ?5, 0, ?3)"
+	    " ON CONFLICT (cred, class) DO UPDATE SET"
+	    " paused_until = excluded.paused_until,"
+	    " remaining = excluded.remaining, lim = 0,"
+	    " seen_at = CASE WHEN seen_at > 0 THEN seen_at"
+	    " ELSE excluded.seen_at END", cred, PODIO_SPOOL_OUTAGE_CLASS,
+	    next_probe_ms, interval_ms, 1, NULL);
+}
+
+enum podio_err
+podio_spool_claim_probe(struct podio_spool *s, const char *cred,
+    int64_t until_ms, int *claimed)
+{
+	*claimed = 0;
+	return rate_op_n(s, "claim probe", "UPDATE ratelimit SET lim = ?4"
+	    " WHERE cred = ?1 AND class = ?2 AND seen_at > 0"
+	    " AND paused_until <= ?3 AND (lim IS NULL OR lim <= ?3)",
+	    cred, PODIO_SPOOL_OUTAGE_CLASS, until_ms, 0, 1, NULL, claimed);
+}
+
+enum podio_err
+podio_spool_release_probe(struct podio_spool *s, const char *cred,
+    int64_t until_ms)
+{
+	return rate_op(s, "release probe", "UPDATE ratelimit SET lim = 0"
+	    " WHERE cred = ?1 AND class = ?2 AND lim = ?4", cred,
+	    PODIO_SPOOL_OUTAGE_CLASS, until_ms, 0, 1, NULL);
+}
+
+enum podio_err
+podio_spool_end_outage(struct podio_spool *s, const char *cred, int *ended)
+{
+	*ended = 0;
+	return rate_op_n(s, "end outage", "DELETE FROM ratelimit"
+	    " WHERE cred = ?1 AND class = ?2", cred,
+	    PODIO_SPOOL_OUTAGE_CLASS, 0, 0, 1, NULL, ended);
 }
 
 enum podio_err
@@ -448,7 +533,7 @@ enum podio_err
 podio_spool_get_pause(struct podio_spool *s, const char *cred,
     const char *rate_class, int64_t *until_ms)
 {
-	int64_t row[3];
+	int64_t row[4];
 	enum podio_err e;
 
 	*until_ms = 0;
@@ -479,7 +564,7 @@ enum podio_err
 podio_spool_get_remaining(struct podio_spool *s, const char *cred,
     const char *rate_class, long *remaining, long *limit, int64_t *at_ms)
 {
-	int64_t row[3];
+	int64_t row[4];
 	enum podio_err e;
 
 	*remaining = -1;
@@ -501,10 +586,16 @@ enum podio_err
 podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
     size_t *n)
 {
+	/* Outages (next probe in paused_until) end too: their rows go. */
 	static const char sel[] = "SELECT cred, class, paused_until"
-	    " FROM ratelimit WHERE paused_until > ?1 ORDER BY cred, class";
+	    " FROM ratelimit WHERE paused_until > ?1"
+	    " OR (class = '" PODIO_SPOOL_OUTAGE_CLASS "' AND seen_at > 0)"
+	    " ORDER BY cred, class";
 	static const char upd[] = "UPDATE ratelimit SET paused_until = 0"
-	    " WHERE paused_until > ?1";
+	    " WHERE paused_until > ?1 AND class <> '"
+	    PODIO_SPOOL_OUTAGE_CLASS "'";
+	static const char del[] = "DELETE FROM ratelimit WHERE class = '"
+	    PODIO_SPOOL_OUTAGE_CLASS "'";
 	struct podio_spool_pause *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_ERR_IO;
@@ -548,6 +639,11 @@ podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto fail;
+	podio__spool_fin(s, st);
+	st = NULL;
+	if ((rc = podio__spool_prep(s, del, &st)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE)
 		goto fail;
 	podio__spool_fin(s, st);
 	st = NULL;

@@ -890,6 +890,67 @@ test_pause_cap_resume(void)
 	podio_spool_close(s);
 }
 
+/* The outage state: started and kept, one claim of its probe at a time
+ * (across handles), a failed probe goes on with it, resume ends it. */
+static void
+test_outage(void)
+{
+	char dir[512];
+	struct podio_spool *s, *s2;
+	struct podio_spool_outage o;
+	struct podio_spool_pause *p = NULL;
+	int64_t now = podio__wall_ms(), since;
+	size_t n = 0;
+	int claimed = -1, ended = -1;
+
+	newdir(dir, sizeof(dir), "outage");
+	s = open_or_bail(dir);
+	s2 = open_or_bail(dir);
+	tap_ok(podio_spool_get_outage(s, "client:1", &o) == PODIO_OK &&
+	    o.since_ms == 0, "no outage at first");
+	tap_ok(podio_spool_claim_probe(s, "client:1", now + 9000, &claimed) ==
+	    PODIO_OK && claimed == 0, "no probe to claim without an outage");
+	tap_ok(podio_spool_set_outage(s, "client:1", now + 60000, 2000) ==
+	    PODIO_OK && podio_spool_get_outage(s2, "client:1", &o) ==
+	    PODIO_OK && o.since_ms >= now && o.next_probe_ms == now + 60000 &&
+	    o.interval_ms == 2000 && o.claimed_until_ms == 0,
+	    "an outage started is seen by another handle");
+	since = o.since_ms;
+	tap_ok(podio_spool_claim_probe(s, "client:1", now + 9000, &claimed) ==
+	    PODIO_OK && claimed == 0, "a probe not due cannot be claimed");
+	podio_spool_set_outage(s, "client:1", now - 1, 4000);
+	tap_ok(podio_spool_claim_probe(s, "client:1", now + 9000, &claimed) ==
+	    PODIO_OK && claimed == 1, "a due probe is claimed");
+	tap_ok(podio_spool_claim_probe(s2, "client:1", now + 9001, &claimed) ==
+	    PODIO_OK && claimed == 0, "a claimed probe cannot be claimed by "
+	    "another handle");
+	tap_ok(podio_spool_release_probe(s, "client:1", now + 9000) ==
+	    PODIO_OK && podio_spool_claim_probe(s2, "client:1", now + 9001,
+	    &claimed) == PODIO_OK && claimed == 1, "a claim given back can "
+	    "be claimed again");
+	podio_spool_set_outage(s2, "client:1", now + 8000, 8000);
+	tap_ok(podio_spool_get_outage(s, "client:1", &o) == PODIO_OK &&
+	    o.since_ms == since && o.interval_ms == 8000 &&
+	    o.claimed_until_ms == 0, "a failed probe keeps the start, ends "
+	    "the claim");
+	tap_ok(podio_spool_get_outage(s, "client:2", &o) == PODIO_OK &&
+	    o.since_ms == 0, "another credential has no outage");
+	tap_ok(podio_spool_resume(s, &p, &n) == PODIO_OK && n == 1 &&
+	    p != NULL && strcmp(p[0].rate_class, PODIO_SPOOL_OUTAGE_CLASS) ==
+	    0 && p[0].until_ms == now + 8000, "resume ends the outage");
+	free(p);
+	tap_ok(podio_spool_get_outage(s2, "client:1", &o) == PODIO_OK &&
+	    o.since_ms == 0, "after resume no outage is left");
+	podio_spool_set_outage(s, "client:1", now + 1000, 2000);
+	tap_ok(podio_spool_end_outage(s2, "client:1", &ended) == PODIO_OK &&
+	    ended == 1 && podio_spool_get_outage(s, "client:1", &o) ==
+	    PODIO_OK && o.since_ms == 0, "an outage ends");
+	tap_ok(podio_spool_end_outage(s2, "client:1", &ended) == PODIO_OK &&
+	    ended == 0, "ending no outage ends nothing");
+	podio_spool_close(s2);
+	podio_spool_close(s);
+}
+
 static void
 test_lease_expiry(void)
 {
@@ -1828,6 +1889,7 @@ main(void)
 	test_thread_take();
 	test_pause_procs();
 	test_pause_cap_resume();
+	test_outage();
 	test_lease_expiry();
 	test_concurrent_create();
 	test_multiprocess();
