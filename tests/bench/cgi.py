@@ -1,0 +1,558 @@
+#!/usr/bin/env python3
+"""The CGI benchmark (run by tests/bench/cgi and `make bench`, after
+tests/bench/ack).
+
+Apache (event MPM, mod_cgid) on 127.0.0.1, started as root with its
+children as www-data, serves a web directory laid out as on a shared
+host: deploy/htaccess as .htaccess, the wrapper deploy/podio-webhook.cgi
+(placeholders replaced; the binary and its configuration outside the web
+directory) and minimal.cgi (tests/bench/cgi-minimal).  wrk at 8
+connections, for the same number of seconds each, against:
+
+  (a) minimal.cgi, posted item.delete deliveries: it reads CONTENT_LENGTH
+      bytes and answers 200 (what mod_cgid costs with the cheapest
+      program it can start);
+  (b) podio-webhook.cgi with GET, answered 405: start, answer, exit, the
+      program's own cheapest answer (what starting this binary costs);
+  (c) podio-webhook.cgi, posted item.delete deliveries of distinct items
+      (cgi.lua): each is stored in the spool, and the spool's one
+      detached worker runs the `log *` callback.
+
+The runs alternate, (a), (b), (c), in each of the rounds; after each
+(c), without any `spool drain`, it waits until every event acknowledged
+in it reached the `log *` file and the worker has ended (so that the
+next round starts on a quiet machine) and says how long that took.
+It prints requests/s, p50 and p99 of each run and their medians, the
+ratios (c)/(b) and (c)/(a) of the medians, the targets (requests/s of
+(c) at least 0.8 of (b)'s, p99 at most twice (b)'s) as met or NOT met,
+and the most podio-webhook processes seen alive at once during (c)
+(/proc sampled).  Last, the 2,000-delivery check: exactly 2,000
+item.delete deliveries from 8 threads of a Python client; every one must
+reach the `log *` file, and the workers' lines in the log ("cgi worker
+pid=N started" / "... ended") must show lock turns that never overlap.
+
+A benchmark, not a test: it prints figures and exits 0 whatever they
+are, also when it is not run as root or Apache, mod_cgid or wrk is
+missing (it says why).
+
+Usage: cgi.py [BUILDDIR]   (default: $top_builddir, else .)
+Environment: PODIO_BENCH_CGI_SECONDS (per wrk run, default 10),
+PODIO_BENCH_CGI_ROUNDS (rounds of (a), (b), (c) in turn, default 2),
+PODIO_BENCH_CGI_DELIVERIES (the check's deliveries, default 2000).
+"""
+
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.dirname(os.path.dirname(HERE))
+
+TARGET_RATIO = 0.8        # requests/s of (c), times (b)'s
+TARGET_P99 = 2.0          # p99 of (c), at most times (b)'s
+CONNECTIONS = 8
+WRK_THREADS = 2
+HOOK_ID = 1001
+CHECK_FIRST_ITEM = 900000000000   # far from the ids of cgi.lua's runs
+DRAIN_TIMEOUT_S = 300
+WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
+servers = None            # tests/e2e/servers.py, imported in main()
+
+
+def say(text=""):
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def give_up(why):
+    """Says why the benchmark does not run; exits 0 (never fails)."""
+    say("CGI benchmark: not run: " + why)
+    sys.exit(0)
+
+
+def env_int(name, default, low, high):
+    try:
+        v = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return min(max(v, low), high)
+
+# ------------------------------------------------------------------ wrk
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(out):
+    """The figures of wrk --latency's output, or None when it has none."""
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if not m:
+        return None
+    fig = {"rps": float(m.group(1))}
+    m = re.search(r"(\d+) requests in", out)
+    fig["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    fig["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors:(.*)", out)
+    fig["errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) \
+        if m else 0
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s(?:\.0+)?%%\s+([0-9.]+)(us|ms|s|m)$" % pct,
+                      out, re.M)
+        fig["p" + pct] = float(m.group(1)) * _UNIT_MS[m.group(2)] \
+            if m else None
+    return fig
+
+
+def run_wrk(url, seconds, args=None):
+    """One wrk run at CONNECTIONS connections: GET without args, else
+    cgi.lua's posts with args (SECRET RUN HOOK_ID)."""
+    argv = ["wrk", "-t", str(WRK_THREADS), "-c", str(CONNECTIONS),
+            "-d", "%ds" % seconds, "--latency", "--timeout", "30s"]
+    if args:
+        argv += ["-s", os.path.join(HERE, "cgi.lua"), url, "--"] + \
+            [str(a) for a in args]
+    else:
+        argv.append(url)
+    r = subprocess.run(argv, capture_output=True, text=True,
+                       timeout=seconds * 3 + 120)
+    fig = parse_wrk(r.stdout)
+    if fig is None:
+        raise RuntimeError("wrk gave no figures (exit %d):\n%s%s" % (
+            r.returncode, r.stdout, r.stderr))
+    return fig
+
+
+def fmt_ms(v):
+    return "?" if v is None else "%.1f ms" % v
+
+
+def verdict(ok, how):
+    return ("met" if ok else "NOT met") + " (" + how + ")"
+
+# ------------------------------------------------------------------ files
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def logged_items(path):
+    """{item_id: times} of the events in the `log *` file."""
+    seen = {}
+    try:
+        with open(path, "rb") as f:
+            lines = f.readlines()
+    except OSError:
+        return seen
+    for line in lines:
+        m = re.search(rb'"item_id":\s*(\d+)', line)
+        if m:
+            k = int(m.group(1))
+            seen[k] = seen.get(k, 0) + 1
+    return seen
+
+
+def worker_turns(path):
+    """The worker lines of the log, in order: [(pid, "started"|"ended")]."""
+    try:
+        with open(path, errors="replace") as f:
+            return [(int(m.group(1)), m.group(2))
+                    for m in map(WORKER_LINE.search, f) if m]
+    except OSError:
+        return []
+
+
+def overlaps(turns):
+    """Where the lock turns do not follow one another (a start while
+    another turn is open, an end of a turn not open, a turn left open):
+    [] when each start is followed by the end of the same PID."""
+    bad, holder = [], None
+    for n, (pid, what) in enumerate(turns):
+        if what == "started":
+            if holder is not None:
+                bad.append("turn %d: pid %d started while pid %d held the "
+                           "lock" % (n, pid, holder))
+            holder = pid
+        else:
+            if holder != pid:
+                bad.append("turn %d: pid %d ended, but the holder was %s"
+                           % (n, pid, holder))
+            holder = None
+    if holder is not None:
+        bad.append("pid %d never ended" % holder)
+    return bad
+
+
+def processes_of(binary):
+    """How many live processes run binary now."""
+    n = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit() and servers.proc_exe(int(name)) == binary:
+            n += 1
+    return n
+
+
+def wait_until(fn, timeout):
+    """Polls fn() every 50 ms until it is true: the seconds it took, or
+    None after timeout seconds."""
+    start = time.monotonic()
+    while not fn():
+        if time.monotonic() - start > timeout:
+            return None
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+# ------------------------------------------------------------------ client
+
+
+def post_deliveries(port, path, secret, first, n):
+    """Posts n item.delete deliveries (items first..first+n-1) from
+    CONNECTIONS threads, each on a keep-alive connection: {status: count}
+    (an error counts under its repr)."""
+    lock = threading.Lock()
+    todo = list(range(n))
+    statuses = {}
+
+    def poster():
+        conn = None
+        while True:
+            with lock:
+                if not todo:
+                    break
+                i = todo.pop()
+            body = urllib.parse.urlencode(
+                (("secret", secret), ("type", "item.delete"),
+                 ("hook_id", str(HOOK_ID)), ("item_id", str(first + i))))
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port,
+                                                      timeout=60)
+                conn.request("POST", path, body, {
+                    "Content-Type": "application/x-www-form-urlencoded"})
+                resp = conn.getresponse()
+                resp.read()
+                st = resp.status
+                if resp.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as exc:
+                st = repr(exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            with lock:
+                statuses[st] = statuses.get(st, 0) + 1
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=poster) for _ in range(CONNECTIONS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return statuses
+
+# ------------------------------------------------------------------ main
+
+
+def main():
+    builddir = os.path.abspath(
+        (sys.argv[1] if len(sys.argv) > 1 else "") or
+        os.environ.get("top_builddir") or ".")
+    os.environ["top_builddir"] = builddir
+    os.environ.setdefault("top_srcdir", SRCDIR)
+    webhook = os.path.join(builddir, "handler", "podio-webhook")
+    minimal = os.path.join(builddir, "tests", "bench", "cgi-minimal")
+    for prog, how in ((webhook, "make"),
+                      (minimal, "make tests/bench/cgi-minimal")):
+        if not os.access(prog, os.X_OK):
+            give_up("%s is missing (build it: %s)" % (prog, how))
+    if os.geteuid() != 0:
+        give_up("needs root (Apache starts as root and runs its children "
+                "as www-data, as deployed)")
+    if not shutil.which("wrk"):
+        give_up("wrk is not installed")
+    sys.path.insert(0, os.path.join(SRCDIR, "tests", "e2e"))
+    global servers
+    import servers  # noqa: E402  (needs top_builddir set above)
+    if not os.access(servers.APACHE, os.X_OK):
+        give_up("Apache is not installed (%s)" % servers.APACHE)
+    if not os.path.exists(os.path.join(servers.APACHE_MODULES,
+                                       "mod_cgid.so")):
+        give_up("mod_cgid is not installed (%s)" % servers.APACHE_MODULES)
+    user, group = servers.WEB_USER, servers.WEB_GROUP
+    try:
+        servers.grp_gid(group)
+    except KeyError:
+        give_up("no group %s for Apache's children" % group)
+    seconds = env_int("PODIO_BENCH_CGI_SECONDS", 10, 1, 600)
+    rounds = env_int("PODIO_BENCH_CGI_ROUNDS", 2, 1, 20)
+    check_n = env_int("PODIO_BENCH_CGI_DELIVERIES", 2000, 1, 1000000)
+
+    # The layout of a shared host: the binary, its configuration and its
+    # state outside the web directory.
+    root = servers.make_root()
+    bindir = servers.mkdir(os.path.join(root, "bin"))
+    binary = os.path.join(bindir, "podio-webhook")
+    shutil.copy(webhook, binary)
+    os.chmod(binary, 0o755)
+    etc = servers.mkdir(os.path.join(root, "etc"))
+    config = os.path.join(etc, "podio-webhook.conf")
+    state = servers.mkdir(os.path.join(root, "state"), 0o700, user, group)
+    events_log = os.path.join(state, "events.jsonl")
+    wlog = os.path.join(state, "podio-webhook.log")
+    secret = "bench-" + secrets.token_hex(16)
+    # item.delete needs no API call: the API is a loopback port nothing
+    # listens on, so that a call would show as an error in the log.
+    sample = servers.substitute("podio-webhook-cgi.conf", STATEDIR=state)
+    servers.write_file(config, sample + "\n# the benchmark's settings\n" +
+                       "client_id = bench\nclient_secret = bench\n"
+                       "app_id = 1234\napp_token = bench\n"
+                       "api_url = http://127.0.0.1:%d\n"
+                       "webhook_secret = %s\nallowed_hooks = %d\n"
+                       "log_level = info\n" % (servers.free_port(), secret,
+                                               HOOK_ID),
+                       0o600, user, group)
+    www = servers.mkdir(os.path.join(root, "www"))
+    hookdir = servers.mkdir(os.path.join(www, "podio"))
+    servers.write_file(os.path.join(hookdir, ".htaccess"),
+                       servers.substitute("htaccess"))
+    servers.write_file(os.path.join(hookdir, "podio-webhook.cgi"),
+                       servers.substitute("podio-webhook.cgi",
+                                          BINDIR=bindir, CONFIG=config),
+                       0o755)
+    shutil.copy(minimal, os.path.join(hookdir, "minimal.cgi"))
+    os.chmod(os.path.join(hookdir, "minimal.cgi"), 0o755)
+    port = servers.free_port()
+    extra = ('<Directory "%s">\n'
+             '    AllowOverride AuthConfig FileInfo Limit '
+             'Options=ExecCGI,Indexes\n'
+             '</Directory>\n'
+             'ScriptSock "%s/apache/run/cgid.sock"\n' % (www, root))
+    apache = servers.Apache(root, "", port, modules=["cgid"], mpm="event",
+                            docroot=www, extra=extra)
+    try:
+        apache.start()
+    except servers.ServerError as exc:
+        give_up("Apache did not start: %s" % exc)
+    base = "http://127.0.0.1:%d/podio/" % port
+    say("podio-webhook CGI benchmark: Apache %s (event MPM, mod_cgid) on "
+        "127.0.0.1, wrk at %d connections, %d rounds of %d s per run, "
+        "%d CPUs" % (
+            apache_version(), CONNECTIONS, rounds, seconds,
+            os.cpu_count() or 0))
+    say("  the web directory: deploy/htaccess, deploy/podio-webhook.cgi "
+        "(the wrapper), minimal.cgi (tests/bench/cgi-minimal)")
+    say("  %s" % webhook)
+    say()
+    try:
+        run_all(base, port, binary, config, secret, events_log, wlog,
+                seconds, rounds, check_n)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        say("CGI benchmark: stopped: %s" % exc)
+    apache.stop()
+    servers.cleanup()
+
+
+def apache_version():
+    try:
+        out = subprocess.run([servers.APACHE, "-v"], capture_output=True,
+                             text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    except OSError:
+        return "?"
+    m = re.search(r"Apache/(\S+)", out)
+    return m.group(1) if m else "?"
+
+
+def row(label, fig, note=""):
+    say("  %-42s %8.1f req/s  p50 %9s  p99 %9s  (%d requests%s%s)" % (
+        label, fig["rps"], fmt_ms(fig["p50"]), fmt_ms(fig["p99"]),
+        fig["requests"],
+        ", %d non-2xx" % fig["non2xx"] if fig["non2xx"] else "",
+        ", %d socket errors" % fig["errors"] if fig["errors"] else "") +
+        note)
+
+
+def run_c(base, binary, secret, events_log, wlog, seconds, run):
+    """One run of (c), sampling the podio-webhook processes alive, then
+    the wait until its events all reached the `log *` file.  Returns its
+    figures with "most" (processes), "drained" (seconds, or None) and
+    "late" (events sent as the run ended, which wrk does not count)."""
+    most = [0]
+    stop = threading.Event()
+
+    def sampler():
+        while not stop.wait(0.01):
+            most[0] = max(most[0], processes_of(binary))
+
+    before = count_lines(events_log)
+    th = threading.Thread(target=sampler)
+    th.start()
+    try:
+        fig = run_wrk(base + "podio-webhook.cgi", seconds,
+                      (secret, run, HOOK_ID))
+    finally:
+        stop.set()
+        th.join()
+    fig["most"] = most[0]
+    # No `spool drain`: the workers alone bring the events to the file.
+    # wrk counts no request still in flight when the run ends, although
+    # it was sent and stored: the events are all there once the file
+    # holds the acknowledged ones and the last worker has ended (a worker
+    # looks for new events before it ends).
+    acks = fig["requests"] - fig["non2xx"]
+    fig["drained"] = wait_until(
+        lambda: count_lines(events_log) - before >= acks and
+        not processes_of(binary), DRAIN_TIMEOUT_S)
+    fig["logged"] = count_lines(events_log) - before
+    fig["late"] = max(0, fig["logged"] - acks)
+    return fig
+
+
+def median_of(figs, key):
+    v = [f[key] for f in figs if f.get(key) is not None]
+    return statistics.median(v) if v else None
+
+
+def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
+            rounds, check_n):
+    runs = {"a": [], "b": [], "c": []}
+    for r in range(rounds):
+        fa = run_wrk(base + "minimal.cgi", seconds, (secret, 1 + r, HOOK_ID))
+        row("round %d (a) minimal C CGI, item.delete" % (r + 1), fa)
+        fb = run_wrk(base + "podio-webhook.cgi", seconds)
+        row("round %d (b) podio-webhook, GET (405)" % (r + 1), fb)
+        fc = run_c(base, binary, secret, events_log, wlog, seconds,
+                   50 + r)
+        row("round %d (c) podio-webhook, item.delete" % (r + 1), fc)
+        acks = fc["requests"] - fc["non2xx"]
+        say("      at most %d podio-webhook processes alive at once; "
+            "%s" % (fc["most"], (
+                "all %d acknowledged events (and %d sent as the run ended) "
+                "reached the `log *` file %.1f s after the run, with no "
+                "spool drain" % (acks, fc["late"], fc["drained"]))
+                if fc["drained"] is not None else (
+                "%d events in the `log *` file for %d acknowledged, a "
+                "worker still running %d s after the run (no spool drain)"
+                % (fc["logged"], acks, DRAIN_TIMEOUT_S))))
+        runs["a"].append(fa)
+        runs["b"].append(fb)
+        runs["c"].append(fc)
+    say()
+    med = {k: {key: median_of(v, key) for key in ("rps", "p50", "p99")}
+           for k, v in runs.items()}
+    for k, label in (("a", "(a) minimal C CGI"), ("b", "(b) 405"),
+                     ("c", "(c) item.delete")):
+        say("  median of %d, %-18s %8.1f req/s  p50 %9s  p99 %9s" % (
+            rounds, label, med[k]["rps"], fmt_ms(med[k]["p50"]),
+            fmt_ms(med[k]["p99"])))
+    rb, ra = med["b"]["rps"], med["a"]["rps"]
+    ratio_b = med["c"]["rps"] / rb if rb else None
+    ratio_a = med["c"]["rps"] / ra if ra else None
+    p99_b = med["c"]["p99"] / med["b"]["p99"] \
+        if med["c"]["p99"] and med["b"]["p99"] else None
+    say("  (c)/(b) requests/s: %s   (c)/(a): %s   (c)/(b) p99: %s" % (
+        "?" if ratio_b is None else "%.2f" % ratio_b,
+        "?" if ratio_a is None else "%.2f" % ratio_a,
+        "?" if p99_b is None else "%.2f" % p99_b))
+    say("  target: item deliveries at least %.1f of the 405 rate: %s" % (
+        TARGET_RATIO, "not measured" if ratio_b is None else
+        verdict(ratio_b >= TARGET_RATIO, "%.2f" % ratio_b)))
+    say("  target: p99 at most %.0fx the 405's: %s" % (
+        TARGET_P99, "not measured" if p99_b is None else
+        verdict(p99_b <= TARGET_P99, "%.2fx" % p99_b)))
+    say("  podio-webhook processes alive at once during (c): at most %d"
+        % max(f["most"] for f in runs["c"]))
+    turns = worker_turns(wlog)
+    bad = overlaps(turns)
+    say("  worker turns of the lock during and after (c): %d, by %d "
+        "processes, never two at once: %s" % (
+            sum(1 for _p, w in turns if w == "started"),
+            len({p for p, _w in turns}), "OK" if turns and not bad
+            else "FAILED"))
+    for line in bad[:10]:
+        say("    " + line)
+    say()
+    check(port, binary, config, secret, events_log, wlog, check_n)
+
+
+def check(port, binary, config, secret, events_log, wlog, n):
+    """The fixed-count check: n deliveries, all in the file, lock turns
+    one after the other."""
+    skip = len(worker_turns(wlog))
+    want = set(range(CHECK_FIRST_ITEM, CHECK_FIRST_ITEM + n))
+    start = time.monotonic()
+    statuses = post_deliveries(port, "/podio/podio-webhook.cgi", secret,
+                               CHECK_FIRST_ITEM, n)
+    posted = time.monotonic() - start
+    say("  %d-delivery check: %d posted from %d threads in %.1f s (%.0f/s); "
+        "answers: %s" % (n, n, CONNECTIONS, posted, n / posted,
+                         ", ".join("%s: %d" % (k, v) for k, v in
+                                   sorted(statuses.items(), key=str))))
+    took = wait_until(lambda: want <= set(logged_items(events_log)) and
+                      not overlaps(worker_turns(wlog)[skip:]),
+                      DRAIN_TIMEOUT_S)
+    seen = {k: v for k, v in logged_items(events_log).items() if k in want}
+    once = sum(1 for v in seen.values() if v == 1)
+    turns = worker_turns(wlog)[skip:]
+    bad = overlaps(turns)
+    starts = sum(1 for _p, w in turns if w == "started")
+    say("  %d-delivery check: %d of %d reached the `log *` file (%d "
+        "exactly once), %s after the last answer, with no spool drain: %s"
+        % (n, len(seen), n, once,
+           "%.1f s" % took if took is not None else
+           "not within %d s" % DRAIN_TIMEOUT_S,
+           "OK" if len(seen) == n and once == n else "FAILED"))
+    say("  %d-delivery check: %d worker turns of the lock by %d processes, "
+        "never two at once: %s" % (
+            n, starts, len({p for p, _w in turns}),
+            "OK" if turns and not bad else "FAILED"))
+    for line in bad[:10]:
+        say("    " + line)
+    done = sum(int(m.group(1)) for m in
+               re.finditer(r"cgi worker pid=\d+ ended: (\d+) done",
+                           read_text(wlog)))
+    say("  the workers' own count over the whole benchmark: %d events "
+        "done; the spool now: %s" % (done, spool_status(binary, config)))
+
+
+def read_text(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def spool_status(binary, config):
+    """`spool status --json` as the web server's user, its counts in a
+    line (or why not)."""
+    r = subprocess.run(servers.as_user(servers.WEB_USER, servers.WEB_GROUP)
+                       + [binary, "-c", config, "spool", "status", "--json"],
+                       capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        return "spool status failed (exit %d): %s" % (
+            r.returncode, (r.stderr or r.stdout).strip()[:200])
+    return ", ".join("%s %s" % (k, v) for k, v in doc.items()
+                     if isinstance(v, int)) or r.stdout.strip()
+
+
+if __name__ == "__main__":
+    main()
