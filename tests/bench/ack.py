@@ -38,11 +38,32 @@ and at 64 connections, and comment.create at 16.  After the rounds:
     nothing, then the item load at 16 connections, rounds interleaved with
     the flushing reference.
 
+Beside them, in the item-event rows at the first connection count, what
+users run instead, each where it is installed (as root the benchmark
+installs the Debian packages, with service starts refused; otherwise it
+says it skipped them):
+
+  - php-fpm: tests/bench/receiver.php under its own php-fpm (a pool of
+    16 static children, as many as podio-webhook's workers, on a unix
+    socket, run as the benchmark's user) behind the same nginx: it merges
+    query and body, checks the secret with hash_equals, appends the event
+    as a JSON line to a file on the spool's disk with flock, fflush and
+    fsync, and answers 200;
+  - webhook: adnanh/webhook (Debian `webhook`), an HTTP server of its
+    own behind the same nginx (proxy_pass), with the hooks file
+    tests/bench/webhook-hooks.json: a trigger rule on the secret, and a
+    shell per event that appends the payload to a file, not flushed; it
+    answers before its command runs.
+
 It prints the figures of each run (with the fdatasync+fsync calls
 podio-webhook made per acknowledged event, counted by an LD_PRELOAD shim,
 tests/bench/sync-count.c), the medians, their ratios to the flushing
-reference measured in the same runs, and each target as met or NOT met
-(by how much).
+reference measured in the same runs, podio-webhook's ratios to php-fpm
+and to webhook, and each target as met or NOT met (by how much).  It
+writes every figure of the run, with the machine and the command, as JSON
+(BUILDDIR/bench/ack.json) and draws a chart of the item-event rows
+(BUILDDIR/bench/ack.png: requests/s and p99 per backend, with gnuplot and
+tests/bench/ack.gp).
 
 A benchmark, not a test: it prints figures and exits 0 whatever they
 are, also when wrk, nginx or a program is missing (it says why).
@@ -57,12 +78,19 @@ PODIO_BENCH_IDLE_SECONDS (how long the idle CPU is measured, default 20),
 PODIO_BENCH_DIR (where the spools go, default BUILDDIR: it must be on
 the disk to measure, not on a tmpfs), PODIO_BENCH_WRAPPER (a command
 prefixed to podio-webhook's, e.g. "strace -f -c -w -o FILE" to see where
-its time goes; the figures are then those of the wrapped server).
+its time goes; the figures are then those of the wrapped server),
+PODIO_BENCH_BACKENDS (a comma-separated list of the backends to run, out
+of minimal, podio-webhook, "pw API closed", php-fpm, webhook; the
+flushing reference always runs; default all), PODIO_BENCH_OUT (where
+ack.json and ack.png go, default BUILDDIR/bench).
 """
 
 import atexit
+import glob
+import grp
 import json
 import os
+import pwd
 import re
 import secrets
 import shlex
@@ -83,6 +111,9 @@ TARGET_P99_MS = 10.0      # p99 at 16 connections
 TARGET_P99_HIGH = 1.2     # p99 at 64 connections, times the reference's
 TARGET_PENDING = 0.9      # the ratio with events pending, times the empty
 TARGET_IDLE_CPU = 2.0     # % of one core, idle, holding them in an outage
+TARGET_PHP = 2.0          # requests/s, item events, times php-fpm's
+TARGET_WEBHOOK = 1.5      # requests/s, item events, times webhook's
+OTHERS = ("php-fpm", "webhook")   # what users run instead
 API_APP_ID = 4242         # the app of every item the stand-in serves
 servers = None            # tests/e2e/servers.py, imported in main()
 WORKERS = 16
@@ -311,6 +342,108 @@ def count_lines(path, needle=None):
         pass
     return n
 
+# ------------------------------------------------------------ what users run
+
+
+def find_php_fpm():
+    """The php-fpm binary (the highest version installed), or None."""
+    found = sorted(glob.glob("/usr/sbin/php-fpm[0-9]*"))
+    return found[-1] if found else shutil.which("php-fpm")
+
+
+def find_program(name):
+    return lambda: shutil.which(name) or (
+        "/usr/bin/" + name if os.access("/usr/bin/" + name, os.X_OK)
+        else None)
+
+
+def installed(what, packages, find):
+    """The path of what (find() finds it), installed from the Debian
+    packages first when missing and the benchmark runs as root, with
+    service starts refused (a policy-rc.d that exits 101, removed after).
+    None, with the reason printed, when it is not there."""
+    path = find()
+    if path:
+        return path
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        say("skipped: %s is not installed (run make bench as root to "
+            "install it)" % what)
+        return None
+    say("installing %s: apt-get install %s (service starts refused)" % (
+        what, " ".join(packages)))
+    policy = "/usr/sbin/policy-rc.d"
+    ours = not os.path.exists(policy)
+    try:
+        if ours:
+            servers.write_file(policy, "#!/bin/sh\nexit 101\n", mode=0o755)
+        r = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends"] +
+            list(packages), capture_output=True, text=True, timeout=1800,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        r = subprocess.CompletedProcess([], 1, "", str(e))
+    finally:
+        if ours and os.path.exists(policy):
+            os.unlink(policy)
+    path = find()
+    if not path:
+        say("skipped: %s is not installed (apt-get install %s failed, exit "
+            "%d: %s)" % (what, " ".join(packages), r.returncode,
+                         " ".join((r.stderr or r.stdout).split()[-30:])))
+    return path
+
+
+def session_cpu(proc):
+    """CPU seconds of every process in proc's session, with what their
+    reaped children used (php-fpm's children, webhook's commands)."""
+    total = 0.0
+    for pid in pids_of(proc):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / \
+                os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def pids_of(proc):
+    pids = set(servers.pids_in_session(proc.sid)) if proc.sid else set()
+    if proc.popen is not None:
+        pids.add(proc.popen.pid)
+    return sorted(pids)
+
+
+def machine():
+    """What the figures were measured on."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = " ".join(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return {"nproc": os.cpu_count() or 0, "cpu": model,
+            "kernel": os.uname().release, "memory_mb": mem}
+
+
+def command_line():
+    """The command that reproduces the run: the knobs set, make bench."""
+    knobs = ["%s=%s" % (k, shlex.quote(v)) for k, v in
+             sorted(os.environ.items()) if k.startswith("PODIO_BENCH_")
+             and k != "PODIO_BENCH_SYNC_COUNTS"]
+    return " ".join(knobs + ["make", "bench"])
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -503,8 +636,73 @@ def main():
                        [sys.executable, os.path.join(HERE, "api-standin.py"),
                         port_file],
                        os.path.join(root, "api-standin.log"))
+    # What users run instead: php-fpm with receiver.php, adnanh/webhook.
+    wanted = set(x.strip() for x in os.environ.get(
+        "PODIO_BENCH_BACKENDS", "").split(",") if x.strip())
+
+    def want(name):
+        return not wanted or name in wanted or name == "minimal+sync"
+    php_fpm = want("php-fpm") and installed("php-fpm", ["php-fpm"],
+                                            find_php_fpm)
+    webhook_bin = want("webhook") and installed(
+        "webhook", ["webhook"], find_program("webhook"))
+    gnuplot = installed("gnuplot", ["gnuplot-nox"], find_program("gnuplot"))
+    others = {}          # name: (Proc, events file, how it is run)
+    sock_php = os.path.join(root, "php-fpm.sock")
+    php_events = os.path.join(spool_parent, "php-fpm.events")
+    hook_port = servers.free_port()
+    hook_events = os.path.join(spool_parent, "webhook.events")
+    if php_fpm:
+        conf = os.path.join(root, "php-fpm.conf")
+        servers.write_file(conf, """\
+[global]
+pid = %(root)s/php-fpm.pid
+error_log = %(root)s/php-fpm.log
+daemonize = no
+
+[bench]
+user = %(user)s
+group = %(group)s
+listen = %(sock)s
+listen.mode = 0666
+pm = static
+pm.max_children = %(workers)d
+""" % dict(root=root, sock=sock_php, workers=WORKERS,
+           user=pwd.getpwuid(os.geteuid()).pw_name,
+           group=grp.getgrgid(os.getegid()).gr_name))
+        version = subprocess.run([php_fpm, "-v"], capture_output=True,
+                                 text=True).stdout.split("\n")[0]
+        others["php-fpm"] = (
+            servers.Proc("php-fpm", [php_fpm, "-F", "-y", conf] +
+                         (["-R"] if os.geteuid() == 0 else []),
+                         os.path.join(root, "php-fpm.stderr")),
+            php_events, "%s, pm = static, %d children, tests/bench/"
+            "receiver.php (flock, fwrite, fflush, fsync per event)" % (
+                " ".join(version.split()[:2]), WORKERS))
+    if webhook_bin:
+        with open(os.path.join(HERE, "webhook-hooks.json")) as f:
+            hooks = f.read().replace("@SECRET@", b.secret).replace(
+                "@EVENTS@", hook_events)
+        hooks_file = servers.write_file(
+            os.path.join(root, "webhook-hooks.json"), hooks, mode=0o600)
+        version = subprocess.run([webhook_bin, "-version"],
+                                 capture_output=True, text=True)
+        others["webhook"] = (
+            servers.Proc("webhook", [webhook_bin, "-hooks", hooks_file,
+                                     "-ip", "127.0.0.1", "-port",
+                                     str(hook_port)],
+                         os.path.join(root, "webhook.log")),
+            hook_events, "adnanh/%s behind nginx (proxy_pass, upstream "
+            "keepalive), tests/bench/webhook-hooks.json: a /bin/sh per "
+            "event appending the payload to a file, no fsync; it answers "
+            "before its command runs" % " ".join(
+                (version.stdout + version.stderr).split()[:3]))
     port = servers.free_port()
     site = """\
+upstream adnanh_webhook {
+    server 127.0.0.1:%(hook_port)d;
+    keepalive 32;
+}
 server {
     listen 127.0.0.1:%(port)d;
     server_name 127.0.0.1;
@@ -522,12 +720,26 @@ server {
         include fastcgi_params;
         fastcgi_pass unix:%(flushing)s;
     }
+    location = /php {
+        include fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME %(php_script)s;
+        fastcgi_param WEBHOOK_SECRET %(secret)s;
+        fastcgi_param WEBHOOK_EVENTS %(php_events)s;
+        fastcgi_pass unix:%(php)s;
+    }
+    location = /webhook {
+        proxy_pass http://adnanh_webhook/hooks/podio-hook;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
     location / {
         return 404;
     }
 }
 """ % dict(port=port, webhook=b.sock, minimal=sock_minimal,
-           flushing=sock_flushing)
+           flushing=sock_flushing, php=sock_php, php_events=php_events,
+           php_script=os.path.join(HERE, "receiver.php"), secret=b.secret,
+           hook_port=hook_port)
     ngx = servers.Nginx(root, site, port)
 
     try:
@@ -540,6 +752,18 @@ server {
         api.start()
         servers.wait_until(lambda: os.path.exists(port_file), 30,
                            "the API stand-in's port", api)
+        for name, (proc, _, _) in list(others.items()):
+            try:
+                proc.start()
+                servers.wait_until(
+                    (lambda: servers.socket_open(sock_php)) if
+                    name == "php-fpm" else
+                    (lambda: servers.port_open(hook_port)), 30,
+                    name + " to listen", proc)
+            except servers.ServerError as e:
+                say("skipped: %s did not start: %s" % (name, e))
+                proc.stop()
+                del others[name]
         with open(port_file) as f:
             b.api = "http://127.0.0.1:%d" % int(f.read())
         ngx.start()
@@ -551,21 +775,30 @@ server {
 
     url_hook = "http://127.0.0.1:%d/podio-hook" % port
     urls = {"minimal": "http://127.0.0.1:%d/minimal" % port,
-            "minimal+sync": "http://127.0.0.1:%d/minimal-sync" % port}
+            "minimal+sync": "http://127.0.0.1:%d/minimal-sync" % port,
+            "php-fpm": "http://127.0.0.1:%d/php" % port,
+            "webhook": "http://127.0.0.1:%d/webhook" % port}
     procs = {"minimal": mini, "minimal+sync": flushing}
+    for name, (proc, _, how) in others.items():
+        procs[name] = proc
+        say("%s: %s" % (name, how))
     script = os.path.join(HERE, "ack.lua")
     # Sections: (name, scenario, connections, backends).  "podio-webhook"
     # fetches from the stand-in; "pw API closed" holds item events back.
     sections = [
         ("item events, %d connections" % conns, "item", conns,
-         ("minimal", "minimal+sync", "podio-webhook", "pw API closed")),
+         ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
+         tuple(others)),
         ("item events, %d connections" % conns_high, "item", conns_high,
          ("minimal", "minimal+sync", "podio-webhook", "pw API closed")),
         ("comment.create, %d connections" % conns, "comment", conns,
          ("minimal", "minimal+sync", "podio-webhook")),
     ]
+    sections = [(sec, scen, c, tuple(n for n in names if want(n)))
+                for sec, scen, c, names in sections]
     results = {(sec[0], name): [] for sec in sections for name in sec[3]}
     state = {"run": 0}
+    rows = []            # every run, for the JSON
 
     def one_run(section, scenario, c, name, rnd, record=True):
         """One wrk run against a backend; podio-webhook starts on a fresh
@@ -575,11 +808,33 @@ server {
         extra = ""
         if name in procs:
             proc = procs[name]
-            cpu0, t0 = cpu_seconds(proc.popen.pid), time.monotonic()
+            if name in others:
+                cpu = session_cpu
+                stored0 = count_lines(others[name][1])
+            else:
+                def cpu(p):
+                    return cpu_seconds(p.popen.pid)
+            cpu0, t0 = cpu(proc), time.monotonic()
             fig = run_wrk(urls[name], script, seconds, c, b.secret,
                           state["run"], scenario)
-            fig["cpu"] = (cpu_seconds(proc.popen.pid) - cpu0) / \
+            fig["cpu"] = (cpu(proc) - cpu0) / \
                 (time.monotonic() - t0) * 100.0
+            if name in others:
+                # webhook answers before its command runs: let the
+                # commands finish before the next run (at most 60 s).
+                fig["stored"] = count_lines(others[name][1]) - stored0
+                t_end, last, n = time.monotonic(), time.monotonic(), -1
+                while n < fig["acks"] and time.monotonic() - last < 5 and \
+                        time.monotonic() - t_end < 60:
+                    time.sleep(0.2)
+                    m = count_lines(others[name][1]) - stored0
+                    if m != n:
+                        n, last = m, time.monotonic()
+                fig["stored_all"] = n
+                fig["tail"] = time.monotonic() - t_end
+                extra = "stored by the run's end %d%%, %d after %.1f s" % (
+                    100 * fig["stored"] // max(fig["acks"], 1), n,
+                    fig["tail"])
         else:
             with_api = name == "podio-webhook"
             spool = b.new_spool()
@@ -621,6 +876,8 @@ server {
                           "%d conn") % (
                     fig["done"], fig["tail"], api_st.get("get", 0),
                     api_st.get("filter", 0), api_st.get("connections", 0))
+        if section != "warm-up":
+            rows.append(row_of(section, scenario, c, rnd, name, fig))
         if record:
             results[(section, name)].append(fig)
             err = fig["non2xx"] + fig["socket_errors"]
@@ -634,8 +891,10 @@ server {
         "intake", "proc", "proc+", "sync ms", "lock ms"))
     try:
         # Warm up (connections, page cache, the program's pages).
-        for name in ("minimal", "minimal+sync", "podio-webhook"):
-            one_run("warm-up", "item", conns, name, 0, record=False)
+        for name in ("minimal", "minimal+sync", "podio-webhook") + \
+                tuple(others):
+            if want(name):
+                one_run("warm-up", "item", conns, name, 0, record=False)
         say()
         say("syncs/ack: fdatasync+fsync calls per acknowledged event, made "
             "by the request threads (intake), by the spool processors during"
@@ -725,6 +984,8 @@ server {
                 fig["cpu"] = (cpu_seconds(proc.popen.pid) - c0) / \
                     (time.monotonic() - t1) * 100.0
                 pending["pw"].append(fig)
+                rows.append(row_of(section, "item", conns, rnd,
+                                   "pw pending", fig))
                 say("%-3d %-14s %10.0f %10s %10s %6d %5.0f" % (
                     rnd, "pw pending", fig["rps"], fmt_ms(fig["p50"]),
                     fmt_ms(fig["p99"]), fig["non2xx"] + fig["socket_errors"],
@@ -738,10 +999,17 @@ server {
     ngx.stop()
     mini.stop()
     flushing.stop()
+    for proc, _, _ in others.values():
+        proc.stop()
     api.stop()
     # The disk again, idle: shared or virtual disks vary over time.
     lat += probe_fdatasync(spool_parent)
     report(results, sections, rounds, drain, pending, lat, shim)
+    write_out(results, sections, rounds, drain, pending, lat, rows, dict(
+        out=os.path.abspath(os.environ.get("PODIO_BENCH_OUT") or
+                            os.path.join(builddir, "bench")),
+        gnuplot=gnuplot, seconds=seconds, fs=kind,
+        others={name: how for name, (_, _, how) in others.items()}))
 
 
 def report(results, sections, rounds, drain, pending, lat, shim):
@@ -761,7 +1029,7 @@ def report(results, sections, rounds, drain, pending, lat, shim):
             figs = results[(section, name)]
             rps = median_of(figs, "rps")
             p99 = median_of(figs, "p99")
-            ratio = rps / ref_rps if ref_rps else None
+            ratio = rps / ref_rps if ref_rps and rps else None
             ratio_of[(section, name)] = ratio
             p99_of[(section, name)] = p99
             say("    %-14s %8.0f requests/s, ratio %s, p99 %s (%s of the "
@@ -774,23 +1042,52 @@ def report(results, sections, rounds, drain, pending, lat, shim):
     say("Targets:")
     for sec in (s16, s64):
         for name in ("podio-webhook", "pw API closed"):
+            if (sec, name) not in ratio_of:
+                continue
             r = ratio_of[(sec, name)]
             say("  %s, %s: ratio %s, target at least %.1f: %s" % (
                 sec, name, "?" if r is None else "%.2f" % r, TARGET_RATIO,
                 verdict(r, TARGET_RATIO, True)))
     for name in ("podio-webhook", "pw API closed"):
+        if (s16, name) not in p99_of:
+            continue
         p = p99_of[(s16, name)]
         say("  %s, %s: p99 %s, target under %.0f ms: %s" % (
             s16, name, fmt_ms(p), TARGET_P99_MS,
             verdict(p, TARGET_P99_MS, None)))
     ref64 = p99_of[(s64, "minimal+sync")]
     for name in ("podio-webhook", "pw API closed"):
+        if (s64, name) not in p99_of:
+            continue
         p = p99_of[(s64, name)]
         say("  %s, %s: p99 %s, target at most %.1f x the reference's %s: %s"
             % (s64, name, fmt_ms(p), TARGET_P99_HIGH, fmt_ms(ref64),
                verdict(p, ref64 * TARGET_P99_HIGH if ref64 else None,
                        False)))
-    if pending:
+    pw_rps = median_of(results.get((s16, "podio-webhook"), []), "rps")
+    for name, goal in (("php-fpm", TARGET_PHP), ("webhook", TARGET_WEBHOOK)):
+        if (s16, name) not in results:
+            say("  %s, podio-webhook / %s: not measured (%s skipped)" % (
+                s16, name, name))
+            continue
+        rps = median_of(results[(s16, name)], "rps")
+        r = pw_rps / rps if pw_rps and rps else None
+        say("  %s, podio-webhook / %s: %.0f / %.0f requests/s = %s (p99 %s "
+            "against %s), target at least %.1f: %s" % (
+                s16, name, pw_rps or 0, rps or 0,
+                "?" if r is None else "%.2f" % r,
+                fmt_ms(p99_of.get((s16, "podio-webhook"))),
+                fmt_ms(p99_of.get((s16, name))), goal,
+                verdict(r, goal, True)))
+        acks = sum(f["acks"] for f in results[(s16, name)])
+        kept = sum(f.get("stored_all", 0) for f in results[(s16, name)])
+        say("    %s stored %d of the %d events it acknowledged (%.0f%%)%s" % (
+            name, kept, acks, 100.0 * kept / max(acks, 1),
+            "" if name != "webhook" or kept >= acks else
+            ": it answers before it starts the command, and a command "
+            "that fails to start (too many open files, when thousands "
+            "wait) is lost"))
+    if pending and (s16, "pw API closed") in ratio_of:
         empty = ratio_of[(s16, "pw API closed")]
         ref = median_of(pending["ref"], "rps")
         pw = median_of(pending["pw"], "rps")
@@ -831,7 +1128,8 @@ def report(results, sections, rounds, drain, pending, lat, shim):
             fmt_ms(percentile(lat, 99))))
     if shim:
         w = [f for (sec, name), figs in results.items()
-             if name.startswith("p") and sec == s16 for f in figs]
+             if name in ("podio-webhook", "pw API closed") and sec == s16
+             for f in figs]
         acks = max(sum(f["acks"] for f in w), 1)
 
         def total(when, who):
@@ -849,6 +1147,104 @@ def report(results, sections, rounds, drain, pending, lat, shim):
                 (intake[0] + proc_all[0]) / acks, fmt_ms(ms_per(intake)),
                 fmt_ms(ms_per(lock))))
     say("(a benchmark: figures only, it never fails)")
+
+
+def row_of(section, scenario, connections, rnd, name, fig):
+    """One run's figures, for the JSON."""
+    row = {"section": section, "scenario": scenario,
+           "connections": connections, "round": rnd, "backend": name}
+    for key in ("rps", "p50", "p99", "requests", "acks", "non2xx",
+                "socket_errors", "cpu", "stored", "stored_all", "done_in_run",
+                "done", "tail", "api"):
+        if key in fig:
+            row[key] = fig[key]
+    return row
+
+
+def gp_string(text):
+    """text as a gnuplot double-quoted string."""
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"').replace(
+        "\n", "\\n")
+
+
+def write_out(results, sections, rounds, drain, pending, lat, rows, ctx):
+    """Writes every figure as JSON (ack.json) and the chart of the first
+    section (ack.png, with gnuplot when there is one) into ctx["out"]."""
+    out = ctx["out"]
+    mach = machine()
+    command = command_line()
+    medians = []
+    for section, scenario, conns, names in sections:
+        ref = median_of(results[(section, "minimal+sync")], "rps")
+        for name in names:
+            figs = results[(section, name)]
+            rps = median_of(figs, "rps")
+            medians.append({
+                "section": section, "scenario": scenario,
+                "connections": conns, "backend": name, "rps": rps,
+                "p50": median_of(figs, "p50"), "p99": median_of(figs, "p99"),
+                "ratio_to_reference": rps / ref if rps and ref else None})
+    first = sections[0][0]
+    pw = median_of(results.get((first, "podio-webhook"), []), "rps")
+    compared = {}
+    for name, goal in (("php-fpm", TARGET_PHP), ("webhook", TARGET_WEBHOOK)):
+        rps = median_of(results.get((first, name), []), "rps")
+        compared[name] = {
+            "how": ctx["others"].get(name, "skipped: not installed"),
+            "rps": rps, "podio_webhook_rps": pw,
+            "ratio": pw / rps if pw and rps else None, "target": goal}
+    doc = {
+        "benchmark": "tests/bench/ack", "command": command,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": dict(mach, disk=ctx["fs"],
+                        fdatasync_ms_median=statistics.median(lat),
+                        fdatasync_ms_p99=percentile(lat, 99)),
+        "seconds": ctx["seconds"], "rounds": rounds, "workers": WORKERS,
+        "wrk_threads": WRK_THREADS, "rows": rows, "medians": medians,
+        "compared": compared,
+        "drain": drain,
+        "pending": None if not pending else {
+            k: v for k, v in pending.items() if k not in ("ref", "pw")},
+    }
+    try:
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, "ack.json")
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+        say("figures: %s" % path)
+    except OSError as e:
+        say("figures: not written: %s" % e)
+        return
+    if not ctx["gnuplot"]:
+        say("chart: not drawn (gnuplot is not installed)")
+        return
+    data = os.path.join(out, "ack.dat")
+    with open(data, "w") as f:
+        for m in medians:
+            if m["section"] == first and m["rps"] is not None:
+                f.write('"%s" %.1f %.3f\n' % (m["backend"], m["rps"],
+                                              m["p99"] or 0.0))
+    png = os.path.join(out, "ack.png")
+    heading = ("podio-webhook and what users run instead: %s, nginx and wrk "
+               "on 127.0.0.1, medians of %d rounds of %d s\n"
+               "%d CPUs (%s), %d MB, Linux %s, %s disk (fdatasync median "
+               "%.2f ms)\nreproduce: %s" % (
+                   first, rounds, ctx["seconds"], mach["nproc"], mach["cpu"],
+                   mach["memory_mb"], mach["kernel"], ctx["fs"],
+                   statistics.median(lat), command))
+    params = os.path.join(out, "ack-params.gp")
+    with open(params, "w") as f:
+        f.write("datafile = %s\noutfile = %s\nheading = %s\n" % (
+            gp_string(data), gp_string(png), gp_string(heading)))
+    r = subprocess.run([ctx["gnuplot"], params,
+                        os.path.join(HERE, "ack.gp")],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or not os.path.exists(png):
+        say("chart: gnuplot failed (exit %d): %s" % (
+            r.returncode, r.stderr.strip()))
+    else:
+        say("chart: %s" % png)
 
 
 if __name__ == "__main__":
