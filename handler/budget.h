@@ -27,6 +27,10 @@
 #define BUDGET_HOUR_MS         (3600 * 1000)
 /* The longest pause a wait Podio names sets (whatever it names). */
 #define BUDGET_WAIT_MAX_MS     BUDGET_HOUR_MS
+/* The first interval between the probes of an outage, and the longest
+ * (each failed probe doubles it; jitter lengthens it by 0-20%). */
+#define BUDGET_PROBE_BASE_MS   (2 * 1000)
+#define BUDGET_PROBE_MAX_MS    (120 * 1000)
 
 /*
  * The credential the rate limits of cfg's calls belong to: client id,
@@ -36,10 +40,19 @@
 void budget_cred(const struct podio_config *cfg, char *buf, size_t n);
 
 /*
+ * Whether err, a call's result, says the API is unavailable: 5xx, a
+ * timeout, a connection that failed.  Such a call starts or continues
+ * the credential's outage (budget_note_call()).
+ */
+int budget_outage_err(enum podio_err err);
+
+/*
  * Whether background calls of rate class cls may be made now.  Returns 0
  * when they may, else the time (ms since the epoch) until which they
  * wait, with why (size whylen) saying so: a 420 pause set by any process
- * sharing the spool, or the last X-Rate-Limit-Remaining seen within the
+ * sharing the spool, an outage of the API (until its next probe; the
+ * caller that claimed the probe, probing 1, passes when it is due), or
+ * the last X-Rate-Limit-Remaining seen within the
  * hour at or below reserve (0: no reserve).  The limit window of Podio is
  * an hour whose reset time is not exposed, so a low count counts for an
  * hour at most (the time returned); each call seen since (a hook.verify,
@@ -48,11 +61,25 @@ void budget_cred(const struct podio_config *cfg, char *buf, size_t n);
  * stops it.
  */
 int64_t budget_gate(struct podio_spool *spool, const char *cred,
-    const char *cls, long reserve, char *why, size_t whylen);
+    const char *cls, long reserve, int probing, char *why, size_t whylen);
+
+/*
+ * Claims the probe of cred's outage, when one is due and no caller of any
+ * process sharing the spool holds it, for lease_ms.  Returns 1 when the
+ * caller got it (*claim then identifies the claim: the caller's next call
+ * is the probe, and budget_note_call() ends the claim with its result),
+ * else 0.  budget_release_probe() gives back a claim not used.
+ */
+int budget_claim_probe(struct podio_spool *spool, const char *cred,
+    int64_t lease_ms, int64_t *claim);
+void budget_release_probe(struct podio_spool *spool, const char *cred,
+    int64_t claim);
 
 /* Records in spool what the last call of client (rate class cls, library
- * result rc) tells of the budget: the remaining count, and a 420's
- * pause. */
+ * result rc) tells of the budget: the remaining count, a 420's pause,
+ * the start of an outage or a failed probe (the next probe then waits
+ * twice as long, at most BUDGET_PROBE_MAX_MS), the end of an outage (any
+ * answer of Podio that budget_outage_err() does not call unavailable). */
 void budget_note_call(struct podio_spool *spool, struct podio_client *client,
     const char *cred, const char *cls, enum podio_err rc);
 
@@ -69,6 +96,8 @@ struct budget {
 	                              hour, -1 when none */
 	long limit;                /* X-Rate-Limit-Limit with it, or -1 */
 	int64_t seen_ms;           /* when it was seen, 0 when not */
+	int64_t outage_since_ms;   /* start of an outage, 0 when none */
+	int64_t next_probe_ms;     /* its next probe */
 };
 /* Fills *b for the general rate class, or the filter's (filter 1). */
 void budget_read(const struct podio_config *cfg, struct podio_spool *spool,

@@ -385,6 +385,16 @@ process_callback_reason(const struct podio__deliver_result *res, char *buf,
 	}
 }
 
+/* How long the claim of an outage's probe lasts: the probe's call, a
+ * token call before it, and a margin. */
+static int64_t
+process_probe_lease_ms(const struct runtime *rt)
+{
+	int64_t api = podio_config_get_ms(rt->cfg, "timeout");
+
+	return 2 * (api > 0 ? api : 30 * 1000) + 5000;
+}
+
 /* The lease of a taken event: long enough for its fetch and callbacks. */
 static int64_t
 process_lease_ms(const struct runtime *rt)
@@ -546,13 +556,16 @@ process_learn(struct podio_spool *spool, const struct podio_spool_batch *b,
 }
 
 /*
- * Fetches u's item with GET, unless the budget gate says to wait.
- * Learns the app of the events' hooks from the answer.  Returns -1 when
- * the call was rate limited (the caller stops calling), else 0.
+ * Fetches u's item with GET, unless the budget gate says to wait (probing:
+ * this caller holds the probe of an outage).  Learns the app of the
+ * events' hooks from the answer.  Returns -1 when the call was not made,
+ * was rate limited or found the API unavailable (the caller stops
+ * calling), else 0.
  */
 static int
 process_get(struct runtime *rt, struct podio_client *client,
-    struct podio_spool *spool, const char *cred, struct process_unit *u)
+    struct podio_spool *spool, const char *cred, int probing,
+    struct process_unit *u)
 {
 	char why[256];
 	cJSON *item = NULL;
@@ -561,8 +574,8 @@ process_get(struct runtime *rt, struct podio_client *client,
 	int64_t until;
 	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
 
-	if ((until = budget_gate(spool, cred, BUDGET_CLASS, reserve, why,
-	    sizeof(why))) != 0) {
+	if ((until = budget_gate(spool, cred, BUDGET_CLASS, reserve, probing,
+	    why, sizeof(why))) != 0) {
 		u->hold = 1;
 		return -1;
 	}
@@ -591,6 +604,16 @@ process_get(struct runtime *rt, struct podio_client *client,
 		u->hold = 1;
 		cJSON_Delete(item);
 		return -1;
+	case PODIO_ERR_SERVER:
+	case PODIO_ERR_UNAVAILABLE:
+	case PODIO_ERR_TRANSPORT:
+	case PODIO_ERR_TIMEOUT:
+		/* budget_note_call() started or continued the shared outage:
+		 * the events go back untouched (no try, no delay of their
+		 * own) and go when a probe finds Podio answering. */
+		u->hold = 1;
+		cJSON_Delete(item);
+		return -1;
 	default:
 		/* Podio's passing trouble waits without using up tries; a
 		 * refusal (403, a bad answer) counts, so it ends as a dead
@@ -609,13 +632,15 @@ process_get(struct runtime *rt, struct podio_client *client,
  * Fetches the items of units[0..n) that need one with filter calls for
  * app, in pages of at most PODIO_ITEM_FILTER_MAX ids (arrival order),
  * when it pays and the filter may be used; what they cannot give is left
- * for GET.  Each page asks the budget first.  A filter Podio refuses
- * (400, 403) is not tried again for that app for an hour (in the spool:
- * every process learns it); another failure leaves the rest for GET.
+ * for GET.  Each page asks the budget first (probing: see
+ * process_get()).  A filter Podio refuses (400, 403) is not tried again
+ * for that app for an hour (in the spool: every process learns it); an
+ * unavailable API holds the rest (the outage); another failure leaves
+ * the rest for GET.
  */
 static void
 process_filter(struct runtime *rt, struct podio_client *client,
-    struct podio_spool *spool, const char *cred, uint64_t app,
+    struct podio_spool *spool, const char *cred, int probing, uint64_t app,
     struct process_unit *units, size_t n)
 {
 	char cls[64], why[256];
@@ -649,11 +674,12 @@ process_filter(struct runtime *rt, struct podio_client *client,
 		/* A last page of one item is one call either way. */
 		if (page < PROCESS_FILTER_MIN && off > 0)
 			break;
-		if (budget_gate(spool, cred, cls, 0, why, sizeof(why)) != 0 ||
+		if (budget_gate(spool, cred, cls, 0, probing, why,
+		    sizeof(why)) != 0 ||
 		    budget_gate(spool, cred, BUDGET_FILTER_CLASS,
-		    PROCESS_FILTER_RESERVE, why, sizeof(why)) != 0 ||
-		    budget_gate(spool, cred, BUDGET_CLASS, reserve, why,
-		    sizeof(why)) != 0)
+		    PROCESS_FILTER_RESERVE, probing, why, sizeof(why)) != 0 ||
+		    budget_gate(spool, cred, BUDGET_CLASS, reserve, probing,
+		    why, sizeof(why)) != 0)
 			break;
 		memset(texts, 0, PODIO_ITEM_FILTER_MAX * sizeof(*texts));
 		rc = podio_item_filter(client, app, ids + off, page, texts);
@@ -667,6 +693,9 @@ process_filter(struct runtime *rt, struct podio_client *client,
 			    process_now_ms() + BUDGET_HOUR_MS);
 			break;
 		}
+		/* The outage holds the rest (budget_note_call()). */
+		if (budget_outage_err(rc))
+			break;
 		if (rc != PODIO_OK) {
 			podio_log(PODIO_LOG_WARN, "cannot filter the items of "
 			    "app %" PRIu64 ", fetching them one by one: %s",
@@ -1060,12 +1089,14 @@ process_app_first(const struct process_unit *units, size_t i)
  * Fetches the items the units need: the due items of the apps of those
  * units join in (one filter call may serve them all), filter calls per
  * app where they pay, then GET for the rest; when the budget says to
- * wait, or a call is rate limited, the rest waits as long.
+ * wait, or a call is rate limited or finds the API unavailable, the rest
+ * waits as long.  probing: this caller holds the probe of an outage (its
+ * first call is the probe).
  */
 static void
 process_fetch_all(struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, const struct podio_spool_take_opts *opts,
-    struct process_unit **units, size_t *n, int *locked)
+    int probing, struct process_unit **units, size_t *n, int *locked)
 {
 	struct podio_spool_take_opts now;
 	struct podio_spool_batch *more = NULL;
@@ -1080,7 +1111,7 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		return;
 	budget_cred(rt->cfg, cred, sizeof(cred));
 	if (budget_gate(spool, cred, BUDGET_CLASS,
-	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
+	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), probing, why,
 	    sizeof(why)) != 0) {
 		process_note_hold(why);
 		for (i = 0; i < *n; i++)
@@ -1098,7 +1129,8 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 			continue;
 		hook = (*units)[i].batch.events[0].hook_id;
 		if ((app = process_app_of(hook)) == 0) {
-			rc = process_get(rt, client, spool, cred, &(*units)[i]);
+			rc = process_get(rt, client, spool, cred, probing,
+			    &(*units)[i]);
 			if ((app = (*units)[i].learned) != 0)
 				process_app_learned(hook, app);
 			if (rc != 0)
@@ -1148,7 +1180,7 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 	/* One filter call per app whose units are many enough. */
 	for (i = 0; i < *n; i++)
 		if (process_app_first(*units, i))
-			process_filter(rt, client, spool, cred,
+			process_filter(rt, client, spool, cred, probing,
 			    (*units)[i].batch.app_id, *units, *n);
 	if (*locked) {
 		pthread_mutex_unlock(&process_bulk_lock);
@@ -1158,7 +1190,8 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		if (!(*units)[i].need || (*units)[i].have ||
 		    (*units)[i].defer || (*units)[i].hold)
 			continue;
-		if (process_get(rt, client, spool, cred, &(*units)[i]) == 0)
+		if (process_get(rt, client, spool, cred, probing,
+		    &(*units)[i]) == 0)
 			continue;
 		/* No call now: the rest waits for the budget too. */
 		for (k = i + 1; k < *n; k++)
@@ -1182,15 +1215,22 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 	struct process_unit *units = NULL;
 	enum process_outcome out = PROCESS_IDLE, o;
 	enum podio_err rc;
-	int64_t *done_ids = NULL;
+	int64_t *done_ids = NULL, claim = 0;
 	size_t i, n = 0, ntaken = 0, nevents = 0, ndone = 0, held = 0;
-	int locked;
+	char cred[PODIO_SPOOL_MAX_KEY];
+	int locked, probing = 0;
 
 	process_take_opts(rt, settle, &opts);
 	/* While the shared budget holds the item fetches, the items that
 	 * need one stay in the spool untouched, and the events that need
-	 * none (comments, deletes, ...) behind them are taken. */
-	opts.no_fetch = process_held_until(rt, spool) != 0;
+	 * none (comments, deletes, ...) behind them are taken.  In an
+	 * outage, the one caller that claims its due probe takes them: its
+	 * first call is the probe. */
+	budget_cred(rt->cfg, cred, sizeof(cred));
+	if ((opts.no_fetch = process_held_until(rt, spool) != 0) &&
+	    (probing = budget_claim_probe(spool, cred,
+	    process_probe_lease_ms(rt), &claim)) != 0)
+		opts.no_fetch = 0;
 	/* Takes, learning apps and bulk calls happen one thread at a time
 	 * in this process: the first thread that takes items of a burst
 	 * takes the due items of their apps with them, in full filter
@@ -1200,6 +1240,8 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 	    &ntaken);
 	if (rc != PODIO_OK && locked)
 		pthread_mutex_unlock(&process_bulk_lock);
+	if (rc != PODIO_OK && probing)
+		budget_release_probe(spool, cred, claim);
 	if (rc == PODIO_ERR_NOT_FOUND)
 		return PROCESS_IDLE;
 	if (rc != PODIO_OK)
@@ -1208,12 +1250,19 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 		podio_spool_batches_free(taken, ntaken);
 		if (locked)
 			pthread_mutex_unlock(&process_bulk_lock);
+		if (probing)
+			budget_release_probe(spool, cred, claim);
 		return PROCESS_ERROR;
 	}
 	podio_spool_batches_free(taken, ntaken);
-	process_fetch_all(rt, client, spool, &opts, &units, &n, &locked);
+	process_fetch_all(rt, client, spool, &opts, probing, &units, &n,
+	    &locked);
 	if (locked)
 		pthread_mutex_unlock(&process_bulk_lock);
+	/* A claim whose probe was not made (nothing to fetch) goes back;
+	 * after a probe it is over already. */
+	if (probing)
+		budget_release_probe(spool, cred, claim);
 	for (i = 0; i < n; i++) {
 		nevents += units[i].batch.n;
 		held += units[i].hold;
@@ -1296,7 +1345,7 @@ process_held_until(const struct runtime *rt, struct podio_spool *spool)
 
 	budget_cred(rt->cfg, cred, sizeof(cred));
 	until = budget_gate(spool, cred, BUDGET_CLASS,
-	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
+	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), 0, why,
 	    sizeof(why));
 	if (until == 0)
 		return 0;

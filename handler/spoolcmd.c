@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "podio.h"
 #include "budget.h"
@@ -44,7 +45,8 @@ struct spoolcmd_info {
 static const struct spoolcmd_info spoolcmd_info[] = {
 	{ "status", "spool status [--json]", "count the events by state",
 	    "  Pending, retrying, in flight, dead and undecodable events, the "
-	    "age of the\n  oldest, and the API budget the processors see.\n"
+	    "age of the\n  oldest, and the API budget the processors see "
+	    "(an outage: since when, and\n  when the next probe is due).\n"
 	    "  --json   print one JSON object\n" },
 	{ "list", "spool list [--json]", "list the stored events",
 	    "  One line per event: id, state, type, hook, item, tries, age, "
@@ -67,10 +69,10 @@ static const struct spoolcmd_info spoolcmd_info[] = {
 	    "(30s, 12h, 7d).\n" },
 	{ "resume", "spool resume [--json]", "end the API pauses now",
 	    "  End every pause of the API calls stored in the spool (a "
-	    "rate limit's wait,\n  at most an hour; a filter Podio refused), "
-	    "for every process sharing it,\n  and print what was resumed.  "
-	    "Exit 0 when something was resumed, 1 when\n  nothing was "
-	    "paused.\n"
+	    "rate limit's wait,\n  at most an hour; a filter Podio refused; "
+	    "an outage: its next probe), for\n  every process sharing it, "
+	    "and print what was resumed.  Exit 0 when\n  something was "
+	    "resumed, 1 when nothing was paused.\n"
 	    "  --json   print one JSON object\n" },
 };
 #define SPOOLCMD_N (sizeof(spoolcmd_info) / sizeof(spoolcmd_info[0]))
@@ -233,6 +235,39 @@ spoolcmd_budget(const char *name, const struct budget *b, int json)
 		printf("%-10s -\n", name);
 }
 
+/* The outage line of `spool status` (nothing when none), or its JSON
+ * members: api_unavailable_since (ISO 8601 UTC, null when none) and
+ * api_next_probe_s. */
+static void
+spoolcmd_outage(const struct budget *b, int json)
+{
+	int64_t now = process_now_ms(), next = 0;
+	char when[32] = "";
+	struct tm tm;
+	time_t t;
+
+	if (b->outage_since_ms > 0) {
+		t = (time_t)(b->outage_since_ms / 1000);
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+			    &tm);
+		next = b->next_probe_ms > now ? (b->next_probe_ms - now +
+		    999) / 1000 : 0;
+	}
+	if (json) {
+		if (b->outage_since_ms > 0)
+			printf(", \"api_unavailable_since\": \"%s\", "
+			    "\"api_next_probe_s\": %" PRId64, when, next);
+		else
+			printf(", \"api_unavailable_since\": null, "
+			    "\"api_next_probe_s\": null");
+		return;
+	}
+	if (b->outage_since_ms > 0)
+		printf("%-10s unavailable since %s, next probe in %" PRId64
+		    " s\n", "api:", when, next);
+}
+
 /* spool status [--json] */
 static int
 spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
@@ -253,6 +288,7 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 		    st.dead, st.bad, st.oldest_age_ms / 1000);
 		spoolcmd_budget("api", &api, 1);
 		spoolcmd_budget("filter", &filter, 1);
+		spoolcmd_outage(&api, 1);
 		printf("}\n");
 		return CLI_EXIT_OK;
 	}
@@ -265,7 +301,9 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 		printf("oldest:    %" PRId64 " s\n", st.oldest_age_ms / 1000);
 	else
 		printf("oldest:    -\n");
-	spoolcmd_budget("api:", &api, 0);
+	spoolcmd_outage(&api, 0);
+	if (api.outage_since_ms == 0)
+		spoolcmd_budget("api:", &api, 0);
 	spoolcmd_budget("filter:", &filter, 0);
 	return CLI_EXIT_OK;
 }
@@ -302,9 +340,10 @@ spoolcmd_list(const struct podio_config *cfg, struct podio_spool *spool,
 			if (ev[i].has & PODIO_HAS_ITEM_ID)
 				printf(", \"item_id\": %" PRIu64,
 				    ev[i].item_id);
-			printf(", \"attempts\": %ld, \"received_ms\": %"
-			    PRId64 ", \"next_ms\": %" PRId64 "}",
-			    ev[i].attempts, ev[i].received_ms, ev[i].next_ms);
+			printf(", \"attempts\": %ld, \"failures\": %ld, "
+			    "\"received_ms\": %" PRId64 ", \"next_ms\": %"
+			    PRId64 "}", ev[i].attempts, ev[i].failures,
+			    ev[i].received_ms, ev[i].next_ms);
 			continue;
 		}
 		printf("%-8" PRId64 " %-9s %-16s %-12" PRIu64 " ", ev[i].id,

@@ -276,6 +276,8 @@ with testlib.Sim() as sim:
     ENV["PODIO_SPOOL_DIR"] = os.path.join(D, "spool")
     # Retries in a tenth of a second (the test seam of handler/process.c).
     ENV["PODIO_TEST_BACKOFF_MS"] = "100"
+    # Outage probes every tenth of a second at first (handler/budget.c).
+    ENV["PODIO_TEST_PROBE_MS"] = "100"
     # CGI runs (and everything else) share ENV's token cache and spool.
 
     # ---------------------------------------------------- the answer order
@@ -511,19 +513,20 @@ with testlib.Sim() as sim:
     t.ok(r.status == 200 and "queued" in r.text,
          "an item Podio cannot serve now: still 200, the event is stored",
          r.show())
-    testlib.wait_for(lambda: spool_status(ENV).get("retrying") == 1,
-             "the event to wait for a retry")
+    testlib.wait_for(lambda: spool_status(ENV).get(
+        "api_unavailable_since") and spool_status(ENV).get("pending") == 1,
+        "the event to wait for the API's outage")
     t.ok(recorded_commands() == [] and
          len(sim.requests("/item/47")) >= 1,
-         "the fetch failed with 503: no callback ran, a retry is due",
-         recorded_commands())
+         "the fetch failed with 503: no callback ran, the event waits for "
+         "the outage to end", recorded_commands())
     failed = len(sim.requests("/item/47"))
     sim.clear_fails()
     drain_until(ENV, lambda: recorded_commands(), "the retry of item 47")
     ran = recorded_commands()
     t.ok(len(ran) == 1 and ran[0][0].get("item_id") == 47 and
          "item" in ran[0][0] and len(sim.requests("/item/47")) > failed,
-         "once Podio answers, a retry fetches the item and runs the "
+         "once Podio answers, a probe fetches the item and runs the "
          "callbacks", ran)
     settle(ENV)
     clear_commands()
