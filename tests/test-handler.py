@@ -21,6 +21,7 @@ SIGTERM finishing the event in hand,
 SIGHUP reloading (and keeping the old configuration when the new one is
 broken); one token request across all of it; no secret in any output."""
 
+import fcntl
 import json
 import os
 import re
@@ -214,12 +215,31 @@ def spool_status(env):
         return {}
 
 
+def worker_gone(env):
+    """Whether no detached CGI worker holds env's spool (the spool's
+    worker lock is free)."""
+    try:
+        fd = os.open(os.path.join(env["PODIO_SPOOL_DIR"], "cgi-worker.lock"),
+                     os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def settle(env):
     """Waits until env's spool holds nothing pending or in flight (every
-    event stored so far was processed or waits for a retry)."""
+    event stored so far was processed or waits for a retry) and its CGI
+    worker is gone, so that the next CGI run starts a worker of its own."""
     def idle():
         st = spool_status(env)
-        return st and st.get("pending") == 0 and st.get("in_flight") == 0
+        return (st and st.get("pending") == 0 and
+                st.get("in_flight") == 0 and worker_gone(env))
     testlib.wait_for(idle, "the spool to be worked through")
 
 
