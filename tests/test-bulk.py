@@ -18,12 +18,9 @@ follow the number of pages."""
 
 import json
 import os
-import signal
-import subprocess
-import threading
 import urllib.parse
 
-import fcgi
+import servesetup
 import testlib
 
 t = testlib.Tap()
@@ -53,89 +50,9 @@ def show(reqs, most=20):
     return "\n".join(lines)
 
 
-class Setup:
-    """A spool, a log callback and `serve` on a unix socket."""
-
-    def __init__(self, sim, name, **keys):
-        self.dir = os.path.join(D, name)
-        os.mkdir(self.dir)
-        self.log = os.path.join(self.dir, "events.jsonl")
-        self.conf = os.path.join(self.dir, "handler.conf")
-        with open(self.conf, "w") as f:
-            f.write('webhook_secret = "%s"\nlog * = %s\n' % (SECRET,
-                                                              self.log))
-        self.env = testlib.base_env(sim, spool_dir=os.path.join(
-            self.dir, "spool"), **keys)
-        self.sock = os.path.join(self.dir, "serve.sock")
-        self.errlog = os.path.join(self.dir, "serve.log")
-        self.errf = open(self.errlog, "w")
-        self.proc = testlib.popen(
-            [PW, "-c", self.conf, "serve", "--listen", "unix:" + self.sock,
-             "--workers", "4"], env=self.env, stdout=subprocess.DEVNULL,
-            stderr=self.errf)
-        testlib.wait_for(lambda: "serving FastCGI" in testlib.read_text(
-            self.errlog) or self.proc.poll() is not None, "the server")
-
-    def deliver(self, body):
-        try:
-            return fcgi.delivery(self.sock, body, timeout=120).status
-        except Exception as exc:  # reported through the status
-            t.diag("delivery failed: %r" % exc)
-            return 0
-
-    def deliver_many(self, bodies, threads=8):
-        todo = list(range(len(bodies)))
-        lock = threading.Lock()
-        statuses = [None] * len(bodies)
-
-        def worker():
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    i = todo.pop()
-                statuses[i] = self.deliver(bodies[i])
-        pool = [threading.Thread(target=worker) for _ in range(threads)]
-        for th in pool:
-            th.start()
-        for th in pool:
-            th.join()
-        return statuses
-
-    def logged(self):
-        out = []
-        for line in testlib.read_text(self.log).split("\n")[:-1]:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"unparsable": line})
-        return out
-
-    def pw(self, *args):
-        return testlib.run([PW, "-c", self.conf] + list(args),
-                           env=self.env, timeout=60)
-
-    def status(self):
-        r = testlib.run([PW, "-c", self.conf, "spool", "status", "--json"],
-                        env=self.env, wrap=False)
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return {"error": r.stdout + r.stderr}
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.errf.close()
-        text = testlib.read_text(self.errlog)
-        t.ok(rc == 0 and "Sanitizer" not in text and
-             "runtime error:" not in text,
-             "%s: the server stops cleanly" % os.path.basename(self.dir),
-             "exit %r\n%s" % (rc, text[-3000:]))
+def Setup(sim, name, **keys):
+    return servesetup.ServeSetup(t, sim, os.path.join(D, name), SECRET,
+                                 **keys)
 
 
 with testlib.Sim() as sim:

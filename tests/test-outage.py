@@ -17,13 +17,10 @@ product's speed."""
 
 import json
 import os
-import signal
-import subprocess
-import threading
 import time
 import urllib.parse
 
-import fcgi
+import servesetup
 import testlib
 
 t = testlib.Tap()
@@ -60,79 +57,14 @@ def fetches(sim):
     return [r for r in sim.requests("/item/")]
 
 
-class Setup:
-    """A spool, a log callback and `serve` on a unix socket."""
+class Setup(servesetup.ServeSetup):
+    """A server whose first probe interval is probe_ms
+    (PODIO_TEST_PROBE_MS)."""
 
     def __init__(self, sim, name, probe_ms, **keys):
-        self.dir = os.path.join(D, name)
-        os.mkdir(self.dir)
-        self.log = os.path.join(self.dir, "events.jsonl")
-        self.conf = os.path.join(self.dir, "handler.conf")
-        with open(self.conf, "w") as f:
-            f.write('webhook_secret = "%s"\nlog * = %s\n' % (SECRET,
-                                                              self.log))
-        self.env = testlib.base_env(sim, spool_dir=os.path.join(
-            self.dir, "spool"), **keys)
-        self.env["PODIO_TEST_PROBE_MS"] = str(probe_ms)
-        self.sock = os.path.join(self.dir, "serve.sock")
-        self.errlog = os.path.join(self.dir, "serve.log")
-        self.errf = open(self.errlog, "w")
-        self.proc = testlib.popen(
-            [PW, "-c", self.conf, "serve", "--listen", "unix:" + self.sock,
-             "--workers", "4"], env=self.env, stdout=subprocess.DEVNULL,
-            stderr=self.errf)
-        testlib.wait_for(lambda: "serving FastCGI" in testlib.read_text(
-            self.errlog) or self.proc.poll() is not None, "the server")
-
-    def deliver(self, body):
-        try:
-            return fcgi.delivery(self.sock, body, timeout=120).status
-        except Exception as exc:  # reported through the status
-            t.diag("delivery failed: %r" % exc)
-            return 0
-
-    def deliver_many(self, bodies, threads=8):
-        todo = list(range(len(bodies)))
-        lock = threading.Lock()
-        statuses = [None] * len(bodies)
-
-        def worker():
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    i = todo.pop(0)
-                statuses[i] = self.deliver(bodies[i])
-        pool = [threading.Thread(target=worker) for _ in range(threads)]
-        for th in pool:
-            th.start()
-        for th in pool:
-            th.join()
-        return statuses
-
-    def logged(self):
-        out = []
-        for line in testlib.read_text(self.log).split("\n")[:-1]:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"unparsable": line})
-        return out
-
-    def pw(self, *args):
-        return testlib.run([PW, "-c", self.conf] + list(args),
-                           env=self.env, timeout=60)
-
-    def json_of(self, *args):
-        r = testlib.run([PW, "-c", self.conf] + list(args) + ["--json"],
-                        env=self.env, wrap=False)
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return {"error": r.stdout + r.stderr}
-
-    def status(self):
-        return self.json_of("spool", "status")
+        super().__init__(t, sim, os.path.join(D, name), SECRET,
+                         extra_env={"PODIO_TEST_PROBE_MS": str(probe_ms)},
+                         **keys)
 
     def untried(self):
         """Whether no stored event has a try or failure counted (each
@@ -141,21 +73,6 @@ class Setup:
         return isinstance(evs, list) and all(
             e.get("attempts") == 0 and e.get("failures") == 0 and
             e.get("state") in ("pending", "in flight") for e in evs), evs
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.errf.close()
-        text = testlib.read_text(self.errlog)
-        t.ok(rc == 0 and "Sanitizer" not in text and
-             "runtime error:" not in text,
-             "%s: the server stops cleanly" % os.path.basename(self.dir),
-             "exit %r\n%s" % (rc, text[-3000:]))
-        return text
 
 
 with testlib.Sim() as sim:
