@@ -1355,17 +1355,22 @@ process_held_until(const struct runtime *rt, struct podio_spool *spool)
 
 /* See process.h.  While the shared budget holds the fetches, the events
  * it holds are due (they have no delay of their own): the processors
- * look again when it may have opened, new events waking them sooner. */
+ * look again when it may have opened, new events waking them sooner;
+ * meanwhile only what needs no fetch is looked at (an indexed query that
+ * reads none of the held events, however many wait). */
 int64_t
 process_next_due(const struct runtime *rt, struct podio_spool *spool)
 {
-	int64_t when, held;
+	struct podio_spool_take_opts opts;
+	int64_t when = 0, held;
 
-	if ((when = process_due(rt, spool, 1)) <= 0)
-		return when;
-	if ((held = process_held_until(rt, spool)) > when)
-		return held;
-	return when;
+	if ((held = process_held_until(rt, spool)) == 0)
+		return process_due(rt, spool, 1);
+	process_take_opts(rt, 1, &opts);
+	opts.no_fetch = 1;
+	if (podio_spool_next_due(spool, &opts, &when) != PODIO_OK)
+		return -1;
+	return when > 0 && when < held ? when : held;
 }
 
 /*

@@ -534,6 +534,13 @@ ensure_schema(struct podio_spool *s, int *newer)
 	if (version == 0 &&
 	    (rc = podio__spool_exec(s, schema_sql)) != SQLITE_OK)
 		goto fail;
+	/* Added within version 1 (an older binary keeps it up to date like
+	 * any index): the events that need no item fetch, for the takes
+	 * while the fetches are held (spool_queue.c). */
+	if ((rc = podio__spool_exec(s, "CREATE INDEX IF NOT EXISTS"
+	    " events_nofetch ON events(id) WHERE state = 'pending'"
+	    " AND type NOT IN ('item.create', 'item.update')")) != SQLITE_OK)
+		goto fail;
 	return podio__spool_commit(s);
 fail:
 	podio__spool_fin(s, st);

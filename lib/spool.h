@@ -304,8 +304,8 @@ enum podio_err podio_spool_learn_app(struct podio_spool *spool,
 /*
  * The earliest time at which something may become due with these opts
  * (a retry time, a settle window, a lease running out): *when_ms receives
- * it, or 0 when the spool holds nothing pending.  A time in the past
- * means now.
+ * it, or 0 when the spool holds nothing pending (with no_fetch: nothing
+ * that a take with no_fetch may claim).  A time in the past means now.
  */
 enum podio_err podio_spool_next_due(struct podio_spool *spool,
     const struct podio_spool_take_opts *opts, int64_t *when_ms);

@@ -321,8 +321,8 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
  * what was not takeable before that head is not now, and the events it
  * claimed are not looked at again.)
  */
-#define HEAD_SQL(filter) \
-	"SELECT e.id, e.item_id FROM events e" \
+#define HEAD_SQL(index, filter) \
+	"SELECT e.id, e.item_id FROM events e" index \
 	" WHERE e.state = 'pending' AND e.id > ?5 AND e.next_at <= ?1" \
 	" AND coalesce(e.lease_until, 0) <= ?1" filter \
 	" AND (e.item_id IS NULL OR (NOT EXISTS (SELECT 1 FROM events p" \
@@ -337,10 +337,24 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
 	"   AND f.type IN ('item.create', 'item.update')))))" \
 	" ORDER BY e.id LIMIT 1"
 
-static const char *const head_sql[] = {
-	HEAD_SQL(""),
-	HEAD_SQL(" AND e.item_id = ?4"),
-	HEAD_SQL(" AND e.item_id IS NOT NULL AND " APP_OF("e") " = ?4"),
+/* With ?6 set (no_fetch), the head's own type is one that needs no
+ * fetch, read from the partial index of such events (events_nofetch): a
+ * look while the fetches are held reads none of the held events. */
+#define NOFETCH_SQL " AND e.type NOT IN ('item.create', 'item.update')"
+#define NOFETCH_INDEX " INDEXED BY events_nofetch"
+
+static const char *const head_sql[2][3] = {
+	{
+		HEAD_SQL("", ""),
+		HEAD_SQL("", " AND e.item_id = ?4"),
+		HEAD_SQL("", " AND e.item_id IS NOT NULL AND " APP_OF("e")
+		    " = ?4"),
+	}, {
+		HEAD_SQL(NOFETCH_INDEX, NOFETCH_SQL),
+		HEAD_SQL(NOFETCH_INDEX, NOFETCH_SQL " AND e.item_id = ?4"),
+		HEAD_SQL(NOFETCH_INDEX, NOFETCH_SQL " AND e.item_id IS NOT NULL"
+		    " AND " APP_OF("e") " = ?4"),
+	},
 };
 
 /* Effective options. */
@@ -375,7 +389,8 @@ find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	int rc;
 
 	*id = 0;
-	if ((rc = podio__spool_prep(s, head_sql[mode], &st)) != SQLITE_OK)
+	if ((rc = podio__spool_prep(s, head_sql[p->no_fetch != 0][mode],
+	    &st)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, p->now);
 	sqlite3_bind_int64(st, 2, p->settle_ms);
@@ -745,6 +760,28 @@ podio_spool_next_due(struct podio_spool *s,
 	    "   max(coalesce(lease_until, 0)) AS busy FROM events"
 	    "   WHERE state = 'pending' AND item_id IS NOT NULL"
 	    "   GROUP BY item_id) g JOIN events h ON h.id = g.head)";
+	/* With no_fetch, the same over the events a take with no_fetch may
+	 * claim, read from the partial index of those that need no fetch:
+	 * while the fetches are held, the look reads none of the held
+	 * events. */
+	static const char sql_nofetch[] =
+	    "SELECT min(t) FROM ("
+	    " SELECT CASE WHEN coalesce(lease_until, 0) > ?1"
+	    "  THEN lease_until ELSE next_at END AS t"
+	    "  FROM events e" NOFETCH_INDEX " WHERE e.state = 'pending'"
+	    NOFETCH_SQL " AND e.item_id IS NULL"
+	    " UNION ALL"
+	    " SELECT CASE WHEN g.busy > ?1 THEN g.busy"
+	    "  ELSE max(h.next_at, CASE WHEN ?2 > 0 THEN"
+	    "   min(g.last + ?2, h.received_at + ?3) ELSE 0 END) END"
+	    "  FROM (SELECT e.item_id AS item_id, min(e.id) AS head,"
+	    "   max(e.received_at) AS last,"
+	    "   max(coalesce(e.lease_until, 0)) AS busy FROM events e"
+	    NOFETCH_INDEX " WHERE e.state = 'pending'" NOFETCH_SQL
+	    "   AND e.item_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+	    "   events f WHERE f.item_id = e.item_id AND f.state = 'pending'"
+	    "   AND f.type IN ('item.create', 'item.update'))"
+	    "   GROUP BY e.item_id) g JOIN events h ON h.id = g.head)";
 	struct take_params p;
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -752,7 +789,8 @@ podio_spool_next_due(struct podio_spool *s,
 	*when_ms = 0;
 	take_params(s, opts, &p);
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	if ((rc = podio__spool_prep(s, p.no_fetch ? sql_nofetch : sql,
+	    &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, p.now);
 	sqlite3_bind_int64(st, 2, p.settle_ms);

@@ -684,7 +684,7 @@ test_no_fetch(void)
 	struct podio_spool *s;
 	struct podio_spool_batch b;
 	struct podio_spool_take_opts o;
-	int64_t now = podio__wall_ms(), upd, del, com, later;
+	int64_t now = podio__wall_ms(), upd, del, com, later, when = 0;
 
 	s = open_or_bail(newdir(dir, sizeof(dir), "nofetch"));
 	memset(&o, 0, sizeof(o));
@@ -710,6 +710,20 @@ test_no_fetch(void)
 	    b.events[0].id == upd && b.events[1].id == later,
 	    "without no_fetch the item is taken, in arrival order");
 	podio_spool_batch_clear(&b);
+	podio_spool_close(s);
+
+	/* The next due time with no_fetch counts only what such a take
+	 * may claim: held items alone leave nothing to look at. */
+	s = open_or_bail(newdir(dir, sizeof(dir), "nofetch-due"));
+	add(s, "item.update", 1, 900, 1, now - 1000);
+	add(s, "item.delete", 1, 900, 2, now - 900);
+	tap_ok(podio_spool_next_due(s, &o, &when) == PODIO_OK && when == 0,
+	    "no fetch: held items alone: nothing due");
+	tap_ok(podio_spool_next_due(s, NULL, &when) == PODIO_OK && when > 0,
+	    "without no_fetch they are due");
+	add(s, "comment.create", 1, 0, 0, now - 500);
+	tap_ok(podio_spool_next_due(s, &o, &when) == PODIO_OK && when > 0 &&
+	    when <= now, "no fetch: an event without an item is due now");
 	podio_spool_close(s);
 }
 
