@@ -13,9 +13,25 @@ import json
 import os
 import subprocess
 import threading
+import urllib.parse
 
 import fcgi
 import testlib
+
+
+def form(secret, pairs):
+    """A delivery's form body: pairs (values made text), then the secret."""
+    pairs = [(k, str(v)) for k, v in pairs] + [("secret", secret)]
+    return urllib.parse.urlencode(pairs).encode()
+
+
+def show(reqs, most=20):
+    """The simulator's recorded requests, one line each, at most most."""
+    lines = ["%s %s -> %s" % (r["method"], r["path"], r["status"])
+             for r in reqs]
+    if len(lines) > most:
+        lines = lines[:most] + ["... %d more" % (len(lines) - most)]
+    return "\n".join(lines)
 
 
 class ServeSetup:

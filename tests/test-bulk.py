@@ -18,7 +18,6 @@ follow the number of pages."""
 
 import json
 import os
-import urllib.parse
 
 import servesetup
 import testlib
@@ -33,21 +32,12 @@ PAGE = 500
 
 
 def form(pairs):
-    pairs = [(k, str(v)) for k, v in pairs] + [("secret", SECRET)]
-    return urllib.parse.urlencode(pairs).encode()
+    return servesetup.form(SECRET, pairs)
 
 
 def item_body(item_id, rev):
     return form([("type", "item.update"), ("hook_id", HOOK),
                  ("item_id", item_id), ("item_revision_id", rev)])
-
-
-def show(reqs, most=20):
-    lines = ["%s %s -> %s" % (r["method"], r["path"], r["status"])
-             for r in reqs]
-    if len(lines) > most:
-        lines = lines[:most] + ["... %d more" % (len(lines) - most)]
-    return "\n".join(lines)
 
 
 def Setup(sim, name, **keys):
@@ -80,7 +70,7 @@ with testlib.Sim() as sim:
                      "the events pending")
     t.ok(not sim.requests() and len(s.logged()) == 2,
          "while the reserve holds them, no API call and no event ran",
-         show(sim.requests()))
+         servesetup.show(sim.requests()))
     # A hook.verify answered now shows calls left: the events go.
     hook = sim.add_hook("http://127.0.0.1:9/podio", type="item.create")
     code = sim.verify_code(hook["hook_id"])
@@ -109,14 +99,14 @@ with testlib.Sim() as sim:
         ", ".join("%s %s" % (r["method"], r["path"]) for r in reqs), sizes))
     t.ok(len(reqs) <= pages + 2, "%d events cost %d API calls (at most %d:"
          " hook.verify, %d filter pages, one spare)" % (
-             n, len(reqs), pages + 2, pages), show(reqs))
+             n, len(reqs), pages + 2, pages), servesetup.show(reqs))
     t.ok(filt and all(0 < k <= PAGE for k in sizes) and
          all(r["status"] == 200 for r in filt),
          "filter pages of at most %d ids, none refused" % PAGE,
-         "%r\n%s" % (sizes, show(filt)))
+         "%r\n%s" % (sizes, servesetup.show(filt)))
     t.ok(not [r for r in reqs if r["method"] == "GET" and
               r["path"].startswith("/item/")], "no GET of an item",
-         show(reqs))
+         servesetup.show(reqs))
     s.stop()
 
     # ------------------------------------------------------------ a
@@ -135,7 +125,7 @@ with testlib.Sim() as sim:
          "hour (%r s)" % st.get("api_paused_s"), st)
     t.ok(not s.logged() and len(sim.requests("/item/3001")) == 1,
          "during the pause the event waits, no second fetch",
-         show(sim.requests()))
+         servesetup.show(sim.requests()))
     r = s.pw("spool", "resume")
     t.ok(r.returncode == 0 and "default" in r.stdout,
          "spool resume: exit 0, names what it resumed", r.stdout + r.stderr)
@@ -144,7 +134,7 @@ with testlib.Sim() as sim:
     t.ok([g["status"] for g in gets] == [420, 200] and
          s.logged()[0].get("item_id") == 3001,
          "after spool resume the item is fetched and the event runs",
-         show(gets))
+         servesetup.show(gets))
     t.ok(s.status().get("api_paused_s") == 0, "spool status: no pause",
          s.status())
     r = s.pw("spool", "resume")

@@ -18,7 +18,6 @@ product's speed."""
 import json
 import os
 import time
-import urllib.parse
 
 import servesetup
 import testlib
@@ -35,21 +34,12 @@ HOUR_S = 3600.0 * FAST / 2000
 
 
 def form(pairs):
-    pairs = [(k, str(v)) for k, v in pairs] + [("secret", SECRET)]
-    return urllib.parse.urlencode(pairs).encode()
+    return servesetup.form(SECRET, pairs)
 
 
 def item_body(item_id, rev):
     return form([("type", "item.update"), ("hook_id", HOOK),
                  ("item_id", item_id), ("item_revision_id", rev)])
-
-
-def show(reqs, most=20):
-    lines = ["%s %s -> %s" % (r["method"], r["path"], r["status"])
-             for r in reqs]
-    if len(lines) > most:
-        lines = lines[:most] + ["... %d more" % (len(lines) - most)]
-    return "\n".join(lines)
 
 
 def fetches(sim):
@@ -84,7 +74,7 @@ with testlib.Sim() as sim:
     got = fetches(sim)
     t.ok([r["status"] for r in got] == [503, 503, 503, 200],
          "a blip of 3 failures: 3 failed calls (the fetch, 2 probes), "
-         "then the probe that succeeds, nothing else", show(got))
+         "then the probe that succeeds, nothing else", servesetup.show(got))
     ev = s.logged()[0]
     t.ok(ev.get("item_id") == 501 and isinstance(ev.get("item"), dict),
          "the event reached the callbacks with its item", ev)
@@ -124,16 +114,16 @@ with testlib.Sim() as sim:
     t.ok(2 <= len(probes) <= 40 and all(r["status"] == 503
                                         for r in probes),
          "an hour of outage costs %d calls (at most 40)" % len(probes),
-         show(probes))
+         servesetup.show(probes))
     t.ok(not s.logged()[1:], "no event ran during the outage")
     sim.clear_requests()
     sim.clear_fails()
     testlib.wait_for(lambda: len(s.logged()) >= 501, "the 500 events", 120)
     after = fetches(sim)
-    t.diag("after the outage: %s" % show(after))
+    t.diag("after the outage: %s" % servesetup.show(after))
     t.ok(len(after) <= 5 and all(r["status"] == 200 for r in after),
          "after the outage the 500 events cost %d fetch calls (at most 5)"
-         % len(after), show(after))
+         % len(after), servesetup.show(after))
     evs = s.logged()[1:]
     want = sorted((i, rev) for rev in range(1, 11) for i in items)
     t.is_(sorted((e.get("item_id"), e.get("item_revision_id"))
@@ -169,7 +159,7 @@ with testlib.Sim() as sim:
     got = fetches(sim)
     good = [r for r in got if r["status"] == 200]
     t.ok(len(good) == 1, "100 edits of one item across an outage cost "
-         "one fetch", show(got))
+         "one fetch", servesetup.show(got))
     t.is_(sorted(e.get("item_revision_id") for e in s.logged()),
           list(range(1, 101)), "every edit reached the callbacks once")
     t.ok(s.status().get("api_unavailable_since") is None,
