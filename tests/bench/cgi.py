@@ -54,6 +54,9 @@ import threading
 import time
 import urllib.parse
 
+# The helpers ack.py has too (this directory is on the path of a script).
+from ack import count_lines, env_int, median_of, parse_wrk, say
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.dirname(os.path.dirname(HERE))
 
@@ -68,49 +71,13 @@ WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
 servers = None            # tests/e2e/servers.py, imported in main()
 
 
-def say(text=""):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
 def give_up(why):
     """Says why the benchmark does not run; exits 0 (never fails)."""
     say("CGI benchmark: not run: " + why)
     sys.exit(0)
 
 
-def env_int(name, default, low, high):
-    try:
-        v = int(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return min(max(v, low), high)
-
 # ------------------------------------------------------------------ wrk
-
-
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def parse_wrk(out):
-    """The figures of wrk --latency's output, or None when it has none."""
-    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    if not m:
-        return None
-    fig = {"rps": float(m.group(1))}
-    m = re.search(r"(\d+) requests in", out)
-    fig["requests"] = int(m.group(1)) if m else 0
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    fig["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors:(.*)", out)
-    fig["errors"] = sum(int(x) for x in re.findall(r"\d+", m.group(1))) \
-        if m else 0
-    for pct in ("50", "99"):
-        m = re.search(r"^\s+%s(?:\.0+)?%%\s+([0-9.]+)(us|ms|s|m)$" % pct,
-                      out, re.M)
-        fig["p" + pct] = float(m.group(1)) * _UNIT_MS[m.group(2)] \
-            if m else None
-    return fig
 
 
 def run_wrk(url, seconds, args=None):
@@ -140,14 +107,6 @@ def verdict(ok, how):
     return ("met" if ok else "NOT met") + " (" + how + ")"
 
 # ------------------------------------------------------------------ files
-
-
-def count_lines(path):
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
 
 
 def logged_items(path):
@@ -383,7 +342,8 @@ def row(label, fig, note=""):
         label, fig["rps"], fmt_ms(fig["p50"]), fmt_ms(fig["p99"]),
         fig["requests"],
         ", %d non-2xx" % fig["non2xx"] if fig["non2xx"] else "",
-        ", %d socket errors" % fig["errors"] if fig["errors"] else "") +
+        ", %d socket errors" % fig["socket_errors"]
+        if fig["socket_errors"] else "") +
         note)
 
 
@@ -421,11 +381,6 @@ def run_c(base, binary, secret, events_log, wlog, seconds, run):
     fig["logged"] = count_lines(events_log) - before
     fig["late"] = max(0, fig["logged"] - acks)
     return fig
-
-
-def median_of(figs, key):
-    v = [f[key] for f in figs if f.get(key) is not None]
-    return statistics.median(v) if v else None
 
 
 def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
