@@ -153,14 +153,13 @@ cgi_worker_turns(struct runtime *rt, int64_t budget_ms)
 	struct podio_spool *spool;
 	const char *dir = podio_config_get(rt->cfg, "spool_dir");
 	char err[256];
-	int64_t deadline;
+	int64_t deadline = 0;
 	size_t before;
 	int fd = -1, looked = 0, stuck = 0, successor = 0;
 	long pid = (long)getpid();
 
 	if (cgi_worker_try(dir, LOCK_EX, &fd) != 1)
 		return 0;
-	deadline = process_now_ms() + budget_ms;
 	memset(&counts, 0, sizeof(counts));
 	err[0] = '\0';
 	if ((ps = process_spool_new()) == NULL ||
@@ -173,6 +172,8 @@ cgi_worker_turns(struct runtime *rt, int64_t budget_ms)
 		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
 		goto fail;
 	}
+	/* The budget is for work: it starts once the spool is open. */
+	deadline = process_now_ms() + budget_ms;
 	for (;;) {
 		podio_log(PODIO_LOG_INFO, "cgi worker pid=%ld started", pid);
 		for (;;) {
@@ -182,9 +183,12 @@ cgi_worker_turns(struct runtime *rt, int64_t budget_ms)
 			/* Due events a look found, but none taken: they
 			 * cannot be taken now (another process holds them,
 			 * or the API is paused), and looking again would
-			 * only spin. */
+			 * only spin.  Unless the budget ran out first (a
+			 * look just before the deadline): then a successor
+			 * takes them. */
 			if (looked && cgi_worker_handled(&counts) == before) {
-				stuck = 1;
+				if (process_now_ms() < deadline)
+					stuck = 1;
 				break;
 			}
 			if (!(looked = cgi_worker_linger(spool, deadline)))
@@ -200,7 +204,15 @@ cgi_worker_turns(struct runtime *rt, int64_t budget_ms)
 		if (stuck || !(looked = cgi_worker_due(spool)))
 			break;
 		if (process_now_ms() >= deadline) {
-			successor = 1;
+			/* A successor only after progress: a budget too
+			 * short for one event would fork for ever. */
+			if (cgi_worker_handled(&counts) > 0)
+				successor = 1;
+			else
+				podio_log(PODIO_LOG_WARN, "cgi_budget %lld ms "
+				    "ended before one event was handled; due "
+				    "events wait for the next request or "
+				    "'spool drain'", (long long)budget_ms);
 			break;
 		}
 		if (cgi_worker_try(dir, LOCK_EX, &fd) != 1)

@@ -14,7 +14,8 @@ The workers log when they take and let go the spool's worker lock
 in the log, each start is followed by the end of the same PID before the
 next start, so no two workers ever held the lock at once; and far fewer
 workers start than there are deliveries.  Twice: with the defaults, and
-with a budget of 100 ms and no settle window (workers end all the time).
+with a budget of 20 ms and no settle window (workers end all the time,
+many of them in the middle of a look).
 
 Then a worker is killed with kill -9 in the middle of a burst: the kernel
 drops its lock, another worker takes it, and the deliveries after the
@@ -37,12 +38,12 @@ DELIVERIES = int(os.environ.get("PODIO_TEST_CGI_WORKER_N", "200"))
 CONNECTIONS = 8
 FIRST_ITEM = 700000
 # With the defaults one worker usually takes the whole burst, and far
-# fewer workers start than there are deliveries.  With a budget of 100 ms
+# fewer workers start than there are deliveries.  With a budget of 20 ms
 # and no settle window, workers end all the time during the burst (each
 # starting a successor when events are left): many hand-overs between
 # ending workers and the runs that store events.
 ROUNDS = (("defaults", "", True),
-          ("100 ms budget", "coalesce_window = 0\ncgi_budget = 100ms\n",
+          ("20 ms budget", "coalesce_window = 0\ncgi_budget = 20ms\n",
            False))
 WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
 
