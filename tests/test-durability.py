@@ -803,11 +803,15 @@ def test_kill_cgi():
     env["PODIO_LOG_TARGET"] = "file:" + os.path.join(d, "workers.log")
     nkill = max(16, n // 8)
     # Each killed run: at a random moment, early or later, or as soon as
-    # its answer arrives.
-    to_kill = {i: RNG.choice([("early", RNG.uniform(0, 0.2 * SLOW)),
-                              ("late", RNG.uniform(0.1, 0.6) * SLOW),
+    # its answer arrives.  The moments are fractions of how long a run
+    # takes here (the median of the runs not killed so far; 0.6 s, times
+    # SLOW, until one is known), so that a busy or fast machine does not
+    # see most runs end before their kill.
+    to_kill = {i: RNG.choice([("early", RNG.uniform(0, 0.2)),
+                              ("late", RNG.uniform(0.2, 0.9)),
                               ("at the answer", 0)])
                for i in RNG.sample(range(n), nkill)}
+    run_secs = []
     worker_moments = sorted(RNG.sample(range(n // 20, n - 1), 10))
     t.diag("CGI: %d deliveries, %d at a time; kill -9 of deliveries %s at "
            "random delays; of a detached worker after deliveries %s" % (
@@ -840,11 +844,16 @@ def test_kill_cgi():
                 return
             data = body(base + i)
             errpath = os.path.join(d, "cgi-%d.err" % i)
+            begun = time.monotonic()
             p = cgi_popen(env, data, errpath)
             with lock:
                 cgi_pids.add(p.pid)
             if i in to_kill:
-                how, delay = to_kill[i]
+                how, frac = to_kill[i]
+                with lock:
+                    typical = (sorted(run_secs)[len(run_secs) // 2]
+                               if run_secs else 0.6 * SLOW)
+                delay = frac * typical
                 try:
                     p.stdin.write(data)
                     p.stdin.close()
@@ -880,6 +889,8 @@ def test_kill_cgi():
                 try:
                     out, _err = p.communicate(data, timeout=30 * SLOW)
                     st = fcgi.parse_cgi(out)[0]
+                    with lock:
+                        run_secs.append(time.monotonic() - begun)
                     if p.returncode != 0:
                         BAD_EXITS.append(("CGI", p.returncode,
                                           testlib.read_text(errpath)[-1000:]))
