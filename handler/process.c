@@ -1041,6 +1041,22 @@ process_take_opts(const struct runtime *rt, int settle,
 	opts->settle_max_ms = max > 0 ? max : 0;
 }
 
+/* See process.h.  An item event waits for its item to settle: at least
+ * coalesce_window, or coalesce_max when that is shorter. */
+int64_t
+process_due_after(const struct runtime *rt, const struct podio_delivery *d)
+{
+	int64_t window, max;
+
+	if (d == NULL || !(d->has & PODIO_HAS_ITEM_ID))
+		return 0;
+	window = podio_config_get_ms(rt->cfg, "coalesce_window");
+	max = podio_config_get_ms(rt->cfg, "coalesce_max");
+	if (window <= 0)
+		return 0;
+	return max > 0 && max < window ? max : window;
+}
+
 /* Adds the batches more[0..nmore) (moved) to units (*n used); *units
  * grows.  Batches that find no room are given back.  Returns 0 or -1. */
 static int

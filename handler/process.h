@@ -65,6 +65,11 @@ enum process_outcome process_one(struct runtime *rt,
     struct podio_client *client, struct podio_spool *spool,
     struct process_counts *counts);
 
+/* How long after it is stored delivery d's event may become due at the
+ * earliest (ms): its settle window for an item event, else 0. */
+int64_t process_due_after(const struct runtime *rt,
+    const struct podio_delivery *d);
+
 /* When something of spool becomes due for rt's settle window (ms since
  * the epoch; a past time means now), 0 when nothing waits, -1 when the
  * spool cannot be read. */

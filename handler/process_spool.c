@@ -15,11 +15,22 @@
 #include "process_spool.h"
 #include "spool.h"
 
+/* A processor in process_spool_wait(), on its stack. */
+struct process_waiter {
+	struct process_waiter *next;
+	int64_t until_ms;              /* monotonic; shortened by news */
+};
+
 struct process_spool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct podio_spool *spool;     /* owned, NULL until opened */
 	uint64_t gen;                  /* notifications so far */
+	uint64_t now_gen;              /* the last one of an event due at
+	                                  once (0: none yet) */
+	int64_t later_min_ms;          /* the shortest delay of those of
+	                                  events due later (-1: none yet) */
+	struct process_waiter *waiters;
 	int waiting;                   /* processors in process_spool_wait() */
 	int looking;                   /* processors woken for news that
 	                                  have not taken yet */
@@ -36,6 +47,7 @@ process_spool_new(void)
 
 	if ((ps = calloc(1, sizeof(*ps))) == NULL)
 		return NULL;
+	ps->later_min_ms = -1;
 	if (pthread_mutex_init(&ps->lock, NULL) != 0) {
 		free(ps);
 		return NULL;
@@ -116,68 +128,115 @@ process_spool_get(struct process_spool *ps, const char *dir, char *err,
 	return spool;
 }
 
+/* The monotonic clock in ms. */
+static int64_t
+process_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * See process_spool.h.  Wakes one waiting processor, and only when no other
- * processor was woken for news and has yet to take: that one will see
- * this event too.  A processor that is running events looks again
- * before it waits (the generation moved), so it never misses one.
+ * See process_spool.h.  An event due at once wakes one waiting processor,
+ * and only when no other processor was woken for news and has yet to
+ * take: that one will see this event too.  A processor that is running
+ * events looks again before it waits (the generation moved), so it never
+ * misses one.  An event due later_ms from now wakes nobody: the waiters
+ * that would sleep past its time wake at that time instead, and a
+ * processor that was running events meanwhile waits no longer than
+ * later_ms past the moment it last looked (process_spool_wait()).  Under
+ * a stream of item events within their settle window, the processors
+ * then look when something can be due, not once per event.
  */
 void
-process_spool_notify(struct process_spool *ps)
+process_spool_notify(struct process_spool *ps, int64_t later_ms)
 {
+	struct process_waiter *w;
+	int64_t due;
+	int shortened = 0;
+
 	pthread_mutex_lock(&ps->lock);
 	ps->gen++;
-	if (ps->waiting > 0 && ps->looking == 0)
-		pthread_cond_signal(&ps->cond);
+	if (later_ms <= 0) {
+		ps->now_gen = ps->gen;
+		if (ps->waiting > 0 && ps->looking == 0)
+			pthread_cond_signal(&ps->cond);
+	} else {
+		if (ps->later_min_ms < 0 || later_ms < ps->later_min_ms)
+			ps->later_min_ms = later_ms;
+		due = process_mono_ms() + later_ms;
+		for (w = ps->waiters; w != NULL; w = w->next)
+			if (w->until_ms > due) {
+				w->until_ms = due;
+				shortened = 1;
+			}
+		if (shortened)
+			pthread_cond_broadcast(&ps->cond);
+	}
 	pthread_mutex_unlock(&ps->lock);
 }
 
 /* See process_spool.h. */
-uint64_t
+struct process_gen
 process_spool_generation(struct process_spool *ps)
 {
-	uint64_t gen;
+	struct process_gen g;
 
 	pthread_mutex_lock(&ps->lock);
-	gen = ps->gen;
+	g.gen = ps->gen;
 	pthread_mutex_unlock(&ps->lock);
-	return gen;
+	g.at_ms = process_mono_ms();
+	return g;
 }
 
-/* The monotonic time ms from now. */
+/* The monotonic time at ms (a monotonic ms value). */
 static struct timespec
-process_deadline(int64_t ms)
+process_deadline(int64_t at_ms)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	if (ms < 0)
-		ms = 0;
-	until.tv_sec += (time_t)(ms / 1000);
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	if (at_ms < 0)
+		at_ms = 0;
+	until.tv_sec = (time_t)(at_ms / 1000);
+	until.tv_nsec = (long)(at_ms % 1000) * 1000000L;
 	return until;
 }
 
 /* See process_spool.h. */
 enum process_wake
-process_spool_wait(struct process_spool *ps, uint64_t gen, int64_t ms)
+process_spool_wait(struct process_spool *ps, struct process_gen g, int64_t ms)
 {
-	struct timespec until = process_deadline(ms);
+	struct process_waiter self, **pp;
+	struct timespec until;
 	enum process_wake w = PROCESS_WAKE_TIMEOUT;
 	int rc = 0;
 
 	pthread_mutex_lock(&ps->lock);
+	self.until_ms = process_mono_ms() + (ms > 0 ? ms : 0);
+	/* Events due later, stored since g: the first of them is due
+	 * later_min_ms after g at the earliest. */
+	if (ps->gen != g.gen && ps->later_min_ms >= 0 &&
+	    g.at_ms + ps->later_min_ms < self.until_ms)
+		self.until_ms = g.at_ms + ps->later_min_ms;
+	self.next = ps->waiters;
+	ps->waiters = &self;
 	ps->waiting++;
-	while (!ps->stopping && ps->gen == gen && ps->kicks == 0 && rc == 0)
+	while (!ps->stopping && ps->now_gen <= g.gen && ps->kicks == 0 &&
+	    rc != ETIMEDOUT) {
+		until = process_deadline(self.until_ms);
 		rc = pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
+	}
 	ps->waiting--;
+	for (pp = &ps->waiters; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == &self) {
+			*pp = self.next;
+			break;
+		}
 	if (ps->stopping)
 		w = PROCESS_WAKE_STOP;
-	else if (ps->gen != gen) {
+	else if (ps->gen != g.gen) {
 		w = PROCESS_WAKE_NEWS;
 		ps->looking++;
 	} else if (ps->kicks > 0) {

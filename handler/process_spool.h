@@ -36,27 +36,38 @@ void process_spool_free(struct process_spool *ps);
 struct podio_spool *process_spool_get(struct process_spool *ps,
     const char *dir, char *err, size_t errlen);
 
-/* Tells the processors waiting in process_spool_wait() that an event was
- * stored: one of them is woken, unless one already was and has not
- * taken events yet. */
-void process_spool_notify(struct process_spool *ps);
-/* The count of notifications so far: read it before looking for work,
- * and pass it to process_spool_wait(), so that a notification in between
- * is never missed. */
-uint64_t process_spool_generation(struct process_spool *ps);
+/*
+ * Tells the processors waiting in process_spool_wait() that an event was
+ * stored, due later_ms from now at the earliest (0: at once; an item
+ * event waits for its settle window).  An event due at once wakes one of
+ * them, unless one already was and has not taken events yet; an event
+ * due later wakes nobody before its time.
+ */
+void process_spool_notify(struct process_spool *ps, int64_t later_ms);
+/* The count of notifications so far and when it was read (the monotonic
+ * clock): read it before looking for work, and pass it to
+ * process_spool_wait(), so that a notification in between is never
+ * missed. */
+struct process_gen {
+	uint64_t gen;
+	int64_t at_ms;
+};
+struct process_gen process_spool_generation(struct process_spool *ps);
 /* Why process_spool_wait() returned. */
 enum process_wake {
-	PROCESS_WAKE_TIMEOUT = 0,  /* ms passed */
+	PROCESS_WAKE_TIMEOUT = 0,  /* ms passed, nothing was stored */
 	PROCESS_WAKE_STOP,         /* process_spool_stop() */
-	PROCESS_WAKE_NEWS,         /* a notification after gen: the caller
-	                              counts as woken for news until it calls
+	PROCESS_WAKE_NEWS,         /* an event stored after g is due (or
+	                              may be): the caller counts as woken
+	                              for news until it calls
 	                              process_spool_taking() */
 	PROCESS_WAKE_MORE          /* process_spool_help() */
 };
-/* Waits until a notification after generation gen, a call of
- * process_spool_help(), process_spool_stop(), or ms milliseconds. */
-enum process_wake process_spool_wait(struct process_spool *ps, uint64_t gen,
-    int64_t ms);
+/* Waits until an event stored after g is due (at once, or at the
+ * earliest moment it may be), a call of process_spool_help(),
+ * process_spool_stop(), or ms milliseconds. */
+enum process_wake process_spool_wait(struct process_spool *ps,
+    struct process_gen g, int64_t ms);
 /* Waits ms milliseconds (notifications do not end it) unless stopping,
  * so that a burst of events is taken together.  Returns 1 when
  * stopping, else 0. */

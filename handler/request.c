@@ -173,11 +173,13 @@ request_read_body(const struct request_io *io, size_t want, char **out,
  */
 static int
 request_spool_answer(struct process_spool *ps, enum podio_err e,
-    const struct podio_spool_ack *ack, const char *err, char *reason,
-    size_t n)
+    const struct podio_spool_ack *ack, int64_t later_ms, const char *err,
+    char *reason, size_t n)
 {
 	if (e == PODIO_OK) {
-		process_spool_notify(ps);
+		/* A duplicate is no new work. */
+		if (!ack->duplicate)
+			process_spool_notify(ps, later_ms);
 		snprintf(reason, n, "ok: %s event %" PRId64, ack->duplicate ?
 		    "a duplicate of" : "queued as", ack->id);
 		return 200;
@@ -239,8 +241,8 @@ request_spool(const struct runtime *rt, struct process_spool *ps,
 		res->err = rc;
 	else
 		*queued = 1;
-	res->status = request_spool_answer(ps, rc, &ack, err, res->reason,
-	    sizeof(res->reason));
+	res->status = request_spool_answer(ps, rc, &ack,
+	    process_due_after(rt, d), err, res->reason, sizeof(res->reason));
 	return res->status;
 }
 
@@ -253,6 +255,7 @@ struct request_pending {
 	struct podio_delivery *d;      /* owned */
 	char method[REQUEST_METHOD_MAX + 1];
 	int64_t t0;
+	int64_t later_ms;              /* when the event may be due */
 	enum podio_err e;              /* the outcome of the append */
 	struct podio_spool_ack ack;
 	char err[256];
@@ -270,8 +273,8 @@ request_finish_pending(void *arg)
 	char reason[256];
 	int status;
 
-	status = request_spool_answer(p->ps, p->e, &p->ack, p->err, reason,
-	    sizeof(reason));
+	status = request_spool_answer(p->ps, p->e, &p->ack, p->later_ms,
+	    p->err, reason, sizeof(reason));
 	request_write_answer(&p->io, status, NULL, reason);
 	request_log(p->method, p->d, status, request_now_ms() - p->t0,
 	    reason);
@@ -327,6 +330,7 @@ request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
 	p->ps = ps;
 	p->d = *dp;
 	p->t0 = t0;
+	p->later_ms = process_due_after(rt, p->d);
 	request_method_name(method, p->method, sizeof(p->method));
 	err[0] = '\0';
 	rc = podio_spool_append_delivery_async(spool, p->d, request_spooled, p,
@@ -334,7 +338,7 @@ request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
 	if (rc != PODIO_OK) {
 		free(p);
 		res->err = rc;
-		res->status = request_spool_answer(ps, rc, NULL, err,
+		res->status = request_spool_answer(ps, rc, NULL, 0, err,
 		    res->reason, sizeof(res->reason));
 		return res->status;
 	}
