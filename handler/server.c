@@ -69,6 +69,11 @@
  * takes them: a burst is then taken, leased and removed with a few
  * commits instead of two per event. */
 #define SERVER_GATHER_MS 20
+/* How long a processor that took events (but not a full take) waits
+ * before it looks again, without asking the spool when the next event is
+ * due: under a stream of item events something comes due all the time,
+ * and that question reads every pending event. */
+#define SERVER_STREAM_MS 250
 /* How often one processor lets the spool forget old dedup keys (the
  * first time at the start), and how old they must be. */
 #define SERVER_FORGET_EVERY_MS ((int64_t)3600 * 1000)
@@ -656,7 +661,7 @@ server_processor(void *arg)
 	struct podio_spool *spool, *own = NULL;
 	char err[512], *own_dir = NULL;
 	struct process_counts counts;
-	uint64_t gen;
+	struct process_gen gen;
 	int warned = 0, woken = 0;
 	enum process_outcome out;
 
@@ -700,8 +705,8 @@ server_processor(void *arg)
 		}
 		/* Everything due was taken: wait for news, then let more
 		 * gather so that one take serves a burst. */
-		switch (process_spool_wait(srv->ps, gen,
-		    server_idle_ms(rt, spool))) {
+		switch (process_spool_wait(srv->ps, gen, out == PROCESS_IDLE ?
+		    server_idle_ms(rt, spool) : SERVER_STREAM_MS)) {
 		case PROCESS_WAKE_NEWS:
 			woken = 1;
 			(void)process_spool_gather(srv->ps, SERVER_GATHER_MS);
