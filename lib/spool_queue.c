@@ -317,13 +317,14 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
  * an item, the oldest pending event of the item, none of whose events is
  * in flight, and settled; with ?6 set, of an item none of whose pending
  * events needs the item fetched.  ?1 now, ?2 settle, ?3 settle cap, ?4
- * item or app.  (A take looks for its next unit after the head it claimed last:
- * what was not takeable before that head is not now, and the events it
- * claimed are not looked at again.)
+ * item or app; ?7 the highest id looked at.  (A take looks for its next
+ * unit after the head it found last: what was not takeable before that
+ * head is not now, and the events it claimed are not looked at again.)
  */
 #define HEAD_SQL(index, filter) \
 	"SELECT e.id, e.item_id FROM events e" index \
-	" WHERE e.state = 'pending' AND e.id > ?5 AND e.next_at <= ?1" \
+	" WHERE e.state = 'pending' AND e.id > ?5 AND e.id <= ?7" \
+	" AND e.next_at <= ?1" \
 	" AND coalesce(e.lease_until, 0) <= ?1" filter \
 	" AND (e.item_id IS NULL OR (NOT EXISTS (SELECT 1 FROM events p" \
 	"  WHERE p.item_id = e.item_id AND p.state = 'pending'" \
@@ -379,11 +380,12 @@ take_params(const struct podio_spool *s, const struct podio_spool_take_opts
 	p->no_fetch = o != NULL && o->no_fetch;
 }
 
-/* Finds the head of the next unit after id after: *id 0 when there is
- * none. */
+/* Finds the head of the next unit after id after, up to id upto: *id 0
+ * when there is none. */
 static int
 find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
-    const struct take_params *p, int64_t after, int64_t *id, int *has_item)
+    const struct take_params *p, int64_t after, int64_t upto, int64_t *id,
+    int *has_item)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -399,6 +401,7 @@ find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		podio__spool_bind_u64(st, 4, key);
 	sqlite3_bind_int64(st, 5, after);
 	sqlite3_bind_int(st, 6, p->no_fetch);
+	sqlite3_bind_int64(st, 7, upto);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		*has_item = !podio__spool_col_is(st, 1, SQLITE_NULL);
@@ -548,6 +551,12 @@ fail:
  * Claims up to max units in one transaction; the common body of the take
  * functions.  *out receives *n batches (freed by the caller).  Returns
  * PODIO_ERR_NOT_FOUND when nothing is due.
+ *
+ * The heads are looked for before the write transaction, in one pass
+ * over the pending events (a read, which holds up no append of this or
+ * another process however many events wait); inside it, each is checked
+ * again on its own (one row) and claimed.  A head another take claimed
+ * meanwhile is left out; events stored meanwhile wait for the next take.
  */
 static enum podio_err
 take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
@@ -557,64 +566,69 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	struct podio_spool_batch *bs = NULL, b;
 	struct take_params p;
 	enum podio_err e = PODIO_ERR_NOT_FOUND;
+	struct {
+		int64_t id;
+		int has_item;
+	} *heads = NULL;
 	int64_t head;
-	size_t tries;
+	size_t nheads = 0, i;
 	int rc, has_item;
 
 	*out = NULL;
 	*n = 0;
 	if (s == NULL || max == 0)
 		return PODIO_ERR_INVALID;
+	if (max > SPOOL_TAKE_TRIES)
+		max = SPOOL_TAKE_TRIES;
 	take_params(s, opts, &p);
 	pthread_mutex_lock(&s->db_lock);
 	if ((rc = podio__spool_sweep(s)) != SQLITE_OK)
 		goto fail;
-	/* Look first without the write lock: idle workers polling an
-	 * empty spool must not hold up appends from other processes. */
-	if ((rc = find_head(s, mode, key, &p, 0, &head, &has_item)) !=
-	    SQLITE_OK)
-		goto fail;
-	if (head == 0) {
-		pthread_mutex_unlock(&s->db_lock);
-		return PODIO_ERR_NOT_FOUND;
-	}
-	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
-		goto fail;
-	p.now = podio__spool_now(s);
 	head = 0;
-	for (tries = 0; *n < max && tries < SPOOL_TAKE_TRIES; tries++) {
-		if ((rc = find_head(s, mode, key, &p, head, &head,
+	while (nheads < max) {
+		if ((rc = find_head(s, mode, key, &p, head, INT64_MAX, &head,
 		    &has_item)) != SQLITE_OK)
 			goto fail;
 		if (head == 0)
 			break;
+		if (heads == NULL && (heads = calloc(max, sizeof(*heads))) ==
+		    NULL) {
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
+		heads[nheads].id = head;
+		heads[nheads].has_item = has_item;
+		nheads++;
+	}
+	if (nheads == 0) {
+		pthread_mutex_unlock(&s->db_lock);
+		return PODIO_ERR_NOT_FOUND;
+	}
+	if ((bs = calloc(nheads, sizeof(*bs))) == NULL) {
+		rc = SQLITE_NOMEM;
+		goto fail;
+	}
+	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+		goto fail;
+	p.now = podio__spool_now(s);
+	for (i = 0; i < nheads; i++) {
+		if ((rc = find_head(s, mode, key, &p, heads[i].id - 1,
+		    heads[i].id, &head, &has_item)) != SQLITE_OK)
+			goto fail;
+		if (head != heads[i].id)
+			continue;       /* claimed by another, or not due now */
 		if ((rc = claim_unit(s, head, has_item, &p, &b)) == SQLITE_DONE)
-			break;
+			continue;
 		if (rc != SQLITE_OK)
 			goto fail;
 		if (b.n == 0)
 			continue;
-		if (bs == NULL && (bs = calloc(max < 64 ? max : 64,
-		    sizeof(*bs))) == NULL) {
-			podio_spool_batch_clear(&b);
-			rc = SQLITE_NOMEM;
-			goto fail;
-		}
-		if (*n >= 64 && (*n & (*n - 1)) == 0) {
-			struct podio_spool_batch *nb;
-
-			if ((nb = realloc(bs, *n * 2 * sizeof(*nb))) == NULL) {
-				podio_spool_batch_clear(&b);
-				rc = SQLITE_NOMEM;
-				goto fail;
-			}
-			bs = nb;
-		}
 		bs[(*n)++] = b;
 	}
 	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
+	free(heads);
 	if (*n == 0) {
 		free(bs);
 		return PODIO_ERR_NOT_FOUND;
@@ -625,6 +639,7 @@ fail:
 	e = podio__spool_failed(s, "take", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	podio_spool_batches_free(bs, *n);
+	free(heads);
 	*n = 0;
 	return e;
 }
