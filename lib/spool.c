@@ -503,6 +503,104 @@ static const char *const schema_sql =
 	" PRIMARY KEY (cred, class)) WITHOUT ROWID;"
 	"PRAGMA user_version = 1;";
 
+/* The pending events of item X as one row of items (none when it has
+ * none): the statements of the triggers below. */
+#define ITEMS_REFRESH(x) \
+	" DELETE FROM items WHERE item_id = " x ";" \
+	" INSERT INTO items (item_id, head, first_at, last_at, fetch)" \
+	" SELECT g.item_id, g.head, h.received_at, g.last, g.fetch FROM" \
+	" (SELECT item_id, min(id) AS head, max(received_at) AS last," \
+	"  sum(type IN ('item.create', 'item.update')) AS fetch" \
+	"  FROM events WHERE item_id = " x " AND +state = 'pending'" \
+	"  AND typeof(item_id) = 'integer' GROUP BY item_id) g" \
+	" JOIN events h ON h.id = g.head;"
+
+/*
+ * Added within version 1 (an older binary keeps it up to date, the
+ * triggers being part of the database): one row per item with pending
+ * events, for the takes (spool_queue.c), which then look at each item
+ * once instead of at each of its events.  head is its oldest pending
+ * event, first_at when that was received, last_at when the newest was
+ * (or one since removed: a unit leaves from its head, so this is rare and
+ * only makes the item look less settled), fetch how many of them need the
+ * item fetched.  The triggers keep it in step with events in the same
+ * transaction as each change: an insert and the removal of an event (the
+ * hot paths) touch the item's row and its next event only, a change of
+ * state counts the item's events again.  It is filled from the events
+ * when it is created.  Also the partial index of the pending events of no
+ * item.  Returns an SQLite code.
+ */
+static int
+ensure_items(struct podio_spool *s)
+{
+	static const char ddl[] =
+	    "CREATE TABLE items ("
+	    " item_id INTEGER PRIMARY KEY,"
+	    " head INTEGER NOT NULL,"
+	    " first_at INTEGER NOT NULL,"
+	    " last_at INTEGER NOT NULL,"
+	    " fetch INTEGER NOT NULL);"
+	    "CREATE INDEX items_head ON items(head, first_at, last_at, fetch);"
+	    "CREATE INDEX items_nofetch ON items(head, first_at, last_at)"
+	    " WHERE fetch = 0;"
+	    "CREATE INDEX events_noitem ON events(id)"
+	    " WHERE state = 'pending' AND item_id IS NULL;"
+	    "INSERT INTO items (item_id, head, first_at, last_at, fetch)"
+	    " SELECT g.item_id, g.head, h.received_at, g.last, g.fetch FROM"
+	    " (SELECT item_id, min(id) AS head, max(received_at) AS last,"
+	    "  sum(type IN ('item.create', 'item.update')) AS fetch"
+	    "  FROM events WHERE state = 'pending'"
+	    "  AND typeof(item_id) = 'integer' GROUP BY item_id) g"
+	    " JOIN events h ON h.id = g.head;"
+	    "CREATE TRIGGER items_insert AFTER INSERT ON events"
+	    " WHEN NEW.state = 'pending' AND typeof(NEW.item_id) = 'integer'"
+	    " BEGIN"
+	    " INSERT INTO items (item_id, head, first_at, last_at, fetch)"
+	    " VALUES (NEW.item_id, NEW.id, NEW.received_at, NEW.received_at,"
+	    "  NEW.type IN ('item.create', 'item.update'))"
+	    " ON CONFLICT (item_id) DO UPDATE SET"
+	    "  head = min(head, excluded.head),"
+	    "  first_at = CASE WHEN excluded.head < head"
+	    "   THEN excluded.first_at ELSE first_at END,"
+	    "  last_at = max(last_at, excluded.last_at),"
+	    "  fetch = fetch + excluded.fetch;"
+	    " END;"
+	    "CREATE TRIGGER items_delete AFTER DELETE ON events"
+	    " WHEN OLD.state = 'pending' AND typeof(OLD.item_id) = 'integer'"
+	    " BEGIN"
+	    " UPDATE items SET fetch = fetch -"
+	    "  (OLD.type IN ('item.create', 'item.update'))"
+	    " WHERE item_id = OLD.item_id;"
+	    " UPDATE items SET"
+	    "  head = coalesce((SELECT id FROM events WHERE item_id ="
+	    "   OLD.item_id AND +state = 'pending' ORDER BY id LIMIT 1), 0),"
+	    "  first_at = coalesce((SELECT received_at FROM events WHERE"
+	    "   item_id = OLD.item_id AND +state = 'pending' ORDER BY id"
+	    "   LIMIT 1), 0)"
+	    " WHERE item_id = OLD.item_id AND head = OLD.id;"
+	    " DELETE FROM items WHERE item_id = OLD.item_id AND head = 0;"
+	    " END;"
+	    "CREATE TRIGGER items_update AFTER UPDATE OF state, item_id,"
+	    " received_at, type ON events"
+	    " WHEN (OLD.state = 'pending' AND typeof(OLD.item_id) = 'integer')"
+	    " OR (NEW.state = 'pending' AND typeof(NEW.item_id) = 'integer')"
+	    " BEGIN" ITEMS_REFRESH("OLD.item_id") ITEMS_REFRESH("NEW.item_id")
+	    " END;";
+	sqlite3_stmt *st = NULL;
+	int rc, have;
+
+	if ((rc = podio__spool_prep(s, "SELECT count(*) FROM sqlite_master"
+	    " WHERE type = 'table' AND name = 'items'", &st)) != SQLITE_OK)
+		return rc;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		podio__spool_fin(s, st);
+		return rc;
+	}
+	have = sqlite3_column_int(st, 0) > 0;
+	podio__spool_fin(s, st);
+	return have ? SQLITE_OK : podio__spool_exec(s, ddl);
+}
+
 /*
  * Creates the schema in an empty database, or checks the version of an
  * existing one, in one write transaction (several processes may open a
@@ -540,6 +638,8 @@ ensure_schema(struct podio_spool *s, int *newer)
 	if ((rc = podio__spool_exec(s, "CREATE INDEX IF NOT EXISTS"
 	    " events_nofetch ON events(id) WHERE state = 'pending'"
 	    " AND type NOT IN ('item.create', 'item.update')")) != SQLITE_OK)
+		goto fail;
+	if ((rc = ensure_items(s)) != SQLITE_OK)
 		goto fail;
 	return podio__spool_commit(s);
 fail:

@@ -26,6 +26,11 @@
  * one take looks at. */
 #define SPOOL_SWEEP_MAX 1000
 #define SPOOL_TAKE_TRIES 1000
+/* Most events removed, or units claimed, in one write transaction: a
+ * large batch is written in several, so that no processor holds the
+ * spool's write lock (and the appends waiting for it) for long. */
+#define SPOOL_WRITE_CHUNK 128
+#define SPOOL_CLAIM_CHUNK 32
 
 /* ------------------------------------------------------------ decoding */
 
@@ -313,48 +318,58 @@ enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
 	" hook_apps ha WHERE ha.hook_id = " e ".hook_id))"
 
 /*
- * The oldest takeable event after id ?5: pending, due, not in flight; for
- * an item, the oldest pending event of the item, none of whose events is
- * in flight, and settled; with ?6 set, of an item none of whose pending
- * events needs the item fetched.  ?1 now, ?2 settle, ?3 settle cap, ?4
- * item or app; ?7 the highest id looked at.  (A take looks for its next
- * unit after the head it found last: what was not takeable before that
- * head is not now, and the events it claimed are not looked at again.)
+ * The heads of the units a take may claim, oldest first, after id ?5 and
+ * up to id ?7; ?1 now, ?2 settle, ?3 settle cap, ?4 item or app.
+ *
+ * An event of no item is its own unit: pending, due, not in flight
+ * (read from the partial index of such events, events_noitem).
+ *
+ * An item's unit starts at its oldest pending event, read from items (one
+ * row per item with pending events, kept by triggers: see spool.c): due,
+ * not in flight, and settled (its newest event is ?2 old, or its oldest
+ * ?3 old).  A unit is claimed from the head on, so an item with an event
+ * in flight has its head in flight; the claim checks all of them again
+ * (item_busy()).  With no_fetch, of an item none of whose
+ * pending events needs the item fetched (the partial index
+ * items_nofetch): a look while the fetches are held reads none of the
+ * held items.  The items are looked at in the order of their heads, each
+ * once, whatever number of events it holds.
  */
-#define HEAD_SQL(index, filter) \
-	"SELECT e.id, e.item_id FROM events e" index \
-	" WHERE e.state = 'pending' AND e.id > ?5 AND e.id <= ?7" \
-	" AND e.next_at <= ?1" \
+#define PLAIN_SQL(filter) \
+	"SELECT e.id FROM events e INDEXED BY events_noitem" \
+	" WHERE e.state = 'pending' AND e.item_id IS NULL" \
+	" AND e.id > ?5 AND e.id <= ?7 AND e.next_at <= ?1" \
 	" AND coalesce(e.lease_until, 0) <= ?1" filter \
-	" AND (e.item_id IS NULL OR (NOT EXISTS (SELECT 1 FROM events p" \
-	"  WHERE p.item_id = e.item_id AND p.state = 'pending'" \
-	"  AND (p.id < e.id OR coalesce(p.lease_until, 0) > ?1))" \
-	"  AND (?2 <= 0 OR e.received_at <= ?1 - ?3" \
-	"  OR (SELECT max(q.received_at) FROM events q" \
-	"   WHERE q.item_id = e.item_id AND q.state = 'pending')" \
-	"   <= ?1 - ?2)" \
-	"  AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM events f" \
-	"   WHERE f.item_id = e.item_id AND f.state = 'pending'" \
-	"   AND f.type IN ('item.create', 'item.update')))))" \
 	" ORDER BY e.id LIMIT 1"
+#define ITEM_SQL(index, filter) \
+	"SELECT i.head FROM items i" index " CROSS JOIN events h" \
+	" ON h.id = i.head" \
+	" WHERE i.head > ?5 AND i.head <= ?7" \
+	" AND (?2 <= 0 OR i.first_at <= ?1 - ?3 OR i.last_at <= ?1 - ?2)" \
+	filter \
+	" AND h.state = 'pending' AND h.next_at <= ?1" \
+	" AND coalesce(h.lease_until, 0) <= ?1" \
+	" ORDER BY i.head LIMIT 1"
 
-/* With ?6 set (no_fetch), the head's own type is one that needs no
- * fetch, read from the partial index of such events (events_nofetch): a
- * look while the fetches are held reads none of the held events. */
 #define NOFETCH_SQL " AND e.type NOT IN ('item.create', 'item.update')"
-#define NOFETCH_INDEX " INDEXED BY events_nofetch"
+#define ITEMS_ALL " INDEXED BY items_head"
+#define ITEMS_NOFETCH " INDEXED BY items_nofetch"
 
-static const char *const head_sql[2][3] = {
+static const char *const plain_sql[2] = {
+	PLAIN_SQL(""),
+	PLAIN_SQL(NOFETCH_SQL),
+};
+
+static const char *const item_sql[2][3] = {
 	{
-		HEAD_SQL("", ""),
-		HEAD_SQL("", " AND e.item_id = ?4"),
-		HEAD_SQL("", " AND e.item_id IS NOT NULL AND " APP_OF("e")
-		    " = ?4"),
+		ITEM_SQL(ITEMS_ALL, ""),
+		ITEM_SQL("", " AND i.item_id = ?4"),
+		ITEM_SQL(ITEMS_ALL, " AND " APP_OF("h") " = ?4"),
 	}, {
-		HEAD_SQL(NOFETCH_INDEX, NOFETCH_SQL),
-		HEAD_SQL(NOFETCH_INDEX, NOFETCH_SQL " AND e.item_id = ?4"),
-		HEAD_SQL(NOFETCH_INDEX, NOFETCH_SQL " AND e.item_id IS NOT NULL"
-		    " AND " APP_OF("e") " = ?4"),
+		ITEM_SQL(ITEMS_NOFETCH, " AND i.fetch = 0"),
+		ITEM_SQL("", " AND i.item_id = ?4 AND i.fetch = 0"),
+		ITEM_SQL(ITEMS_NOFETCH, " AND i.fetch = 0 AND " APP_OF("h")
+		    " = ?4"),
 	},
 };
 
@@ -380,36 +395,64 @@ take_params(const struct podio_spool *s, const struct podio_spool_take_opts
 	p->no_fetch = o != NULL && o->no_fetch;
 }
 
-/* Finds the head of the next unit after id after, up to id upto: *id 0
- * when there is none. */
+/* Finds the next head after id after, up to id upto, of an item unit
+ * (has_item 1) or of an event of no item: *id 0 when there is none.  A
+ * take of an item or an app looks at items only. */
 static int
 find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
-    const struct take_params *p, int64_t after, int64_t upto, int64_t *id,
-    int *has_item)
+    const struct take_params *p, int has_item, int64_t after, int64_t upto,
+    int64_t *id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	*id = 0;
-	if ((rc = podio__spool_prep(s, head_sql[p->no_fetch != 0][mode],
+	if (!has_item && mode != TAKE_ANY)
+		return SQLITE_OK;
+	if ((rc = podio__spool_prep(s, has_item ?
+	    item_sql[p->no_fetch != 0][mode] : plain_sql[p->no_fetch != 0],
 	    &st)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, p->now);
-	sqlite3_bind_int64(st, 2, p->settle_ms);
-	sqlite3_bind_int64(st, 3, p->settle_max_ms);
-	if (mode != TAKE_ANY)
-		podio__spool_bind_u64(st, 4, key);
 	sqlite3_bind_int64(st, 5, after);
-	sqlite3_bind_int(st, 6, p->no_fetch);
 	sqlite3_bind_int64(st, 7, upto);
+	if (has_item) {
+		sqlite3_bind_int64(st, 2, p->settle_ms);
+		sqlite3_bind_int64(st, 3, p->settle_max_ms);
+		if (mode != TAKE_ANY)
+			podio__spool_bind_u64(st, 4, key);
+	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
-		*has_item = !podio__spool_col_is(st, 1, SQLITE_NULL);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE)
 		rc = SQLITE_OK;
 	podio__spool_fin(s, st);
 	return rc;
+}
+
+/* Whether an event of head's item is in flight at now: 1, 0, or -1 with
+ * *rc set on error. */
+static int
+item_busy(struct podio_spool *s, int64_t head, int64_t now, int *rc)
+{
+	sqlite3_stmt *st = NULL;
+	int busy;
+
+	if ((*rc = podio__spool_prep(s, "SELECT 1 FROM events p"
+	    " WHERE p.item_id = (SELECT item_id FROM events WHERE id = ?1)"
+	    " AND p.state = 'pending' AND coalesce(p.lease_until, 0) > ?2"
+	    " LIMIT 1", &st)) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, head);
+	sqlite3_bind_int64(st, 2, now);
+	*rc = sqlite3_step(st);
+	busy = *rc == SQLITE_ROW;
+	podio__spool_fin(s, st);
+	if (*rc != SQLITE_ROW && *rc != SQLITE_DONE)
+		return -1;
+	*rc = SQLITE_OK;
+	return busy;
 }
 
 /* Appends ev (moved) to the batch's events.  -1 on out of memory. */
@@ -570,9 +613,9 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		int64_t id;
 		int has_item;
 	} *heads = NULL;
-	int64_t head;
-	size_t nheads = 0, i;
-	int rc, has_item;
+	int64_t head, next[2];
+	size_t nheads = 0, i, committed = 0;
+	int rc, has_item, busy;
 
 	*out = NULL;
 	*n = 0;
@@ -584,21 +627,25 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	pthread_mutex_lock(&s->db_lock);
 	if ((rc = podio__spool_sweep(s)) != SQLITE_OK)
 		goto fail;
-	head = 0;
-	while (nheads < max) {
-		if ((rc = find_head(s, mode, key, &p, head, INT64_MAX, &head,
-		    &has_item)) != SQLITE_OK)
-			goto fail;
-		if (head == 0)
-			break;
+	/* The next head of each kind; the older one is taken first. */
+	if ((rc = find_head(s, mode, key, &p, 1, 0, INT64_MAX, &next[1])) !=
+	    SQLITE_OK ||
+	    (rc = find_head(s, mode, key, &p, 0, 0, INT64_MAX, &next[0])) !=
+	    SQLITE_OK)
+		goto fail;
+	while (nheads < max && (next[0] != 0 || next[1] != 0)) {
+		has_item = next[0] == 0 || (next[1] != 0 && next[1] < next[0]);
 		if (heads == NULL && (heads = calloc(max, sizeof(*heads))) ==
 		    NULL) {
 			rc = SQLITE_NOMEM;
 			goto fail;
 		}
-		heads[nheads].id = head;
+		heads[nheads].id = next[has_item];
 		heads[nheads].has_item = has_item;
 		nheads++;
+		if ((rc = find_head(s, mode, key, &p, has_item, next[has_item],
+		    INT64_MAX, &next[has_item])) != SQLITE_OK)
+			goto fail;
 	}
 	if (nheads == 0) {
 		pthread_mutex_unlock(&s->db_lock);
@@ -612,11 +659,17 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		goto fail;
 	p.now = podio__spool_now(s);
 	for (i = 0; i < nheads; i++) {
-		if ((rc = find_head(s, mode, key, &p, heads[i].id - 1,
-		    heads[i].id, &head, &has_item)) != SQLITE_OK)
+		has_item = heads[i].has_item;
+		if ((rc = find_head(s, mode, key, &p, has_item,
+		    heads[i].id - 1, heads[i].id, &head)) != SQLITE_OK)
 			goto fail;
 		if (head != heads[i].id)
 			continue;       /* claimed by another, or not due now */
+		if (has_item && (busy = item_busy(s, head, p.now, &rc)) != 0) {
+			if (busy < 0)
+				goto fail;
+			continue;
+		}
 		if ((rc = claim_unit(s, head, has_item, &p, &b)) == SQLITE_DONE)
 			continue;
 		if (rc != SQLITE_OK)
@@ -624,6 +677,16 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		if (b.n == 0)
 			continue;
 		bs[(*n)++] = b;
+		/* What is claimed is committed; the rest goes on in a new
+		 * transaction. */
+		if (*n % SPOOL_CLAIM_CHUNK == 0 && i + 1 < nheads) {
+			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+				goto fail;
+			committed = *n;
+			if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+				goto fail;
+			p.now = podio__spool_now(s);
+		}
 	}
 	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
 		goto fail;
@@ -638,8 +701,17 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 fail:
 	e = podio__spool_failed(s, "take", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
-	podio_spool_batches_free(bs, *n);
 	free(heads);
+	if (committed > 0) {
+		/* The units of the chunks committed are claimed: the caller
+		 * runs them; those of the chunk rolled back are not. */
+		for (i = committed; i < *n; i++)
+			podio_spool_batch_clear(&bs[i]);
+		*n = committed;
+		*out = bs;
+		return PODIO_OK;
+	}
+	podio_spool_batches_free(bs, *n);
 	*n = 0;
 	return e;
 }
@@ -761,42 +833,26 @@ enum podio_err
 podio_spool_next_due(struct podio_spool *s,
     const struct podio_spool_take_opts *opts, int64_t *when_ms)
 {
-	static const char sql[] =
-	    "SELECT min(t) FROM ("
-	    " SELECT CASE WHEN coalesce(lease_until, 0) > ?1"
-	    "  THEN lease_until ELSE next_at END AS t"
-	    "  FROM events WHERE state = 'pending' AND item_id IS NULL"
-	    " UNION ALL"
-	    " SELECT CASE WHEN g.busy > ?1 THEN g.busy"
-	    "  ELSE max(h.next_at, CASE WHEN ?2 > 0 THEN"
-	    "   min(g.last + ?2, h.received_at + ?3) ELSE 0 END) END"
-	    "  FROM (SELECT item_id, min(id) AS head,"
-	    "   max(received_at) AS last,"
-	    "   max(coalesce(lease_until, 0)) AS busy FROM events"
-	    "   WHERE state = 'pending' AND item_id IS NOT NULL"
-	    "   GROUP BY item_id) g JOIN events h ON h.id = g.head)";
-	/* With no_fetch, the same over the events a take with no_fetch may
-	 * claim, read from the partial index of those that need no fetch:
-	 * while the fetches are held, the look reads none of the held
-	 * events. */
-	static const char sql_nofetch[] =
-	    "SELECT min(t) FROM ("
-	    " SELECT CASE WHEN coalesce(lease_until, 0) > ?1"
-	    "  THEN lease_until ELSE next_at END AS t"
-	    "  FROM events e" NOFETCH_INDEX " WHERE e.state = 'pending'"
-	    NOFETCH_SQL " AND e.item_id IS NULL"
-	    " UNION ALL"
-	    " SELECT CASE WHEN g.busy > ?1 THEN g.busy"
-	    "  ELSE max(h.next_at, CASE WHEN ?2 > 0 THEN"
-	    "   min(g.last + ?2, h.received_at + ?3) ELSE 0 END) END"
-	    "  FROM (SELECT e.item_id AS item_id, min(e.id) AS head,"
-	    "   max(e.received_at) AS last,"
-	    "   max(coalesce(e.lease_until, 0)) AS busy FROM events e"
-	    NOFETCH_INDEX " WHERE e.state = 'pending'" NOFETCH_SQL
-	    "   AND e.item_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-	    "   events f WHERE f.item_id = e.item_id AND f.state = 'pending'"
-	    "   AND f.type IN ('item.create', 'item.update'))"
-	    "   GROUP BY e.item_id) g JOIN events h ON h.id = g.head)";
+	/* The first moment each unit may be taken: an event of no item
+	 * when it is due and not in flight; an item when its head is due,
+	 * none of its events is in flight, and it settled.  With no_fetch,
+	 * of the units a take with no_fetch may claim, read from the
+	 * partial indexes: while the fetches are held, the look reads none
+	 * of the held events or items. */
+#define NEXT_DUE_SQL(plain, items, itemfilter) \
+	"SELECT min(t) FROM (" \
+	" SELECT CASE WHEN coalesce(e.lease_until, 0) > ?1" \
+	"  THEN e.lease_until ELSE e.next_at END AS t" \
+	"  FROM events e INDEXED BY events_noitem" \
+	"  WHERE e.state = 'pending' AND e.item_id IS NULL" plain \
+	" UNION ALL" \
+	" SELECT max(h.next_at, coalesce(h.lease_until, 0), CASE WHEN ?2 > 0" \
+	"  THEN min(i.last_at + ?2, i.first_at + ?3) ELSE 0 END)" \
+	"  FROM items i" items " CROSS JOIN events h ON h.id = i.head" \
+	"  WHERE h.state = 'pending'" itemfilter ")"
+	static const char sql[] = NEXT_DUE_SQL("", "", "");
+	static const char sql_nofetch[] = NEXT_DUE_SQL(NOFETCH_SQL,
+	    ITEMS_NOFETCH, " AND i.fetch = 0");
 	struct take_params p;
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -899,7 +955,8 @@ fail:
 	return e;
 }
 
-/* Deletes the pending events of ids in one transaction. */
+/* Deletes the pending events of ids, SPOOL_WRITE_CHUNK to a transaction
+ * (so that the appends of every process commit in between). */
 enum podio_err
 podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 {
@@ -911,22 +968,30 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 	if (s == NULL || (ids == NULL && n > 0))
 		return PODIO_ERR_INVALID;
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, "DELETE FROM events WHERE id = ?1"
-	    " AND state = 'pending'", &st)) != SQLITE_OK)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+	for (i = 0; i < n || i == 0; i++) {
+		if (i % SPOOL_WRITE_CHUNK == 0 &&
+		    (rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 			goto fail;
-		if (sqlite3_changes(s->db) == 0)
-			e = PODIO_ERR_NOT_FOUND;
+		if (i < n) {
+			if ((rc = podio__spool_prep(s, "DELETE FROM events"
+			    " WHERE id = ?1 AND state = 'pending'", &st)) !=
+			    SQLITE_OK)
+				goto fail;
+			sqlite3_bind_int64(st, 1, ids[i]);
+			if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+				goto fail;
+			if (sqlite3_changes(s->db) == 0)
+				e = PODIO_ERR_NOT_FOUND;
+			podio__spool_fin(s, st);
+			st = NULL;
+		}
+		if ((i + 1) % SPOOL_WRITE_CHUNK == 0 || i + 1 >= n) {
+			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+				goto fail;
+		}
+		if (n == 0)
+			break;
 	}
-	podio__spool_fin(s, st);
-	st = NULL;
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
-		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 fail:
