@@ -54,6 +54,9 @@
  * and appends (see podio__spool_commit()). */
 #define SPOOL_CKPT_PAGES 1000
 #define SPOOL_CKPT_APPEND_PAGES 8000
+/* WAL pages past which a processor's commit copies the whole log with
+ * the lock file held, so that it restarts (see podio__spool_commit()). */
+#define SPOOL_CKPT_FULL_PAGES 4000
 /* How long a checkpoint that holds the writers waits for old readers. */
 #define SPOOL_CKPT_BUSY_MS 20
 
@@ -175,8 +178,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 /*
  * Copies the whole WAL into the database while this handle holds the lock
  * file, so that no writer appends meanwhile: the next write then starts
- * the log over at its beginning.  A log that only grows (as it does under
- * a steady load when checkpoints run beside the writers) makes each
+ * the log over at its beginning.  A log that only grows makes each
  * commit's fdatasync also commit the file system's journal for the new
  * size, which takes twice as long as overwriting blocks already there.
  * Readers on an older snapshot are waited for briefly; if one stays, the
@@ -196,16 +198,21 @@ spool_checkpoint_full(struct podio_spool *s)
  * podio__spool_abort().  After the commit, a WAL that grew by the
  * threshold since this handle's last checkpoint is checkpointed (the
  * threshold is counted from the last checkpoint so that not every commit
- * copies).  The processors' handles copy all of it with the lock file
- * still held (spool_checkpoint_full()), so the log restarts.  Appends use
- * a much higher threshold and copy PASSIVE-ly after releasing the lock
- * file: the processors keep the WAL short, and appends pay for a
- * checkpoint only when nothing else runs them.
+ * copies): PASSIVE-ly, after releasing the lock file, so that appends of
+ * every process go on meanwhile (a log copied in full restarts at the
+ * next write that finds no reader on it).  The processors' handles copy
+ * at a lower threshold than appends, which pay for a checkpoint only
+ * when nothing else runs them.  A log that grew past
+ * SPOOL_CKPT_FULL_PAGES all the same (passive copies seldom catch up
+ * under a steady load) is copied in full by the next processor's commit
+ * with the lock
+ * file still held (spool_checkpoint_full()), which holds up the appends
+ * for a few milliseconds.
  */
 int
 podio__spool_commit(struct podio_spool *s)
 {
-	int rc, every, due;
+	int rc, every, due, full;
 
 	if ((rc = podio__spool_exec(s, "COMMIT")) != SQLITE_OK)
 		return rc;
@@ -215,13 +222,14 @@ podio__spool_commit(struct podio_spool *s)
 	due = s->wal_pages >= s->ckpt_pages + every;
 	if (due)
 		s->ckpt_pages = s->wal_pages;
-	if (due && !s->appending)
+	full = !s->appending && s->wal_pages >= SPOOL_CKPT_FULL_PAGES;
+	if (full)
 		spool_checkpoint_full(s);
 	if (s->locked) {
 		flock(s->lock_fd, LOCK_UN);
 		s->locked = 0;
 	}
-	if (due && s->appending)
+	if (due && !full)
 		(void)sqlite3_wal_checkpoint_v2(s->db, "main",
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;

@@ -1802,10 +1802,11 @@ wb_process_thread(void *p)
 /*
  * Under a steady stream of appends, with a worker taking and finishing
  * events on a handle of its own, the WAL restarts after the worker's
- * checkpoints instead of growing with every commit: the file stays a
- * few checkpoint thresholds (4 MiB each) long, where a log that never
- * restarts grows past 60 MiB here.  (A log that only grows makes every
- * fdatasync also write the file's new size.)
+ * checkpoints instead of growing with every commit: the file stays
+ * within twice the threshold of a full copy (4,000 pages of 4 KiB: a
+ * reader on an old snapshot may make one copy restart nothing), where a
+ * log that never restarts grows past 60 MiB here.  (A log that only
+ * grows makes every fdatasync also write the file's new size.)
  */
 static void
 test_wal_bounded(void)
@@ -1844,7 +1845,7 @@ test_wal_bounded(void)
 	    count(sa, PODIO_SPOOL_ALL) == 0, "%d appends beside a worker "
 	    "finishing them: all taken and finished once (%d)",
 	    WB_THREADS * WB_EACH, pr.t);
-	tap_ok(wal_bytes > 0 && wal_bytes < 20 * 1024 * 1024, "the WAL "
+	tap_ok(wal_bytes > 0 && wal_bytes < 32 * 1024 * 1024, "the WAL "
 	    "restarts under a steady load: %lld bytes after them",
 	    wal_bytes);
 	podio_spool_close(sp);
