@@ -727,6 +727,145 @@ test_no_fetch(void)
 	podio_spool_close(s);
 }
 
+/*
+ * The rows of items that differ from what the pending events say (an
+ * item's head, when it was received and how many of its events need a
+ * fetch; last_at at least its newest), plus the rows of items with no
+ * pending event: 0 when the table is in step.  -1 when it cannot be read.
+ */
+static long
+items_out_of_step(const char *dir)
+{
+	static const char sql[] =
+	    "WITH g AS (SELECT item_id, min(id) AS head,"
+	    "  max(received_at) AS last,"
+	    "  sum(type IN ('item.create', 'item.update')) AS fetch"
+	    "  FROM events WHERE state = 'pending'"
+	    "  AND typeof(item_id) = 'integer' GROUP BY item_id),"
+	    " e AS (SELECT g.item_id, g.head, h.received_at AS first_at,"
+	    "  g.fetch, g.last FROM g JOIN events h ON h.id = g.head)"
+	    " SELECT (SELECT count(*) FROM e LEFT JOIN items i"
+	    "  ON i.item_id = e.item_id WHERE i.item_id IS NULL"
+	    "  OR i.head != e.head OR i.first_at != e.first_at"
+	    "  OR i.fetch != e.fetch OR i.last_at < e.last)"
+	    " + (SELECT count(*) FROM items WHERE item_id NOT IN"
+	    "  (SELECT item_id FROM e))";
+	char path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+
+	snprintf(path, sizeof(path), "%s/spool.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(st, 0);
+	else
+		tap_diag("items: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * The items table that takes read (one row per item with pending events,
+ * kept by triggers) stays in step with the events through a random mix of
+ * appends, takes, removals, retries, dead letters, releases, replays and
+ * purges; and a spool written before it existed gets it, filled, when
+ * opened.
+ */
+static void
+test_items_table(void)
+{
+	static const char *const types[] = { "item.update", "item.create",
+	    "item.delete", "comment.create" };
+	char dir[512];
+	struct podio_spool *s;
+	struct podio_spool_batch *bs = NULL;
+	size_t nb = 0, i, k;
+	unsigned seed = 4711;
+	int64_t now = podio__wall_ms(), ids[512];
+	long bad = 0, worst = 0, n;
+	enum podio_err e;
+	int step, j, taken = 0;
+	uint64_t rev = 1;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "items"));
+	for (step = 0; step < 200; step++) {
+		for (j = rand_r(&seed) % 8; j > 0; j--) {
+			const char *t = types[rand_r(&seed) % 4];
+
+			add(s, t, 1, t[0] == 'c' ? 0 : 100 + rand_r(&seed) % 12,
+			    rev++, now - 10000 + step);
+		}
+		if (podio_spool_take_many(s, NULL, 1 + rand_r(&seed) % 6, &bs,
+		    &nb) == PODIO_OK) {
+			for (i = 0; i < nb; i++) {
+				k = 0;
+				for (j = 0; j < (int)bs[i].n; j++) {
+					int64_t id = bs[i].events[j].id;
+
+					switch (rand_r(&seed) % 6) {
+					case 0:
+						(void)podio_spool_fail(s, id,
+						    "test", 1, 1, NULL);
+						break;
+					case 1:
+						(void)podio_spool_dead(s, id,
+						    "test");
+						break;
+					case 2:
+						(void)podio_spool_release(s,
+						    id);
+						break;
+					default:
+						ids[k++] = id;
+					}
+				}
+				(void)podio_spool_done_many(s, ids, k);
+				taken += (int)bs[i].n;
+			}
+			podio_spool_batches_free(bs, nb);
+			bs = NULL;
+		}
+		if (step % 40 == 39)
+			(void)podio_spool_replay_dead(s, NULL);
+		if (step % 50 == 49)
+			(void)podio_spool_purge(s,
+			    PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD), 0, NULL);
+		if ((n = items_out_of_step(dir)) != 0) {
+			bad++;
+			if (n > worst || n < 0)
+				worst = n;
+		}
+	}
+	tap_ok(bad == 0 && taken > 100, "items: in step with the events after "
+	    "each of 200 random steps (%d events taken; %ld steps out of "
+	    "step, at worst %ld rows)", taken, bad, worst);
+	podio_spool_close(s);
+
+	/* A spool of an older version: no items table, triggers or index
+	 * of events of no item, pending events of several items. */
+	s = open_or_bail(newdir(dir, sizeof(dir), "items-old"));
+	for (j = 0; j < 30; j++)
+		add(s, types[j % 4], 1, j % 4 == 3 ? 0 : 200 + j % 5, rev++,
+		    now - 5000 + j);
+	podio_spool_close(s);
+	tap_ok(raw_sql(dir, "DROP TRIGGER items_insert;"
+	    "DROP TRIGGER items_delete; DROP TRIGGER items_update;"
+	    "DROP TABLE items; DROP INDEX events_noitem;") == 0,
+	    "items: the table, its triggers and index dropped, as in a spool "
+	    "of an older version");
+	s = open_or_bail(dir);
+	tap_ok(items_out_of_step(dir) == 0, "items: created and filled from "
+	    "the pending events when that spool is opened");
+	e = podio_spool_take_many(s, NULL, 64, &bs, &nb);
+	tap_ok(e == PODIO_OK && nb == 5 + 7, "items: a take then finds the 5 "
+	    "items and the 7 events of no item (%zu units)", nb);
+	podio_spool_batches_free(bs, nb);
+	podio_spool_close(s);
+}
+
 static void
 test_app(void)
 {
@@ -1896,6 +2035,7 @@ main(void)
 	test_settle();
 	test_no_fetch();
 	test_app();
+	test_items_table();
 	test_bad();
 	test_full();
 	test_group_commit();
