@@ -1492,7 +1492,14 @@ test_group_commit(void)
 	    st.commits < st.appends, "appends shared commits (%llu < %llu)",
 	    (unsigned long long)st.commits, (unsigned long long)st.appends);
 
-	/* Appends leave checkpoints to the worker's writes. */
+	podio_spool_close(s);
+
+	/* Appends leave checkpoints to the worker's writes: 400 appends,
+	 * each a commit of its own, write a log longer than a worker's
+	 * threshold (1,000 pages) and shorter than the appends' (8,000). */
+	s = open_or_bail(newdir(dir, sizeof(dir), "group-ckpt"));
+	for (i = 0; i < 400; i++)
+		add(s, "item.update", 1, 5000 + i, 1, 0);
 	{
 		struct podio_spool_batch b;
 		struct stat sb;
