@@ -33,6 +33,10 @@ and at 64 connections, and comment.create at 16.  After the rounds:
     timed until the spool is empty: events fully processed (item
     fetched, the log callback written) per second, with the API calls
     and the TCP connections the processors opened;
+  - an import: the same with 5,000 item.update events of as many items
+    of one app (spool-fill's "import" mix): the drain rate, and the API
+    calls against the target of the token, a filter page per 500 items
+    and one spare (12 for 5,000);
   - 100,000 pending events: a spool filled so, podio-webhook started on
     it with the API closed; its CPU while it holds them and receives
     nothing, then the item load at 16 connections, rounds interleaved with
@@ -74,6 +78,7 @@ PODIO_BENCH_ROUNDS (default 2), PODIO_BENCH_CONNECTIONS (default 16),
 PODIO_BENCH_CONNECTIONS_HIGH (default 64), PODIO_BENCH_PENDING (events
 pending in that row, default 100000; 0: no such row),
 PODIO_BENCH_DRAIN_EVENTS (default 50000; 0: no drain row),
+PODIO_BENCH_IMPORT_EVENTS (default 5000; 0: no import row),
 PODIO_BENCH_IDLE_SECONDS (how long the idle CPU is measured, default 20),
 PODIO_BENCH_DIR (where the spools go, default BUILDDIR: it must be on
 the disk to measure, not on a tmpfs), PODIO_BENCH_WRAPPER (a command
@@ -523,9 +528,11 @@ class Bench:
         return st.get("pending") == 0 and st.get("in_flight") == 0 and \
             st.get("retrying") == 0
 
-    def fill_spool(self, spool, count):
-        """Fills spool with count item events; returns the filler's line."""
-        r = subprocess.run([self.fill, spool, str(count)],
+    def fill_spool(self, spool, count, mix="mix"):
+        """Fills spool with count item events (mix: ack.lua's mix, or
+        "import": an item.update of a new item each); returns the
+        filler's line."""
+        r = subprocess.run([self.fill, spool, str(count), "99", mix],
                            env=self.plain_env, capture_output=True,
                            text=True, timeout=3600)
         if r.returncode != 0:
@@ -591,6 +598,7 @@ def main():
     conns_high = env_int("PODIO_BENCH_CONNECTIONS_HIGH", 64, 1, 1024)
     pending_n = env_int("PODIO_BENCH_PENDING", 100000, 0, 10000000)
     drain_n = env_int("PODIO_BENCH_DRAIN_EVENTS", 50000, 0, 10000000)
+    import_n = env_int("PODIO_BENCH_IMPORT_EVENTS", 5000, 0, 1000000)
     idle_s = env_int("PODIO_BENCH_IDLE_SECONDS", 20, 1, 600)
     parent = os.path.abspath(os.environ.get("PODIO_BENCH_DIR") or builddir)
 
@@ -942,6 +950,28 @@ server {
                 subprocess.TimeoutExpired) as e:
             say("drain rate: not measured: %s" % e)
 
+    # An import: import_n item.update events of as many new items of one
+    # app, filled beforehand; fetched in filter pages of 500.
+    imported = None
+    if import_n:
+        try:
+            spool = b.new_spool()
+            filled = b.fill_spool(spool, import_n, "import")
+            b.api_stats(reset=True)
+            t0 = time.monotonic()
+            proc, env, events = b.start(spool, b.api)
+            servers.wait_until(lambda: b.drained(env), 600,
+                               "the spool to drain", proc)
+            dt = time.monotonic() - t0
+            imported = {"n": import_n, "events": count_lines(events),
+                        "fetched": count_lines(events, b'"item_source"'),
+                        "seconds": dt, "api": b.api_stats()}
+            proc.stop()
+            shutil.rmtree(spool, ignore_errors=True)
+        except (servers.ServerError, RuntimeError,
+                subprocess.TimeoutExpired) as e:
+            say("import: not measured: %s" % e)
+
     # 100,000 events pending in an outage: the server's CPU while it
     # receives nothing, then the item load at conns connections,
     # interleaved with the flushing reference.
@@ -1004,15 +1034,18 @@ server {
     api.stop()
     # The disk again, idle: shared or virtual disks vary over time.
     lat += probe_fdatasync(spool_parent)
-    report(results, sections, rounds, drain, pending, lat, shim)
-    write_out(results, sections, rounds, drain, pending, lat, rows, dict(
+    report(results, sections, rounds, drain, imported, pending, lat, shim)
+    ctx = dict(
         out=os.path.abspath(os.environ.get("PODIO_BENCH_OUT") or
                             os.path.join(builddir, "bench")),
         gnuplot=gnuplot, seconds=seconds, fs=kind,
-        others={name: how for name, (_, _, how) in others.items()}))
+        others={name: how for name, (_, _, how) in others.items()})
+    write_out(results, sections, rounds, drain, imported, pending, lat, rows,
+              ctx)
 
 
-def report(results, sections, rounds, drain, pending, lat, shim):
+def report(results, sections, rounds, drain, imported, pending, lat,
+           shim):
     """Prints the medians, ratios and targets."""
     say()
     say("Medians of %d rounds; ratios to the flushing reference "
@@ -1121,6 +1154,28 @@ def report(results, sections, rounds, drain, pending, lat, shim):
                 drain["events"] / drain["seconds"], api.get("token", 0),
                 api.get("get", 0), api.get("filter", 0),
                 api.get("filter_items", 0), api.get("connections", 0)))
+    if imported:
+        api = imported["api"]
+        calls = sum(api.get(k, 0) for k in ("token", "get", "filter"))
+        # The token, a filter page per 500 items, one spare (which the
+        # GET that learns the hook's app takes).
+        limit = 2 + (imported["n"] + 499) // 500
+        say()
+        say("import: %d item.update events of as many items of one app, "
+            "filled beforehand, podio-webhook started against the "
+            "stand-in: %d events processed (%d with their item fetched) "
+            "in %.1f s from its start: %.0f events/s; API: %d token, %d "
+            "GET, %d filter calls (%d items), %d TCP connections: %d "
+            "calls, target at most %d: %s" % (
+                imported["n"], imported["events"], imported["fetched"],
+                imported["seconds"],
+                imported["events"] / imported["seconds"],
+                api.get("token", 0), api.get("get", 0),
+                api.get("filter", 0), api.get("filter_items", 0),
+                api.get("connections", 0), calls, limit,
+                verdict(calls, limit, False)))
+        imported["calls"] = calls
+        imported["limit"] = limit
     say()
     say("disk fdatasync latency (write 4 KiB + fdatasync, %d times before "
         "and %d after the runs): median %s, p99 %s" % (
@@ -1167,7 +1222,8 @@ def gp_string(text):
         "\n", "\\n")
 
 
-def write_out(results, sections, rounds, drain, pending, lat, rows, ctx):
+def write_out(results, sections, rounds, drain, imported, pending, lat, rows,
+              ctx):
     """Writes every figure as JSON (ack.json) and the chart of the first
     section (ack.png, with gnuplot when there is one) into ctx["out"]."""
     out = ctx["out"]
@@ -1203,6 +1259,7 @@ def write_out(results, sections, rounds, drain, pending, lat, rows, ctx):
         "wrk_threads": WRK_THREADS, "rows": rows, "medians": medians,
         "compared": compared,
         "drain": drain,
+        "import": imported,
         "pending": None if not pending else {
             k: v for k, v in pending.items() if k not in ("ref", "pw")},
     }

@@ -7,10 +7,12 @@
  * podio_spool_append_delivery(), from 16 threads sharing one handle (so
  * that appends share commits, as the server's request threads do).
  *
- * Usage: spool-fill DIR COUNT [RUN]
+ * Usage: spool-fill DIR COUNT [RUN [MIX]]
  * RUN (default 99) keeps the new items' ids apart from those of ack.lua's
- * runs: they start at RUN * 1e10.  Prints the appends per second; exits 1
- * when an append failed.
+ * runs: they start at RUN * 1e10.  MIX "import" makes every event an
+ * item.update of a new item (an import: one event per item, every item
+ * to fetch) instead of the mix above.  Prints the appends per second;
+ * exits 1 when an append failed.
  */
 #include <config.h>
 
@@ -33,6 +35,7 @@ struct filler {
 	unsigned seed;
 	long count;
 	long failed;
+	int import;
 };
 
 static double
@@ -80,7 +83,7 @@ filler_run(void *p)
 
 	for (i = 1; i <= f->count; i++) {
 		id = f->base + (uint64_t)i;
-		switch (i % 5) {
+		switch (f->import ? 2 : i % 5) {
 		case 0:
 			snprintf(body, sizeof(body), "type=item.create&"
 			    "hook_id=1001&item_id=%llu&item_revision_id=1",
@@ -92,10 +95,17 @@ filler_run(void *p)
 			    (unsigned long long)id);
 			break;
 		default:
-			snprintf(body, sizeof(body), "type=item.update&"
-			    "hook_id=1001&item_id=%u&item_revision_id=%llu",
-			    1u + (unsigned)rand_r(&f->seed) % FILL_POOL,
-			    (unsigned long long)id);
+			if (f->import)
+				snprintf(body, sizeof(body), "type=item.update&"
+				    "hook_id=1001&item_id=%llu&"
+				    "item_revision_id=1",
+				    (unsigned long long)id);
+			else
+				snprintf(body, sizeof(body), "type=item.update&"
+				    "hook_id=1001&item_id=%u&"
+				    "item_revision_id=%llu",
+				    1u + (unsigned)rand_r(&f->seed) % FILL_POOL,
+				    (unsigned long long)id);
 			break;
 		}
 		if (fill_one(f->spool, body) != 0)
@@ -114,14 +124,17 @@ main(int argc, char **argv)
 	long count, failed = 0;
 	uint64_t run = 99;
 	double t0, dt;
-	int i;
+	int i, import;
 
-	if (argc < 3 || argc > 4 || (count = atol(argv[2])) <= 0) {
-		fprintf(stderr, "usage: spool-fill DIR COUNT [RUN]\n");
+	if (argc < 3 || argc > 5 || (count = atol(argv[2])) <= 0 ||
+	    (argc == 5 && strcmp(argv[4], "import") != 0 &&
+	    strcmp(argv[4], "mix") != 0)) {
+		fprintf(stderr, "usage: spool-fill DIR COUNT [RUN [MIX]]\n");
 		return 2;
 	}
-	if (argc == 4)
+	if (argc >= 4)
 		run = strtoull(argv[3], NULL, 10);
+	import = argc == 5 && strcmp(argv[4], "import") == 0;
 	if (podio_spool_open(argv[1], &spool, err, sizeof(err)) != PODIO_OK) {
 		fprintf(stderr, "spool-fill: %s\n", err);
 		return 1;
@@ -135,6 +148,7 @@ main(int argc, char **argv)
 		f[i].count = count / FILL_THREADS +
 		    (i < count % FILL_THREADS ? 1 : 0);
 		f[i].failed = 0;
+		f[i].import = import;
 		if (pthread_create(&th[i], NULL, filler_run, &f[i]) != 0) {
 			fprintf(stderr, "spool-fill: cannot start a thread\n");
 			return 1;
