@@ -622,6 +622,25 @@ ensure_schema(struct podio_spool *s, int *newer)
 	int rc, version;
 
 	*newer = 0;
+	/* The common case, a spool this version made: seen with a read,
+	 * without queueing for the write lock (a CGI run opens the spool
+	 * for each delivery). */
+	if ((rc = podio__spool_prep(s, "SELECT (SELECT user_version FROM"
+	    " pragma_user_version), (SELECT count(*) FROM sqlite_master"
+	    " WHERE name IN ('events_nofetch', 'items', 'items_head',"
+	    " 'items_nofetch', 'events_noitem', 'items_insert',"
+	    " 'items_delete', 'items_update'))", &st)) != SQLITE_OK)
+		return rc;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		podio__spool_fin(s, st);
+		return rc;
+	}
+	version = sqlite3_column_int(st, 0);
+	rc = sqlite3_column_int(st, 1);
+	podio__spool_fin(s, st);
+	st = NULL;
+	if (version == SPOOL_SCHEMA_VERSION && rc == 8)
+		return SQLITE_OK;
 	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
 		return rc;
 	if ((rc = podio__spool_prep(s, "PRAGMA user_version", &st)) !=
