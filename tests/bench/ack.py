@@ -539,6 +539,26 @@ class Bench:
             raise RuntimeError("spool-fill failed:\n" + r.stdout + r.stderr)
         return r.stdout.strip()
 
+    def drain_filled(self, count, mix):
+        """A fresh spool filled with count events of mix (fill_spool()),
+        then podio-webhook started on it against the stand-in, until the
+        spool drained: what it processed, in how long, and the API calls
+        and connections of the stand-in."""
+        spool = self.new_spool()
+        filled = self.fill_spool(spool, count, mix)
+        self.api_stats(reset=True)
+        t0 = time.monotonic()
+        proc, env, events = self.start(spool, self.api)
+        servers.wait_until(lambda: self.drained(env), 600,
+                           "the spool to drain", proc)
+        dt = time.monotonic() - t0
+        out = {"n": count, "events": count_lines(events),
+               "fetched": count_lines(events, b'"item_source"'),
+               "seconds": dt, "api": self.api_stats(), "filled": filled}
+        proc.stop()
+        shutil.rmtree(spool, ignore_errors=True)
+        return out
+
     def api_stats(self, reset=False):
         """The stand-in's counts ({} without it); reset sets them to 0."""
         if not self.api:
@@ -929,48 +949,20 @@ server {
         return
 
     # The drain rate: a spool filled with item events beforehand, then
-    # podio-webhook started against the stand-in; until it drained.
-    drain = None
-    if drain_n:
+    # podio-webhook started against the stand-in; until it drained.  An
+    # import: the same with import_n item.update events of as many new
+    # items of one app, fetched in filter pages of 500.
+    drained = {}
+    for what, n, mix in (("drain rate", drain_n, "mix"),
+                         ("import", import_n, "import")):
+        if not n:
+            continue
         try:
-            spool = b.new_spool()
-            filled = b.fill_spool(spool, drain_n)
-            b.api_stats(reset=True)
-            t0 = time.monotonic()
-            proc, env, events = b.start(spool, b.api)
-            servers.wait_until(lambda: b.drained(env), 600,
-                               "the spool to drain", proc)
-            dt = time.monotonic() - t0
-            drain = {"n": drain_n, "events": count_lines(events),
-                     "fetched": count_lines(events, b'"item_source"'),
-                     "seconds": dt, "api": b.api_stats(), "filled": filled}
-            proc.stop()
-            shutil.rmtree(spool, ignore_errors=True)
+            drained[mix] = b.drain_filled(n, mix)
         except (servers.ServerError, RuntimeError,
                 subprocess.TimeoutExpired) as e:
-            say("drain rate: not measured: %s" % e)
-
-    # An import: import_n item.update events of as many new items of one
-    # app, filled beforehand; fetched in filter pages of 500.
-    imported = None
-    if import_n:
-        try:
-            spool = b.new_spool()
-            filled = b.fill_spool(spool, import_n, "import")
-            b.api_stats(reset=True)
-            t0 = time.monotonic()
-            proc, env, events = b.start(spool, b.api)
-            servers.wait_until(lambda: b.drained(env), 600,
-                               "the spool to drain", proc)
-            dt = time.monotonic() - t0
-            imported = {"n": import_n, "events": count_lines(events),
-                        "fetched": count_lines(events, b'"item_source"'),
-                        "seconds": dt, "api": b.api_stats()}
-            proc.stop()
-            shutil.rmtree(spool, ignore_errors=True)
-        except (servers.ServerError, RuntimeError,
-                subprocess.TimeoutExpired) as e:
-            say("import: not measured: %s" % e)
+            say("%s: not measured: %s" % (what, e))
+    drain, imported = drained.get("mix"), drained.get("import")
 
     # 100,000 events pending in an outage: the server's CPU while it
     # receives nothing, then the item load at conns connections,
