@@ -184,10 +184,12 @@ process_spool_generation(struct process_spool *ps)
 {
 	struct process_gen g;
 
+	/* The time first: an event notified after it is due later_min_ms
+	 * after it at the earliest. */
+	g.at_ms = process_mono_ms();
 	pthread_mutex_lock(&ps->lock);
 	g.gen = ps->gen;
 	pthread_mutex_unlock(&ps->lock);
-	g.at_ms = process_mono_ms();
 	return g;
 }
 
