@@ -1417,13 +1417,17 @@ process_drain(struct runtime *rt, struct podio_client *client,
 {
 	struct timespec ts;
 	int64_t ms;
-	int settle = deadline_ms > 0;
+	int settle = deadline_ms > 0, first = 1;
 
 	for (;;) {
 		if (ps != NULL && process_spool_stopping(ps))
 			return 0;
-		if (deadline_ms > 0 && process_now_ms() >= deadline_ms)
+		/* One take at least: a process whose budget ran out while
+		 * it started (a busy machine) still moves the spool on, and
+		 * so can hand over to a successor. */
+		if (!first && deadline_ms > 0 && process_now_ms() >= deadline_ms)
 			return 0;
+		first = 0;
 		switch (process_take_run(rt, client, spool, settle, counts)) {
 		case PROCESS_IDLE:
 			/* What the budget holds is left for later (the next

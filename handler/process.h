@@ -77,7 +77,8 @@ int64_t process_next_due(const struct runtime *rt, struct podio_spool *spool);
 
 /*
  * Handles due events until none is due, deadline_ms (wall clock, ms since
- * the epoch; 0: none) has passed, or ps (may be NULL) is stopping.  With
+ * the epoch; 0: none) has passed (one take is made whatever the
+ * deadline), or ps (may be NULL) is stopping.  With
  * a deadline (a CGI process's budget), items in their settle window are
  * waited for when it ends before the deadline, else taken at once;
  * without one (`spool drain`), everything pending is taken at once,
