@@ -72,7 +72,7 @@
 /* How long a processor that took events (but not a full take) waits
  * before it looks again, without asking the spool when the next event is
  * due: under a stream of item events something comes due all the time,
- * and that question reads every pending event. */
+ * and that question reads a row for every item with pending events. */
 #define SERVER_STREAM_MS 250
 /* How often one processor lets the spool forget old dedup keys (the
  * first time at the start), and how old they must be. */

@@ -511,17 +511,20 @@ static const char *const schema_sql =
 	" PRIMARY KEY (cred, class)) WITHOUT ROWID;"
 	"PRAGMA user_version = 1;";
 
-/* The pending events of item X as one row of items (none when it has
- * none): the statements of the triggers below. */
-#define ITEMS_REFRESH(x) \
-	" DELETE FROM items WHERE item_id = " x ";" \
+/* The pending events of the items where says as rows of items (none for
+ * an item with none); ITEMS_REFRESH(x) does so for item x alone, in the
+ * triggers below. */
+#define ITEMS_FILL(where) \
 	" INSERT INTO items (item_id, head, first_at, last_at, fetch)" \
 	" SELECT g.item_id, g.head, h.received_at, g.last, g.fetch FROM" \
 	" (SELECT item_id, min(id) AS head, max(received_at) AS last," \
 	"  sum(type IN ('item.create', 'item.update')) AS fetch" \
-	"  FROM events WHERE item_id = " x " AND +state = 'pending'" \
+	"  FROM events WHERE " where \
 	"  AND typeof(item_id) = 'integer' GROUP BY item_id) g" \
 	" JOIN events h ON h.id = g.head;"
+#define ITEMS_REFRESH(x) \
+	" DELETE FROM items WHERE item_id = " x ";" \
+	ITEMS_FILL("item_id = " x " AND +state = 'pending'")
 
 /*
  * Added within version 1 (an older binary keeps it up to date, the
@@ -553,13 +556,7 @@ ensure_items(struct podio_spool *s)
 	    " WHERE fetch = 0;"
 	    "CREATE INDEX events_noitem ON events(id)"
 	    " WHERE state = 'pending' AND item_id IS NULL;"
-	    "INSERT INTO items (item_id, head, first_at, last_at, fetch)"
-	    " SELECT g.item_id, g.head, h.received_at, g.last, g.fetch FROM"
-	    " (SELECT item_id, min(id) AS head, max(received_at) AS last,"
-	    "  sum(type IN ('item.create', 'item.update')) AS fetch"
-	    "  FROM events WHERE state = 'pending'"
-	    "  AND typeof(item_id) = 'integer' GROUP BY item_id) g"
-	    " JOIN events h ON h.id = g.head;"
+	    ITEMS_FILL("state = 'pending'")
 	    "CREATE TRIGGER items_insert AFTER INSERT ON events"
 	    " WHEN NEW.state = 'pending' AND typeof(NEW.item_id) = 'integer'"
 	    " BEGIN"
