@@ -67,7 +67,6 @@ WRK_THREADS = 2
 HOOK_ID = 1001
 CHECK_FIRST_ITEM = 900000000000   # far from the ids of cgi.lua's runs
 DRAIN_TIMEOUT_S = 300
-WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
 servers = None            # tests/e2e/servers.py, imported in main()
 
 
@@ -123,46 +122,6 @@ def logged_items(path):
             k = int(m.group(1))
             seen[k] = seen.get(k, 0) + 1
     return seen
-
-
-def worker_turns(path):
-    """The worker lines of the log, in order: [(pid, "started"|"ended")]."""
-    try:
-        with open(path, errors="replace") as f:
-            return [(int(m.group(1)), m.group(2))
-                    for m in map(WORKER_LINE.search, f) if m]
-    except OSError:
-        return []
-
-
-def overlaps(turns):
-    """Where the lock turns do not follow one another (a start while
-    another turn is open, an end of a turn not open, a turn left open):
-    [] when each start is followed by the end of the same PID."""
-    bad, holder = [], None
-    for n, (pid, what) in enumerate(turns):
-        if what == "started":
-            if holder is not None:
-                bad.append("turn %d: pid %d started while pid %d held the "
-                           "lock" % (n, pid, holder))
-            holder = pid
-        else:
-            if holder != pid:
-                bad.append("turn %d: pid %d ended, but the holder was %s"
-                           % (n, pid, holder))
-            holder = None
-    if holder is not None:
-        bad.append("pid %d never ended" % holder)
-    return bad
-
-
-def processes_of(binary):
-    """How many live processes run binary now."""
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit() and servers.proc_exe(int(name)) == binary:
-            n += 1
-    return n
 
 
 def wait_until(fn, timeout):
@@ -357,7 +316,7 @@ def run_c(base, binary, secret, events_log, wlog, seconds, run):
 
     def sampler():
         while not stop.wait(0.01):
-            most[0] = max(most[0], processes_of(binary))
+            most[0] = max(most[0], servers.processes_of(binary))
 
     before = count_lines(events_log)
     th = threading.Thread(target=sampler)
@@ -377,7 +336,7 @@ def run_c(base, binary, secret, events_log, wlog, seconds, run):
     acks = fig["requests"] - fig["non2xx"]
     fig["drained"] = wait_until(
         lambda: count_lines(events_log) - before >= acks and
-        not processes_of(binary), DRAIN_TIMEOUT_S)
+        not servers.processes_of(binary), DRAIN_TIMEOUT_S)
     fig["logged"] = count_lines(events_log) - before
     fig["late"] = max(0, fig["logged"] - acks)
     return fig
@@ -432,8 +391,8 @@ def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
         verdict(p99_b <= TARGET_P99, "%.2fx" % p99_b)))
     say("  podio-webhook processes alive at once during (c): at most %d"
         % max(f["most"] for f in runs["c"]))
-    turns = worker_turns(wlog)
-    bad = overlaps(turns)
+    turns = servers.worker_turns(wlog)
+    bad = servers.turn_overlaps(turns)
     say("  worker turns of the lock during and after (c): %d, by %d "
         "processes, never two at once: %s" % (
             sum(1 for _p, w in turns if w == "started"),
@@ -448,7 +407,7 @@ def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
 def check(port, binary, config, secret, events_log, wlog, n):
     """The fixed-count check: n deliveries, all in the file, lock turns
     one after the other."""
-    skip = len(worker_turns(wlog))
+    skip = len(servers.worker_turns(wlog))
     want = set(range(CHECK_FIRST_ITEM, CHECK_FIRST_ITEM + n))
     start = time.monotonic()
     statuses = post_deliveries(port, "/podio/podio-webhook.cgi", secret,
@@ -458,13 +417,14 @@ def check(port, binary, config, secret, events_log, wlog, n):
         "answers: %s" % (n, n, CONNECTIONS, posted, n / posted,
                          ", ".join("%s: %d" % (k, v) for k, v in
                                    sorted(statuses.items(), key=str))))
-    took = wait_until(lambda: want <= set(logged_items(events_log)) and
-                      not overlaps(worker_turns(wlog)[skip:]),
-                      DRAIN_TIMEOUT_S)
+    took = wait_until(
+        lambda: want <= set(logged_items(events_log)) and
+        not servers.turn_overlaps(servers.worker_turns(wlog)[skip:]),
+        DRAIN_TIMEOUT_S)
     seen = {k: v for k, v in logged_items(events_log).items() if k in want}
     once = sum(1 for v in seen.values() if v == 1)
-    turns = worker_turns(wlog)[skip:]
-    bad = overlaps(turns)
+    turns = servers.worker_turns(wlog)[skip:]
+    bad = servers.turn_overlaps(turns)
     starts = sum(1 for _p, w in turns if w == "started")
     say("  %d-delivery check: %d of %d reached the `log *` file (%d "
         "exactly once), %s after the last answer, with no spool drain: %s"

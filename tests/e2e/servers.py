@@ -124,6 +124,49 @@ def proc_exe(pid):
     return _proc_exe(pid)
 
 
+def processes_of(binary):
+    """How many live processes run binary now."""
+    return sum(1 for name in os.listdir("/proc")
+               if name.isdigit() and _proc_exe(int(name)) == binary)
+
+
+# The lines one CGI worker per spool logs when it takes and lets go the
+# spool's worker lock (handler/cgi_worker.c).
+WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
+
+
+def worker_turns(path):
+    """The worker lines of the log at path, in order: [(pid,
+    "started"|"ended")]; [] when it cannot be read."""
+    try:
+        with open(path, errors="replace") as f:
+            return [(int(m.group(1)), m.group(2))
+                    for m in map(WORKER_LINE.search, f) if m]
+    except OSError:
+        return []
+
+
+def turn_overlaps(turns):
+    """Where the lock turns do not follow one another (a start while
+    another turn is open, an end of a turn not open, a turn left open):
+    [] when each start is followed by the end of the same PID."""
+    bad, holder = [], None
+    for n, (pid, what) in enumerate(turns):
+        if what == "started":
+            if holder is not None:
+                bad.append("turn %d: pid %d started while pid %d held the "
+                           "lock" % (n, pid, holder))
+            holder = pid
+        else:
+            if holder != pid:
+                bad.append("turn %d: pid %d ended, but the holder was %s"
+                           % (n, pid, holder))
+            holder = None
+    if holder is not None:
+        bad.append("pid %d never ended" % holder)
+    return bad
+
+
 def _proc_exe(pid):
     try:
         return os.readlink("/proc/%d/exe" % pid)

@@ -22,7 +22,6 @@ drops its lock, another worker takes it, and the deliveries after the
 kill reach the callbacks without any `spool drain`.
 """
 import os
-import re
 import signal
 import sys
 import threading
@@ -45,38 +44,6 @@ FIRST_ITEM = 700000
 ROUNDS = (("defaults", "", True),
           ("20 ms budget", "coalesce_window = 0\ncgi_budget = 20ms\n",
            False))
-WORKER_LINE = re.compile(r"cgi worker pid=(\d+) (started|ended)")
-
-
-def worker_turns(log):
-    """The worker lines of the log, in order: [(pid, "started"|"ended")]."""
-    with open(log, errors="replace") as f:
-        return [(int(m.group(1)), m.group(2))
-                for m in map(WORKER_LINE.search, f) if m]
-
-
-def overlaps(turns):
-    """Where the lock turns of the log do not nest one after the other:
-    a start while another turn is open, an end of a turn not open, or a
-    turn still open at the end.  [] when each start is followed by the
-    end of the same PID."""
-    bad, holder = [], None
-    for n, (pid, what) in enumerate(turns):
-        if what == "started":
-            if holder is not None:
-                bad.append("line %d: pid %d started while pid %d held the "
-                           "lock" % (n, pid, holder))
-            holder = pid
-        else:
-            if holder != pid:
-                bad.append("line %d: pid %d ended, but the holder was %s"
-                           % (n, pid, holder))
-            holder = None
-    if holder is not None:
-        bad.append("pid %d never ended" % holder)
-    return bad
-
-
 def logged_items(path):
     """{item_id: times} of the events in the `log *` file."""
     seen = {}
@@ -120,19 +87,10 @@ def post_all(dep, port, first, n):
     return answers
 
 
-def handler_processes(binary):
-    """How many live processes run binary now."""
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit() and servers.proc_exe(int(name)) == binary:
-            n += 1
-    return n
-
-
 def open_turn(wlog):
     """The PID of the worker whose lock turn the log shows open (a start
     without its end yet), or None."""
-    turns = worker_turns(wlog)
+    turns = servers.worker_turns(wlog)
     if turns and turns[-1][1] == "started":
         return turns[-1][0]
     return None
@@ -154,7 +112,7 @@ def kill_round(t, ck, dep, port, wlog, first):
     if victim is None:
         return
     os.kill(victim, signal.SIGKILL)
-    skip = len(worker_turns(wlog))
+    skip = len(servers.worker_turns(wlog))
     more = post_all(dep, port, first + half, half)
     bad = [st for st in list(answers.values()) + list(more.values())
            if st != 200]
@@ -168,11 +126,12 @@ def kill_round(t, ck, dep, port, wlog, first):
     except RuntimeError as exc:
         t.diag(str(exc))
     seen = set(logged_items(dep.events_log))
-    turns = worker_turns(wlog)[skip:]
+    turns = servers.worker_turns(wlog)[skip:]
     ck.ok(turns and victim not in {pid for pid, _w in turns}
-          and not overlaps(turns),
+          and not servers.turn_overlaps(turns),
           "kill -9: another worker took the lock after the kill, one at "
-          "a time", "\n".join(overlaps(turns)[:10]) or repr(turns[:10]))
+          "a time",
+          "\n".join(servers.turn_overlaps(turns)[:10]) or repr(turns[:10]))
     ck.ok(seen >= want, "kill -9: every delivery after the kill reached "
           "the `log *` callback with no spool drain",
           "missing %s" % sorted(want - seen)[:10])
@@ -186,13 +145,13 @@ def burst(t, ck, dep, sim, port, wlog, first, label, few):
     CONNECTIONS connections, then checks what reached the callbacks and
     the worker lines the log gained (and, when few, that far fewer
     workers started than there were deliveries)."""
-    skip = len(worker_turns(wlog)) if os.path.exists(wlog) else 0
+    skip = len(servers.worker_turns(wlog))
     most = [0]
     stop = threading.Event()
 
     def sampler():
         while not stop.wait(0.01):
-            most[0] = max(most[0], handler_processes(dep.binary))
+            most[0] = max(most[0], servers.processes_of(dep.binary))
 
     th = threading.Thread(target=sampler)
     th.start()
@@ -212,7 +171,8 @@ def burst(t, ck, dep, sim, port, wlog, first, label, few):
     try:
         testlib.wait_for(
             lambda: set(logged_items(dep.events_log)) >= want and
-            not overlaps(worker_turns(wlog)[skip:]), "every event logged",
+            not servers.turn_overlaps(servers.worker_turns(wlog)[skip:]),
+            "every event logged",
             timeout=60)
     except RuntimeError as exc:
         t.diag(str(exc))
@@ -223,10 +183,10 @@ def burst(t, ck, dep, sim, port, wlog, first, label, few):
           "with no spool drain" % label,
           "%d of %d; missing %s" % (len(seen), len(want),
                                     sorted(want - set(seen))[:10]))
-    turns = worker_turns(wlog)[skip:]
-    ck.ok(turns and not overlaps(turns),
+    turns = servers.worker_turns(wlog)[skip:]
+    ck.ok(turns and not servers.turn_overlaps(turns),
           "%s: no two workers ever held the worker lock at once" % label,
-          "\n".join(overlaps(turns)[:10]))
+          "\n".join(servers.turn_overlaps(turns)[:10]))
     pids = {pid for pid, what in turns if what == "started"}
     starts = sum(1 for _pid, what in turns if what == "started")
     t.diag("%s: %d worker processes, %d turns of the lock, for %d "
