@@ -374,20 +374,44 @@ def child_pids(pid):
     return out
 
 
-def deliver(sock, data, timeout=60):
+def deliver(sock, data, timeout=60, flight=None):
     """One delivery on a new connection: ("sent", Response), ("refused",
     None) when nobody listens (nothing was sent), ("lost", exc) when the
-    connection broke after the request went out."""
+    connection broke after the request went out.  flight, a Flight,
+    counts the deliveries connected and not yet answered."""
     try:
         conn = fcgi.Connection(sock, timeout * SLOW)
     except OSError as exc:
         return "refused", exc
+    if flight:
+        flight.add(1)
     try:
         return "sent", conn.request(fcgi.cgi_params(data), data)
     except (OSError, fcgi.ProtocolError) as exc:
         return "lost", exc
     finally:
+        if flight:
+            flight.add(-1)
         conn.close()
+
+
+class Flight:
+    """The number of deliveries connected and not yet answered, so that
+    a kill can wait for one to hit."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.n = 0
+
+    def add(self, k):
+        with self.cond:
+            self.n += k
+            self.cond.notify_all()
+
+    def wait(self, seconds):
+        """Waits up to seconds for a delivery in flight; True if one is."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.n > 0, seconds)
 
 
 SIM = testlib.Sim()
@@ -640,6 +664,7 @@ def test_kill_server():
     lock = threading.Lock()
     state = {"next": 0, "sent": 0, "restart_failed": None}
     held_at_kills = []
+    flight = Flight()
     end = deadline(240)
 
     def sender():
@@ -649,7 +674,7 @@ def test_kill_server():
                 return
             data = body(base + i)
             while True:
-                kind, r = deliver(srv.sock, data)
+                kind, r = deliver(srv.sock, data, flight=flight)
                 if kind != "refused":
                     break
                 if time.monotonic() > end or state["restart_failed"]:
@@ -670,6 +695,11 @@ def test_kill_server():
                 while state["sent"] < m and time.monotonic() < end:
                     time.sleep(0.001)
                 time.sleep(delay)
+                # The kill waits (briefly) for a delivery in flight, so
+                # that kills hit requests between their arrival and
+                # their answer, the moment this test is about.
+                flight.wait(1.0)
+                state.setdefault("in_flight_at_kills", []).append(flight.n)
                 srv.kill()
                 # What the killed server held: the next one gives it
                 # back when it starts.
