@@ -124,6 +124,86 @@ spool_set_sync(struct podio_spool *s, int full)
 	return rc;
 }
 
+static int64_t
+spool_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Whether an append of this process waits for the write lock now. */
+static int
+spool_append_waits(struct podio_spool *s)
+{
+	return atomic_load(s->appends_waiting) > 0;
+}
+
+/*
+ * The counts of waiting appends, one per spool (its lock file's device
+ * and inode) that this process opened, shared by its handles; entries
+ * stay for the life of the process.  A process with more spools than
+ * entries gives the others a count per handle.
+ */
+#define SPOOL_WAITS_MAX 16
+static struct {
+	dev_t dev;
+	ino_t ino;
+	_Atomic int n;
+} spool_waits[SPOOL_WAITS_MAX];
+static size_t spool_nwaits;
+static pthread_mutex_t spool_waits_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Points s->appends_waiting at the count of its spool. */
+static void
+spool_find_waits(struct podio_spool *s)
+{
+	struct stat st;
+	size_t i;
+
+	s->appends_waiting = &s->own_waiting;
+	if (s->lock_fd < 0 || fstat(s->lock_fd, &st) != 0)
+		return;
+	pthread_mutex_lock(&spool_waits_lock);
+	for (i = 0; i < spool_nwaits; i++)
+		if (spool_waits[i].dev == st.st_dev &&
+		    spool_waits[i].ino == st.st_ino)
+			break;
+	if (i == spool_nwaits && i < SPOOL_WAITS_MAX) {
+		spool_waits[i].dev = st.st_dev;
+		spool_waits[i].ino = st.st_ino;
+		spool_nwaits++;
+	}
+	if (i < spool_nwaits)
+		s->appends_waiting = &spool_waits[i].n;
+	pthread_mutex_unlock(&spool_waits_lock);
+}
+
+int
+podio__spool_yield_due(struct podio_spool *s)
+{
+	int64_t now;
+
+	if (s->lazy_ns == 0)
+		return 0;
+	now = spool_mono_ns();
+	return now - s->lazy_ns >= SPOOL_YIELD_AFTER_NS &&
+	    spool_append_waits(s);
+}
+
+void
+podio__spool_yield_wait(struct podio_spool *s)
+{
+	int64_t until = spool_mono_ns() + 2000000;
+	struct timespec nap = { 0, 50000 };
+
+	pthread_mutex_unlock(&s->db_lock);
+	while (spool_append_waits(s) && spool_mono_ns() < until)
+		nanosleep(&nap, NULL);
+	pthread_mutex_lock(&s->db_lock);
+}
+
 /* The write transaction of podio__spool_begin() and
  * podio__spool_begin_lazy(). */
 static int
@@ -138,6 +218,7 @@ spool_begin(struct podio_spool *s, int full)
 			;
 		s->locked = 1;
 	}
+	s->lazy_ns = full ? 0 : spool_mono_ns();
 	if ((rc = podio__spool_exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK &&
 	    s->locked) {
 		flock(s->lock_fd, LOCK_UN);
@@ -696,6 +777,7 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto nomem;
 	s->lock_fd = -1;
+	s->appends_waiting = &s->own_waiting;
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->q_lock, NULL);
 	s->q_tail = &s->q_head;
@@ -721,6 +803,7 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 			podio__warn("spool %s: cannot open the lock file (%s): "
 			    "writers of several processes may wait longer",
 			    lpath, strerror(errno));
+		spool_find_waits(s);
 	}
 	if (create_db_file(dir, s->path) == -1) {
 		podio__spool_set_err(err, errlen, "spool %s: cannot create the database: "

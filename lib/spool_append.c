@@ -58,8 +58,13 @@ commit_batch(struct podio_spool *s, struct spool_req *list)
 	enum podio_err e;
 	int rc;
 
+	/* Counted while waiting for the write lock, so that a processor's
+	 * long transaction makes way (podio__spool_yield_due()). */
+	atomic_fetch_add(s->appends_waiting, 1);
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
+	rc = podio__spool_begin(s);
+	atomic_fetch_sub(s->appends_waiting, 1);
+	if (rc != SQLITE_OK ||
 	    (rc = podio__spool_prep(s, sql_seen, &seen)) != SQLITE_OK ||
 	    (rc = podio__spool_prep(s, sql_insert, &ins)) != SQLITE_OK ||
 	    (rc = podio__spool_prep(s, sql_key, &key)) != SQLITE_OK)

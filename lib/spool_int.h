@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ struct spool_stmt {
 
 /* Room for a lease owner, "PID-RANDOM-PIDNS", and its NUL. */
 #define SPOOL_OWNER_MAX 96
+/* A processor's write transaction makes way for a waiting append of its
+ * process once it has run this long (ns); see podio__spool_yield_due(). */
+#define SPOOL_YIELD_AFTER_NS 300000
 
 struct podio_spool {
 	char *dir;
@@ -45,6 +49,13 @@ struct podio_spool {
 	int swept;                  /* the bad-record sweep ran */
 	int lock_fd;                /* DIR/spool.lock, or -1 */
 	int locked;                 /* this handle holds its flock */
+	int64_t lazy_ns;            /* when this handle's lazy transaction
+	                               began, or 0 */
+	_Atomic int *appends_waiting; /* append leaders of this process
+	                               waiting for the write lock of this
+	                               spool, on any handle (see
+	                               podio__spool_yield_due()) */
+	_Atomic int own_waiting;    /* the count when no shared one */
 	int appending;              /* the commit under way is appends' */
 	int sync_full;              /* synchronous is FULL (1), NORMAL (0)
 	                               or not set yet (-1) */
@@ -130,6 +141,24 @@ int podio__spool_begin(struct podio_spool *s);
 int podio__spool_begin_lazy(struct podio_spool *s);
 int podio__spool_commit(struct podio_spool *s);
 void podio__spool_abort(struct podio_spool *s);
+/*
+ * Inside a processor's write transaction (podio__spool_begin_lazy()),
+ * between two changes: whether to commit now and begin anew, because an
+ * append of this process waits for the spool's write lock (on any
+ * handle) and this transaction has run for SPOOL_YIELD_AFTER_NS.  The
+ * appends of `serve`, whose processors have handles of their own, then
+ * wait a fraction of a millisecond instead of the whole of a long
+ * removal or take.  (Appends of other processes queue on the lock file,
+ * which tells nobody they wait; they get in between chunks,
+ * SPOOL_WRITE_CHUNK and SPOOL_CLAIM_CHUNK.)
+ */
+int podio__spool_yield_due(struct podio_spool *s);
+/* After a commit that podio__spool_yield_due() asked for, with db_lock
+ * held: lets db_lock go and gives the waiting appends a moment (at most
+ * 2 ms) to take the write lock, then takes db_lock again.  The
+ * caller holds no prepared statement and verifies anew what it read
+ * before. */
+void podio__spool_yield_wait(struct podio_spool *s);
 
 /* Ends a failed operation under db_lock: an SQLite failure rc is logged
  * (what names the operation) and mapped; other failures keep e.  Rolls

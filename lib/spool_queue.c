@@ -679,9 +679,11 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		bs[(*n)++] = b;
 		/* What is claimed is committed; the rest goes on in a new
 		 * transaction. */
-		if (*n % SPOOL_CLAIM_CHUNK == 0 && i + 1 < nheads) {
+		if ((*n % SPOOL_CLAIM_CHUNK == 0 ||
+		    podio__spool_yield_due(s)) && i + 1 < nheads) {
 			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
 				goto fail;
+			podio__spool_yield_wait(s);
 			committed = *n;
 			if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 				goto fail;
@@ -984,6 +986,16 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 				e = PODIO_ERR_NOT_FOUND;
 			podio__spool_fin(s, st);
 			st = NULL;
+		}
+		if (i + 1 < n && i % SPOOL_WRITE_CHUNK !=
+		    SPOOL_WRITE_CHUNK - 1 && podio__spool_yield_due(s)) {
+			/* An append waits: it goes first, this goes on in a
+			 * chunk of its own. */
+			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+				goto fail;
+			podio__spool_yield_wait(s);
+			if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+				goto fail;
 		}
 		if ((i + 1) % SPOOL_WRITE_CHUNK == 0 || i + 1 >= n) {
 			if ((rc = podio__spool_commit(s)) != SQLITE_OK)

@@ -247,6 +247,50 @@ def cpu_seconds(pid):
         return 0.0
 
 
+def thread_cpu(pid):
+    """CPU seconds of process pid by thread name: the server names its
+    request threads pw-worker, its spool processors pw-processor and
+    its finisher pw-finisher; the rest (the main thread, libcurl's)
+    count as "other"."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1:text.rfind(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        if name not in ("pw-worker", "pw-processor", "pw-finisher"):
+            name = "other"
+        out[name] = out.get(name, 0.0) + \
+            (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def machine_jiffies():
+    """(busy, all) jiffies of every CPU since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return (0, 0)
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle, sum(v[:8]))
+
+
+def machine_busy(a, b):
+    """Percent of all CPUs busy between two machine_jiffies(), as a
+    share of one core (200 = both of 2 CPUs busy)."""
+    busy, total = b[0] - a[0], b[1] - a[1]
+    return 100.0 * busy / total * (os.cpu_count() or 1) if total else 0.0
+
+
 def diff(a, b):
     """b - a: {"intake": (calls, ns), "processors": (calls, ns),
     "intake_lock": (calls, ns), "processors_lock": (calls, ns)}, where
@@ -843,8 +887,10 @@ server {
                 def cpu(p):
                     return cpu_seconds(p.popen.pid)
             cpu0, t0 = cpu(proc), time.monotonic()
+            m0 = machine_jiffies()
             fig = run_wrk(urls[name], script, seconds, c, b.secret,
                           state["run"], scenario)
+            fig["machine"] = machine_busy(m0, machine_jiffies())
             fig["cpu"] = (cpu(proc) - cpu0) / \
                 (time.monotonic() - t0) * 100.0
             if name in others:
@@ -871,12 +917,18 @@ server {
                                         b.api if with_api else b.closed_api)
             before = read_counts(counts_file)
             cpu0, t0 = cpu_seconds(proc.popen.pid), time.monotonic()
+            by0, m0 = thread_cpu(proc.popen.pid), machine_jiffies()
             fig = run_wrk(url_hook, script, seconds, c, b.secret,
                           state["run"], scenario)
             t_end = time.monotonic()
             at_end = read_counts(counts_file)
+            fig["machine"] = machine_busy(m0, machine_jiffies())
+            by1 = thread_cpu(proc.popen.pid)
             fig["cpu"] = (cpu_seconds(proc.popen.pid) - cpu0) / \
                 (t_end - t0) * 100.0
+            fig["wall"] = t_end - t0
+            fig["cpu_by"] = {k: (by1.get(k, 0.0) - by0.get(k, 0.0)) /
+                             (t_end - t0) * 100.0 for k in by1}
             done_in_run = count_lines(events)
             if with_api:
                 servers.wait_until(lambda: b.drained(env), DRAIN_TIMEOUT_S,
@@ -899,6 +951,9 @@ server {
                 ms_per(fig["run"]["intake"]) or 0.0,
                 ms_per(fig["run"]["intake_lock"]) or 0.0)
             extra += "  done %d%%" % (100 * fig["done_in_run"] // acks)
+            extra += ", cpu%% workers %.0f proc %.0f" % (
+                fig["cpu_by"].get("pw-worker", 0.0),
+                fig["cpu_by"].get("pw-processor", 0.0))
             if with_api:
                 extra += (", all %d after %.1f s; API: %d GET, %d filter, "
                           "%d conn") % (
@@ -1193,7 +1248,43 @@ def report(results, sections, rounds, drain, imported, pending, lat,
                 "works" if intake[0] < acks else "not seen",
                 (intake[0] + proc_all[0]) / acks, fmt_ms(ms_per(intake)),
                 fmt_ms(ms_per(lock))))
+    cpu_report(results, sections)
     say("(a benchmark: figures only, it never fails)")
+
+
+def cpu_report(results, sections):
+    """Where the CPU goes, item events: the machine's CPUs are shared by
+    wrk, nginx and the backend, so what the spool processors spend per
+    event is taken from the intake.  Prints, per section, how busy the
+    machine was and podio-webhook's CPU per acknowledged event split
+    into request threads and processors."""
+    ncpu = os.cpu_count() or 1
+    say()
+    say("CPU, item events (medians; machine: busy share of all %d CPUs, "
+        "%d%% = all busy; per event: the server's CPU microseconds per "
+        "acknowledged event):" % (ncpu, 100 * ncpu))
+    for section, _, _, names in sections[:2]:
+        parts = []
+        for name in ["minimal+sync"] + [n for n in names if n in
+                                        ("podio-webhook", "pw API closed")]:
+            figs = results.get((section, name), [])
+            if not figs:
+                continue
+            mach = median_of(figs, "machine") or 0.0
+            text = "%s: machine %.0f%%" % (name, mach)
+            if figs[0].get("cpu_by") is not None:
+                def per_event(key, f):
+                    secs = f["cpu_by"].get(key, 0.0) / 100.0 * f["wall"]
+                    return secs * 1e6 / max(f["acks"], 1)
+                w = statistics.median(
+                    per_event("pw-worker", f) + per_event("pw-finisher", f)
+                    for f in figs)
+                p = statistics.median(per_event("pw-processor", f)
+                                      for f in figs)
+                text += ", server %.0f us/event (requests %.0f, " \
+                    "processors %.0f)" % (w + p, w, p)
+            parts.append(text)
+        say("  %s: %s" % (section, "; ".join(parts)))
 
 
 def row_of(section, scenario, connections, rnd, name, fig):
@@ -1202,7 +1293,7 @@ def row_of(section, scenario, connections, rnd, name, fig):
            "connections": connections, "round": rnd, "backend": name}
     for key in ("rps", "p50", "p99", "requests", "acks", "non2xx",
                 "socket_errors", "cpu", "stored", "stored_all", "done_in_run",
-                "done", "tail", "api"):
+                "done", "tail", "api", "machine", "cpu_by", "wall"):
         if key in fig:
             row[key] = fig[key]
     return row
