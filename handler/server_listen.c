@@ -218,12 +218,33 @@ server_clear_unix(const char *path, const struct sockaddr_un *sun,
 	return 0;
 }
 
-/* The unix-socket half of server_listen(). */
+/*
+ * The name a unix socket is bound to before it listens: ".pw-PID.sock" in
+ * the directory of path, so that the rename to path stays on one file
+ * system.  Returns 0, or -1 when it would not fit in a socket address.
+ */
+static int
+server_temp_name(const char *path, char *buf, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	int dlen = slash != NULL ? (int)(slash - path) + 1 : 0;
+	int n;
+
+	n = snprintf(buf, cap, "%.*s.pw-%ld.sock", dlen, path, (long)getpid());
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/*
+ * The unix-socket half of server_listen().  The socket is bound under a
+ * temporary name, given its mode, made to listen, and only then renamed
+ * to path: a web server that finds the path connects at once, never to a
+ * socket that does not listen yet.
+ */
 static int
 server_listen_unix(const char *path, mode_t mode, int *out, char *err,
     size_t errlen)
 {
-	struct sockaddr_un sun;
+	struct sockaddr_un sun, tmp;
 	mode_t old;
 	int fd = -1, rc, saved;
 
@@ -235,27 +256,37 @@ server_listen_unix(const char *path, mode_t mode, int *out, char *err,
 		goto fail;
 	}
 	memcpy(sun.sun_path, path, strlen(path));
+	tmp = sun;
+	if (server_temp_name(path, tmp.sun_path, sizeof(tmp.sun_path)) != 0) {
+		snprintf(err, errlen, "unix socket path %s: its directory "
+		    "must leave room for a temporary name in a socket "
+		    "address (%zu bytes)", path, sizeof(sun.sun_path) - 1);
+		goto fail;
+	}
 	if (server_clear_unix(path, &sun, err, errlen) != 0)
 		goto fail;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		goto fail;
 	}
+	/* A temporary name left by a killed server of this PID. */
+	(void)unlink(tmp.sun_path);
 	/* Owner-only until chmod() below sets the mode asked for: nobody
 	 * else may connect in between.  (umask is process-wide; the server
 	 * starts before its threads.) */
 	old = umask(0177);
-	rc = bind(fd, (const struct sockaddr *)&sun, sizeof(sun));
+	rc = bind(fd, (const struct sockaddr *)&tmp, sizeof(tmp));
 	saved = errno;
 	umask(old);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot bind %s: %s", path,
+		snprintf(err, errlen, "cannot bind %s: %s", tmp.sun_path,
 		    strerror(saved));
 		goto fail;
 	}
-	if (chmod(path, mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+	if (chmod(tmp.sun_path, mode) != 0 || listen(fd, SOMAXCONN) != 0 ||
+	    rename(tmp.sun_path, path) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(path);
+		unlink(tmp.sun_path);
 		goto fail;
 	}
 	*out = fd;
