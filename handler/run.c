@@ -34,6 +34,7 @@
 #include "request.h"
 #include "runtime.h"
 #include "server.h"
+#include "spool.h"
 
 #define PROG "podio-webhook"
 
@@ -397,6 +398,13 @@ run_server(const struct run_opts *opts, const struct podio_callbacks *fns,
 
 	if (run_make_runtime(opts, fns, NULL, &rt, err, sizeof(err)) != 0) {
 		fprintf(stderr, PROG ": %s\n", err);
+		goto fail;
+	}
+	/* A spool directory others could write in is refused before the
+	 * server listens, not at the first delivery. */
+	if (podio_spool_check(podio_config_get(rt->cfg, "spool_dir"), err,
+	    sizeof(err)) != PODIO_OK) {
+		fprintf(stderr, PROG ": cannot start: %s\n", err);
 		goto fail;
 	}
 	memset(&sc, 0, sizeof(sc));

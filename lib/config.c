@@ -188,8 +188,12 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "The directory of the event spool, an SQLite database: every "
 	  "accepted event but `hook.verify` is stored there before it is "
 	  "answered 200, then processed apart from the request. Keep it "
-	  "outside the web root, writable by the user the handler runs as; "
-	  "the `spool` commands use it too." },
+	  "outside the web root. It must belong to the user the handler "
+	  "runs as and be writable by nobody else (created 0700 when "
+	  "missing), and its files must not be symbolic links: whoever can "
+	  "write there could plant events. Otherwise the server does not "
+	  "start and a CGI run answers 503, saying what to fix. Run the "
+	  "`spool` commands as that user too." },
 	{ "retry_max", PODIO__CFG_INT, "12", 0, NULL,
 	  "How often an event whose callbacks fail is tried before it is set "
 	  "aside as dead (see `podio-webhook spool`): retries wait 1 minute, "

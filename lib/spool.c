@@ -494,6 +494,100 @@ mkdir_p(const char *dir)
 }
 
 /*
+ * Whether the spool directory dir may be trusted: whoever can write in it
+ * can plant events that run the callbacks without the secret, or swap the
+ * database for a link to another file.  It must be a directory owned by
+ * the user running this program, not writable by group or others, and
+ * the spool's files in it, where they exist, regular files of that user
+ * (a symbolic link is refused, never followed).  Once the directory
+ * passes, nobody else can put a link there before SQLite opens the
+ * files.  The directory itself may be reached through a link (a spool
+ * moved to another disk).  Returns 0, or -1 with err saying what to fix.
+ */
+static int
+spool_check_dir(const char *dir, char *err, size_t errlen)
+{
+	static const char *const names[] = {
+		SPOOL_DB_NAME, SPOOL_DB_NAME "-wal", SPOOL_DB_NAME "-shm",
+		SPOOL_LOCK_NAME, "cgi-worker.lock"
+	};
+	char path[SPOOL_DIR_MAX + 32];
+	struct stat st;
+	uid_t me = geteuid();
+	size_t i;
+
+	if (stat(dir, &st) != 0) {
+		podio__spool_set_err(err, errlen, "spool %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		podio__spool_set_err(err, errlen, "spool %s: not a directory",
+		    dir);
+		return -1;
+	}
+	if (st.st_uid != me) {
+		podio__spool_set_err(err, errlen, "spool %s: the directory is "
+		    "owned by uid %lu, not by uid %lu that runs this program: "
+		    "run podio-webhook as the user that owns it (runuser -u "
+		    "USER -- podio-webhook ...), or give the directory to "
+		    "this user (chown)", dir, (unsigned long)st.st_uid,
+		    (unsigned long)me);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		podio__spool_set_err(err, errlen, "spool %s: the directory's "
+		    "mode %04o lets group or others write in it, and so plant "
+		    "events: chmod go-w %s (0700 is best)", dir,
+		    (unsigned)(st.st_mode & 07777), dir);
+		return -1;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) != 0) {
+			if (errno == ENOENT)
+				continue;
+			podio__spool_set_err(err, errlen, "spool %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+		if (S_ISLNK(st.st_mode) || !S_ISREG(st.st_mode)) {
+			podio__spool_set_err(err, errlen, "spool %s: %s, not a "
+			    "regular file: remove it", path,
+			    S_ISLNK(st.st_mode) ? "a symbolic link" :
+			    "something else");
+			return -1;
+		}
+		if (st.st_uid != me) {
+			podio__spool_set_err(err, errlen, "spool %s: owned by "
+			    "uid %lu, not by uid %lu that runs this program: "
+			    "run podio-webhook as the owner of the spool, or "
+			    "chown the directory and its files", path,
+			    (unsigned long)st.st_uid, (unsigned long)me);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* See spool.h. */
+enum podio_err
+podio_spool_check(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	/* What is not a directory (yet) is for podio_spool_open() to create
+	 * or to fail on, as an I/O error. */
+	if (dir == NULL || dir[0] == '\0' || stat(dir, &st) != 0 ||
+	    !S_ISDIR(st.st_mode))
+		return PODIO_OK;
+	return spool_check_dir(dir, err, errlen) == 0 ? PODIO_OK :
+	    PODIO_ERR_CONFIG;
+}
+
+/*
  * Creates the database file with mode 0600 when it does not exist (SQLite
  * would make it 0644, and gives its -wal and -shm files the mode of the
  * database), then syncs the directory so the new name is durable.
@@ -791,6 +885,10 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	if (mkdir_p(dir) == -1) {
 		podio__spool_set_err(err, errlen, "spool %s: cannot create the directory: "
 		    "%s", dir, strerror(errno));
+		goto fail;
+	}
+	if (spool_check_dir(dir, err, errlen) != 0) {
+		e = PODIO_ERR_CONFIG;
 		goto fail;
 	}
 	{

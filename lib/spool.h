@@ -54,9 +54,22 @@ struct podio_spool;
  * *out receives the handle, which the caller closes with
  * podio_spool_close().  Fails with PODIO_ERR_IO (the directory or the
  * database cannot be created, opened or read, a schema from a newer
- * version), PODIO_ERR_INVALID (no dir) or PODIO_ERR_NOMEM, with a
+ * version), PODIO_ERR_CONFIG (a directory podio_spool_check() refuses),
+ * PODIO_ERR_INVALID (no dir) or PODIO_ERR_NOMEM, with a
  * one-line message in err (size errlen; err may be NULL).
  */
+/*
+ * Checks that an existing spool directory dir may be trusted, as
+ * podio_spool_open() does before it opens anything: a directory owned by
+ * the user running the program, not writable by group or others, and the
+ * spool's files in it regular files of that user (not symbolic links).
+ * PODIO_OK when it passes, or when dir is NULL, empty, does not exist
+ * yet (podio_spool_open() creates it so) or is not a directory (which
+ * podio_spool_open() fails on); PODIO_ERR_CONFIG with a message in err
+ * that says what to fix.
+ */
+enum podio_err podio_spool_check(const char *dir, char *err, size_t errlen);
+
 enum podio_err podio_spool_open(const char *dir, struct podio_spool **out,
     char *err, size_t errlen);
 

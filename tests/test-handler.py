@@ -592,6 +592,23 @@ with testlib.Sim() as sim:
     t.ok(r.status == 200 and len(ran) == 1 and ran[0][0].get("item", 1)
          is None and ran[0][0].get("item_error") == "gone",
          "an item already gone: 200, item null, item_error", ran)
+    # A spool directory others could write in (and so plant events in)
+    # is refused: serve does not start, a CGI run answers 503.
+    open_dir = os.path.join(D, "spool-open")
+    os.mkdir(open_dir)
+    os.chmod(open_dir, 0o770)
+    EW = dict(ENV, PODIO_SPOOL_DIR=open_dir)
+    sock3 = os.path.join(D, "refused.sock")
+    r = pw(["serve", "--listen", "unix:" + sock3], EW)
+    t.ok(r.returncode == 2 and "cannot start" in r.stderr and
+         "chmod go-w" in r.stderr and not os.path.exists(sock3),
+         "serve refuses a group-writable spool directory at start, "
+         "saying what to fix", r.stderr)
+    r = cgi(EW, item_body("item.update", 77), label="cgi, open spool")
+    t.ok(r.status == 503 and "chmod go-w" in r.stderr and
+         os.listdir(open_dir) == [],
+         "CGI: a group-writable spool directory: 503, a log line saying "
+         "what to fix, nothing stored", (r.status, r.stderr))
     # A spool of its own: the failing event is retried, and the retries
     # must not run the log rule while the others count its lines.
     EF = dict(ENV, PODIO_SPOOL_DIR=os.path.join(D, "spool-fail"))

@@ -251,6 +251,94 @@ test_open(void)
 	    PODIO_ERR_INVALID, "no directory: PODIO_ERR_INVALID");
 }
 
+/* Opens dir, expecting a refusal that names what to fix (needle). */
+static void
+refused(const char *dir, const char *needle, const char *what)
+{
+	struct podio_spool *s = NULL;
+	char err[512] = "", err2[512] = "";
+	enum podio_err e, c;
+
+	e = podio_spool_open(dir, &s, err, sizeof(err));
+	c = podio_spool_check(dir, err2, sizeof(err2));
+	tap_ok(e == PODIO_ERR_CONFIG && s == NULL && c == PODIO_ERR_CONFIG &&
+	    strstr(err, needle) != NULL && strcmp(err, err2) == 0,
+	    "%s: refused, saying so (%s)", what, err);
+	podio_spool_close(s);
+}
+
+/* The spool directory is trusted only when nobody else can write in it. */
+static void
+test_dir_checks(void)
+{
+	char dir[512], path[600], victim[600], other[512], err[256] = "";
+	struct podio_spool *s;
+	struct stat sb;
+	int fd;
+
+	newdir(dir, sizeof(dir), "trust");
+	podio_spool_close(open_or_bail(dir));
+	tap_ok(podio_spool_check(dir, err, sizeof(err)) == PODIO_OK &&
+	    podio_spool_check(tmpdir, err, sizeof(err)) == PODIO_OK,
+	    "a spool directory of this user, mode 0700 or 0755: accepted");
+	snprintf(path, sizeof(path), "%s/not-yet", dir);
+	tap_ok(podio_spool_check(path, err, sizeof(err)) == PODIO_OK &&
+	    podio_spool_check("", err, sizeof(err)) == PODIO_OK,
+	    "a spool directory that does not exist yet passes the check "
+	    "(the open creates it, 0700)");
+	chmod(dir, 0770);
+	refused(dir, "chmod go-w", "a group-writable spool directory");
+	chmod(dir, 0703);
+	refused(dir, "chmod go-w", "a spool directory others can write in");
+	chmod(dir, 0700);
+	podio_spool_close(open_or_bail(dir));
+
+	/* A database swapped for a link to another file: never followed. */
+	newdir(dir, sizeof(dir), "link");
+	mkdir(dir, 0700);
+	snprintf(victim, sizeof(victim), "%s/victim-%d", tmpdir, dir_seq);
+	fd = open(victim, O_WRONLY | O_CREAT, 0600);
+	if (fd != -1)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/spool.db", dir);
+	(void)!symlink(victim, path);
+	refused(dir, "symbolic link", "spool.db a symbolic link");
+	tap_ok(stat(victim, &sb) == 0 && sb.st_size == 0,
+	    "the file the link names is left untouched");
+	unlink(path);
+	podio_spool_close(open_or_bail(dir));
+	snprintf(path, sizeof(path), "%s/spool.db-wal", dir);
+	unlink(path);
+	(void)!symlink(victim, path);
+	refused(dir, "symbolic link", "spool.db-wal a symbolic link");
+	unlink(path);
+
+	/* The spool directory itself may be a link (to another disk). */
+	snprintf(other, sizeof(other), "%s/trust-link-%d", tmpdir, dir_seq);
+	(void)!symlink(dir, other);
+	s = NULL;
+	tap_ok(podio_spool_open(other, &s, err, sizeof(err)) == PODIO_OK,
+	    "a spool directory reached through a symbolic link: accepted "
+	    "(%s)", err);
+	podio_spool_close(s);
+
+	if (geteuid() != 0) {
+		tap_skip("not root: cannot give the spool to another user",
+		    "a spool directory of another user");
+		tap_skip("not root: cannot give the spool to another user",
+		    "a spool file of another user");
+		return;
+	}
+	(void)!chown(dir, 65534, 65534);
+	refused(dir, "owned by uid 65534", "a spool directory of another "
+	    "user");
+	(void)!chown(dir, 0, 0);
+	snprintf(path, sizeof(path), "%s/spool.lock", dir);
+	(void)!chown(path, 65534, 65534);
+	refused(dir, "owned by uid 65534", "a spool file of another user");
+	(void)!chown(path, 0, 0);
+}
+
 static void
 test_invalid(struct podio_spool *s)
 {
@@ -2032,6 +2120,7 @@ main(void)
 	    "log to a file of the test");
 
 	test_open();
+	test_dir_checks();
 	test_basic();
 	test_dedup();
 	test_delivery();
