@@ -16,6 +16,7 @@
  */
 #include <config.h>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,48 +143,62 @@ fcgi_io_conn_next(struct fcgi_io_conn *c, struct request_io *io)
 	io->param = fcgi_io_param;
 	io->read = fcgi_io_read;
 	io->write = fcgi_io_write;
+	io->input_done = NULL;
 	io->ctx = c;
 	return 0;
 }
 
 /*
- * See fcgi_io.h.  A connection the web server keeps carries the next
- * request right after this one's body, so whatever the handler left
- * unread (a body refused with 405 or 413) must be read away first, or
- * libfcgi would take its records for the next request's head and drop
- * the connection under a request the web server already sent.  A rest
- * over FCGI_IO_DRAIN_MAX is not worth reading: the connection is closed
- * instead, which the web server sees before it reuses it.
+ * See fcgi_io.h.  The answer goes out first: a refusal is answered
+ * before anything of its body is read.
  *
- * A connection closed after a request read to its end is closed at once.
- * libfcgi would first shut its sending side and wait for the web server
- * to close (so that input left unread cannot make the kernel reset the
- * connection under the answer): nothing is unread then, and the wait
- * would hold the worker and cost a wake-up per request.  That is done
- * by telling libfcgi to keep the connection and closing it here.
+ * A connection the web server keeps carries the next request right
+ * after this one's body, so whatever the handler left unread (a body
+ * refused with 405 or 413) must be read away before the connection can
+ * be used again, or libfcgi would take its records for the next
+ * request's head.  That read blocks (the caller bounds it with its
+ * deadline); a rest over FCGI_IO_DRAIN_MAX is not worth reading, and the
+ * connection is closed instead, which the web server sees before it
+ * reuses it.  A connection that is not kept is only read as far as what
+ * has arrived already, without waiting, then closed: finishing it never
+ * waits for a client (the finisher thread ends many in turn).
+ *
+ * A connection is closed here, not by libfcgi: libfcgi would first shut
+ * its sending side and wait for the web server to close, which holds the
+ * thread and costs a wake-up per request.  That is done by telling
+ * libfcgi to keep the connection and closing it after.
  */
 void
 fcgi_io_conn_finish(struct fcgi_io_conn *c)
 {
 	char buf[8192];
 	size_t drained = 0;
-	int r, keep, read_all = 0;
+	int r, keep, read_all = 0, fd = c->req.ipcFd, fl = -1;
 
 	if (!c->active)
 		return;
 	c->active = 0;
 	keep = c->req.keepConnection;
-	if (c->req.in != NULL) {
+	if (c->req.in != NULL && !FCGX_HasSeenEOF(c->req.in)) {
+		(void)FCGX_FFlush(c->req.out);
+		if (!keep && fd >= 0 && (fl = fcntl(fd, F_GETFL)) >= 0)
+			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 		while (drained < FCGI_IO_DRAIN_MAX &&
 		    (r = FCGX_GetStr(buf, sizeof(buf), c->req.in)) > 0)
 			drained += (size_t)r;
-		read_all = FCGX_HasSeenEOF(c->req.in) != 0;
+		if (fl >= 0)
+			(void)fcntl(fd, F_SETFL, fl);
 	}
-	/* Read to the end: libfcgi keeps the connection (a failed write
-	 * still makes it close it), and it is closed here unless kept. */
-	c->req.keepConnection = read_all;
+	/* A failed read (EAGAIN above, or the deadline) also marks the
+	 * stream ended. */
+	if (c->req.in != NULL)
+		read_all = FCGX_HasSeenEOF(c->req.in) != 0 &&
+		    FCGX_GetError(c->req.in) == 0;
+	/* libfcgi keeps the connection (a failed write still makes it
+	 * close it); it is closed here unless kept and read to its end. */
+	c->req.keepConnection = 1;
 	FCGX_Finish_r(&c->req);
-	if (!keep && c->req.ipcFd >= 0) {
+	if ((!keep || !read_all) && c->req.ipcFd >= 0) {
 		close(c->req.ipcFd);
 		c->req.ipcFd = -1;
 	}

@@ -44,8 +44,10 @@ void fcgi_io_conn_attach(struct fcgi_io_conn *c, int fd);
 int fcgi_io_conn_next(struct fcgi_io_conn *c, struct request_io *io);
 
 /* Ends the current request: the answer is flushed and the request
- * closed; the connection too, unless the web server keeps it (at once
- * when the request was read to its end). */
+ * closed; the connection too, unless the web server keeps it.  A body
+ * left unread is read away (after the answer) only on a kept
+ * connection, which blocks until its end: the caller bounds that with
+ * a deadline.  Else it never waits for the client. */
 void fcgi_io_conn_finish(struct fcgi_io_conn *c);
 
 /* Closes the connection, if any. */

@@ -37,6 +37,7 @@ request_status_text(int status)
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
@@ -363,6 +364,7 @@ request_handle(const struct request_io *io, struct runtime *rt,
 	uint64_t length = 0;
 	int64_t t0 = request_now_ms();
 	int status, bad_length = 0, stored = 0, verified = 0;
+	int late = 0, input_over = 0;
 
 	memset(&req, 0, sizeof(req));
 	memset(&ans, 0, sizeof(ans));
@@ -399,6 +401,16 @@ request_handle(const struct request_io *io, struct runtime *rt,
 		reason = "out of memory";
 		goto fail;
 	}
+	if (io->input_done != NULL) {
+		late = io->input_done(io->ctx);
+		input_over = 1;
+		if (late) {
+			status = 408;
+			reason = "the request did not arrive within "
+			    "client_timeout; connection closed";
+			goto fail;
+		}
+	}
 	req.body = body_len > 0 ? body : NULL;
 	req.body_len = body_len;
 	(void)podio_webhook_decide(&rt->settings, &req, &ans, &d);
@@ -433,7 +445,11 @@ fail:
 	/* every path ends here, the accepted one included; a deferred
 	 * request is answered and logged when its event is flushed */
 	if (status != REQUEST_DEFERRED) {
-		request_write_answer(io, status, header, reason);
+		/* A refusal is answered at once, its body left unread. */
+		if (io->input_done != NULL && !input_over)
+			late = io->input_done(io->ctx);
+		if (!late)
+			request_write_answer(io, status, header, reason);
 		request_log(req.method, d, status, request_now_ms() - t0,
 		    reason);
 	}
@@ -513,5 +529,6 @@ request_cgi_io(struct request_io *io)
 	io->param = request_cgi_param;
 	io->read = request_cgi_read;
 	io->write = request_cgi_write;
+	io->input_done = NULL;
 	io->ctx = NULL;
 }

@@ -23,6 +23,11 @@ struct request_io {
 	ssize_t (*read)(void *ctx, char *buf, size_t n);
 	/* Writes n bytes of the answer: 0, or -1 on error. */
 	int (*write)(void *ctx, const char *buf, size_t n);
+	/* Optional (NULL: none): called once the request's input is over,
+	 * its body read or left unread for a refusal, before the answer;
+	 * returns nonzero when a deadline cut the input short (the
+	 * connection is gone: nothing is answered, status 408 logged). */
+	int (*input_done)(void *ctx);
 	void *ctx;
 };
 

@@ -140,6 +140,8 @@ runtime_new(struct podio_config *cfg, const struct podio_callbacks *fns,
 	rt->settings.max_params = (size_t)podio_config_get_int(rt->cfg,
 	    "max_params");
 	rt->exec_timeout_ms = podio_config_get_ms(rt->cfg, "exec_timeout");
+	rt->client_timeout_ms = podio_config_get_ms(rt->cfg,
+	    "client_timeout");
 
 	if (prev != NULL && prev->tokens != NULL &&
 	    runtime_same_tokens(prev->cfg, rt->cfg)) {

@@ -29,6 +29,7 @@ struct runtime {
 	                                           runtimes of the same
 	                                           credentials */
 	int64_t exec_timeout_ms;
+	int64_t client_timeout_ms;  /* client_timeout */
 	atomic_int refs;
 };
 

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -85,6 +86,21 @@
 
 struct server_deferred;
 
+/*
+ * The deadline of the request a worker reads (client_timeout from its
+ * first byte): the watcher shuts a connection down when its deadline
+ * passes, which ends any read libfcgi blocks in.  fd is a duplicate of
+ * the connection's descriptor, so that the watcher never touches a
+ * descriptor number libfcgi closed and another connection got.
+ */
+struct server_watch {
+	pthread_mutex_t m;
+	int fd;                        /* the duplicate, or -1 */
+	int64_t until_ms;              /* the deadline (kept after disarming,
+	                                  for server_watch_again()) */
+	int fired;                     /* the deadline passed: shut down */
+};
+
 struct server {
 	const struct server_config *sc;
 	pthread_mutex_t lock;          /* guards rt */
@@ -111,12 +127,35 @@ struct server {
 	int fin_waiting;               /* the finisher sleeps on fin_cond */
 	int fin_stop;
 	int fin_up;                    /* the finisher runs */
+	/* The deadlines of the requests being read, one slot per worker
+	 * (see server_watcher()); watch_lock guards watch_idle and
+	 * watch_stop, each slot has its own lock. */
+	struct server_watch *watch;
+	atomic_uint watch_next;        /* the next slot a worker takes */
+	pthread_t watcher;
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_cond;     /* on CLOCK_MONOTONIC */
+	int watch_idle;                /* the watcher sleeps without end */
+	int watch_stop;
+	int watch_up;                  /* the watcher runs */
+	atomic_llong client_timeout_ms; /* of the current runtime */
 	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
 	struct stat sock_st;           /* the unix socket file we made */
 	int sock_st_ok;
 };
 
 /* ------------------------------------------------------------ workers */
+
+/* The monotonic clock in ms. */
+static int64_t
+server_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 
 /* Whether the peer of a TCP connection is in FCGI_WEB_SERVER_ADDRS (the
  * list libfcgi honours, comma-separated addresses), when it is set. */
@@ -317,11 +356,15 @@ server_accept(struct server *srv, int ep)
 }
 
 /* Waits until the kept connection fd has something (a request or its
- * end) or the server stops.  Returns 0 for the connection, -1 to stop. */
+ * end), the server stops, or the connection has been idle for
+ * idle_ms.  Returns 0 for the connection, 1 when it is idle too long,
+ * -1 to stop. */
 static int
-server_wait_conn(struct server *srv, int fd)
+server_wait_conn(struct server *srv, int fd, int64_t idle_ms)
 {
 	struct pollfd p[2];
+	int64_t until = server_now_ms() + idle_ms, left;
+	int n;
 
 	for (;;) {
 		p[0].fd = fd;
@@ -329,11 +372,16 @@ server_wait_conn(struct server *srv, int fd)
 		p[1].fd = srv->wake[0];
 		p[1].events = POLLIN;
 		p[0].revents = p[1].revents = 0;
-		if (poll(p, 2, -1) < 0) {
+		left = until - server_now_ms();
+		if (left <= 0)
+			return 1;
+		if ((n = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return 0;
 		}
+		if (n == 0)
+			continue;
 		if (p[1].revents != 0)
 			return -1;
 		if (p[0].revents != 0)
@@ -525,6 +573,111 @@ server_handle(struct server *srv, struct fcgi_io_conn **conn,
 	return 1;
 }
 
+/* Watches the connection fd until until_ms (see struct server_watch);
+ * without a duplicate descriptor (none left) it goes unwatched. */
+static void
+server_watch_arm(struct server *srv, struct server_watch *w, int fd,
+    int64_t until_ms)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->m);
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	w->until_ms = until_ms;
+	w->fired = 0;
+	pthread_mutex_unlock(&w->m);
+	pthread_mutex_lock(&srv->watch_lock);
+	if (srv->watch_idle)
+		pthread_cond_signal(&srv->watch_cond);
+	pthread_mutex_unlock(&srv->watch_lock);
+}
+
+/* Stops watching; returns whether the deadline had passed (the
+ * connection was shut down). */
+static int
+server_watch_end(struct server_watch *w)
+{
+	int fired;
+
+	if (w == NULL)
+		return 0;
+	pthread_mutex_lock(&w->m);
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	fired = w->fired;
+	pthread_mutex_unlock(&w->m);
+	return fired;
+}
+
+/*
+ * The watcher thread: shuts down each connection whose deadline passed
+ * (shutdown() wakes a read blocked on it, which then fails), sleeping
+ * until the next deadline, or until a worker arms one when none is.
+ */
+static void *
+server_watcher(void *arg)
+{
+	struct server *srv = arg;
+	struct server_watch *w;
+	struct timespec ts;
+	int64_t now, next;
+	unsigned i, n = srv->sc->workers;
+
+	pthread_mutex_lock(&srv->watch_lock);
+	while (!srv->watch_stop) {
+		now = server_now_ms();
+		next = INT64_MAX;
+		for (i = 0; i < n; i++) {
+			w = &srv->watch[i];
+			pthread_mutex_lock(&w->m);
+			if (w->fd >= 0 && !w->fired) {
+				if (w->until_ms <= now) {
+					(void)shutdown(w->fd, SHUT_RDWR);
+					w->fired = 1;
+				} else if (w->until_ms < next)
+					next = w->until_ms;
+			}
+			pthread_mutex_unlock(&w->m);
+		}
+		if (next == INT64_MAX) {
+			srv->watch_idle = 1;
+			pthread_cond_wait(&srv->watch_cond, &srv->watch_lock);
+			srv->watch_idle = 0;
+			continue;
+		}
+		ts.tv_sec = (time_t)(next / 1000);
+		ts.tv_nsec = (long)(next % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&srv->watch_cond, &srv->watch_lock,
+		    &ts);
+	}
+	pthread_mutex_unlock(&srv->watch_lock);
+	return NULL;
+}
+
+/* The calling worker's slot, for server_input_done(). */
+static _Thread_local struct server_watch *server_my_watch;
+
+/* struct request_io's input_done: the request was read (or is refused
+ * unread); its deadline no longer runs. */
+static int
+server_input_done(void *ctx)
+{
+	(void)ctx;
+	return server_watch_end(server_my_watch);
+}
+
+/* Logs a request whose head did not arrive within client_timeout. */
+static void
+server_log_late(int64_t t0)
+{
+	podio_log(PODIO_LOG_WARN, "request method=- type=- hook_id=- "
+	    "item_id=- status=408 ms=%" PRId64 ": the request did not arrive "
+	    "within client_timeout; connection closed", server_now_ms() - t0);
+}
+
 /* One worker thread: accept, serve the connection's requests, repeat. */
 static void *
 server_worker(void *arg)
@@ -534,15 +687,23 @@ server_worker(void *arg)
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
 	struct request_io io;
-	int fd, ep;
+	struct server_watch *w = NULL;
+	unsigned slot;
+	int64_t t0, timeout;
+	int fd, ep, rc;
 
 	if ((conn = fcgi_io_conn_new()) == NULL) {
 		podio_log(PODIO_LOG_ERROR, "a worker could not start: out of "
 		    "memory");
 		return NULL;
 	}
+	slot = atomic_fetch_add(&srv->watch_next, 1);
+	if (srv->watch_up && slot < srv->sc->workers)
+		w = &srv->watch[slot];
+	server_my_watch = w;
 	ep = server_accept_set(srv);
 	for (;;) {
+		timeout = atomic_load(&srv->client_timeout_ms);
 		if ((fd = fcgi_io_conn_fd(conn)) < 0) {
 			/* Without epoll, one worker at a time polls the
 			 * listening socket: poll() would wake every idle
@@ -555,17 +716,37 @@ server_worker(void *arg)
 			if (fd < 0)
 				break;
 			fcgi_io_conn_attach(conn, fd);
-		} else if (server_wait_conn(srv, fd) != 0) {
-			break;
-		}
-		if (fcgi_io_conn_next(conn, &io) != 0)
+		} else if ((rc = server_wait_conn(srv, fd, timeout)) != 0) {
+			if (rc < 0)
+				break;
+			/* A kept connection idle for client_timeout. */
+			fcgi_io_conn_close(conn);
 			continue;
+		}
+		/* The whole request, head and body, within client_timeout
+		 * of its first byte (or of the connection). */
+		t0 = server_now_ms();
+		server_watch_arm(srv, w, fd, t0 + timeout);
+		if (fcgi_io_conn_next(conn, &io) != 0) {
+			if (server_watch_end(w))
+				server_log_late(t0);
+			continue;
+		}
+		io.input_done = w != NULL ? server_input_done : NULL;
 		atomic_fetch_add(&srv->busy, 1);
 		if (server_take_runtime(srv, &rt, &client) != 0)
 			request_answer_error(&io, 500, "out of memory");
-		else if (server_handle(srv, &conn, &spare, &io, rt, client))
+		else if (server_handle(srv, &conn, &spare, &io, rt, client)) {
+			(void)server_watch_end(w);
 			continue;  /* answered when its event is flushed */
+		}
+		/* A body left unread on a kept connection is read away
+		 * within what is left of the request's deadline. */
+		if (w != NULL && fcgi_io_conn_kept(conn) &&
+		    (fd = fcgi_io_conn_fd(conn)) >= 0)
+			server_watch_arm(srv, w, fd, w->until_ms);
 		fcgi_io_conn_finish(conn);
+		(void)server_watch_end(w);
 		atomic_fetch_sub(&srv->busy, 1);
 	}
 	fcgi_io_conn_free(conn);
@@ -754,6 +935,7 @@ server_reload(struct server *srv)
 	pthread_mutex_lock(&srv->lock);
 	old = srv->rt;
 	srv->rt = next;
+	atomic_store(&srv->client_timeout_ms, next->client_timeout_ms);
 	pthread_mutex_unlock(&srv->lock);
 	runtime_unref(old);
 	podio_log(PODIO_LOG_INFO, "configuration reloaded");
@@ -823,6 +1005,70 @@ server_drain_signals(const sigset_t *set)
 		;
 }
 
+/*
+ * Starts the watcher with a slot per worker (see struct server_watch).
+ * Without it (no memory, no thread) requests are read without a
+ * deadline, as is logged.
+ */
+static void
+server_watch_start(struct server *srv)
+{
+	pthread_condattr_t ca;
+	unsigned i, n = srv->sc->workers;
+
+	if ((srv->watch = calloc(n, sizeof(*srv->watch))) == NULL)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		pthread_mutex_init(&srv->watch[i].m, NULL);
+		srv->watch[i].fd = -1;
+	}
+	pthread_mutex_init(&srv->watch_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->watch_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&srv->watcher, NULL, server_watcher, srv) != 0) {
+		pthread_cond_destroy(&srv->watch_cond);
+		pthread_mutex_destroy(&srv->watch_lock);
+		for (i = 0; i < n; i++)
+			pthread_mutex_destroy(&srv->watch[i].m);
+		free(srv->watch);
+		srv->watch = NULL;
+		goto fail;
+	}
+	(void)pthread_setname_np(srv->watcher, "pw-watcher");
+	srv->watch_up = 1;
+	return;
+fail:
+	podio_log(PODIO_LOG_WARN, "cannot start the request deadlines: "
+	    "requests are read without client_timeout");
+}
+
+/* Stops the watcher (the workers are gone). */
+static void
+server_watch_stop(struct server *srv)
+{
+	unsigned i;
+
+	if (!srv->watch_up)
+		return;
+	pthread_mutex_lock(&srv->watch_lock);
+	srv->watch_stop = 1;
+	pthread_cond_signal(&srv->watch_cond);
+	pthread_mutex_unlock(&srv->watch_lock);
+	pthread_join(srv->watcher, NULL);
+	srv->watch_up = 0;
+	for (i = 0; i < srv->sc->workers; i++) {
+		if (srv->watch[i].fd >= 0)
+			close(srv->watch[i].fd);
+		pthread_mutex_destroy(&srv->watch[i].m);
+	}
+	pthread_cond_destroy(&srv->watch_cond);
+	pthread_mutex_destroy(&srv->watch_lock);
+	free(srv->watch);
+	srv->watch = NULL;
+}
+
 /* See server.h. */
 int
 server_run(const struct server_config *sc, struct runtime *rt)
@@ -865,6 +1111,8 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	}
 	srv.fin_tail = &srv.fin_head;
 	locked = 1;
+	atomic_init(&srv.client_timeout_ms, rt->client_timeout_ms);
+	atomic_init(&srv.watch_next, 0);
 	if (sc->unix_path != NULL &&
 	    lstat(sc->unix_path, &srv.sock_st) == 0)
 		srv.sock_st_ok = 1;
@@ -911,6 +1159,8 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
 		goto fail;
 	}
+	/* Started with the signals blocked, like every thread here. */
+	server_watch_start(&srv);
 	/* Without the finisher, the answers are written by the thread
 	 * leading the commits. */
 	if (pthread_create(&finisher, NULL, server_finisher, &srv) == 0) {
@@ -969,6 +1219,7 @@ fail:
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	server_watch_stop(&srv);
 	/* The workers are back, so every commit is over: the finisher ends
 	 * the answers still queued and stops. */
 	if (srv.fin_up) {

@@ -99,6 +99,8 @@ static int podio__cfg_check_max_params(struct podio__cfg_value *, char *,
     size_t);
 static int podio__cfg_check_rate_reserve(struct podio__cfg_value *, char *,
     size_t);
+static int podio__cfg_check_client_timeout(struct podio__cfg_value *,
+    char *, size_t);
 
 /*
  * The keys.  A new key is one new row; the environment variable
@@ -179,6 +181,13 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	{ "max_params", PODIO__CFG_INT, "256", 0, podio__cfg_check_max_params,
 	  "The most parameters in one delivery, query string and body "
 	  "together, 1 to 1000000; more get 413." },
+	{ "client_timeout", PODIO__CFG_DURATION, "10s", 0,
+	  podio__cfg_check_client_timeout,
+	  "The longest a FastCGI server (`serve`, or on an inherited "
+	  "socket) waits for the whole of a request, its head and body, "
+	  "and for the next request on a connection the web server keeps; "
+	  "then it closes the connection (logged as `status=408`). 1s to "
+	  "1h." },
 	{ "exec_timeout", PODIO__CFG_DURATION, "30s", 0, NULL,
 	  "The longest an `on` command may run; then it and every process "
 	  "of its group are killed, and the callback has failed. `0`: no "
@@ -453,6 +462,18 @@ podio__cfg_check_max_params(struct podio__cfg_value *v, char *why,
 	if (v->num >= 1 && v->num <= 1000000)
 		return 0;
 	podio__cfg_errf(why, whylen, "out of range '%s' (want 1 to 1000000)",
+	    v->text);
+	return -1;
+}
+
+/* client_timeout: 1 s to 1 h. */
+static int
+podio__cfg_check_client_timeout(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->num >= 1000 && v->num <= 3600 * 1000)
+		return 0;
+	podio__cfg_errf(why, whylen, "out of range '%s' (want 1s to 1h)",
 	    v->text);
 	return -1;
 }

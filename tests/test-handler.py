@@ -799,6 +799,72 @@ with testlib.Sim() as sim:
              "under a temporary name, then renamed)", evs)
         srv2.stop()
 
+    # ------------------------------------- serve: client_timeout deadlines
+    # One worker and client_timeout 1s: each stalled client holds the
+    # only worker for at most its deadline, then the delivery queued
+    # behind it is answered.
+    path4 = os.path.join(D, "deadline.sock")
+    srv4 = Server([testlib.PODIO_WEBHOOK, "serve", "--listen",
+                   "unix:" + path4, "--workers", "1"],
+                  dict(ENV, PODIO_CLIENT_TIMEOUT="1s"), address=path4,
+                  wait_socket=path4, label="serve (deadlines)")
+
+    def stalled(send, label, n_late):
+        """Opens a connection, sends send (bytes) and nothing more; a
+        delivery behind it must be answered, the stalled connection
+        closed by the server, and n_late more 408 lines logged."""
+        before = srv4.text().count("status=408")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(60 * SLOW)
+            s.connect(path4)
+            if send:
+                s.sendall(send)
+            r = srv4.delivery(item_body("item.delete", 80))
+            try:
+                closed = s.recv(65536) == b"" or s.recv(65536) == b""
+            except OSError:
+                closed = True
+        testlib.wait_for(lambda: srv4.text().count("status=408") >=
+                         before + n_late, "the 408 line of " + label)
+        t.ok(r.status == 200 and closed and
+             srv4.text().count("status=408") == before + n_late,
+             "client_timeout: %s: closed at its deadline, the delivery "
+             "behind it answered 200, %d line(s) status=408 logged"
+             % (label, n_late), (r, closed, srv4.text()[-1500:]))
+
+    head = fcgi._record(fcgi.BEGIN_REQUEST, 1, struct.pack(
+        "!HB5x", fcgi.RESPONDER, 0))
+    body = item_body("item.delete", 81)
+    params = fcgi._stream(fcgi.PARAMS, 1, fcgi.encode_params(
+        fcgi.cgi_params(body)))
+    stalled(b"", "a connection that sends nothing", 1)
+    stalled(head[:5], "half a record header", 1)
+    stalled(head + params, "a head without its body", 1)
+    stalled(head + params + fcgi._record(fcgi.STDIN, 1, body[:10]),
+            "a body cut short", 1)
+    # A refusal is answered before its body is read: a 413 for a body
+    # that is never sent at all.
+    with fcgi.Connection(path4, timeout=60 * SLOW) as c:
+        big = fcgi.cgi_params(b"", content_length=str(10 ** 8))
+        rid = c.send_head(big)
+        r = c.read_response(rid)
+    t.ok(r.status == 413, "a refusal (413) is answered without its body "
+         "being sent", r)
+    # A kept connection left idle is closed at client_timeout.
+    with fcgi.Connection(path4, timeout=60 * SLOW) as c:
+        r1 = c.request(fcgi.cgi_params(item_body("item.delete", 82)),
+                       item_body("item.delete", 82), keep_conn=True)
+        r2 = srv4.delivery(item_body("item.delete", 83))
+        try:
+            idle_closed = c.sock.recv(1) == b""
+        except OSError:
+            idle_closed = True
+    t.ok(r1.status == 200 and r2.status == 200 and idle_closed,
+         "client_timeout: a kept connection left idle is closed, and the "
+         "only worker takes the next connection", (r1, r2))
+    t.ok(srv4.stop() == 0, "serve (deadlines) stops cleanly",
+         srv4.text()[-1000:])
+
     r = srv.delivery(item_body("item.update", 42))
     t.ok(r.status == 200 and "queued" in r.text and
          r.headers.get("content-type", "").startswith("text/plain"),
