@@ -96,8 +96,9 @@ struct server_deferred;
 struct server_watch {
 	pthread_mutex_t m;
 	int fd;                        /* the duplicate, or -1 */
-	int64_t until_ms;              /* the deadline (kept after disarming,
-	                                  for server_watch_again()) */
+	int64_t until_ms;              /* the deadline (kept after disarming:
+	                                  a kept connection's unread body is
+	                                  read away within it) */
 	int fired;                     /* the deadline passed: shut down */
 };
 
@@ -155,7 +156,6 @@ server_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
 
 /* Whether the peer of a TCP connection is in FCGI_WEB_SERVER_ADDRS (the
  * list libfcgi honours, comma-separated addresses), when it is set. */
