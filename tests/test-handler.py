@@ -897,6 +897,38 @@ with testlib.Sim() as sim:
          "a kept connection carries the next request after a 413",
          (r1, r2))
 
+    # Forged item events (no secret, a wrong one, a hook not allowed)
+    # straight on the socket cost no API call and no spool write.
+    settle(ENV)
+    sim.clear_requests()
+    wal = os.path.join(ENV["PODIO_SPOOL_DIR"], "spool.db-wal")
+    dbf = os.path.join(ENV["PODIO_SPOOL_DIR"], "spool.db")
+
+    def spool_files():
+        return [(os.stat(f).st_size, os.stat(f).st_mtime_ns)
+                for f in (dbf, wal) if os.path.exists(f)]
+    files0, status0 = spool_files(), spool_status(ENV)
+    n_forged = 1000 if testlib.wrapper() else 10000
+    forged = [0, 0]
+
+    def forge(k):
+        for i in range(k, n_forged, 4):
+            secret = (None, "not-the-secret")[i % 2]
+            b = form(("type", "item.update"), ("hook_id", 1001),
+                     ("item_id", 5000000 + i), ("item_revision_id", 1),
+                     secret=secret)
+            forged[srv.delivery(b).status == 403] += 1
+    threads = [threading.Thread(target=forge, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    t.ok(forged == [0, n_forged] and not sim.requests() and
+         spool_files() == files0 and spool_status(ENV) == status0,
+         "%d forged item events on the socket: each 403, no API call, "
+         "the spool's files untouched" % n_forged,
+         (forged, sim.requests()[:3], files0, spool_files()))
+
     # 20 at once.
     settle(ENV)
     clear_events()
@@ -1012,7 +1044,7 @@ with testlib.Sim() as sim:
     bad = [ln for ln in reqs if not re.search(
         r"request method=\S+ type=\S+ hook_id=\S+ item_id=\S+ "
         r"status=\d{3} ms=\d+: \S", ln)]
-    t.ok(len(reqs) == 36 and not bad, "one log line per request",
+    t.ok(len(reqs) == 36 + n_forged and not bad, "one log line per request",
          "%d lines; not matching: %r" % (len(reqs), bad))
 
     # ------------------------------------------------ serve: TCP, options
