@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -58,6 +59,9 @@
 #include "runtime.h"
 #include "server.h"
 
+/* Descriptors kept for everything but the connections: the spool's
+ * handles, the processors' API connections, logs, pipes, callbacks. */
+#define SERVER_FD_RESERVE 64
 /* How long a worker pauses when the system is out of descriptors. */
 #define SERVER_BACKOFF_MS 100
 /* Longest FCGI_WEB_SERVER_ADDRS kept. */
@@ -140,6 +144,13 @@ struct server {
 	int watch_stop;
 	int watch_up;                  /* the watcher runs */
 	atomic_llong client_timeout_ms; /* of the current runtime */
+	/* The connections handed to the finisher that wait for their
+	 * answer, and the most that may (see server_room()). */
+	atomic_int waiting;
+	int waiting_max;
+	pthread_mutex_t room_lock;     /* guards room_full */
+	pthread_cond_t room_cond;
+	int room_full;                 /* logged; workers wait for room */
 	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
 	struct stat sock_st;           /* the unix socket file we made */
 	int sock_st_ok;
@@ -466,9 +477,16 @@ static _Thread_local struct server_deferred **server_fin_tail;
 static void
 server_deferred_end(struct server_deferred *dc)
 {
+	struct server *srv = dc->srv;
+
 	fcgi_io_conn_finish(dc->conn);
 	fcgi_io_conn_free(dc->conn);
-	atomic_fetch_sub(&dc->srv->busy, 1);
+	atomic_fetch_sub(&srv->busy, 1);
+	if (atomic_fetch_sub(&srv->waiting, 1) == srv->waiting_max) {
+		pthread_mutex_lock(&srv->room_lock);
+		pthread_cond_broadcast(&srv->room_cond);
+		pthread_mutex_unlock(&srv->room_lock);
+	}
 	free(dc);
 }
 
@@ -567,7 +585,9 @@ server_handle(struct server *srv, struct fcgi_io_conn **conn,
 		free(dc);
 		return 0;
 	}
-	/* The request owns the connection now; it may be gone already. */
+	/* The request owns the connection now; it may be gone already
+	 * (and counted out again: the count may dip below 0 meanwhile). */
+	atomic_fetch_add(&srv->waiting, 1);
 	*conn = *spare;
 	*spare = NULL;
 	return 1;
@@ -678,6 +698,35 @@ server_log_late(int64_t t0)
 	    "within client_timeout; connection closed", server_now_ms() - t0);
 }
 
+/*
+ * Waits, before a worker accepts a connection, while waiting_max
+ * connections wait for their answer (their events' flush): beyond that
+ * no new connection is taken (the kernel's listen queue holds them), so
+ * that descriptors never run out while the disk is slow.  Returns 0, or
+ * -1 when the server stops.
+ */
+static int
+server_room(struct server *srv)
+{
+	if (atomic_load(&srv->waiting) < srv->waiting_max)
+		return 0;
+	pthread_mutex_lock(&srv->room_lock);
+	if (!srv->room_full && atomic_load(&srv->waiting) >=
+	    srv->waiting_max) {
+		srv->room_full = 1;
+		podio_log(PODIO_LOG_WARN, "%d connections wait for their "
+		    "answer, the most this process keeps open: new "
+		    "connections wait until some are answered",
+		    srv->waiting_max);
+	}
+	while (atomic_load(&srv->waiting) >= srv->waiting_max &&
+	    !atomic_load(&srv->stopping))
+		pthread_cond_wait(&srv->room_cond, &srv->room_lock);
+	srv->room_full = 0;
+	pthread_mutex_unlock(&srv->room_lock);
+	return atomic_load(&srv->stopping) ? -1 : 0;
+}
+
 /* One worker thread: accept, serve the connection's requests, repeat. */
 static void *
 server_worker(void *arg)
@@ -708,6 +757,8 @@ server_worker(void *arg)
 			/* Without epoll, one worker at a time polls the
 			 * listening socket: poll() would wake every idle
 			 * worker for each connection. */
+			if (server_room(srv) != 0)
+				break;
 			if (ep < 0)
 				pthread_mutex_lock(&srv->accept_lock);
 			fd = server_accept(srv, ep);
@@ -1006,6 +1057,26 @@ server_drain_signals(const sigset_t *set)
 }
 
 /*
+ * The most connections that may wait for their answer: what the
+ * descriptor limit leaves once SERVER_FD_RESERVE and four per worker
+ * (its connection, its duplicate for the watcher, its epoll set, its API
+ * connection) are set aside; at least one per worker.
+ */
+static int
+server_waiting_max(unsigned workers)
+{
+	struct rlimit rl;
+	rlim_t left, reserve = SERVER_FD_RESERVE + 4 * (rlim_t)workers;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return INT_MAX;
+	left = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 0;
+	if (left < workers)
+		left = workers;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/*
  * Starts the watcher with a slot per worker (see struct server_watch).
  * Without it (no memory, no thread) requests are read without a
  * deadline, as is logged.
@@ -1113,6 +1184,10 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	locked = 1;
 	atomic_init(&srv.client_timeout_ms, rt->client_timeout_ms);
 	atomic_init(&srv.watch_next, 0);
+	atomic_init(&srv.waiting, 0);
+	srv.waiting_max = server_waiting_max(sc->workers);
+	pthread_mutex_init(&srv.room_lock, NULL);
+	pthread_cond_init(&srv.room_cond, NULL);
 	if (sc->unix_path != NULL &&
 	    lstat(sc->unix_path, &srv.sock_st) == 0)
 		srv.sock_st_ok = 1;
@@ -1217,6 +1292,12 @@ fail:
 			w = write(srv.wake[1], "x", 1);
 		while (w < 0 && errno == EINTR);
 	}
+	/* Workers waiting for room see the stop. */
+	if (locked) {
+		pthread_mutex_lock(&srv.room_lock);
+		pthread_cond_broadcast(&srv.room_cond);
+		pthread_mutex_unlock(&srv.room_lock);
+	}
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	server_watch_stop(&srv);
@@ -1258,6 +1339,8 @@ fail:
 	runtime_unref(srv.rt);
 	free(srv.allowed_addrs);
 	if (locked) {
+		pthread_cond_destroy(&srv.room_cond);
+		pthread_mutex_destroy(&srv.room_lock);
 		pthread_cond_destroy(&srv.fin_cond);
 		pthread_mutex_destroy(&srv.fin_lock);
 		pthread_mutex_destroy(&srv.accept_lock);

@@ -291,14 +291,14 @@ class Server:
     """A FastCGI server process; its stderr goes to a file."""
 
     def __init__(self, argv, env, stdin=None, address=None, label="server",
-                 wait_socket=None):
+                 wait_socket=None, wrap=True):
         self.log = os.path.join(testlib.tmpdir(), "server.log")
         self.errf = open(self.log, "w")
         self.address = address
         self.label = label
         self.proc = testlib.popen(argv, env=env, stdin=stdin,
                                   stdout=subprocess.DEVNULL,
-                                  stderr=self.errf)
+                                  stderr=self.errf, wrap=wrap)
         if wait_socket is not None:
             testlib.wait_for(lambda: os.path.exists(wait_socket) or
                      self.proc.poll() is not None, "the socket " +
@@ -864,6 +864,55 @@ with testlib.Sim() as sim:
          "only worker takes the next connection", (r1, r2))
     t.ok(srv4.stop() == 0, "serve (deadlines) stops cleanly",
          srv4.text()[-1000:])
+
+    # ------------------------- serve: connections waiting for their answer
+    # With the spool's lock file held here, no event can be flushed, so
+    # every delivery waits for its answer.  Under a descriptor limit that
+    # leaves room for 6 such connections, 80 deliveries at once never make
+    # the server run out of descriptors: past 6 it stops accepting, and
+    # once the lock is let go every one is answered 200.
+    bdir = os.path.join(D, "spool-bounded")
+    EB = dict(ENV, PODIO_SPOOL_DIR=bdir)
+    pw(["spool", "status"], EB)
+    path5 = os.path.join(D, "bounded.sock")
+    nofile = 64 + 4 * 2 + 6
+    srv5 = Server(["prlimit", "--nofile=%d:%d" % (nofile, nofile)] +
+                  testlib.wrapper() + [testlib.PODIO_WEBHOOK, "serve",
+                                       "--listen", "unix:" + path5,
+                                       "--workers", "2"],
+                  EB, address=path5, wait_socket=path5,
+                  label="serve (bounded)", wrap=False)
+    lockf = open(os.path.join(bdir, "spool.lock"), "r+")
+    fcntl.flock(lockf, fcntl.LOCK_EX)
+    answers = {}
+
+    def post(i):
+        try:
+            answers[i] = srv5.delivery(item_body("item.delete", 9000 + i))
+        except Exception as exc:  # reported below
+            answers[i] = exc
+    posters = [threading.Thread(target=post, args=(i,)) for i in range(80)]
+    for th in posters:
+        th.start()
+    full = testlib.wait_for(lambda: "wait for their answer" in srv5.text(),
+                            "the bound on waiting connections")
+    # prlimit runs the server (or valgrind with it) in its own process.
+    open_fds = len(os.listdir("/proc/%d/fd" % srv5.proc.pid))
+    fcntl.flock(lockf, fcntl.LOCK_UN)
+    lockf.close()
+    for th in posters:
+        th.join()
+    st = [getattr(answers.get(i), "status", answers.get(i))
+          for i in range(80)]
+    t.ok(full and open_fds < nofile and st == [200] * 80 and
+         "Too many open files" not in srv5.text(),
+         "80 deliveries waiting for a flush under a limit of %d "
+         "descriptors: the server stops accepting at its bound (%d open), "
+         "never runs out, and answers every one 200 once the flush "
+         "happens" % (nofile, open_fds),
+         (st, srv5.text()[-1500:]))
+    t.ok(srv5.stop() == 0, "serve (bounded) stops cleanly",
+         srv5.text()[-1000:])
 
     r = srv.delivery(item_body("item.update", 42))
     t.ok(r.status == 200 and "queued" in r.text and
