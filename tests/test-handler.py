@@ -287,6 +287,24 @@ def inotify_events(fd):
 IN_CREATE, IN_MOVED_TO = 0x100, 0x80
 
 
+def post_all(server, bodies):
+    """Posts each body to server on a thread of its own, all at once;
+    returns (the started threads, the results): once the threads are
+    joined, each result is the Response or the exception raised."""
+    results = [None] * len(bodies)
+
+    def post(i):
+        try:
+            results[i] = server.delivery(bodies[i])
+        except Exception as exc:  # reported by the caller's check
+            results[i] = exc
+    threads = [threading.Thread(target=post, args=(i,))
+               for i in range(len(bodies))]
+    for th in threads:
+        th.start()
+    return threads, results
+
+
 class Server:
     """A FastCGI server process; its stderr goes to a file."""
 
@@ -884,16 +902,8 @@ with testlib.Sim() as sim:
                   label="serve (bounded)", wrap=False)
     lockf = open(os.path.join(bdir, "spool.lock"), "r+")
     fcntl.flock(lockf, fcntl.LOCK_EX)
-    answers = {}
-
-    def post(i):
-        try:
-            answers[i] = srv5.delivery(item_body("item.delete", 9000 + i))
-        except Exception as exc:  # reported below
-            answers[i] = exc
-    posters = [threading.Thread(target=post, args=(i,)) for i in range(80)]
-    for th in posters:
-        th.start()
+    posters, answers = post_all(
+        srv5, [item_body("item.delete", 9000 + i) for i in range(80)])
     full = testlib.wait_for(lambda: "wait for their answer" in srv5.text(),
                             "the bound on waiting connections")
     # prlimit runs the server (or valgrind with it) in its own process.
@@ -902,8 +912,7 @@ with testlib.Sim() as sim:
     lockf.close()
     for th in posters:
         th.join()
-    st = [getattr(answers.get(i), "status", answers.get(i))
-          for i in range(80)]
+    st = [getattr(x, "status", x) for x in answers]
     t.ok(full and open_fds < nofile and st == [200] * 80 and
          "Too many open files" not in srv5.text(),
          "80 deliveries waiting for a flush under a limit of %d "
@@ -982,16 +991,8 @@ with testlib.Sim() as sim:
     settle(ENV)
     clear_events()
     sim.clear_requests()
-    results = [None] * 20
-
-    def send(i):
-        try:
-            results[i] = srv.delivery(item_body("item.update", 100 + i))
-        except Exception as exc:  # reported below
-            results[i] = exc
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
-    for th in threads:
-        th.start()
+    threads, results = post_all(
+        srv, [item_body("item.update", 100 + i) for i in range(20)])
     for th in threads:
         th.join()
     statuses = [getattr(x, "status", x) for x in results]
@@ -1155,10 +1156,8 @@ with testlib.Sim() as sim:
          "with 4 workers" in srv.text(),
          "a listening socket on fd 0: FastCGI, with -o and --workers from "
          "argv", srv.text())
-    results = [None] * 20
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
-    for th in threads:
-        th.start()
+    threads, results = post_all(
+        srv, [item_body("item.update", 100 + i) for i in range(20)])
     for th in threads:
         th.join()
     t.ok([getattr(x, "status", x) for x in results] == [200] * 20,
