@@ -173,7 +173,7 @@ fcgi_io_conn_finish(struct fcgi_io_conn *c)
 {
 	char buf[8192];
 	size_t drained = 0;
-	int r, keep, read_all = 0, fd = c->req.ipcFd, fl = -1;
+	int r, keep, read_all = 0, fd = c->req.ipcFd, fl;
 
 	if (!c->active)
 		return;
@@ -181,13 +181,13 @@ fcgi_io_conn_finish(struct fcgi_io_conn *c)
 	keep = c->req.keepConnection;
 	if (c->req.in != NULL && !FCGX_HasSeenEOF(c->req.in)) {
 		(void)FCGX_FFlush(c->req.out);
+		/* Not kept: closed below whatever the reads find, so its
+		 * flags need no restoring. */
 		if (!keep && fd >= 0 && (fl = fcntl(fd, F_GETFL)) >= 0)
 			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 		while (drained < FCGI_IO_DRAIN_MAX &&
 		    (r = FCGX_GetStr(buf, sizeof(buf), c->req.in)) > 0)
 			drained += (size_t)r;
-		if (fl >= 0)
-			(void)fcntl(fd, F_SETFL, fl);
 	}
 	/* A failed read (EAGAIN above, or the deadline) also marks the
 	 * stream ended. */

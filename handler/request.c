@@ -406,8 +406,7 @@ request_handle(const struct request_io *io, struct runtime *rt,
 		input_over = 1;
 		if (late) {
 			status = 408;
-			reason = "the request did not arrive within "
-			    "client_timeout; connection closed";
+			reason = REQUEST_LATE_REASON;
 			goto fail;
 		}
 	}
@@ -468,6 +467,13 @@ fail:
 		free(body);
 	}
 	return status;
+}
+
+/* See request.h. */
+void
+request_log_late(int64_t ms)
+{
+	request_log(NULL, NULL, 408, ms, REQUEST_LATE_REASON);
 }
 
 /* See request.h. */

@@ -77,6 +77,15 @@ int request_handle(const struct request_io *io, struct runtime *rt,
     struct podio_client *client, struct process_spool *ps, int *queued,
     const struct request_defer *defer);
 
+/* The reason logged for a request cut off by client_timeout. */
+#define REQUEST_LATE_REASON "the request did not arrive within " \
+	"client_timeout; connection closed"
+
+/* Logs, as request_handle() would, a request whose head did not arrive
+ * within client_timeout (ms after its start): status 408, nothing
+ * answered. */
+void request_log_late(int64_t ms);
+
 /* Answers status with the one-line body reason without reading the
  * request (e.g. 500 when no client could be made), and logs it. */
 void request_answer_error(const struct request_io *io, int status,

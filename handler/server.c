@@ -58,6 +58,7 @@
 #include "request.h"
 #include "runtime.h"
 #include "server.h"
+#include "util.h"
 
 /* Descriptors kept for everything but the connections: the spool's
  * handles, the processors' API connections, logs, pipes, callbacks. */
@@ -157,16 +158,6 @@ struct server {
 };
 
 /* ------------------------------------------------------------ workers */
-
-/* The monotonic clock in ms. */
-static int64_t
-server_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Whether the peer of a TCP connection is in FCGI_WEB_SERVER_ADDRS (the
  * list libfcgi honours, comma-separated addresses), when it is set. */
@@ -374,7 +365,7 @@ static int
 server_wait_conn(struct server *srv, int fd, int64_t idle_ms)
 {
 	struct pollfd p[2];
-	int64_t until = server_now_ms() + idle_ms, left;
+	int64_t until = podio__now_ms() + idle_ms, left;
 	int n;
 
 	for (;;) {
@@ -383,7 +374,7 @@ server_wait_conn(struct server *srv, int fd, int64_t idle_ms)
 		p[1].fd = srv->wake[0];
 		p[1].events = POLLIN;
 		p[0].revents = p[1].revents = 0;
-		left = until - server_now_ms();
+		left = until - podio__now_ms();
 		if (left <= 0)
 			return 1;
 		if ((n = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left)) < 0) {
@@ -648,7 +639,7 @@ server_watcher(void *arg)
 
 	pthread_mutex_lock(&srv->watch_lock);
 	while (!srv->watch_stop) {
-		now = server_now_ms();
+		now = podio__now_ms();
 		next = INT64_MAX;
 		for (i = 0; i < n; i++) {
 			w = &srv->watch[i];
@@ -687,15 +678,6 @@ server_input_done(void *ctx)
 {
 	(void)ctx;
 	return server_watch_end(server_my_watch);
-}
-
-/* Logs a request whose head did not arrive within client_timeout. */
-static void
-server_log_late(int64_t t0)
-{
-	podio_log(PODIO_LOG_WARN, "request method=- type=- hook_id=- "
-	    "item_id=- status=408 ms=%" PRId64 ": the request did not arrive "
-	    "within client_timeout; connection closed", server_now_ms() - t0);
 }
 
 /*
@@ -776,11 +758,11 @@ server_worker(void *arg)
 		}
 		/* The whole request, head and body, within client_timeout
 		 * of its first byte (or of the connection). */
-		t0 = server_now_ms();
+		t0 = podio__now_ms();
 		server_watch_arm(srv, w, fd, t0 + timeout);
 		if (fcgi_io_conn_next(conn, &io) != 0) {
 			if (server_watch_end(w))
-				server_log_late(t0);
+				request_log_late(podio__now_ms() - t0);
 			continue;
 		}
 		io.input_done = w != NULL ? server_input_done : NULL;

@@ -958,21 +958,22 @@ fail:
 }
 
 /* Deletes the pending events of ids, SPOOL_WRITE_CHUNK to a transaction
- * (so that the appends of every process commit in between). */
+ * at most, and fewer when an append of this process waits (see
+ * podio__spool_yield_due()), so that the appends of every process commit
+ * in between. */
 enum podio_err
 podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 {
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_OK;
-	size_t i;
+	size_t i, chunk = 0;
 	int rc;
 
 	if (s == NULL || (ids == NULL && n > 0))
 		return PODIO_ERR_INVALID;
 	pthread_mutex_lock(&s->db_lock);
 	for (i = 0; i < n || i == 0; i++) {
-		if (i % SPOOL_WRITE_CHUNK == 0 &&
-		    (rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+		if (chunk == 0 && (rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
 			goto fail;
 		if (i < n) {
 			if ((rc = podio__spool_prep(s, "DELETE FROM events"
@@ -987,19 +988,13 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 			podio__spool_fin(s, st);
 			st = NULL;
 		}
-		if (i + 1 < n && i % SPOOL_WRITE_CHUNK !=
-		    SPOOL_WRITE_CHUNK - 1 && podio__spool_yield_due(s)) {
-			/* An append waits: it goes first, this goes on in a
-			 * chunk of its own. */
+		if (i + 1 >= n || ++chunk == SPOOL_WRITE_CHUNK ||
+		    podio__spool_yield_due(s)) {
 			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
 				goto fail;
-			podio__spool_yield_wait(s);
-			if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
-				goto fail;
-		}
-		if ((i + 1) % SPOOL_WRITE_CHUNK == 0 || i + 1 >= n) {
-			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
-				goto fail;
+			chunk = 0;
+			if (i + 1 < n)
+				podio__spool_yield_wait(s);
 		}
 		if (n == 0)
 			break;
@@ -1008,7 +1003,7 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 	return e;
 fail:
 	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, "done", rc, PODIO_ERR_IO);
+	e = podio__spool_failed(s, "done", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 }
