@@ -41,6 +41,7 @@ request_status_text(int status)
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -347,6 +348,52 @@ request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
 	return REQUEST_DEFERRED;
 }
 
+/* Fills req (zeroed first) with the head of the request io: method,
+ * content type, query string and CONTENT_LENGTH, read strictly.  Returns
+ * 1 when CONTENT_LENGTH is set but not an unsigned decimal, else 0. */
+static int
+request_head(const struct request_io *io, struct podio_webhook_request *req)
+{
+	const char *cl;
+	uint64_t length;
+
+	memset(req, 0, sizeof(*req));
+	req->method = io->param(io->ctx, "REQUEST_METHOD");
+	req->content_type = io->param(io->ctx, "CONTENT_TYPE");
+	req->query = io->param(io->ctx, "QUERY_STRING");
+	req->query_len = req->query != NULL ? strlen(req->query) : 0;
+	/* nginx passes an empty CONTENT_LENGTH when the request had none. */
+	cl = io->param(io->ctx, "CONTENT_LENGTH");
+	if (cl == NULL || cl[0] == '\0')
+		return 0;
+	if (podio_parse_u64(cl, &length) != 0)
+		return 1;
+	req->has_content_length = 1;
+	req->content_length = length;
+	return 0;
+}
+
+/* See request.h.  The same checks as request_handle() makes first. */
+int
+request_head_decides(const struct request_io *io, const struct runtime *rt,
+    uint64_t *need)
+{
+	struct podio_webhook_request req;
+	struct podio_webhook_answer ans;
+	int bad_length;
+
+	*need = 0;
+	bad_length = request_head(io, &req);
+	if (req.method != NULL && strcmp(req.method, "POST") == 0 &&
+	    bad_length)
+		return 1;
+	memset(&ans, 0, sizeof(ans));
+	if (!podio_webhook_check_head(&rt->settings, &req, &ans))
+		return 1;
+	*need = req.content_length;
+	return 0;
+}
+
 /* See request.h. */
 int
 request_handle(const struct request_io *io, struct runtime *rt,
@@ -358,7 +405,7 @@ request_handle(const struct request_io *io, struct runtime *rt,
 	struct podio__deliver_result res;
 	struct podio__deliver_ctx ctx;
 	struct podio_delivery *d = NULL;
-	const char *cl, *header = NULL, *reason;
+	const char *header = NULL, *reason;
 	char *body = NULL, spool_err[256];
 	size_t body_len = 0;
 	uint64_t length = 0;
@@ -366,22 +413,10 @@ request_handle(const struct request_io *io, struct runtime *rt,
 	int status, bad_length = 0, stored = 0, verified = 0;
 	int late = 0, input_over = 0;
 
-	memset(&req, 0, sizeof(req));
 	memset(&ans, 0, sizeof(ans));
 	memset(&res, 0, sizeof(res));
-	req.method = io->param(io->ctx, "REQUEST_METHOD");
-	req.content_type = io->param(io->ctx, "CONTENT_TYPE");
-	req.query = io->param(io->ctx, "QUERY_STRING");
-	req.query_len = req.query != NULL ? strlen(req.query) : 0;
-	/* nginx passes an empty CONTENT_LENGTH when the request had none. */
-	cl = io->param(io->ctx, "CONTENT_LENGTH");
-	if (cl != NULL && cl[0] != '\0') {
-		if (podio_parse_u64(cl, &length) == 0) {
-			req.has_content_length = 1;
-			req.content_length = length;
-		} else
-			bad_length = 1;
-	}
+	bad_length = request_head(io, &req);
+	length = req.content_length;
 
 	if (req.method != NULL && strcmp(req.method, "POST") == 0 &&
 	    bad_length) {

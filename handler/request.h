@@ -77,6 +77,16 @@ int request_handle(const struct request_io *io, struct runtime *rt,
     struct podio_client *client, struct process_spool *ps, int *queued,
     const struct request_defer *defer);
 
+/*
+ * Judges the head of the request io (its variables; the body has not
+ * arrived) as request_handle() first does: returns 1 when the head alone
+ * decides the answer (a refusal that request_handle() makes without
+ * reading the body), else 0 with *need set to the body's length,
+ * CONTENT_LENGTH (at most rt's max_body).
+ */
+int request_head_decides(const struct request_io *io,
+    const struct runtime *rt, uint64_t *need);
+
 /* The reason logged for a request cut off by client_timeout. */
 #define REQUEST_LATE_REASON "the request did not arrive within " \
 	"client_timeout; connection closed"

@@ -3,24 +3,17 @@
  *
  * Threads: the calling thread handles signals (through a signalfd: every
  * thread blocks SIGTERM, SIGINT and SIGHUP, so they wait in the kernel
- * until it reads them) and reloads; each worker accepts its own
- * connections and serves them one request at a time, so a slow request
- * holds only its own worker.
- *
- * Waking workers: an idle worker waits in an epoll set of its own on the
- * listening socket (EPOLLEXCLUSIVE: the kernel wakes one idle worker per
- * connection; where epoll cannot be used, one worker at a time polls)
- * and on the read end of a pipe that is written once when the server
- * stops and never drained, so every worker sees it, whenever it next
- * looks.  The listening socket is non-blocking, so a worker that loses
- * the race for a connection to another worker (or to a sibling process
- * sharing an inherited socket) goes back to waiting instead of hanging
- * in accept().
+ * until it reads them) and reloads; one reader thread accepts the
+ * connections and reads their requests as they come (server_reader.c);
+ * the workers take the requests that have arrived from a queue and
+ * handle them one at a time, so no client, however slow, holds a worker
+ * while it sends; a few processor threads run the stored events.
  *
  * A stored event's answer waits for the flush of its commit, but not in
  * the worker: the request is handed over with its connection (see
- * server_handle()), the worker goes on, and a finisher thread writes the
- * answers of each flushed commit and closes their connections.
+ * server_handle()), the worker goes on, and a finisher thread sends the
+ * answers of each flushed commit.  Answers are sent without waiting, so
+ * no connection delays another's.
  *
  * The runtime (configuration, callbacks, token store) is swapped under a
  * mutex on SIGHUP; each worker takes a reference at the start of a
@@ -29,13 +22,10 @@
  */
 #include <config.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -58,13 +47,12 @@
 #include "request.h"
 #include "runtime.h"
 #include "server.h"
+#include "server_int.h"
 #include "util.h"
 
 /* Descriptors kept for everything but the connections: the spool's
  * handles, the processors' API connections, logs, pipes, callbacks. */
 #define SERVER_FD_RESERVE 64
-/* How long a worker pauses when the system is out of descriptors. */
-#define SERVER_BACKOFF_MS 100
 /* Longest FCGI_WEB_SERVER_ADDRS kept. */
 #define SERVER_ADDRS_MAX 4096
 /* Most processor threads, and how often an idle one looks at the spool
@@ -89,307 +77,7 @@
  * sibling under mod_fcgid, a CGI worker); the first time at the start. */
 #define SERVER_RECLAIM_EVERY_MS ((int64_t)60 * 1000)
 
-struct server_deferred;
-
-/*
- * The deadline of the request a worker reads (client_timeout from its
- * first byte): the watcher shuts a connection down when its deadline
- * passes, which ends any read libfcgi blocks in.  fd is a duplicate of
- * the connection's descriptor, so that the watcher never touches a
- * descriptor number libfcgi closed and another connection got.
- */
-struct server_watch {
-	pthread_mutex_t m;
-	int fd;                        /* the duplicate, or -1 */
-	int64_t until_ms;              /* the deadline (kept after disarming:
-	                                  a kept connection's unread body is
-	                                  read away within it) */
-	int fired;                     /* the deadline passed: shut down */
-};
-
-struct server {
-	const struct server_config *sc;
-	pthread_mutex_t lock;          /* guards rt */
-	pthread_mutex_t accept_lock;   /* held by the one worker waiting
-	                                  on the listening socket */
-	struct runtime *rt;            /* the current runtime */
-	int wake[2];                   /* written once at stop, never read */
-	int fail[2];                   /* written by a worker whose socket
-	                                  failed for good */
-	atomic_int stopping;
-	atomic_int busy;               /* requests in flight */
-	/* When a processor next forgets old dedup keys, and next gives
-	 * back the leases of ended processes (see server_turn()). */
-	atomic_llong forget_at;
-	atomic_llong reclaim_at;
-	struct process_spool *ps;      /* the spool and the processors'
-	                                  wake-up; owned */
-	/* The finisher: answers deferred requests (see server_hand()).
-	 * fin_up is set before the workers start and stays. */
-	pthread_mutex_t fin_lock;      /* guards the queue, fin_waiting
-	                                  and fin_stop */
-	pthread_cond_t fin_cond;
-	struct server_deferred *fin_head, **fin_tail;
-	int fin_waiting;               /* the finisher sleeps on fin_cond */
-	int fin_stop;
-	int fin_up;                    /* the finisher runs */
-	/* The deadlines of the requests being read, one slot per worker
-	 * (see server_watcher()); watch_lock guards watch_idle and
-	 * watch_stop, each slot has its own lock. */
-	struct server_watch *watch;
-	atomic_uint watch_next;        /* the next slot a worker takes */
-	pthread_t watcher;
-	pthread_mutex_t watch_lock;
-	pthread_cond_t watch_cond;     /* on CLOCK_MONOTONIC */
-	int watch_idle;                /* the watcher sleeps without end */
-	int watch_stop;
-	int watch_up;                  /* the watcher runs */
-	atomic_llong client_timeout_ms; /* of the current runtime */
-	/* The connections handed to the finisher that wait for their
-	 * answer, and the most that may (see server_room()). */
-	atomic_int waiting;
-	int waiting_max;
-	pthread_mutex_t room_lock;     /* guards room_full */
-	pthread_cond_t room_cond;
-	int room_full;                 /* logged; workers wait for room */
-	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
-	struct stat sock_st;           /* the unix socket file we made */
-	int sock_st_ok;
-};
-
 /* ------------------------------------------------------------ workers */
-
-/* Whether the peer of a TCP connection is in FCGI_WEB_SERVER_ADDRS (the
- * list libfcgi honours, comma-separated addresses), when it is set. */
-static int
-server_peer_allowed(const struct server *srv,
-    const struct sockaddr_storage *ss)
-{
-	char addr[INET6_ADDRSTRLEN];
-	const char *p, *end;
-	size_t alen;
-
-	if (srv->allowed_addrs == NULL)
-		return 1;
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)
-		    (const void *)ss)->sin_addr, addr, sizeof(addr));
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-		    (const void *)ss)->sin6_addr, addr, sizeof(addr));
-	else
-		return 1;
-	alen = strlen(addr);
-	for (p = srv->allowed_addrs; *p != '\0'; p = *end ? end + 1 : end) {
-		while (*p == ' ')
-			p++;
-		end = strchr(p, ',');
-		if (end == NULL)
-			end = p + strlen(p);
-		if ((size_t)(end - p) == alen && strncmp(p, addr, alen) == 0)
-			return 1;
-	}
-	podio_log(PODIO_LOG_WARN, "refused a connection from %s: not in "
-	    "FCGI_WEB_SERVER_ADDRS", addr);
-	return 0;
-}
-
-/* Waits up to ms for the stop; returns 1 when stopping. */
-static int
-server_pause(struct server *srv, int ms)
-{
-	struct pollfd p = { srv->wake[0], POLLIN, 0 };
-
-	(void)poll(&p, 1, ms);
-	return atomic_load(&srv->stopping);
-}
-
-/* Tells the main thread that the socket failed for good. */
-static void
-server_fail(struct server *srv)
-{
-	ssize_t r;
-
-	do
-		r = write(srv->fail[1], "x", 1);
-	while (r < 0 && errno == EINTR);
-}
-
-/*
- * The worker's wait for a connection: an epoll set of its own holding
- * the listening socket with EPOLLEXCLUSIVE (the kernel wakes one idle
- * worker per connection, where poll() would wake them all) and the stop
- * pipe.  Returns the epoll descriptor, or -1 when epoll cannot be used;
- * the worker then polls under accept_lock instead.
- */
-static int
-server_accept_set(struct server *srv)
-{
-	struct epoll_event ev;
-	int ep;
-
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
-		return -1;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-	ev.data.fd = srv->sc->listen_fd;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, srv->sc->listen_fd, &ev) == -1)
-		goto fail;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.fd = srv->wake[0];
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, srv->wake[0], &ev) == -1)
-		goto fail;
-	return ep;
-fail:
-	close(ep);
-	return -1;
-}
-
-/*
- * Waits until the listening socket may have a connection (1) or the
- * server stops (0); -1 with errno set when waiting failed.  With ep < 0,
- * poll() (the caller holds accept_lock).
- */
-static int
-server_accept_wait(struct server *srv, int ep)
-{
-	struct epoll_event ev[2];
-	struct pollfd p[2];
-	int i, n, ready = 0;
-
-	if (ep >= 0) {
-		if ((n = epoll_wait(ep, ev, 2, -1)) < 0)
-			return -1;
-		for (i = 0; i < n; i++) {
-			if (ev[i].data.fd == srv->wake[0])
-				return 0;
-			ready = 1;
-		}
-		return ready;
-	}
-	p[0].fd = srv->sc->listen_fd;
-	p[0].events = POLLIN;
-	p[1].fd = srv->wake[0];
-	p[1].events = POLLIN;
-	p[0].revents = p[1].revents = 0;
-	if (poll(p, 2, -1) < 0)
-		return -1;
-	if (p[1].revents != 0)
-		return 0;
-	return p[0].revents != 0;
-}
-
-/*
- * Waits for and accepts the next connection, waiting with the epoll set
- * ep (see server_accept_set(); -1 for poll()).  Returns its socket
- * (blocking, close-on-exec), or -1 when the server stops (or the
- * listening socket failed for good; then the main thread is told).
- */
-static int
-server_accept(struct server *srv, int ep)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd, one = 1, w;
-
-	for (;;) {
-		if (atomic_load(&srv->stopping))
-			return -1;
-		if ((w = server_accept_wait(srv, ep)) < 0) {
-			if (errno != EINTR && server_pause(srv,
-			    SERVER_BACKOFF_MS))
-				return -1;
-			continue;
-		}
-		if (w == 0) {
-			if (atomic_load(&srv->stopping))
-				return -1;
-			continue;
-		}
-		len = sizeof(ss);
-		fd = accept4(srv->sc->listen_fd, (struct sockaddr *)&ss, &len,
-		    SOCK_CLOEXEC);
-		if (fd >= 0) {
-			if (!server_peer_allowed(srv, &ss)) {
-				close(fd);
-				continue;
-			}
-			if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
-				(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
-				    &one, sizeof(one));
-			return fd;
-		}
-		switch (errno) {
-		case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-		case EWOULDBLOCK:
-#endif
-		case EINTR:
-		case ECONNABORTED:
-		case EPROTO:
-		case ENETDOWN:
-		case ENOPROTOOPT:
-		case EHOSTDOWN:
-		case ENONET:
-		case EHOSTUNREACH:
-		case EOPNOTSUPP:
-		case ENETUNREACH:
-		case EPERM:
-			continue;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			podio_log(PODIO_LOG_WARN, "cannot accept a connection: "
-			    "%s", strerror(errno));
-			if (server_pause(srv, SERVER_BACKOFF_MS))
-				return -1;
-			continue;
-		default:
-			if (atomic_load(&srv->stopping))
-				return -1;
-			podio_log(PODIO_LOG_ERROR, "the listening socket "
-			    "failed: %s", strerror(errno));
-			server_fail(srv);
-			return -1;
-		}
-	}
-}
-
-/* Waits until the kept connection fd has something (a request or its
- * end), the server stops, or the connection has been idle for
- * idle_ms.  Returns 0 for the connection, 1 when it is idle too long,
- * -1 to stop. */
-static int
-server_wait_conn(struct server *srv, int fd, int64_t idle_ms)
-{
-	struct pollfd p[2];
-	int64_t until = podio__now_ms() + idle_ms, left;
-	int n;
-
-	for (;;) {
-		p[0].fd = fd;
-		p[0].events = POLLIN;
-		p[1].fd = srv->wake[0];
-		p[1].events = POLLIN;
-		p[0].revents = p[1].revents = 0;
-		left = until - podio__now_ms();
-		if (left <= 0)
-			return 1;
-		if ((n = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return 0;
-		}
-		if (n == 0)
-			continue;
-		if (p[1].revents != 0)
-			return -1;
-		if (p[0].revents != 0)
-			return 0;
-	}
-}
 
 /*
  * Makes *rt the current runtime, with *client a client over it: when
@@ -426,11 +114,43 @@ server_take_runtime(struct server *srv, struct runtime **rt,
 /* A connection whose request waits for the flush of its event. */
 struct server_deferred {
 	struct server *srv;
-	struct fcgi_io_conn *conn;     /* owned */
+	struct server_conn *conn;      /* owned */
 	void (*fn)(void *);            /* its end, handed to the finisher */
 	void *arg;
 	struct server_deferred *next;  /* in the finisher's queue */
 };
+
+/*
+ * The end of a request whose answer io's write gathered: the answer is
+ * sent at once (never waiting for the web server: one that does not
+ * read it loses its connection), then the connection is closed, or
+ * handed back to the reader when the web server keeps it.  The request
+ * no longer counts as busy.
+ */
+static void
+server_conn_done(struct server *srv, struct server_conn *c)
+{
+	server_conn_unhold(srv, c);
+	atomic_fetch_sub(&srv->busy, 1);
+	if (fcgi_io_conn_answer(c->io) != 0) {
+		podio_log(PODIO_LOG_WARN, "could not send an answer at once: "
+		    "the web server does not read it, or is gone; its "
+		    "connection is closed");
+		server_conn_close(srv, c);
+		return;
+	}
+	/* The rest of a body left unread (a refusal, or a body longer
+	 * than announced) is read away by the reader, on any connection:
+	 * a web server whose sending fails may show an error instead of
+	 * the answer.  It holds no worker. */
+	if (fcgi_io_conn_state(c->io) != FCGI_IO_DRAIN &&
+	    (!fcgi_io_conn_kept(c->io) || atomic_load(&srv->stopping))) {
+		fcgi_io_conn_discard_input(c->io);
+		server_conn_close(srv, c);
+		return;
+	}
+	server_conn_back(srv, c);
+}
 
 /*
  * struct request_defer's hand: queues fn(arg) for the finisher thread,
@@ -463,28 +183,19 @@ server_hand(void *ctx, void (*fn)(void *), void *arg)
  * written (so a client that has its answer finds its log line). */
 static _Thread_local struct server_deferred **server_fin_tail;
 
-/* Finishes (closes) and frees the connection of an answered deferred
- * request, which then no longer counts as busy. */
+/* Sends the answer of a deferred request and frees it. */
 static void
 server_deferred_end(struct server_deferred *dc)
 {
-	struct server *srv = dc->srv;
-
-	fcgi_io_conn_finish(dc->conn);
-	fcgi_io_conn_free(dc->conn);
-	atomic_fetch_sub(&srv->busy, 1);
-	if (atomic_fetch_sub(&srv->waiting, 1) == srv->waiting_max) {
-		pthread_mutex_lock(&srv->room_lock);
-		pthread_cond_broadcast(&srv->room_cond);
-		pthread_mutex_unlock(&srv->room_lock);
-	}
+	server_conn_done(dc->srv, dc->conn);
 	free(dc);
 }
 
 /*
  * The finisher thread: writes the answers and log lines of deferred
- * requests and closes their connections, beside the thread leading the
- * spool's commits.  At the stop it ends what is queued, then returns.
+ * requests and sends them, beside the thread leading the spool's
+ * commits.  No answer waits for a web server, so none holds up another.
+ * At the stop it ends what is queued, then returns.
  */
 static void *
 server_finisher(void *arg)
@@ -527,8 +238,8 @@ server_finisher(void *arg)
 	return NULL;
 }
 
-/* struct request_defer's done: the answer was written; the connection
- * is finished (closed) and freed, and the request no longer counts. */
+/* struct request_defer's done: the answer was gathered; it is sent and
+ * the connection finished (see server_conn_done()). */
 static void
 server_deferred_done(void *ctx)
 {
@@ -544,30 +255,25 @@ server_deferred_done(void *ctx)
 }
 
 /*
- * Handles the request read on *conn.  On a connection the web server
- * does not keep, an event to store does not hold the worker until its
- * flush (see struct request_defer): the connection goes with the request,
- * *conn becomes the spare connection object (made first, so that running
- * short of memory only means waiting), and 1 is returned.  Else 0: the
- * request was answered, and the caller finishes *conn.
+ * Handles the request that arrived on c.  An event to store does not
+ * hold the worker until its flush (see struct request_defer): the
+ * connection goes with the request and 1 is returned.  Else 0: the
+ * answer is gathered, and the caller ends c with server_conn_done().
  */
 static int
-server_handle(struct server *srv, struct fcgi_io_conn **conn,
-    struct fcgi_io_conn **spare, const struct request_io *io,
-    struct runtime *rt, struct podio_client *client)
+server_handle(struct server *srv, struct server_conn *c,
+    const struct request_io *io, struct runtime *rt,
+    struct podio_client *client)
 {
 	struct request_defer defer;
-	struct server_deferred *dc = NULL;
+	struct server_deferred *dc;
 
-	if (fcgi_io_conn_kept(*conn) || (*spare == NULL &&
-	    (*spare = fcgi_io_conn_new()) == NULL) ||
-	    (dc = malloc(sizeof(*dc))) == NULL) {
+	if ((dc = calloc(1, sizeof(*dc))) == NULL) {
 		(void)request_handle(io, rt, client, srv->ps, NULL, NULL);
 		return 0;
 	}
-	memset(dc, 0, sizeof(*dc));
 	dc->srv = srv;
-	dc->conn = *conn;
+	dc->conn = c;
 	defer.done = server_deferred_done;
 	defer.hand = server_hand;
 	defer.ctx = dc;
@@ -576,216 +282,49 @@ server_handle(struct server *srv, struct fcgi_io_conn **conn,
 		free(dc);
 		return 0;
 	}
-	/* The request owns the connection now; it may be gone already
-	 * (and counted out again: the count may dip below 0 meanwhile). */
-	atomic_fetch_add(&srv->waiting, 1);
-	*conn = *spare;
-	*spare = NULL;
+	/* The request owns the connection now; it may be gone already. */
 	return 1;
 }
 
-/* Watches the connection fd until until_ms (see struct server_watch);
- * without a duplicate descriptor (none left) it goes unwatched. */
-static void
-server_watch_arm(struct server *srv, struct server_watch *w, int fd,
-    int64_t until_ms)
+/* The next request that arrived, waiting for one; NULL once the reader
+ * closed the queue and it is empty. */
+static struct server_conn *
+server_queue_take(struct server *srv)
 {
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&w->m);
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	w->until_ms = until_ms;
-	w->fired = 0;
-	pthread_mutex_unlock(&w->m);
-	pthread_mutex_lock(&srv->watch_lock);
-	if (srv->watch_idle)
-		pthread_cond_signal(&srv->watch_cond);
-	pthread_mutex_unlock(&srv->watch_lock);
-}
+	struct server_conn *c;
 
-/* Stops watching; returns whether the deadline had passed (the
- * connection was shut down). */
-static int
-server_watch_end(struct server_watch *w)
-{
-	int fired;
-
-	if (w == NULL)
-		return 0;
-	pthread_mutex_lock(&w->m);
-	if (w->fd >= 0)
-		close(w->fd);
-	w->fd = -1;
-	fired = w->fired;
-	pthread_mutex_unlock(&w->m);
-	return fired;
-}
-
-/*
- * The watcher thread: shuts down each connection whose deadline passed
- * (shutdown() wakes a read blocked on it, which then fails), sleeping
- * until the next deadline, or until a worker arms one when none is.
- */
-static void *
-server_watcher(void *arg)
-{
-	struct server *srv = arg;
-	struct server_watch *w;
-	struct timespec ts;
-	int64_t now, next;
-	unsigned i, n = srv->sc->workers;
-
-	pthread_mutex_lock(&srv->watch_lock);
-	while (!srv->watch_stop) {
-		now = podio__now_ms();
-		next = INT64_MAX;
-		for (i = 0; i < n; i++) {
-			w = &srv->watch[i];
-			pthread_mutex_lock(&w->m);
-			if (w->fd >= 0 && !w->fired) {
-				if (w->until_ms <= now) {
-					(void)shutdown(w->fd, SHUT_RDWR);
-					w->fired = 1;
-				} else if (w->until_ms < next)
-					next = w->until_ms;
-			}
-			pthread_mutex_unlock(&w->m);
-		}
-		if (next == INT64_MAX) {
-			srv->watch_idle = 1;
-			pthread_cond_wait(&srv->watch_cond, &srv->watch_lock);
-			srv->watch_idle = 0;
-			continue;
-		}
-		ts.tv_sec = (time_t)(next / 1000);
-		ts.tv_nsec = (long)(next % 1000) * 1000000L;
-		(void)pthread_cond_timedwait(&srv->watch_cond, &srv->watch_lock,
-		    &ts);
+	pthread_mutex_lock(&srv->q_lock);
+	while (srv->q_head == NULL && !srv->q_closed)
+		pthread_cond_wait(&srv->q_cond, &srv->q_lock);
+	c = srv->q_head;
+	if (c != NULL) {
+		srv->q_head = c->qnext;
+		if (srv->q_head == NULL)
+			srv->q_tail = &srv->q_head;
+		c->qnext = NULL;
 	}
-	pthread_mutex_unlock(&srv->watch_lock);
-	return NULL;
+	pthread_mutex_unlock(&srv->q_lock);
+	return c;
 }
 
-/* The calling worker's slot, for server_input_done(). */
-static _Thread_local struct server_watch *server_my_watch;
-
-/* struct request_io's input_done: the request was read (or is refused
- * unread); its deadline no longer runs. */
-static int
-server_input_done(void *ctx)
-{
-	(void)ctx;
-	return server_watch_end(server_my_watch);
-}
-
-/*
- * Waits, before a worker accepts a connection, while waiting_max
- * connections wait for their answer (their events' flush): beyond that
- * no new connection is taken (the kernel's listen queue holds them), so
- * that descriptors never run out while the disk is slow.  Returns 0, or
- * -1 when the server stops.
- */
-static int
-server_room(struct server *srv)
-{
-	if (atomic_load(&srv->waiting) < srv->waiting_max)
-		return 0;
-	pthread_mutex_lock(&srv->room_lock);
-	if (!srv->room_full && atomic_load(&srv->waiting) >=
-	    srv->waiting_max) {
-		srv->room_full = 1;
-		podio_log(PODIO_LOG_WARN, "%d connections wait for their "
-		    "answer, the most this process keeps open: new "
-		    "connections wait until some are answered",
-		    srv->waiting_max);
-	}
-	while (atomic_load(&srv->waiting) >= srv->waiting_max &&
-	    !atomic_load(&srv->stopping))
-		pthread_cond_wait(&srv->room_cond, &srv->room_lock);
-	srv->room_full = 0;
-	pthread_mutex_unlock(&srv->room_lock);
-	return atomic_load(&srv->stopping) ? -1 : 0;
-}
-
-/* One worker thread: accept, serve the connection's requests, repeat. */
+/* One worker thread: handles the requests that arrived, one at a time. */
 static void *
 server_worker(void *arg)
 {
 	struct server *srv = arg;
-	struct fcgi_io_conn *conn, *spare = NULL;
+	struct server_conn *c;
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
 	struct request_io io;
-	struct server_watch *w = NULL;
-	unsigned slot;
-	int64_t t0, timeout;
-	int fd, ep, rc;
 
-	if ((conn = fcgi_io_conn_new()) == NULL) {
-		podio_log(PODIO_LOG_ERROR, "a worker could not start: out of "
-		    "memory");
-		return NULL;
-	}
-	slot = atomic_fetch_add(&srv->watch_next, 1);
-	if (srv->watch_up && slot < srv->sc->workers)
-		w = &srv->watch[slot];
-	server_my_watch = w;
-	ep = server_accept_set(srv);
-	for (;;) {
-		timeout = atomic_load(&srv->client_timeout_ms);
-		if ((fd = fcgi_io_conn_fd(conn)) < 0) {
-			/* Without epoll, one worker at a time polls the
-			 * listening socket: poll() would wake every idle
-			 * worker for each connection. */
-			if (server_room(srv) != 0)
-				break;
-			if (ep < 0)
-				pthread_mutex_lock(&srv->accept_lock);
-			fd = server_accept(srv, ep);
-			if (ep < 0)
-				pthread_mutex_unlock(&srv->accept_lock);
-			if (fd < 0)
-				break;
-			fcgi_io_conn_attach(conn, fd);
-		} else if ((rc = server_wait_conn(srv, fd, timeout)) != 0) {
-			if (rc < 0)
-				break;
-			/* A kept connection idle for client_timeout. */
-			fcgi_io_conn_close(conn);
-			continue;
-		}
-		/* The whole request, head and body, within client_timeout
-		 * of its first byte (or of the connection). */
-		t0 = podio__now_ms();
-		server_watch_arm(srv, w, fd, t0 + timeout);
-		if (fcgi_io_conn_next(conn, &io) != 0) {
-			if (server_watch_end(w))
-				request_log_late(podio__now_ms() - t0);
-			continue;
-		}
-		io.input_done = w != NULL ? server_input_done : NULL;
-		atomic_fetch_add(&srv->busy, 1);
+	while ((c = server_queue_take(srv)) != NULL) {
+		fcgi_io_conn_request(c->io, &io);
 		if (server_take_runtime(srv, &rt, &client) != 0)
 			request_answer_error(&io, 500, "out of memory");
-		else if (server_handle(srv, &conn, &spare, &io, rt, client)) {
-			(void)server_watch_end(w);
+		else if (server_handle(srv, c, &io, rt, client))
 			continue;  /* answered when its event is flushed */
-		}
-		/* A body left unread on a kept connection is read away
-		 * within what is left of the request's deadline. */
-		if (w != NULL && fcgi_io_conn_kept(conn) &&
-		    (fd = fcgi_io_conn_fd(conn)) >= 0)
-			server_watch_arm(srv, w, fd, w->until_ms);
-		fcgi_io_conn_finish(conn);
-		(void)server_watch_end(w);
-		atomic_fetch_sub(&srv->busy, 1);
+		server_conn_done(srv, c);
 	}
-	fcgi_io_conn_free(conn);
-	fcgi_io_conn_free(spare);
-	if (ep >= 0)
-		close(ep);
 	podio_client_free(client);
 	runtime_unref(rt);
 	return NULL;
@@ -1039,13 +578,13 @@ server_drain_signals(const sigset_t *set)
 }
 
 /*
- * The most connections that may wait for their answer: what the
- * descriptor limit leaves once SERVER_FD_RESERVE and four per worker
- * (its connection, its duplicate for the watcher, its epoll set, its API
- * connection) are set aside; at least one per worker.
+ * The most connections that may be open: what the descriptor limit
+ * leaves once SERVER_FD_RESERVE and four per worker (its API
+ * connections, the spool's handles it may open) are set aside; at least
+ * one per worker.
  */
 static int
-server_waiting_max(unsigned workers)
+server_conns_max(unsigned workers)
 {
 	struct rlimit rl;
 	rlim_t left, reserve = SERVER_FD_RESERVE + 4 * (rlim_t)workers;
@@ -1058,68 +597,17 @@ server_waiting_max(unsigned workers)
 	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/*
- * Starts the watcher with a slot per worker (see struct server_watch).
- * Without it (no memory, no thread) requests are read without a
- * deadline, as is logged.
- */
+/* Closes the connections handed back to a reader that is gone. */
 static void
-server_watch_start(struct server *srv)
+server_close_backs(struct server *srv)
 {
-	pthread_condattr_t ca;
-	unsigned i, n = srv->sc->workers;
+	struct server_conn *c, *next;
 
-	if ((srv->watch = calloc(n, sizeof(*srv->watch))) == NULL)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		pthread_mutex_init(&srv->watch[i].m, NULL);
-		srv->watch[i].fd = -1;
+	for (c = srv->back_head; c != NULL; c = next) {
+		next = c->qnext;
+		server_conn_close(srv, c);
 	}
-	pthread_mutex_init(&srv->watch_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&srv->watch_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&srv->watcher, NULL, server_watcher, srv) != 0) {
-		pthread_cond_destroy(&srv->watch_cond);
-		pthread_mutex_destroy(&srv->watch_lock);
-		for (i = 0; i < n; i++)
-			pthread_mutex_destroy(&srv->watch[i].m);
-		free(srv->watch);
-		srv->watch = NULL;
-		goto fail;
-	}
-	(void)pthread_setname_np(srv->watcher, "pw-watcher");
-	srv->watch_up = 1;
-	return;
-fail:
-	podio_log(PODIO_LOG_WARN, "cannot start the request deadlines: "
-	    "requests are read without client_timeout");
-}
-
-/* Stops the watcher (the workers are gone). */
-static void
-server_watch_stop(struct server *srv)
-{
-	unsigned i;
-
-	if (!srv->watch_up)
-		return;
-	pthread_mutex_lock(&srv->watch_lock);
-	srv->watch_stop = 1;
-	pthread_cond_signal(&srv->watch_cond);
-	pthread_mutex_unlock(&srv->watch_lock);
-	pthread_join(srv->watcher, NULL);
-	srv->watch_up = 0;
-	for (i = 0; i < srv->sc->workers; i++) {
-		if (srv->watch[i].fd >= 0)
-			close(srv->watch[i].fd);
-		pthread_mutex_destroy(&srv->watch[i].m);
-	}
-	pthread_cond_destroy(&srv->watch_cond);
-	pthread_mutex_destroy(&srv->watch_lock);
-	free(srv->watch);
-	srv->watch = NULL;
+	srv->back_head = NULL;
 }
 
 /* See server.h. */
@@ -1129,47 +617,38 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	struct server srv;
 	sigset_t set, old;
 	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX], finisher;
+	pthread_t reader;
 	const char *addrs;
 	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
-	ssize_t w;
+	int reader_up = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.sc = sc;
 	srv.rt = rt;
-	srv.wake[0] = srv.wake[1] = srv.fail[0] = srv.fail[1] = -1;
+	srv.fail[0] = srv.fail[1] = srv.ep = srv.evfd = -1;
 	atomic_init(&srv.stopping, 0);
 	atomic_init(&srv.busy, 0);
-	if (pthread_mutex_init(&srv.lock, NULL) != 0) {
-		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
-		goto fail;
-	}
-	if (pthread_mutex_init(&srv.accept_lock, NULL) != 0) {
-		pthread_mutex_destroy(&srv.lock);
-		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
-		goto fail;
-	}
-	if (pthread_mutex_init(&srv.fin_lock, NULL) != 0) {
-		pthread_mutex_destroy(&srv.accept_lock);
-		pthread_mutex_destroy(&srv.lock);
-		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
-		goto fail;
-	}
-	if (pthread_cond_init(&srv.fin_cond, NULL) != 0) {
-		pthread_mutex_destroy(&srv.fin_lock);
-		pthread_mutex_destroy(&srv.accept_lock);
-		pthread_mutex_destroy(&srv.lock);
-		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_cond_init");
-		goto fail;
-	}
-	srv.fin_tail = &srv.fin_head;
-	locked = 1;
+	atomic_init(&srv.conns, 0);
+	atomic_init(&srv.room_wanted, 0);
+	atomic_init(&srv.held, 0);
+	atomic_init(&srv.paused, 0);
 	atomic_init(&srv.client_timeout_ms, rt->client_timeout_ms);
-	atomic_init(&srv.watch_next, 0);
-	atomic_init(&srv.waiting, 0);
-	srv.waiting_max = server_waiting_max(sc->workers);
-	pthread_mutex_init(&srv.room_lock, NULL);
-	pthread_cond_init(&srv.room_cond, NULL);
+	if (pthread_mutex_init(&srv.lock, NULL) != 0 ||
+	    pthread_mutex_init(&srv.fin_lock, NULL) != 0 ||
+	    pthread_cond_init(&srv.fin_cond, NULL) != 0 ||
+	    pthread_mutex_init(&srv.q_lock, NULL) != 0 ||
+	    pthread_cond_init(&srv.q_cond, NULL) != 0 ||
+	    pthread_mutex_init(&srv.back_lock, NULL) != 0) {
+		/* These fail only for want of memory, which glibc's
+		 * mutexes and condition variables never need. */
+		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
+		return 1;
+	}
+	locked = 1;
+	srv.fin_tail = &srv.fin_head;
+	srv.q_tail = &srv.q_head;
+	srv.conns_max = server_conns_max(sc->workers);
 	if (sc->unix_path != NULL &&
 	    lstat(sc->unix_path, &srv.sock_st) == 0)
 		srv.sock_st_ok = 1;
@@ -1190,8 +669,8 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	}
 	masked = 1;
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 ||
-	    pipe2(srv.wake, O_CLOEXEC) != 0 ||
-	    pipe2(srv.fail, O_CLOEXEC | O_NONBLOCK) != 0) {
+	    pipe2(srv.fail, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    server_reader_setup(&srv) != 0) {
 		podio_log(PODIO_LOG_ERROR, "cannot start: %s", strerror(errno));
 		goto fail;
 	}
@@ -1200,11 +679,6 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	    0) {
 		podio_log(PODIO_LOG_ERROR, "cannot start: the listening "
 		    "socket: %s", strerror(errno));
-		goto fail;
-	}
-	if (fcgi_io_init() != 0) {
-		podio_log(PODIO_LOG_ERROR, "cannot start: FastCGI library "
-		    "initialisation failed");
 		goto fail;
 	}
 
@@ -1216,10 +690,9 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
 		goto fail;
 	}
-	/* Started with the signals blocked, like every thread here. */
-	server_watch_start(&srv);
-	/* Without the finisher, the answers are written by the thread
-	 * leading the commits. */
+	/* Started with the signals blocked, like every thread here.
+	 * Without the finisher, the answers are sent by the thread leading
+	 * the commits. */
 	if (pthread_create(&finisher, NULL, server_finisher, &srv) == 0) {
 		srv.fin_up = 1;
 		(void)pthread_setname_np(finisher, "pw-finisher");
@@ -1238,6 +711,13 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	}
 	if (started == 0)
 		goto fail;
+	if ((rc = pthread_create(&reader, NULL, server_reader, &srv)) != 0) {
+		podio_log(PODIO_LOG_ERROR, "cannot start the reader: %s",
+		    strerror(rc));
+		goto fail;
+	}
+	(void)pthread_setname_np(reader, "pw-reader");
+	reader_up = 1;
 	want = started < SERVER_PROCESSORS_MAX ? started :
 	    SERVER_PROCESSORS_MAX;
 	for (i = 0; i < want; i++) {
@@ -1257,32 +737,27 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	status = server_wait(&srv, sfd);
 
 	/* Stop accepting: new connections are refused at once (a socket
-	 * inherited from fd 0 may be shared, so it is only left alone);
-	 * workers finish what they are doing and see the pipe. */
-	atomic_store(&srv.stopping, 1);
+	 * inherited from fd 0 may be shared, so it is only left alone); the
+	 * requests coming and in hand are finished. */
 	process_spool_stop(srv.ps);
 	server_remove_socket(&srv);
 	if (sc->own_socket)
 		(void)shutdown(sc->listen_fd, SHUT_RDWR);
-	do
-		w = write(srv.wake[1], "x", 1);
-	while (w < 0 && errno == EINTR);
 fail:
-	if (started > 0 && !atomic_load(&srv.stopping)) {
-		atomic_store(&srv.stopping, 1);
-		do
-			w = write(srv.wake[1], "x", 1);
-		while (w < 0 && errno == EINTR);
-	}
-	/* Workers waiting for room see the stop. */
-	if (locked) {
-		pthread_mutex_lock(&srv.room_lock);
-		pthread_cond_broadcast(&srv.room_cond);
-		pthread_mutex_unlock(&srv.room_lock);
+	atomic_store(&srv.stopping, 1);
+	/* The reader ends once every connection is closed, then closes
+	 * the workers' queue; without it, the queue is closed here. */
+	if (reader_up) {
+		server_reader_wake(&srv);
+		pthread_join(reader, NULL);
+	} else if (locked) {
+		pthread_mutex_lock(&srv.q_lock);
+		srv.q_closed = 1;
+		pthread_cond_broadcast(&srv.q_cond);
+		pthread_mutex_unlock(&srv.q_lock);
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	server_watch_stop(&srv);
 	/* The workers are back, so every commit is over: the finisher ends
 	 * the answers still queued and stops. */
 	if (srv.fin_up) {
@@ -1292,6 +767,7 @@ fail:
 		pthread_mutex_unlock(&srv.fin_lock);
 		pthread_join(finisher, NULL);
 	}
+	server_close_backs(&srv);
 	/* The processors finish the event in hand (done, or given back
 	 * for a later try) and stop. */
 	if (srv.ps != NULL)
@@ -1305,12 +781,13 @@ fail:
 	server_remove_socket(&srv);
 	if (sfd >= 0)
 		close(sfd);
-	for (i = 0; i < 2; i++) {
-		if (srv.wake[i] >= 0)
-			close(srv.wake[i]);
+	for (i = 0; i < 2; i++)
 		if (srv.fail[i] >= 0)
 			close(srv.fail[i]);
-	}
+	if (srv.ep >= 0)
+		close(srv.ep);
+	if (srv.evfd >= 0)
+		close(srv.evfd);
 	if (masked) {
 		/* Signals that came while the requests drained are consumed
 		 * here: the server is gone, and a SIGHUP or a second SIGTERM
@@ -1321,11 +798,11 @@ fail:
 	runtime_unref(srv.rt);
 	free(srv.allowed_addrs);
 	if (locked) {
-		pthread_cond_destroy(&srv.room_cond);
-		pthread_mutex_destroy(&srv.room_lock);
+		pthread_mutex_destroy(&srv.back_lock);
+		pthread_cond_destroy(&srv.q_cond);
+		pthread_mutex_destroy(&srv.q_lock);
 		pthread_cond_destroy(&srv.fin_cond);
 		pthread_mutex_destroy(&srv.fin_lock);
-		pthread_mutex_destroy(&srv.accept_lock);
 		pthread_mutex_destroy(&srv.lock);
 	}
 	return status;

@@ -883,6 +883,57 @@ with testlib.Sim() as sim:
     t.ok(srv4.stop() == 0, "serve (deadlines) stops cleanly",
          srv4.text()[-1000:])
 
+    # ---------------------- serve: requests still coming hold no worker
+    # One worker, client_timeout 5 minutes: eight connections stuck
+    # halfway through their requests (a head, half a record header, part
+    # of a body) and four kept connections left idle hold no worker,
+    # so deliveries sent meanwhile are answered while they are all still
+    # open and none has reached its deadline.
+    path6 = os.path.join(D, "slow.sock")
+    srv6 = Server([testlib.PODIO_WEBHOOK, "serve", "--listen",
+                   "unix:" + path6, "--workers", "1"],
+                  dict(ENV, PODIO_CLIENT_TIMEOUT="300s"), address=path6,
+                  wait_socket=path6, label="serve (slow clients)")
+    slow = []
+    tb = item_body("item.delete", 84)
+    tp = fcgi._stream(fcgi.PARAMS, 1, fcgi.encode_params(
+        fcgi.cgi_params(tb)))
+    for i in range(8):
+        s6 = socket.socket(socket.AF_UNIX)
+        s6.settimeout(60 * SLOW)
+        s6.connect(path6)
+        s6.sendall([head + tp + fcgi._record(fcgi.STDIN, 1, tb[:20]),
+                    head[:3], head + tp[:11], b""][i % 4])
+        slow.append(s6)
+    kept = []
+    for i in range(4):
+        c6 = fcgi.Connection(path6, timeout=60 * SLOW)
+        b6 = item_body("item.delete", 85 + i)
+        kept.append(c6.request(fcgi.cgi_params(b6), b6, keep_conn=True)
+                    .status)
+        slow.append(c6.sock)
+    rs6 = [srv6.delivery(item_body("item.delete", 89 + i)).status
+           for i in range(3)]
+    still_open = 0
+    for s6 in slow:
+        s6.setblocking(False)
+        try:
+            s6.recv(1)
+        except BlockingIOError:
+            still_open += 1
+        except OSError:
+            pass
+    t.ok(kept == [200] * 4 and rs6 == [200] * 3 and still_open == 12 and
+         "status=408" not in srv6.text(),
+         "one worker: 8 connections stuck halfway through their requests "
+         "and 4 idle kept ones hold no worker; deliveries meanwhile are "
+         "answered 200 (%d of 12 still open, no deadline reached)"
+         % still_open, (kept, rs6, still_open, srv6.text()[-1500:]))
+    for s6 in slow:
+        s6.close()
+    t.ok(srv6.stop() == 0, "serve (slow clients) stops cleanly",
+         srv6.text()[-1000:])
+
     # ------------------------- serve: connections waiting for their answer
     # With the spool's lock file held here, no event can be flushed, so
     # every delivery waits for its answer.  Under a descriptor limit that
@@ -904,8 +955,8 @@ with testlib.Sim() as sim:
     fcntl.flock(lockf, fcntl.LOCK_EX)
     posters, answers = post_all(
         srv5, [item_body("item.delete", 9000 + i) for i in range(80)])
-    full = testlib.wait_for(lambda: "wait for their answer" in srv5.text(),
-                            "the bound on waiting connections")
+    full = testlib.wait_for(lambda: "connections are open" in srv5.text(),
+                            "the bound on open connections")
     # prlimit runs the server (or valgrind with it) in its own process.
     open_fds = len(os.listdir("/proc/%d/fd" % srv5.proc.pid))
     fcntl.flock(lockf, fcntl.LOCK_UN)

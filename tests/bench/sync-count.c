@@ -7,11 +7,12 @@
  * in them: the spool's writers queue on such a lock before each write
  * transaction, so that time is the wait for the write lock.
  *
- * Calls are counted apart for request threads (threads that have called
- * libfcgi's FCGX_Accept_r(): a FastCGI server's workers, which append to
- * the spool before answering) and for every other thread (podio-webhook's
- * spool processors).  FCGX_Accept_r() is interposed only to mark its
- * caller; it passes straight through.
+ * Calls are counted apart for request threads (a FastCGI server's
+ * workers, which append to the spool before answering: podio-webhook's
+ * threads named "pw-worker", or threads that have called libfcgi's
+ * FCGX_Accept_r(), in the reference server) and for every other thread
+ * (podio-webhook's spool processors).  FCGX_Accept_r() is interposed only
+ * to mark its caller; it passes straight through.
  *
  * The file is named by PODIO_BENCH_SYNC_COUNTS; it is created when
  * missing and must not be shared by two benchmarks at once.  It holds
@@ -32,6 +33,8 @@
 #include <sys/mman.h>
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -71,6 +74,22 @@ static sync_fn sync_real_fsync;
 static int (*sync_real_flock)(int, int);
 static sync_accept_fn sync_real_accept;
 static _Thread_local int sync_request_thread;
+static _Thread_local int sync_named;
+
+/* Whether the calling thread is a request thread (see above). */
+static int
+sync_is_request(void)
+{
+	char name[16];
+
+	if (!sync_named) {
+		sync_named = 1;
+		if (pthread_getname_np(pthread_self(), name, sizeof(name)) == 0
+		    && strcmp(name, "pw-worker") == 0)
+			sync_request_thread = 1;
+	}
+	return sync_request_thread;
+}
 
 /* Maps the counters file named by PODIO_BENCH_SYNC_COUNTS and finds the
  * C library's functions. */
@@ -122,7 +141,7 @@ sync_counted(sync_fn fn, int fd, int calls)
 	}
 	if (sync_counters == NULL)
 		return fn(fd);
-	i = (sync_request_thread ? SYNC_REQUEST : SYNC_OTHER) + calls;
+	i = (sync_is_request() ? SYNC_REQUEST : SYNC_OTHER) + calls;
 	t0 = sync_now_ns();
 	rc = fn(fd);
 	atomic_fetch_add(&sync_counters[i + 1], sync_now_ns() - t0);
@@ -155,7 +174,7 @@ flock(int fd, int op)
 	}
 	if (sync_counters == NULL || (op & (LOCK_EX | LOCK_NB)) != LOCK_EX)
 		return sync_real_flock(fd, op);
-	i = (sync_request_thread ? SYNC_REQUEST : SYNC_OTHER) +
+	i = (sync_is_request() ? SYNC_REQUEST : SYNC_OTHER) +
 	    SYNC_FLOCK_CALLS;
 	t0 = sync_now_ns();
 	rc = sync_real_flock(fd, op);
