@@ -108,13 +108,27 @@ never delayed, failed or gated):
                              "drop": false, "body": null (raw text sent
                              as is), "headers": {}, "content_type": null,
                              "error": null, "error_description": null,
-                             "delay_ms": 0} -> {"id"}.  The next `count`
+                             "delay_ms": 0, "body_base64": null,
+                             "stream_bytes": null, "chunked": false,
+                             "hang": false}
+                             -> {"id"}.  The next `count`
                              matching requests wait delay_ms, then answer
                              `status` with a Podio-shaped body (or `body`),
                              or with drop close the connection without an
                              answer; status null with no drop only delays.
                              Note: a client that reused a connection
                              usually retries once on a dropped answer.
+                             Hostile answers: body_base64 is a raw body
+                             sent byte for byte (invalid UTF-8, say);
+                             stream_bytes N answers `status` (200 when
+                             null) with a JSON object of exactly N bytes
+                             ({"pad": "xxx..."}), written piece by piece
+                             and never held whole, until done or the
+                             client hangs up (with chunked, in chunks and
+                             without Content-Length); hang never answers:
+                             the request is held until its client hangs
+                             up (or reset, or gate_timeout), then the
+                             connection is closed (status 0).
   DELETE /__sim/fail         removes all rules
   POST   /__sim/expire_tokens  {"access_token": null (= all),
                              "refresh_tokens": false} -> {"expired": n}
@@ -164,6 +178,7 @@ never delayed, failed or gated):
 """
 
 import argparse
+import base64
 import copy
 import http.client
 import ipaddress
@@ -171,6 +186,7 @@ import json
 import os
 import re
 import secrets
+import select
 import signal
 import socket
 import sys
@@ -181,6 +197,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 64 * 1024 * 1024
 MAX_RECORDS = 200000
+# The piece a streamed answer (fail rule stream_bytes) is written in.
+STREAM_PIECE = 64 * 1024
 U64_MAX = (1 << 64) - 1
 
 DEFAULT_CONFIG = {
@@ -277,6 +295,11 @@ class State:
         self.deliveries = []
         self.fails = []
         self.gates = {}
+        # Set to let go of every request a fail rule with hang holds.
+        old = getattr(self, "hang_release", None)
+        if old is not None:
+            old.set()
+        self.hang_release = threading.Event()
         self.counters = {"general": 0, "filter": 0, "token": 0}
         self.next_request = 1
         self.next_fail = 1
@@ -927,6 +950,12 @@ class Handler(BaseHTTPRequestHandler):
         if rule is not None:
             if rule["delay_ms"]:
                 time.sleep(rule["delay_ms"] / 1000.0)
+            if rule["hang"]:
+                self.hang(record)
+                return
+            if rule["stream_bytes"] is not None:
+                self.stream_answer(record, rule)
+                return
             if rule["drop"]:
                 record["status"] = 0
                 self.close_connection = True
@@ -994,6 +1023,11 @@ class Handler(BaseHTTPRequestHandler):
         headers["X-Podio-Request-Id"] = self.request_id
         headers.update(rule["headers"] or {})
         record["status"] = status
+        if rule["body_base64"] is not None:
+            self.send(status, base64.b64decode(rule["body_base64"]),
+                      headers, rule["content_type"] or
+                      "application/json; charset=utf-8")
+            return
         if rule["body"] is not None:
             ctype = rule["content_type"] or "text/html"
             self.send(status, rule["body"].encode("utf-8"), headers, ctype)
@@ -1014,6 +1048,79 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, json.dumps(value).encode("utf-8") if value
                   else b"", headers,
                   rule["content_type"] or "application/json; charset=utf-8")
+
+    def stream_answer(self, record, rule):
+        """Answers with a JSON object of exactly stream_bytes bytes,
+        written in pieces of STREAM_PIECE bytes, so that a huge answer
+        never sits in memory; a client that hangs up ends it quietly.
+        With the rule's chunked, the answer carries no Content-Length
+        (each piece is a chunk): only reading it tells its size."""
+        size = max(0, int(rule["stream_bytes"]))
+        status = rule["status"] if rule["status"] is not None else 200
+        head, tail = b'{"pad": "', b'"}'
+        if size < len(head) + len(tail):
+            head, tail = b"", b""
+        with STATE.lock:
+            headers = rate_headers(None)
+        headers["X-Podio-Request-Id"] = self.request_id
+        headers.update(rule["headers"] or {})
+        record["status"] = status
+        self.close_connection = True
+        lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status")),
+                 "Server: " + self.server_version,
+                 "Date: " + self.date_time_string(),
+                 "Content-Type: " + (rule["content_type"] or
+                                     "application/json; charset=utf-8"),
+                 "Connection: close"]
+        chunked = rule.get("chunked")
+        lines.append("Transfer-Encoding: chunked" if chunked else
+                     "Content-Length: %d" % size)
+        lines += ["%s: %s" % kv for kv in headers.items()]
+
+        def framed(data):
+            if not chunked or not data:
+                return data
+            return b"%x\r\n" % len(data) + data + b"\r\n"
+        piece = b"x" * STREAM_PIECE
+        left = size - len(head) - len(tail)
+        try:
+            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode(
+                "latin-1") + framed(head))
+            while left > 0:
+                n = min(left, STREAM_PIECE)
+                self.wfile.write(framed(piece[:n]))
+                left -= n
+            self.wfile.write(framed(tail) + (b"0\r\n\r\n" if chunked
+                                             else b""))
+            self.wfile.flush()
+        except OSError:
+            pass
+
+    def hang(self, record):
+        """Never answers: waits until the client hangs up (its end of the
+        connection reads as closed), the simulator is reset, or
+        gate_timeout passes; then closes the connection unanswered."""
+        record["status"] = 0
+        self.close_connection = True
+        with STATE.lock:
+            release = STATE.hang_release
+            limit = STATE.config["gate_timeout"]
+        deadline = time.monotonic() + limit
+        conn = self.connection
+        while not release.is_set() and time.monotonic() < deadline:
+            try:
+                ready, _, _ = select.select([conn], [], [], 0.2)
+                if ready and not conn.recv(1, socket.MSG_PEEK):
+                    break
+                if ready:
+                    # Something more than this request: not a hang-up.
+                    release.wait(0.2)
+            except OSError:
+                break
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def hold_at_gate(self, req):
         """Waits while a gate holds this request."""
@@ -1096,7 +1203,12 @@ class Handler(BaseHTTPRequestHandler):
                         "content_type": body.get("content_type"),
                         "error": body.get("error"),
                         "error_description": body.get("error_description"),
-                        "delay_ms": body.get("delay_ms") or 0, "hits": 0}
+                        "delay_ms": body.get("delay_ms") or 0,
+                        "body_base64": body.get("body_base64"),
+                        "stream_bytes": body.get("stream_bytes"),
+                        "chunked": bool(body.get("chunked", False)),
+                        "hang": bool(body.get("hang", False)),
+                        "hits": 0}
                 STATE.next_fail += 1
                 STATE.fails.append(rule)
                 return 200, {"id": rule["id"]}

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Self-test of the Podio API simulator through its own HTTP interface."""
 
+import base64
 import http.client
 import http.server
 import json
@@ -375,6 +376,77 @@ def test_fail_and_gate(t, sim):
     t.ok(err is not None and len(rec) == 1 and rec[0]["status"] == 0,
          "fail(drop=True) closes the connection without an answer",
          (err, rec))
+
+    # Hostile answers: raw bytes, a streamed answer of any size, none.
+    sim.fail("/item/", status=200,
+             body_base64=base64.b64encode(b'{"t": "\xff\xfe"}').decode())
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=30)
+    conn.request("GET", "/item/7", headers={"Authorization": "OAuth2 " +
+                                            token})
+    r = conn.getresponse()
+    raw = r.read()
+    conn.close()
+    t.ok(r.status == 200 and raw == b'{"t": "\xff\xfe"}',
+         "fail(body_base64=...) sends the bytes as they are", raw)
+    size = 20 * 1024 * 1024 + 3
+    sim.fail("/item/", status=200, stream_bytes=size)
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=30)
+    conn.request("GET", "/item/7", headers={"Authorization": "OAuth2 " +
+                                            token})
+    r = conn.getresponse()
+    got, first = 0, b""
+    while True:
+        chunk = r.read(1 << 20)
+        if not chunk:
+            break
+        first = first or chunk[:9]
+        got += len(chunk)
+    conn.close()
+    t.ok(r.status == 200 and got == size and
+         r.getheader("Content-Length") == str(size) and
+         first == b'{"pad": "',
+         "fail(stream_bytes=N) answers a JSON object of N bytes",
+         (r.status, got, first))
+    sim.fail("/item/", status=200, stream_bytes=size, chunked=True)
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=30)
+    conn.request("GET", "/item/7", headers={"Authorization": "OAuth2 " +
+                                            token})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    t.ok(r.status == 200 and len(data) == size and
+         r.getheader("Content-Length") is None and
+         r.getheader("Transfer-Encoding") == "chunked" and
+         json.loads(data) == {"pad": "x" * (size - 11)},
+         "fail(stream_bytes=N, chunked=True): the same in chunks, no "
+         "Content-Length", (r.status, len(data), r.getheaders()))
+    sim.fail("/item/", stream_bytes=size)
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=30)
+    conn.request("GET", "/item/8", headers={"Authorization": "OAuth2 " +
+                                            token})
+    r = conn.getresponse()
+    r.read(1000)
+    conn.close()
+    after = call(sim, "GET", "/item/8", token)
+    t.ok(after.status == 200,
+         "a client hanging up on a streamed answer leaves the simulator "
+         "serving", after)
+    sim.fail("/item/", hang=True)
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=0.5)
+    err = None
+    try:
+        conn.request("GET", "/item/9", headers={
+            "Authorization": "OAuth2 " + token})
+        conn.getresponse()
+    except OSError as exc:
+        err = exc
+    conn.close()
+    rec = sim.wait_until(lambda: [q for q in sim.requests("/item/9")
+                                  if q["done"] is not None],
+                         what="the hung request to end")
+    t.ok(isinstance(err, TimeoutError) and rec[0]["status"] == 0,
+         "fail(hang=True) never answers, and lets go once the client hangs "
+         "up", (err, rec))
 
     # A gate holds a request until released; another request passes.
     gid = sim.gate("/item/900", method="GET")

@@ -249,9 +249,10 @@ def cpu_seconds(pid):
 
 def thread_cpu(pid):
     """CPU seconds of process pid by thread name: the server names its
-    request threads pw-worker, its spool processors pw-processor and
-    its finisher pw-finisher; the rest (the main thread, libcurl's)
-    count as "other"."""
+    request threads pw-worker, the thread reading its connections
+    pw-reader, its spool processors pw-processor and its finisher
+    pw-finisher; the rest (the main thread, libcurl's) count as
+    "other"."""
     out = {}
     tick = os.sysconf("SC_CLK_TCK")
     try:
@@ -266,7 +267,8 @@ def thread_cpu(pid):
             continue
         name = text[text.find("(") + 1:text.rfind(")")]
         fields = text.rsplit(")", 1)[1].split()
-        if name not in ("pw-worker", "pw-processor", "pw-finisher"):
+        if name not in ("pw-worker", "pw-reader", "pw-processor",
+                        "pw-finisher"):
             name = "other"
         out[name] = out.get(name, 0.0) + \
             (int(fields[11]) + int(fields[12])) / tick
@@ -951,7 +953,8 @@ server {
                 ms_per(fig["run"]["intake"]) or 0.0,
                 ms_per(fig["run"]["intake_lock"]) or 0.0)
             extra += "  done %d%%" % (100 * fig["done_in_run"] // acks)
-            extra += ", cpu%% workers %.0f proc %.0f" % (
+            extra += ", cpu%% reader %.0f workers %.0f proc %.0f" % (
+                fig["cpu_by"].get("pw-reader", 0.0),
                 fig["cpu_by"].get("pw-worker", 0.0),
                 fig["cpu_by"].get("pw-processor", 0.0))
             if with_api:
@@ -1277,8 +1280,8 @@ def cpu_report(results, sections):
                     secs = f["cpu_by"].get(key, 0.0) / 100.0 * f["wall"]
                     return secs * 1e6 / max(f["acks"], 1)
                 w = statistics.median(
-                    per_event("pw-worker", f) + per_event("pw-finisher", f)
-                    for f in figs)
+                    per_event("pw-reader", f) + per_event("pw-worker", f) +
+                    per_event("pw-finisher", f) for f in figs)
                 p = statistics.median(per_event("pw-processor", f)
                                       for f in figs)
                 text += ", server %.0f us/event (requests %.0f, " \
