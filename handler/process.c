@@ -27,6 +27,7 @@
 #include "podio.h"
 #include "deliver.h"
 #include "budget.h"
+#include "event.h"
 #include "log.h"
 #include "process.h"
 #include "runtime.h"
@@ -219,109 +220,25 @@ process_backoff_ms(long k, int64_t id)
 
 /* ------------------------------------------------------------ one event */
 
-/* Appends the percent-encoding of s to buf (capacity cap, used *len);
- * returns -1 when it does not fit. */
-static int
-process_encode(char *buf, size_t cap, size_t *len, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	unsigned char c;
-
-	for (; *s != '\0'; s++) {
-		c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '.' || c == '~') {
-			if (*len + 1 >= cap)
-				return -1;
-			buf[(*len)++] = (char)c;
-		} else {
-			if (*len + 3 >= cap)
-				return -1;
-			buf[(*len)++] = '%';
-			buf[(*len)++] = hex[c >> 4];
-			buf[(*len)++] = hex[c & 15];
-		}
-	}
-	buf[*len] = '\0';
-	return 0;
-}
-
 /*
- * Rebuilds the delivery of a stored event from the "params" member of
- * its JSON (json, len bytes).  On success *out receives it (the caller
- * frees it with podio_delivery_free()).  Returns PODIO_OK,
- * PODIO_ERR_NOMEM, or PODIO_ERR_BAD_JSON / PODIO_ERR_INVALID for a
- * record that cannot be decoded (why, size whylen, says what).
+ * Rebuilds the delivery of a stored event (json, len bytes) with
+ * podio__event_delivery(), refusing a missing or oversized record first.
+ * On success *out receives it (the caller frees it with
+ * podio_delivery_free()).  Returns PODIO_OK, PODIO_ERR_NOMEM, or
+ * PODIO_ERR_BAD_JSON / PODIO_ERR_INVALID for a record that cannot be
+ * decoded (why, size whylen, says what).
  */
 static enum podio_err
 process_delivery(const char *json, size_t len, struct podio_delivery **out,
     char *why, size_t whylen)
 {
-	cJSON *root = NULL, *params, *p;
-	struct podio_params *set = NULL;
-	const char *end = NULL, *reason = NULL;
-	char *body = NULL;
-	size_t cap, used = 0;
-	enum podio_err rc = PODIO_ERR_BAD_JSON;
-
 	*out = NULL;
 	if (json == NULL || len > PROCESS_EVENT_MAX) {
 		snprintf(why, whylen, "the stored event is missing or too "
 		    "large");
-		goto fail;
+		return PODIO_ERR_BAD_JSON;
 	}
-	/* cJSON sets its global error pointer here; it is never read. */
-	root = cJSON_ParseWithOpts(json, &end, 1);
-	params = root != NULL ? cJSON_GetObjectItemCaseSensitive(root,
-	    "params") : NULL;
-	if (!cJSON_IsObject(params)) {
-		snprintf(why, whylen, "the stored event has no parameters");
-		goto fail;
-	}
-	/* Each byte becomes at most 3, plus '=' and '&' per pair. */
-	cap = 3 * len + 16;
-	rc = PODIO_ERR_NOMEM;
-	if ((body = malloc(cap)) == NULL)
-		goto fail;
-	body[0] = '\0';
-	rc = PODIO_ERR_BAD_JSON;
-	cJSON_ArrayForEach(p, params) {
-		if (!cJSON_IsString(p) || p->string == NULL) {
-			snprintf(why, whylen, "a stored parameter is not a "
-			    "string");
-			goto fail;
-		}
-		/* The separators go in bare; names and values encoded. */
-		if (used > 0 && used + 1 < cap)
-			body[used++] = '&';
-		if (process_encode(body, cap, &used, p->string) != 0 ||
-		    used + 1 >= cap)
-			goto fail;
-		body[used++] = '=';
-		body[used] = '\0';
-		if (process_encode(body, cap, &used, p->valuestring) != 0)
-			goto fail;
-	}
-	rc = PODIO_ERR_NOMEM;
-	if ((set = podio_params_new(0)) == NULL)
-		goto fail;
-	rc = podio_params_parse(set, body, used, &reason);
-	if (rc != PODIO_OK) {
-		snprintf(why, whylen, "the stored parameters cannot be "
-		    "decoded: %s", reason != NULL ? reason : podio_strerror(rc));
-		goto fail;
-	}
-	rc = podio_delivery_new(set, out, why, whylen);
-	set = NULL;
-fail:
-	podio_params_free(set);
-	if (body != NULL) {
-		explicit_bzero(body, cap);
-		free(body);
-	}
-	cJSON_Delete(root);
-	return rc;
+	return podio__event_delivery(json, len, out, why, whylen);
 }
 
 /*
@@ -385,12 +302,23 @@ process_callback_reason(const struct podio__deliver_result *res, char *buf,
 	}
 }
 
+/* The configuration accepts durations up to the limit of int64_t; a
+ * lease computed from them is kept far below it (a week each), so that
+ * no sum or product here overflows. */
+#define PROCESS_TIME_CAP_MS ((int64_t)7 * 24 * 3600 * 1000)
+
+static int64_t
+process_capped(int64_t ms)
+{
+	return ms < PROCESS_TIME_CAP_MS ? ms : PROCESS_TIME_CAP_MS;
+}
+
 /* How long the claim of an outage's probe lasts: the probe's call, a
  * token call before it, and a margin. */
 static int64_t
 process_probe_lease_ms(const struct runtime *rt)
 {
-	int64_t api = podio_config_get_ms(rt->cfg, "timeout");
+	int64_t api = process_capped(podio_config_get_ms(rt->cfg, "timeout"));
 
 	return 2 * (api > 0 ? api : 30 * 1000) + 5000;
 }
@@ -401,9 +329,9 @@ process_lease_ms(const struct runtime *rt)
 {
 	int64_t ms, api;
 
-	api = podio_config_get_ms(rt->cfg, "timeout");
-	ms = 2 * (rt->exec_timeout_ms > 0 ? rt->exec_timeout_ms : 0) +
-	    2 * (api > 0 ? api : 0) + 60 * 1000;
+	api = process_capped(podio_config_get_ms(rt->cfg, "timeout"));
+	ms = 2 * process_capped(rt->exec_timeout_ms > 0 ?
+	    rt->exec_timeout_ms : 0) + 2 * (api > 0 ? api : 0) + 60 * 1000;
 	return ms > PROCESS_LEASE_MIN_MS ? ms : PROCESS_LEASE_MIN_MS;
 }
 

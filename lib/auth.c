@@ -396,15 +396,11 @@ form_body(const struct podio_tokens *t, struct podio__http *http,
 	return r ? -1 : 0;
 }
 
-/*
- * Takes the tokens out of a 2xx answer of the token endpoint.  started is
- * the wall clock when the request was sent: the lifetime counts from
- * there, to be safe.  Returns PODIO_OK or PODIO_ERR_BAD_JSON (message in
- * err).  Called with the mutex held.
- */
-static enum podio_err
-take_answer(struct podio_tokens *t, const char *body, int64_t started,
-    char *err, size_t errlen)
+/* See auth.h.  Called with the mutex held (or before any thread can
+ * see t). */
+enum podio_err
+podio__tokens_take_answer(struct podio_tokens *t, const char *body,
+    int64_t started, char *err, size_t errlen)
 {
 	enum podio_err rc = PODIO_ERR_BAD_JSON;
 	cJSON *j = NULL;
@@ -511,8 +507,8 @@ token_request(struct podio_tokens *t, struct podio__http *http,
 		goto fail;
 	}
 	if (r.status >= 200 && r.status < 300) {
-		rc = take_answer(t, r.body != NULL ? r.body : "", started,
-		    err, errlen);
+		rc = podio__tokens_take_answer(t,
+		    r.body != NULL ? r.body : "", started, err, errlen);
 		goto fail;
 	}
 

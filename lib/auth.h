@@ -14,6 +14,8 @@
 #define PODIO_AUTH_H
 
 #include <stddef.h>
+#include <stdint.h>
+
 #include "podio.h"
 #include "http.h"
 
@@ -40,5 +42,20 @@ enum podio_err podio__tokens_get(struct podio_tokens *t,
  * one refresh, not many.
  */
 void podio__tokens_invalidate(struct podio_tokens *t, const char *token);
+
+/*
+ * Takes the tokens out of body, a 2xx answer of the token endpoint
+ * (NUL-terminated): a JSON object with a non-empty "access_token" of at
+ * most 4096 bytes, and optionally "refresh_token" and "expires_in"
+ * (seconds, capped at 30 days; 8 hours when absent).  started is the
+ * wall clock when the request was sent: the lifetime counts from there,
+ * to be safe.  On success t holds the new tokens (a refresh token only
+ * when the answer had one).  Returns PODIO_OK, or PODIO_ERR_BAD_JSON or
+ * PODIO_ERR_NOMEM with a message in err (never a token), t unchanged.
+ * The store calls it with its mutex held; anyone else only on a store no
+ * other thread uses.
+ */
+enum podio_err podio__tokens_take_answer(struct podio_tokens *t,
+    const char *body, int64_t started, char *err, size_t errlen);
 
 #endif

@@ -177,7 +177,10 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	{ "max_body", PODIO__CFG_SIZE, "64K", 0, podio__cfg_check_max_body,
 	  "The largest request body accepted, at most `1024M`; the query "
 	  "string has the same limit. A larger request gets 413 before its "
-	  "body is read." },
+	  "body is read. A FastCGI server also bounds the variables of one "
+	  "request (the query string and the headers the web server passes) "
+	  "to 256K, or `max_body` + 64K when that is more: more get 431 and "
+	  "the connection is closed." },
 	{ "max_params", PODIO__CFG_INT, "256", 0, podio__cfg_check_max_params,
 	  "The most parameters in one delivery, query string and body "
 	  "together, 1 to 1000000; more get 413." },
@@ -944,40 +947,26 @@ podio__cfg_slurp(int fd, char **data, size_t *len)
 	return 0;
 }
 
-/* See podio.h and the top of this file. */
+/* See config.h and the top of this file. */
 enum podio_err
-podio_config_load_file(struct podio_config *cfg, const char *path,
-    char *err, size_t errlen)
+podio__config_load_text(struct podio_config *cfg, const char *name,
+    char *text, size_t len, char *err, size_t errlen)
 {
 	struct podio__cfg_stage st;
 	char why[PODIO__CFG_WHY_MAX * 2];
-	char *data = NULL, *line, *nl, *end;
-	size_t len = 0, n;
-	int fd = -1, lineno = 0, r = 0, saved;
+	char *line, *nl, *end;
+	size_t n;
+	int lineno = 0;
 	enum podio_err rc = PODIO_ERR_INVALID;
 
 	memset(&st, 0, sizeof(st));
 	podio__cfg_errf(err, errlen, "%s", "");
-	if (cfg == NULL || path == NULL)
+	if (cfg == NULL || name == NULL || text == NULL)
 		goto fail;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
-	    (r = podio__cfg_slurp(fd, &data, &len)) < 0) {
-		saved = errno;
-		rc = saved == ENOMEM ? PODIO_ERR_NOMEM : PODIO_ERR_IO;
-		podio__cfg_errf(err, errlen, "%s: %s", path, strerror(saved));
-		errno = saved;
-		goto fail;
-	}
-	if (r > 0) {
-		rc = PODIO_ERR_CONFIG;
-		podio__cfg_errf(err, errlen, "%s: file larger than %d bytes",
-		    path, PODIO__CFG_FILE_MAX);
-		goto fail;
-	}
 
-	line = data;
-	end = data + len;
-	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+	line = text;
+	end = text + len;
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
 		line += 3;
 	while (line < end) {
 		lineno++;
@@ -996,15 +985,15 @@ podio_config_load_file(struct podio_config *cfg, const char *path,
 			rc = PODIO_ERR_CONFIG;
 			podio__cfg_errf(why, sizeof(why), "NUL byte in line");
 		} else
-			rc = podio__cfg_line(&st, path, lineno, line, why,
+			rc = podio__cfg_line(&st, name, lineno, line, why,
 			    sizeof(why));
 		if (rc == PODIO_ERR_CONFIG) {
-			podio__cfg_errf(err, errlen, "%s:%d: %s", path, lineno,
+			podio__cfg_errf(err, errlen, "%s:%d: %s", name, lineno,
 			    why);
 			goto fail;
 		}
 		if (rc != PODIO_OK) {
-			podio__cfg_errf(err, errlen, "%s: out of memory", path);
+			podio__cfg_errf(err, errlen, "%s: out of memory", name);
 			goto fail;
 		}
 		line = nl + 1;
@@ -1012,11 +1001,43 @@ podio_config_load_file(struct podio_config *cfg, const char *path,
 	rc = podio__cfg_commit(cfg, &st);
 	if (rc == PODIO_ERR_CONFIG)
 		podio__cfg_errf(err, errlen, "%s: more than %d rule lines in "
-		    "all", path, PODIO__CFG_RULES_MAX);
+		    "all", name, PODIO__CFG_RULES_MAX);
 	else if (rc != PODIO_OK)
-		podio__cfg_errf(err, errlen, "%s: out of memory", path);
+		podio__cfg_errf(err, errlen, "%s: out of memory", name);
 fail:
 	podio__cfg_stage_clear(&st);
+	return rc;
+}
+
+/* See podio.h: the file's bytes, then podio__config_load_text(). */
+enum podio_err
+podio_config_load_file(struct podio_config *cfg, const char *path,
+    char *err, size_t errlen)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int fd = -1, r = 0, saved;
+	enum podio_err rc = PODIO_ERR_INVALID;
+
+	podio__cfg_errf(err, errlen, "%s", "");
+	if (cfg == NULL || path == NULL)
+		goto fail;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
+	    (r = podio__cfg_slurp(fd, &data, &len)) < 0) {
+		saved = errno;
+		rc = saved == ENOMEM ? PODIO_ERR_NOMEM : PODIO_ERR_IO;
+		podio__cfg_errf(err, errlen, "%s: %s", path, strerror(saved));
+		errno = saved;
+		goto fail;
+	}
+	if (r > 0) {
+		rc = PODIO_ERR_CONFIG;
+		podio__cfg_errf(err, errlen, "%s: file larger than %d bytes",
+		    path, PODIO__CFG_FILE_MAX);
+		goto fail;
+	}
+	rc = podio__config_load_text(cfg, path, data, len, err, errlen);
+fail:
 	if (data != NULL) {
 		podio__wipe(data, len);
 		free(data);

@@ -57,6 +57,18 @@ void podio__cfg_fmt_size(int64_t bytes, char *out, size_t outlen);
 int podio__config_get_ids(const struct podio_config *cfg, const char *key,
     const uint64_t **ids, size_t *n);
 
+/*
+ * The parser of podio_config_load_file() (see podio.h) over text in
+ * memory: len bytes, followed by a NUL byte (text[len] == '\0'), which
+ * it cuts into lines in place; the caller still owns the text, and wipes
+ * it (it may hold secrets) and frees it.  name stands for the file in
+ * messages ("NAME:LINE: reason") and in the rules' file:line.  Returns
+ * as podio_config_load_file() does, without its PODIO_ERR_IO and its
+ * size cap (the reader's business); on failure cfg is unchanged.
+ */
+enum podio_err podio__config_load_text(struct podio_config *cfg,
+    const char *name, char *text, size_t len, char *err, size_t errlen);
+
 /* One row of the key table, as the reference of the keys shows it
  * (podio-webhook.conf(5), CONFIGURATION.md).  Strings are static. */
 struct podio__cfg_key_info {

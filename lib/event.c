@@ -14,7 +14,10 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "event.h"
 #include "util.h"
@@ -433,4 +436,110 @@ fail:
 		err = PODIO_ERR_TOO_LARGE;
 	podio__buf_free(&b);
 	return err;
+}
+
+/* ------------------------------------------------------ stored events */
+
+/* Appends the percent-encoding of s to buf (capacity cap, used *len);
+ * returns -1 when it does not fit. */
+static int
+podio__event_encode(char *buf, size_t cap, size_t *len, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~') {
+			if (*len + 1 >= cap)
+				return -1;
+			buf[(*len)++] = (char)c;
+		} else {
+			if (*len + 3 >= cap)
+				return -1;
+			buf[(*len)++] = '%';
+			buf[(*len)++] = hex[c >> 4];
+			buf[(*len)++] = hex[c & 15];
+		}
+	}
+	buf[*len] = '\0';
+	return 0;
+}
+
+/* See event.h.  The parameters are encoded again as a form body and
+ * go through the very parser and checks of a request. */
+enum podio_err
+podio__event_delivery(const char *json, size_t len,
+    struct podio_delivery **out, char *why, size_t whylen)
+{
+	cJSON *root = NULL, *params, *p;
+	struct podio_params *set = NULL;
+	const char *end = NULL, *reason = NULL;
+	char *body = NULL;
+	size_t cap = 0, used = 0;
+	enum podio_err rc = PODIO_ERR_BAD_JSON;
+
+	*out = NULL;
+	if (json == NULL) {
+		snprintf(why, whylen, "the stored event is missing");
+		goto fail;
+	}
+	/* cJSON sets its global error pointer here; it is never read. */
+	root = cJSON_ParseWithOpts(json, &end, 1);
+	params = root != NULL ? cJSON_GetObjectItemCaseSensitive(root,
+	    "params") : NULL;
+	if (!cJSON_IsObject(params)) {
+		snprintf(why, whylen, "the stored event has no parameters");
+		goto fail;
+	}
+	/* Each byte becomes at most 3, plus '=' and '&' per pair. */
+	cap = 3 * len + 16;
+	rc = PODIO_ERR_NOMEM;
+	if ((body = malloc(cap)) == NULL)
+		goto fail;
+	body[0] = '\0';
+	rc = PODIO_ERR_BAD_JSON;
+	cJSON_ArrayForEach(p, params) {
+		if (!cJSON_IsString(p) || p->string == NULL) {
+			snprintf(why, whylen, "a stored parameter is not a "
+			    "string");
+			goto fail;
+		}
+		/* The separators go in bare; names and values encoded. */
+		if (used > 0 && used + 1 < cap)
+			body[used++] = '&';
+		if (podio__event_encode(body, cap, &used, p->string) != 0 ||
+		    used + 1 >= cap)
+			break;
+		body[used++] = '=';
+		body[used] = '\0';
+		if (podio__event_encode(body, cap, &used, p->valuestring) != 0)
+			break;
+	}
+	if (p != NULL) {
+		/* Cannot happen with the cap above; said all the same. */
+		snprintf(why, whylen, "the stored parameters do not fit");
+		goto fail;
+	}
+	rc = PODIO_ERR_NOMEM;
+	if ((set = podio_params_new(0)) == NULL)
+		goto fail;
+	rc = podio_params_parse(set, body, used, &reason);
+	if (rc != PODIO_OK) {
+		snprintf(why, whylen, "the stored parameters cannot be "
+		    "decoded: %s", reason != NULL ? reason : podio_strerror(rc));
+		goto fail;
+	}
+	rc = podio_delivery_new(set, out, why, whylen);
+	set = NULL;
+fail:
+	podio_params_free(set);
+	if (body != NULL) {
+		podio__wipe(body, cap);
+		free(body);
+	}
+	cJSON_Delete(root);
+	return rc;
 }

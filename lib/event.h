@@ -36,4 +36,17 @@ int podio__json_string(struct podio__buf *b, const char *s, size_t n);
  */
 int podio__json_valid(const char *text, size_t len);
 
+/*
+ * The delivery of a stored event, rebuilt from the "params" member of
+ * its JSON (json, len bytes, NUL-terminated; see podio_event_json()):
+ * the parameters, "secret" aside, go through the same decoding and
+ * checks as a request's (podio_params_parse(), podio_delivery_new()).
+ * On success *out receives it (the caller frees it with
+ * podio_delivery_free()).  Returns PODIO_OK, PODIO_ERR_NOMEM, or
+ * PODIO_ERR_BAD_JSON / PODIO_ERR_INVALID for a record that cannot be
+ * decoded, with the reason in why (size whylen).  The caller caps len.
+ */
+enum podio_err podio__event_delivery(const char *json, size_t len,
+    struct podio_delivery **out, char *why, size_t whylen);
+
 #endif

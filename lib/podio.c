@@ -8,7 +8,8 @@
  * "Authorization: OAuth2 TOKEN".  When Podio answers 401 expired_token or
  * invalid_token, the token is reported to the store (which drops it if
  * nobody replaced it yet), a fresh one is taken and the request is sent
- * once more; a second refusal is returned to the caller.
+ * once more; a second refusal is returned to the caller.  The answers
+ * themselves are read by api.c.
  */
 #include <config.h>
 
@@ -22,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "podio.h"
+#include "api.h"
 #include "auth.h"
 #include "errors.h"
 #include "http.h"
@@ -394,70 +396,17 @@ podio_call(struct podio_client *client, const char *method, const char *path,
 /* ----------------------------------------------------------------- JSON */
 
 /*
- * Parses an answer of len bytes.  Anything but one complete JSON value
- * (trailing garbage, an embedded NUL) is PODIO_ERR_BAD_JSON with a
- * message.  *out receives the parse, which the caller frees with
- * cJSON_Delete().
+ * Fails the call for an answer that api.h's readers refused: err and
+ * their reason (why) with the HTTP status, e.g. "bad JSON: the answer is
+ * not an object (HTTP 200)".
  */
 static enum podio_err
-client_parse(struct podio_client *c, const char *text, size_t len,
-    cJSON **out)
+client_bad_answer(struct podio_client *c, enum podio_err err, const char *why)
 {
-	const char *end = NULL;
-
-	*out = NULL;
-	if (text == NULL || strlen(text) != len)
-		return client_fail(c, PODIO_ERR_BAD_JSON,
-		    "%s: the answer holds a NUL byte (HTTP %ld)",
-		    podio_strerror(PODIO_ERR_BAD_JSON), c->http_status);
-	if ((*out = cJSON_ParseWithOpts(text, &end, 1)) == NULL)
-		return client_fail(c, PODIO_ERR_BAD_JSON,
-		    "%s: malformed JSON at byte %zu (HTTP %ld)",
-		    podio_strerror(PODIO_ERR_BAD_JSON),
-		    end != NULL && end >= text ? (size_t)(end - text) : 0,
-		    c->http_status);
-	return PODIO_OK;
-}
-
-/* Fails the call for an answer of the wrong shape. */
-static enum podio_err
-client_bad_shape(struct podio_client *c, const char *what)
-{
-	return client_fail(c, PODIO_ERR_BAD_JSON, "%s: %s (HTTP %ld)",
-	    podio_strerror(PODIO_ERR_BAD_JSON), what, c->http_status);
-}
-
-/*
- * Reads a JSON id: a non-negative integral number exactly representable
- * in a double (Podio's ids are far below 2^53), or a decimal string.
- * Returns 0, -1 when v is no such id.
- */
-static int
-client_json_u64(const cJSON *v, uint64_t *out)
-{
-	double d;
-
-	if (cJSON_IsString(v) && v->valuestring != NULL)
-		return podio_parse_u64(v->valuestring, out);
-	if (!cJSON_IsNumber(v))
-		return -1;
-	d = v->valuedouble;
-	if (!(d >= 0.0 && d <= 9007199254740992.0) || d != (double)(uint64_t)d)
-		return -1;
-	*out = (uint64_t)d;
-	return 0;
-}
-
-/* A copy of a string member, "" when absent or not a string; NULL on
- * out of memory. */
-static char *
-client_json_str(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	if (cJSON_IsString(v) && v->valuestring != NULL)
-		return strdup(v->valuestring);
-	return strdup("");
+	if (err == PODIO_ERR_NOMEM)
+		return client_fail(c, err, "out of memory");
+	return client_fail(c, err, "%s: %s (HTTP %ld)", podio_strerror(err),
+	    why, c->http_status);
 }
 
 /* Whether s is 1..max characters all from the set allowed. */
@@ -498,10 +447,11 @@ enum podio_err
 podio_hook_create(struct podio_client *client, const char *ref_type,
     uint64_t ref_id, const char *url, const char *type, uint64_t *hook_id)
 {
-	cJSON *req = NULL, *ans = NULL;
+	cJSON *req = NULL;
 	char *body = NULL, *text = NULL;
-	char path[128];
+	char path[128], why[128];
 	size_t len = 0;
+	uint64_t id = 0;
 	enum podio_err rc;
 
 	if (client == NULL)
@@ -540,21 +490,15 @@ podio_hook_create(struct podio_client *client, const char *ref_type,
 	if ((rc = client_request(client, "POST", path, body, &text, &len)) !=
 	    PODIO_OK)
 		goto fail;
-	if ((rc = client_parse(client, text, len, &ans)) != PODIO_OK)
-		goto fail;
-	if (!cJSON_IsObject(ans)) {
-		rc = client_bad_shape(client, "the answer is not an object");
-		goto fail;
-	}
-	if (client_json_u64(cJSON_GetObjectItemCaseSensitive(ans, "hook_id"),
-	    hook_id != NULL ? hook_id : &(uint64_t){ 0 }) != 0) {
-		rc = client_bad_shape(client, "the answer has no hook_id");
+	if ((rc = podio__api_hook_id(text, len, &id, why, sizeof(why))) !=
+	    PODIO_OK) {
+		rc = client_bad_answer(client, rc, why);
 		goto fail;
 	}
-	rc = PODIO_OK;
+	if (hook_id != NULL)
+		*hook_id = id;
 fail:
 	cJSON_Delete(req);
-	cJSON_Delete(ans);
 	podio__free_secret(body);
 	free(text);
 	return rc;
@@ -569,11 +513,9 @@ enum podio_err
 podio_hook_list(struct podio_client *client, const char *ref_type,
     uint64_t ref_id, struct podio_hook **hooks, size_t *n, char **raw_json)
 {
-	struct podio_hook *list = NULL;
-	cJSON *ans = NULL, *el;
 	char *text = NULL;
-	char path[128];
-	size_t len = 0, count = 0, i = 0;
+	char path[128], why[128];
+	size_t len = 0;
 	enum podio_err rc;
 
 	if (hooks != NULL)
@@ -598,49 +540,16 @@ podio_hook_list(struct podio_client *client, const char *ref_type,
 	if ((rc = client_request(client, "GET", path, NULL, &text, &len)) !=
 	    PODIO_OK)
 		goto fail;
-	if ((rc = client_parse(client, text, len, &ans)) != PODIO_OK)
-		goto fail;
-	if (!cJSON_IsArray(ans)) {
-		rc = client_bad_shape(client, "the hook list is not an array");
-		goto fail;
-	}
-	count = (size_t)cJSON_GetArraySize(ans);
-	if (count > 0 && (list = calloc(count, sizeof(*list))) == NULL) {
-		rc = client_fail(client, PODIO_ERR_NOMEM, "out of memory");
+	if ((rc = podio__api_hooks(text, len, hooks, n, why, sizeof(why))) !=
+	    PODIO_OK) {
+		rc = client_bad_answer(client, rc, why);
 		goto fail;
 	}
-	cJSON_ArrayForEach(el, ans) {
-		if (i >= count)
-			break;
-		if (!cJSON_IsObject(el) || client_json_u64(
-		    cJSON_GetObjectItemCaseSensitive(el, "hook_id"),
-		    &list[i].hook_id) != 0) {
-			rc = client_bad_shape(client,
-			    "a hook in the list has no hook_id");
-			goto fail;
-		}
-		list[i].status = client_json_str(el, "status");
-		list[i].type = client_json_str(el, "type");
-		list[i].url = client_json_str(el, "url");
-		i++;
-		if (list[i - 1].status == NULL || list[i - 1].type == NULL ||
-		    list[i - 1].url == NULL) {
-			rc = client_fail(client, PODIO_ERR_NOMEM,
-			    "out of memory");
-			goto fail;
-		}
-	}
-	*hooks = list;
-	*n = i;
-	list = NULL;
 	if (raw_json != NULL) {
 		*raw_json = text;
 		text = NULL;
 	}
-	rc = PODIO_OK;
 fail:
-	podio_hooks_free(list, i);
-	cJSON_Delete(ans);
 	free(text);
 	return rc;
 }
@@ -753,7 +662,7 @@ podio_item_get(struct podio_client *client, uint64_t item_id,
 {
 	cJSON *ans = NULL;
 	char *text = NULL;
-	char path[96];
+	char path[96], why[128];
 	size_t len = 0;
 	enum podio_err rc;
 
@@ -772,10 +681,9 @@ podio_item_get(struct podio_client *client, uint64_t item_id,
 	if ((rc = client_request(client, "GET", path, NULL, &text, &len)) !=
 	    PODIO_OK)
 		goto fail;
-	if ((rc = client_parse(client, text, len, &ans)) != PODIO_OK)
-		goto fail;
-	if (!cJSON_IsObject(ans)) {
-		rc = client_bad_shape(client, "the item is not an object");
+	if ((rc = podio__api_item(text, len, &ans, why, sizeof(why))) !=
+	    PODIO_OK) {
+		rc = client_bad_answer(client, rc, why);
 		goto fail;
 	}
 	if (raw_json != NULL) {
@@ -794,132 +702,18 @@ fail:
 }
 
 /*
- * The end of the JSON value starting at text[i] (white space already
- * skipped), for an answer cJSON has already parsed whole: strings are
- * skipped with their escapes, arrays and objects by counting brackets
- * outside strings (no recursion, so any depth is fine), anything else
- * runs up to the next delimiter.  Returns the index just after the
- * value, or len when the text ends first.
- */
-static size_t
-filter_skip_value(const char *text, size_t len, size_t i)
-{
-	size_t depth = 0;
-	int in_str = 0;
-
-	if (i >= len)
-		return len;
-	if (text[i] != '{' && text[i] != '[' && text[i] != '"') {
-		while (i < len && strchr(",]} \t\r\n", text[i]) == NULL)
-			i++;
-		return i;
-	}
-	for (; i < len; i++) {
-		if (in_str) {
-			if (text[i] == '\\')
-				i++;
-			else if (text[i] == '"') {
-				in_str = 0;
-				if (depth == 0)
-					return i + 1;
-			}
-		} else if (text[i] == '"')
-			in_str = 1;
-		else if (text[i] == '{' || text[i] == '[')
-			depth++;
-		else if (text[i] == '}' || text[i] == ']') {
-			if (depth == 0 || --depth == 0)
-				return i + 1;
-		}
-	}
-	return len;
-}
-
-/* The index of the first byte at or after i that is not JSON white
- * space (len when none). */
-static size_t
-filter_skip_ws(const char *text, size_t len, size_t i)
-{
-	while (i < len && strchr(" \t\r\n", text[i]) != NULL && text[i] != 0)
-		i++;
-	return i;
-}
-
-/*
- * Finds in the answer text (len bytes, already parsed whole by cJSON,
- * the top value an object) the elements of the first member named
- * "items": start[k] and end[k] receive the bounds of element k, for at
- * most max elements.  Returns how many elements the array has, or -1
- * when there is no such member holding an array, or more than max
- * elements.
- */
-static long
-filter_item_slices(const char *text, size_t len, size_t *start,
-    size_t *end, size_t max)
-{
-	size_t i, k, key;
-	long n = 0;
-
-	i = filter_skip_ws(text, len, 0);
-	if (i >= len || text[i] != '{')
-		return -1;
-	i = filter_skip_ws(text, len, i + 1);
-	while (i < len && text[i] == '"') {
-		key = i;
-		i = filter_skip_value(text, len, i);
-		k = i;
-		i = filter_skip_ws(text, len, i);
-		if (i >= len || text[i] != ':')
-			return -1;
-		i = filter_skip_ws(text, len, i + 1);
-		if (k - key == sizeof("\"items\"") - 1 &&
-		    memcmp(text + key, "\"items\"", k - key) == 0) {
-			if (i >= len || text[i] != '[')
-				return -1;
-			i = filter_skip_ws(text, len, i + 1);
-			if (i < len && text[i] == ']')
-				return 0;
-			while (i < len) {
-				if ((size_t)n >= max)
-					return -1;
-				start[n] = i;
-				i = filter_skip_value(text, len, i);
-				end[n++] = i;
-				i = filter_skip_ws(text, len, i);
-				if (i < len && text[i] == ']')
-					return n;
-				if (i >= len || text[i] != ',')
-					return -1;
-				i = filter_skip_ws(text, len, i + 1);
-			}
-			return -1;
-		}
-		i = filter_skip_ws(text, len, filter_skip_value(text, len,
-		    i));
-		if (i < len && text[i] == ',')
-			i = filter_skip_ws(text, len, i + 1);
-	}
-	return -1;
-}
-
-/*
  * POST /item/app/{app_id}/filter/ with {"filters": {"item_id": [ids]},
  * "limit": n}.  The request body is written by hand so that ids above
  * 2^53 go out exactly.  Each item of the answer is handed over as the
- * very bytes Podio sent (found by filter_item_slices()); cJSON's parse
- * is used only to check the whole answer and read each item's id.  See
- * podio.h.
+ * very bytes Podio sent (podio__api_filter()).  See podio.h.
  */
 enum podio_err
 podio_item_filter(struct podio_client *client, uint64_t app_id,
     const uint64_t *ids, size_t n, char **texts)
 {
 	struct podio__buf body = { NULL, 0, 0, 0 };
-	cJSON *ans = NULL, *items, *el;
-	char *text = NULL, path[96];
-	size_t *start = NULL, *end = NULL, len = 0, i, k;
-	uint64_t id;
-	long count;
+	char *text = NULL, path[96], why[160];
+	size_t len = 0, i;
 	int bad;
 	enum podio_err rc;
 
@@ -947,9 +741,7 @@ podio_item_filter(struct podio_client *client, uint64_t app_id,
 		bad = podio__buf_appendf(&body, "%s%" PRIu64,
 		    i > 0 ? ", " : "", ids[i]);
 	if (bad != 0 ||
-	    podio__buf_appendf(&body, "]}, \"limit\": %zu}", n) != 0 ||
-	    (start = calloc(n, sizeof(*start))) == NULL ||
-	    (end = calloc(n, sizeof(*end))) == NULL) {
+	    podio__buf_appendf(&body, "]}, \"limit\": %zu}", n) != 0) {
 		rc = client_fail(client, PODIO_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -957,54 +749,11 @@ podio_item_filter(struct podio_client *client, uint64_t app_id,
 	if ((rc = client_request(client, "POST", path, body.data, &text,
 	    &len)) != PODIO_OK)
 		goto fail;
-	if ((rc = client_parse(client, text, len, &ans)) != PODIO_OK)
-		goto fail;
-	items = cJSON_GetObjectItemCaseSensitive(ans, "items");
-	if (!cJSON_IsObject(ans) || !cJSON_IsArray(items)) {
-		rc = client_bad_shape(client,
-		    "the answer has no \"items\" array");
-		goto fail;
-	}
-	/* An answer never holds more items than were asked for; one that
-	 * does is not trusted. */
-	count = filter_item_slices(text, len, start, end, n);
-	if (count < 0 || count != (long)cJSON_GetArraySize(items)) {
-		rc = client_bad_shape(client, "the \"items\" array cannot be "
-		    "read or holds more items than asked for");
-		goto fail;
-	}
-	k = 0;
-	cJSON_ArrayForEach(el, items) {
-		if (!cJSON_IsObject(el) || client_json_u64(
-		    cJSON_GetObjectItemCaseSensitive(el, "item_id"),
-		    &id) != 0) {
-			rc = client_bad_shape(client,
-			    "an item in the answer has no item_id");
-			goto fail;
-		}
-		for (i = 0; i < n; i++) {
-			if (ids[i] != id || texts[i] != NULL)
-				continue;
-			if ((texts[i] = strndup(text + start[k],
-			    end[k] - start[k])) == NULL) {
-				rc = client_fail(client, PODIO_ERR_NOMEM,
-				    "out of memory");
-				goto fail;
-			}
-		}
-		k++;
-	}
-	rc = PODIO_OK;
+	if ((rc = podio__api_filter(text, len, ids, n, texts, why,
+	    sizeof(why))) != PODIO_OK)
+		rc = client_bad_answer(client, rc, why);
 fail:
-	if (rc != PODIO_OK)
-		for (i = 0; i < n; i++) {
-			free(texts[i]);
-			texts[i] = NULL;
-		}
 	podio__buf_free(&body);
-	cJSON_Delete(ans);
 	free(text);
-	free(start);
-	free(end);
 	return rc;
 }

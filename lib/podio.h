@@ -506,7 +506,8 @@ int podio_webhook_check_head(const struct podio_webhook_settings *settings,
  *        constant time, both always), or none is configured and
  *        allow_no_secret is off; then, with allowed_hooks, a hook_id
  *        missing or not an id gives 400 and one not in the list 403;
- *   400  a malformed delivery (see podio_delivery_new());
+ *   400  a malformed delivery (see podio_delivery_new()), its reason
+ *        quoting no value that holds secret or previous_secret;
  *   200  accepted: *out (if out is not NULL) receives the delivery, which
  *        the caller frees with podio_delivery_free().
  * The query string is parsed before the body, so body parameters win.

@@ -22,8 +22,10 @@
 #include "util.h"
 #include "webhook.h"
 
-/* The longest piece of input quoted in a reason. */
+/* The longest piece of input quoted in a reason, and the size of its
+ * quoted form (quotes, "..." and NUL included). */
 #define PODIO__SNIPPET 32
+#define PODIO__QUOTED (PODIO__SNIPPET + 6)
 
 /* The known ids, in the order the event JSON prints them. */
 static const struct {
@@ -65,26 +67,34 @@ podio__answer(struct podio_webhook_answer *ans, int status,
 }
 
 /*
- * Writes a quotable form of s into out (size n >= PODIO__SNIPPET + 4):
- * at most PODIO__SNIPPET bytes, each printable ASCII byte other than '"'
- * and '\\' kept and every other byte (control, non-ASCII) turned into
- * '?', then "..." when s was longer.  Reasons quote input only this way.
+ * Writes a quoted form of s into out (size n >= PODIO__QUOTED): in
+ * double quotes, at most PODIO__SNIPPET bytes, each printable ASCII byte
+ * other than '"' and '\\' kept and every other byte (control, non-ASCII)
+ * turned into '?', then "..." when s was longer.  When s holds one of the
+ * non-empty texts of hide (NULL-terminated; hide may be NULL), the
+ * configured secrets, sent in the wrong parameter by a client that has
+ * them, out is "(not shown)" instead: a reason is logged and answered,
+ * and never holds a secret.  Reasons quote input only this way.
  */
 static void
-podio__snippet(const char *s, char *out, size_t n)
+podio__snippet(const char *s, const char *const *hide, char *out, size_t n)
 {
 	size_t i, len;
 	unsigned char c;
 
+	for (; hide != NULL && *hide != NULL; hide++)
+		if ((*hide)[0] != '\0' && strstr(s, *hide) != NULL) {
+			podio__strlcpy(out, "(not shown)", n);
+			return;
+		}
 	len = strlen(s);
-	for (i = 0; i < len && i < PODIO__SNIPPET && i + 4 < n; i++) {
+	out[0] = '"';
+	for (i = 0; i < len && i < PODIO__SNIPPET && i + 6 < n; i++) {
 		c = (unsigned char)s[i];
-		out[i] = (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') ?
-		    (char)c : '?';
+		out[i + 1] = (c >= 0x20 && c < 0x7F && c != '"' &&
+		    c != '\\') ? (char)c : '?';
 	}
-	out[i] = '\0';
-	if (i < len)
-		podio__strlcpy(out + i, "...", n - i);
+	podio__strlcpy(out + i + 1, i < len ? "...\"" : "\"", n - i - 1);
 }
 
 /* See webhook.h. */
@@ -177,23 +187,24 @@ podio_webhook_check_head(const struct podio_webhook_settings *settings,
 /*
  * The check of a known id: 1 when absent, 0 when present and valid (its
  * value stored in *v), -1 when present and not a strict u64 (reason
- * filled).
+ * filled, quoting the value unless it holds a text of hide: see
+ * podio__snippet()).
  */
 static int
 podio__parse_id(const struct podio_params *params, const char *name,
-    uint64_t *v, char *reason, size_t reasonlen)
+    const char *const *hide, uint64_t *v, char *reason, size_t reasonlen)
 {
 	const char *text;
-	char snip[PODIO__SNIPPET + 4];
+	char snip[PODIO__QUOTED];
 
 	if ((text = podio_params_get(params, name)) == NULL)
 		return 1;
 	if (podio_parse_u64(text, v) == 0)
 		return 0;
 	if (reason != NULL) {
-		podio__snippet(text, snip, sizeof(snip));
+		podio__snippet(text, hide, snip, sizeof(snip));
 		snprintf(reason, reasonlen, "malformed delivery: %s is not "
-		    "an unsigned 64-bit integer: \"%s\"", name, snip);
+		    "an unsigned 64-bit integer: %s", name, snip);
 	}
 	return -1;
 }
@@ -215,15 +226,16 @@ podio__type_ok(const char *type)
 	return i > 0;
 }
 
-/* See webhook.h.  The checks go in the order of their reasons: type,
- * then the ids in JSON order, then what a type needs. */
-enum podio_err
-podio_delivery_new(struct podio_params *params, struct podio_delivery **out,
-    char *reason, size_t reasonlen)
+/* podio_delivery_new(), whose reasons quote no value holding a text of
+ * hide (see podio__snippet()).  The checks go in the order of their
+ * reasons: type, then the ids in JSON order, then what a type needs. */
+static enum podio_err
+podio__delivery_make(struct podio_params *params, const char *const *hide,
+    struct podio_delivery **out, char *reason, size_t reasonlen)
 {
 	struct podio_delivery *d = NULL;
 	enum podio_err err = PODIO_ERR_INVALID;
-	char snip[PODIO__SNIPPET + 4];
+	char snip[PODIO__QUOTED];
 	char dummy[1];
 	size_t i;
 	int rc;
@@ -245,9 +257,9 @@ podio_delivery_new(struct podio_params *params, struct podio_delivery **out,
 		goto fail;
 	}
 	if (!podio__type_ok(d->type)) {
-		podio__snippet(d->type, snip, sizeof(snip));
+		podio__snippet(d->type, hide, snip, sizeof(snip));
 		snprintf(reason, reasonlen, "malformed delivery: bad type "
-		    "\"%s\" (expected [a-z0-9_.-]{1,%d})", snip,
+		    "%s (expected [a-z0-9_.-]{1,%d})", snip,
 		    PODIO_WEBHOOK_MAX_TYPE);
 		goto fail;
 	}
@@ -257,7 +269,7 @@ podio_delivery_new(struct podio_params *params, struct podio_delivery **out,
 		goto fail;
 	}
 	for (i = 0; i < PODIO__NIDS; i++) {
-		rc = podio__parse_id(d->params, podio__ids[i].name,
+		rc = podio__parse_id(d->params, podio__ids[i].name, hide,
 		    (uint64_t *)(void *)((char *)d + podio__ids[i].offset),
 		    reason, reasonlen);
 		if (rc < 0)
@@ -281,6 +293,14 @@ fail:
 	podio_params_free(params);
 	podio_delivery_free(d);
 	return err;
+}
+
+/* See webhook.h. */
+enum podio_err
+podio_delivery_new(struct podio_params *params, struct podio_delivery **out,
+    char *reason, size_t reasonlen)
+{
+	return podio__delivery_make(params, NULL, out, reason, reasonlen);
 }
 
 /* See webhook.h. */
@@ -354,7 +374,8 @@ podio__check_secret(const struct podio_webhook_settings *settings,
  */
 static int
 podio__check_hook(const struct podio_webhook_settings *settings,
-    const struct podio_params *params, struct podio_webhook_answer *ans)
+    const char *const *hide, const struct podio_params *params,
+    struct podio_webhook_answer *ans)
 {
 	char reason[sizeof(ans->reason)];
 	uint64_t id;
@@ -363,7 +384,8 @@ podio__check_hook(const struct podio_webhook_settings *settings,
 
 	if (settings->n_allowed_hooks == 0)
 		return 0;
-	rc = podio__parse_id(params, "hook_id", &id, reason, sizeof(reason));
+	rc = podio__parse_id(params, "hook_id", hide, &id, reason,
+	    sizeof(reason));
 	if (rc > 0) {
 		podio__answer(ans, 400, "malformed delivery: missing hook_id");
 		return -1;
@@ -388,6 +410,8 @@ podio_webhook_decide(const struct podio_webhook_settings *settings,
 {
 	struct podio_params *params = NULL;
 	struct podio_delivery *d = NULL;
+	const char *hide[3] = { NULL, NULL, NULL };
+	size_t nhide = 0;
 	const char *why = NULL;
 	const char *query = req->query != NULL ? req->query : "";
 	const char *body = req->body != NULL ? req->body : "";
@@ -399,6 +423,11 @@ podio_webhook_decide(const struct podio_webhook_settings *settings,
 
 	if (out != NULL)
 		*out = NULL;
+	/* The secrets no reason may quote, the NULL ones left out. */
+	if (settings->secret != NULL)
+		hide[nhide++] = settings->secret;
+	if (settings->previous_secret != NULL)
+		hide[nhide++] = settings->previous_secret;
 	/* 405, 411, 413 on sizes */
 	if (!podio_webhook_check_head(settings, req, ans))
 		goto fail;
@@ -447,11 +476,12 @@ podio_webhook_decide(const struct podio_webhook_settings *settings,
 
 	/* 403, then what allowed_hooks needs */
 	if (podio__check_secret(settings, params, ans) != 0 ||
-	    podio__check_hook(settings, params, ans) != 0)
+	    podio__check_hook(settings, hide, params, ans) != 0)
 		goto fail;
 
-	/* 400 malformed */
-	err = podio_delivery_new(params, &d, ans->reason, sizeof(ans->reason));
+	/* 400 malformed; no reason quotes a configured secret */
+	err = podio__delivery_make(params, hide, &d, ans->reason,
+	    sizeof(ans->reason));
 	params = NULL;
 	if (err == PODIO_ERR_NOMEM)
 		goto fail;

@@ -437,6 +437,23 @@ test_malformed(void)
 	    "alert(1)%22%5C0123456789012345678901234567890" S) == 400 &&
 	    reason_has("\"<script>?alert(1)??0123456789012...\"") && !reason_has("\\"),
 	    "the quoted snippet is cut and sanitized");
+
+	/* A client that has the secret and sends a secret in the wrong
+	 * parameter gets no echo of it: reasons are logged. */
+	settings.previous_secret = PREVIOUS;
+	tap_ok(post(NULL, "type=x" PREVIOUS "&hook_id=1" S) == 400 &&
+	    reason_has("bad type (not shown)"),
+	    "a type holding the previous secret is not quoted");
+	tap_ok(post(NULL, "type=item.create&hook_id=1&item_id=1" SECRET S) ==
+	    400 && reason_has("item_id is not an unsigned 64-bit integer: "
+	    "(not shown)"), "an id holding the secret is not quoted");
+	settings.allowed_hooks = (const uint64_t[]){ 1 };
+	settings.n_allowed_hooks = 1;
+	tap_ok(post(NULL, "type=item.create&hook_id=" SECRET S) == 400 &&
+	    reason_has("hook_id is not an unsigned 64-bit integer: "
+	    "(not shown)"), "with allowed_hooks, a hook_id holding the "
+	    "secret is not quoted");
+	reset_settings();
 #undef S
 }
 
