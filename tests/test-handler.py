@@ -21,7 +21,6 @@ SIGTERM finishing the event in hand,
 SIGHUP reloading (and keeping the old configuration when the new one is
 broken); one token request across all of it; no secret in any output."""
 
-import ctypes
 import fcntl
 import json
 import os
@@ -252,39 +251,6 @@ def drain_until(env, fn, what):
         testlib.run([testlib.PODIO_WEBHOOK, "spool", "drain"], env=env)
         return fn()
     return testlib.wait_for(step, what)
-
-
-def inotify_watch(directory):
-    """An inotify descriptor (non-blocking) reporting names created in or
-    moved into directory; None where inotify is not available."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    if fd < 0:
-        return None
-    if libc.inotify_add_watch(fd, directory.encode(),
-                              IN_CREATE | IN_MOVED_TO) < 0:
-        os.close(fd)
-        return None
-    return fd
-
-
-def inotify_events(fd):
-    """The (name, mask) pairs queued on an inotify_watch() descriptor."""
-    out, data = [], b""
-    while True:
-        try:
-            data += os.read(fd, 65536)
-        except BlockingIOError:
-            break
-    while len(data) >= 16:
-        _wd, mask, _cookie, n = struct.unpack("iIII", data[:16])
-        name = data[16:16 + n].split(b"\0", 1)[0].decode()
-        out.append((name, mask))
-        data = data[16 + n:]
-    return out
-
-
-IN_CREATE, IN_MOVED_TO = 0x100, 0x80
 
 
 def post_all(server, bodies):
@@ -797,7 +763,7 @@ with testlib.Sim() as sim:
     # moved in, never created.
     wdir = os.path.join(D, "sockdir")
     os.mkdir(wdir)
-    ino = inotify_watch(wdir)
+    ino = testlib.inotify_watch(wdir)
     if ino is None:
         t.skip("serve: the socket path appears only once it listens",
                "inotify is not available here")
@@ -806,11 +772,11 @@ with testlib.Sim() as sim:
         srv2 = Server([testlib.PODIO_WEBHOOK, "serve", "--listen",
                        "unix:" + path2], ENV, address=path2,
                       wait_socket=path2, label="serve (renamed socket)")
-        evs = inotify_events(ino)
+        evs = testlib.inotify_events(ino)
         os.close(ino)
         mine = [m for n, m in evs if n == "fcgi.sock"]
-        t.ok(mine == [IN_MOVED_TO] and
-             any(n.startswith(".pw-") and m == IN_CREATE for n, m in evs)
+        t.ok(mine == [testlib.IN_MOVED_TO] and
+             any(n.startswith(".pw-") and m == testlib.IN_CREATE for n, m in evs)
              and os.listdir(wdir) == ["fcgi.sock"] and
              srv2.delivery(item_body("item.delete", 59)).status == 200,
              "serve: the socket path appears only once it listens (bound "

@@ -13,7 +13,6 @@ Every client here bounds each of its waits, so that a case against a
 server that misbehaves fails in bounded time instead of hanging.
 """
 
-import ctypes
 import os
 import select
 import socket
@@ -647,38 +646,3 @@ def descriptors(pid, api_port):
         else:
             others.append(target)
     return sorted(others), sorted(kept)
-
-
-# ------------------------------------------------------------------ inotify
-
-IN_CREATE, IN_MOVED_TO = 0x100, 0x80
-
-
-def inotify_watch(directory):
-    """A non-blocking inotify descriptor reporting names created in or
-    moved into directory; None where inotify is not available."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    if fd < 0:
-        return None
-    if libc.inotify_add_watch(fd, directory.encode(),
-                              IN_CREATE | IN_MOVED_TO) < 0:
-        os.close(fd)
-        return None
-    return fd
-
-
-def inotify_events(fd):
-    """The (name, mask) pairs queued on an inotify_watch() descriptor."""
-    out, data = [], b""
-    while True:
-        try:
-            data += os.read(fd, 65536)
-        except BlockingIOError:
-            break
-    while len(data) >= 16:
-        _wd, mask, _cookie, n = struct.unpack("iIII", data[:16])
-        name = data[16:16 + n].split(b"\0", 1)[0].decode()
-        out.append((name, mask))
-        data = data[16 + n:]
-    return out

@@ -976,7 +976,7 @@ def case_socket_path(s):
     wdir = servers.mkdir(os.path.join(dep.root, "sockdir"), 0o750, USER,
                          servers.WEB_GROUP)
     path = os.path.join(wdir, "fcgi.sock")
-    ino = attack.inotify_watch(wdir)
+    ino = testlib.inotify_watch(wdir)
     if ino is None:
         s.t.skip("the socket path appears only once it listens",
                  "inotify is not available here")
@@ -1000,10 +1000,10 @@ def case_socket_path(s):
         "serve", "--listen", "unix:" + path, "--workers", "2"],
         os.path.join(dep.root, "serve-second.log"), env=s.serve_env).start()
     th.join(70)
-    evs = attack.inotify_events(ino)
+    evs = testlib.inotify_events(ino)
     os.close(ino)
     mine = [m for n, m in evs if n == "fcgi.sock"]
-    s.ck.ok(mine == [attack.IN_MOVED_TO] and first.get("status") == 403,
+    s.ck.ok(mine == [testlib.IN_MOVED_TO] and first.get("status") == 403,
             "serve's socket path appears only once it listens (renamed into "
             "place), and the first connection to it is answered",
             "events %r, first %r" % (evs, first))
