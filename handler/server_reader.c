@@ -123,8 +123,10 @@ server_conn_close(struct server *srv, struct server_conn *c)
 	server_conn_unhold(srv, c);
 	fcgi_io_conn_free(c->io);
 	free(c);
-	if (atomic_fetch_sub(&srv->conns, 1) <= srv->conns_max &&
-	    (atomic_load(&srv->room_wanted) || atomic_load(&srv->stopping)))
+	atomic_fetch_sub(&srv->conns, 1);
+	/* The reader waits for room to accept again, or for the last
+	 * connection to close at the stop. */
+	if (atomic_load(&srv->room_wanted) || atomic_load(&srv->stopping))
 		server_reader_wake(srv);
 }
 
