@@ -581,7 +581,6 @@ fcgi_io_conn_refuse(struct fcgi_io_conn *c)
 
 	fcgi_io_conn_request(c, &io);
 	request_answer_error(&io, c->refuse_status, c->refuse_reason);
-	c->keep = 0;
 	(void)fcgi_io_conn_answer(c);
 }
 

@@ -167,11 +167,25 @@ reader_unlink(struct reader *rd, struct server_conn *c)
 	c->prev = c->next = NULL;
 }
 
+/* Closes a connection in the reader's care (one left unread for the
+ * bound on held bytes no longer counts as such). */
 static void
 reader_close(struct reader *rd, struct server_conn *c)
 {
+	if (c->paused) {
+		c->paused = 0;
+		atomic_fetch_sub(&rd->srv->paused, 1);
+	}
 	reader_unlink(rd, c);
 	server_conn_close(rd->srv, c);
+}
+
+/* Whether c is a kept connection idle between requests: it carried one
+ * and holds nothing of the next. */
+static int
+reader_idle(const struct server_conn *c)
+{
+	return !fcgi_io_conn_partial(c->io) && fcgi_io_conn_served(c->io) > 0;
 }
 
 /* Sets c's deadline: client_timeout from now. */
@@ -321,7 +335,7 @@ reader_read(struct reader *rd, struct server_conn *c)
 		reader_close(rd, c);
 		return;
 	}
-	if (!fcgi_io_conn_partial(c->io) && fcgi_io_conn_served(c->io) > 0) {
+	if (reader_idle(c)) {
 		/* The first byte of the next request on a kept
 		 * connection: its deadline starts now. */
 		now = podio__now_ms();
@@ -361,7 +375,7 @@ reader_take_back(struct reader *rd, struct server_conn *c)
 {
 	int64_t now = podio__now_ms();
 
-	if (rd->stop_seen && !fcgi_io_conn_partial(c->io)) {
+	if (rd->stop_seen && reader_idle(c)) {
 		server_conn_close(rd->srv, c);
 		return;
 	}
@@ -405,7 +419,6 @@ reader_deadlines(struct reader *rd, int64_t now)
 {
 	struct server_conn *c, *next;
 	int64_t earliest = INT64_MAX;
-	enum fcgi_io_state st;
 
 	for (c = rd->list; c != NULL; c = next) {
 		next = c->next;
@@ -414,14 +427,9 @@ reader_deadlines(struct reader *rd, int64_t now)
 				earliest = c->deadline;
 			continue;
 		}
-		st = fcgi_io_conn_state(c->io);
-		if (st != FCGI_IO_DRAIN && (fcgi_io_conn_partial(c->io) ||
-		    fcgi_io_conn_served(c->io) == 0))
+		if (fcgi_io_conn_state(c->io) != FCGI_IO_DRAIN &&
+		    !reader_idle(c))
 			request_log_late(now - c->t0);
-		if (c->paused) {
-			c->paused = 0;
-			atomic_fetch_sub(&rd->srv->paused, 1);
-		}
 		reader_close(rd, c);
 	}
 	rd->next_check = earliest;
@@ -606,8 +614,7 @@ reader_stop(struct reader *rd)
 	reader_listen(rd, 0);
 	for (c = rd->list; c != NULL; c = next) {
 		next = c->next;
-		if (!fcgi_io_conn_partial(c->io) &&
-		    fcgi_io_conn_served(c->io) > 0)
+		if (reader_idle(c))
 			reader_close(rd, c);
 	}
 }
