@@ -1,5 +1,5 @@
 /*
- * fuzz-spool.c: the spool's stored-event decoder: podio__spool_read_row()
+ * fuzz-spool.c: the spool's stored-event decoder: podio__sqlite_read_row()
  * (lib/spool_queue.c) over a row of any column types and values, as a
  * spool file damaged or written by something else may hold, then
  * podio__event_delivery() (lib/event.c) over its event JSON, as the
@@ -26,7 +26,7 @@
 
 #include "podio.h"
 #include "event.h"
-#include "spool_int.h"
+#include "sqlite_int.h"
 #include "webhook.h"
 #include "fuzz.h"
 
@@ -175,7 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	why[0] = '\0';
-	r = podio__spool_read_row(st, NOW, 1, &ev, why, sizeof(why));
+	r = podio__sqlite_read_row(st, NOW, 1, &ev, why, sizeof(why));
 	FUZZ_CHECK(r == 0 || r == 1, "read_row: %d", r);
 	if (r == 0) {
 		/* BAD too: a record set aside before reads back as such. */

@@ -1,5 +1,5 @@
 /*
- * spool_admin.c: the spool commands' data (status, list, show, replay,
+ * sqlite_admin.c: the spool commands' data (status, list, show, replay,
  * purge, forget), giving back the leases of processes that are gone, the
  * hook-to-app map used for bulk fetches, and the rate-limit state shared
  * by every process using the spool (see spool.h).
@@ -19,26 +19,19 @@
 #include "log.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
 /* The most lease holders (live or gone) one podio_spool_reclaim()
  * looks at. */
 #define SPOOL_RECLAIM_MAX 32
 
-/* Whether key is a usable credential key or rate class. */
-static int
-valid_key(const char *key)
-{
-	return key != NULL && key[0] != '\0' &&
-	    strlen(key) <= PODIO_SPOOL_MAX_KEY;
-}
-
-
 /* ------------------------------------------------------------- commands */
 
 enum podio_err
-podio_spool_status(struct podio_spool *s, struct podio_spool_status *out)
+podio__sqlite_status(struct podio_spool *sp, struct podio_spool_status *out)
 {
+	struct spool_sqlite *s = SQ(sp);
 	static const char sql[] =
 	    "SELECT"
 	    " sum(state = 'pending' AND coalesce(lease_until, 0) <= ?1"
@@ -50,13 +43,13 @@ podio_spool_status(struct podio_spool *s, struct podio_spool_status *out)
 	    " min(CASE WHEN state = 'pending' THEN received_at END)"
 	    " FROM events";
 	sqlite3_stmt *st = NULL;
-	int64_t now = podio__spool_now(s);
+	int64_t now = podio__spool_now(&s->base);
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_sweep(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	if ((rc = podio__sqlite_sweep(s)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
@@ -70,13 +63,13 @@ podio_spool_status(struct podio_spool *s, struct podio_spool_status *out)
 	if (out->oldest_received_ms > 0)
 		out->oldest_age_ms = now > out->oldest_received_ms ?
 		    now - out->oldest_received_ms : 0;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	{
-		enum podio_err e = podio__spool_failed(s, "status", rc,
+		enum podio_err e = podio__sqlite_failed(s, "status", rc,
 		    PODIO_ERR_IO);
 
 		pthread_mutex_unlock(&s->db_lock);
@@ -90,14 +83,14 @@ fail:
  * (0: no limit).  Undecodable rows are returned as they are (state bad).
  */
 static enum podio_err
-read_events(struct podio_spool *s, const char *what, const char *sql,
+read_events(struct spool_sqlite *s, const char *what, const char *sql,
     int64_t arg, unsigned mask, size_t max, int with_body,
     struct podio_spool_event **out, size_t *n)
 {
 	struct podio_spool_event *v = NULL, *nv, ev;
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_ERR_NOMEM;
-	int64_t now = podio__spool_now(s);
+	int64_t now = podio__spool_now(&s->base);
 	size_t alloc = 0;
 	char why[64];
 	int rc;
@@ -105,13 +98,13 @@ read_events(struct podio_spool *s, const char *what, const char *sql,
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_sweep(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	if ((rc = podio__sqlite_sweep(s)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, arg);
 	while ((max == 0 || *n < max) &&
 	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (podio__spool_read_row(st, now, with_body, &ev, why,
+		if (podio__sqlite_read_row(st, now, with_body, &ev, why,
 		    sizeof(why)) == -1) {
 			rc = SQLITE_OK;
 			goto fail;
@@ -133,13 +126,13 @@ read_events(struct podio_spool *s, const char *what, const char *sql,
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	*out = v;
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, what, rc, e);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	podio_spool_events_free(v, *n);
 	*n = 0;
@@ -147,17 +140,20 @@ fail:
 }
 
 enum podio_err
-podio_spool_list(struct podio_spool *s, unsigned mask, int64_t after_id,
+podio__sqlite_list(struct podio_spool *sp, unsigned mask, int64_t after_id,
     size_t max, struct podio_spool_event **events, size_t *n)
 {
+	struct spool_sqlite *s = SQ(sp);
+
 	return read_events(s, "list", "SELECT " SPOOL_COLS ", NULL FROM events"
 	    " WHERE id > ?1 ORDER BY id", after_id, mask, max, 0, events, n);
 }
 
 enum podio_err
-podio_spool_show(struct podio_spool *s, int64_t id,
+podio__sqlite_show(struct podio_spool *sp, int64_t id,
     struct podio_spool_event **event)
 {
+	struct spool_sqlite *s = SQ(sp);
 	enum podio_err e;
 	size_t n = 0;
 
@@ -174,7 +170,7 @@ podio_spool_show(struct podio_spool *s, int64_t id,
 /* Runs one write statement (?1 = now, ?2 = a, ?3 = b) in its own
  * transaction; *n (may be NULL) receives the rows changed. */
 static enum podio_err
-write_one(struct podio_spool *s, const char *what, const char *sql,
+write_one(struct spool_sqlite *s, const char *what, const char *sql,
     int64_t a, int64_t b, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
@@ -183,26 +179,26 @@ write_one(struct podio_spool *s, const char *what, const char *sql,
 	if (n != NULL)
 		*n = 0;
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_int64(st, 1, podio__spool_now(s));
+	sqlite3_bind_int64(st, 1, podio__spool_now(&s->base));
 	sqlite3_bind_int64(st, 2, a);
 	sqlite3_bind_int64(st, 3, b);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		goto fail;
 	if (n != NULL)
 		*n = (size_t)sqlite3_changes(s->db);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	{
-		enum podio_err e = podio__spool_failed(s, what, rc,
+		enum podio_err e = podio__sqlite_failed(s, what, rc,
 		    PODIO_ERR_IO);
 
 		pthread_mutex_unlock(&s->db_lock);
@@ -217,45 +213,22 @@ fail:
 	" dead_at = NULL"
 
 enum podio_err
-podio_spool_replay(struct podio_spool *s, int64_t id)
+podio__sqlite_replay(struct podio_spool *sp, int64_t id, size_t *n)
 {
-	struct podio_spool_event *ev = NULL;
-	enum podio_err e;
-	size_t n = 0;
-	int set_aside;
-
-	if ((e = podio_spool_show(s, id, &ev)) != PODIO_OK)
-		return e;
-	set_aside = ev->state == PODIO_SPOOL_DEAD ||
-	    ev->state == PODIO_SPOOL_BAD;
-	podio_spool_events_free(ev, 1);
-	if (!set_aside)
-		return PODIO_ERR_INVALID;
-	e = write_one(s, "replay", "UPDATE events SET " REPLAY_SET
-	    " WHERE id = ?2 AND state IN ('dead', 'bad')", id, 0, &n);
-	if (e == PODIO_OK && n == 0)
-		return PODIO_ERR_INVALID;
-	return e;
+	if (id == 0)
+		return write_one(SQ(sp), "replay", "UPDATE events SET "
+		    REPLAY_SET " WHERE state = 'dead'", 0, 0, n);
+	return write_one(SQ(sp), "replay", "UPDATE events SET " REPLAY_SET
+	    " WHERE id = ?2 AND state IN ('dead', 'bad')", id, 0, n);
 }
 
 enum podio_err
-podio_spool_replay_dead(struct podio_spool *s, size_t *n)
-{
-	return write_one(s, "replay", "UPDATE events SET " REPLAY_SET
-	    " WHERE state = 'dead'", 0, 0, n);
-}
-
-enum podio_err
-podio_spool_purge(struct podio_spool *s, unsigned mask,
+podio__sqlite_purge(struct podio_spool *sp, unsigned mask,
     int64_t older_than_ms, size_t *n)
 {
+	struct spool_sqlite *s = SQ(sp);
 	const char *sql;
 
-	if (n != NULL)
-		*n = 0;
-	if (mask == 0 || (mask & ~(PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD) |
-	    PODIO_SPOOL_MASK(PODIO_SPOOL_BAD))) != 0 || older_than_ms < 0)
-		return PODIO_ERR_INVALID;
 	if (mask == PODIO_SPOOL_MASK(PODIO_SPOOL_DEAD))
 		sql = "DELETE FROM events WHERE state = 'dead'"
 		    " AND coalesce(dead_at, 0) <= ?1 - ?2";
@@ -269,19 +242,21 @@ podio_spool_purge(struct podio_spool *s, unsigned mask,
 }
 
 enum podio_err
-podio_spool_forget(struct podio_spool *s, int64_t older_than_ms,
+podio__sqlite_forget(struct podio_spool *sp, int64_t older_than_ms,
     size_t *n)
 {
-	if (older_than_ms < 0)
-		return PODIO_ERR_INVALID;
+	struct spool_sqlite *s = SQ(sp);
+
 	return write_one(s, "forget", "DELETE FROM seen"
 	    " WHERE seen_at <= ?1 - ?2", older_than_ms, 0, n);
 }
 
 enum podio_err
-podio_spool_learn_app(struct podio_spool *s, uint64_t hook_id,
+podio__sqlite_learn_app(struct podio_spool *sp, uint64_t hook_id,
     uint64_t app_id)
 {
+	struct spool_sqlite *s = SQ(sp);
+
 	return write_one(s, "learn app", "INSERT INTO hook_apps"
 	    " (hook_id, app_id, learned_at) VALUES (?2, ?3, ?1)"
 	    " ON CONFLICT (hook_id) DO UPDATE SET app_id = excluded.app_id,"
@@ -298,8 +273,9 @@ podio_spool_learn_app(struct podio_spool *s, uint64_t hook_id,
  * are given back in one write.
  */
 enum podio_err
-podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
+podio__sqlite_reclaim(struct podio_spool *sp, size_t *n_events)
 {
+	struct spool_sqlite *s = SQ(sp);
 	sqlite3_stmt *st = NULL;
 	char owners[SPOOL_RECLAIM_MAX][SPOOL_OWNER_MAX], *end;
 	unsigned long long ns, mine = podio__spool_pidns();
@@ -316,8 +292,8 @@ podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
 	if (mine == 0)
 		return PODIO_OK;
 	pthread_mutex_lock(&s->db_lock);
-	now = podio__spool_now(s);
-	if ((rc = podio__spool_prep(s, "SELECT DISTINCT lease_owner FROM"
+	now = podio__spool_now(&s->base);
+	if ((rc = podio__sqlite_prep(s, "SELECT DISTINCT lease_owner FROM"
 	    " events WHERE state = 'pending' AND lease_until > ?1"
 	    " AND typeof(lease_owner) = 'text' LIMIT ?2", &st)) != SQLITE_OK)
 		goto fail;
@@ -340,7 +316,7 @@ podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
 			continue;
 		podio__strlcpy(owners[n++], o, sizeof(owners[0]));
 	}
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		goto fail;
@@ -348,21 +324,21 @@ podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
 		pthread_mutex_unlock(&s->db_lock);
 		return PODIO_OK;
 	}
-	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, "UPDATE events SET lease_owner = NULL,"
+	if ((rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, "UPDATE events SET lease_owner = NULL,"
 	    " lease_until = NULL WHERE lease_owner = ?1 AND state = 'pending'",
 	    &st)) != SQLITE_OK)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		sqlite3_reset(st);
-		podio__spool_bind_text(st, 1, owners[i]);
+		podio__sqlite_bind_text(st, 1, owners[i]);
 		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 			goto fail;
 		total += (size_t)sqlite3_changes(s->db);
 	}
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	if (total > 0)
@@ -373,8 +349,8 @@ podio_spool_reclaim(struct podio_spool *s, size_t *n_events)
 		*n_events = total;
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, "reclaim leases", rc, PODIO_ERR_IO);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, "reclaim leases", rc, PODIO_ERR_IO);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 }
@@ -385,7 +361,7 @@ fail:
  * ?5 numbers; a SELECT fills row (up to 4 integers; NULL -> -1) and
  * returns PODIO_ERR_NOT_FOUND when it yields nothing. */
 static enum podio_err
-rate_op_n(struct podio_spool *s, const char *what, const char *sql,
+rate_op_n(struct spool_sqlite *s, const char *what, const char *sql,
     const char *cred, const char *rate_class, int64_t a, int64_t b,
     int write, int64_t row[4], int *changed)
 {
@@ -393,22 +369,20 @@ rate_op_n(struct podio_spool *s, const char *what, const char *sql,
 	enum podio_err e = PODIO_OK;
 	int rc, i;
 
-	if (!valid_key(cred) || !valid_key(rate_class))
-		return PODIO_ERR_INVALID;
 	pthread_mutex_lock(&s->db_lock);
-	if ((write && (rc = podio__spool_begin_lazy(s)) != SQLITE_OK) ||
-	    (rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	if ((write && (rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK) ||
+	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
-	podio__spool_bind_text(st, 1, cred);
-	podio__spool_bind_text(st, 2, rate_class);
-	sqlite3_bind_int64(st, 3, podio__spool_now(s));
+	podio__sqlite_bind_text(st, 1, cred);
+	podio__sqlite_bind_text(st, 2, rate_class);
+	sqlite3_bind_int64(st, 3, podio__spool_now(&s->base));
 	sqlite3_bind_int64(st, 4, a);
 	sqlite3_bind_int64(st, 5, b);
 	rc = sqlite3_step(st);
 	if (row != NULL && rc == SQLITE_ROW) {
 		for (i = 0; i < 4; i++)
 			row[i] = i >= sqlite3_column_count(st) ||
-			    podio__spool_col_is(st, i, SQLITE_NULL) ? -1 :
+			    podio__sqlite_col_is(st, i, SQLITE_NULL) ? -1 :
 			    sqlite3_column_int64(st, i);
 		rc = SQLITE_DONE;
 	} else if (row != NULL && rc == SQLITE_DONE) {
@@ -419,22 +393,22 @@ rate_op_n(struct podio_spool *s, const char *what, const char *sql,
 		goto fail;
 	if (changed != NULL)
 		*changed = sqlite3_changes(s->db);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
-	if (write && (rc = podio__spool_commit(s)) != SQLITE_OK)
+	if (write && (rc = podio__sqlite_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, what, rc, e);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 }
 
 /* rate_op_n() without the count of rows changed. */
 static enum podio_err
-rate_op(struct podio_spool *s, const char *what, const char *sql,
+rate_op(struct spool_sqlite *s, const char *what, const char *sql,
     const char *cred, const char *rate_class, int64_t a, int64_t b,
     int write, int64_t row[4])
 {
@@ -449,9 +423,10 @@ rate_op(struct podio_spool *s, const char *what, const char *sql,
  * unclaimed), seen_at the start of the outage.
  */
 enum podio_err
-podio_spool_get_outage(struct podio_spool *s, const char *cred,
+podio__sqlite_get_outage(struct podio_spool *sp, const char *cred,
     struct podio_spool_outage *o)
 {
+	struct spool_sqlite *s = SQ(sp);
 	int64_t row[4];
 	enum podio_err e;
 
@@ -471,9 +446,11 @@ podio_spool_get_outage(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_set_outage(struct podio_spool *s, const char *cred,
+podio__sqlite_set_outage(struct podio_spool *sp, const char *cred,
     int64_t next_probe_ms, int64_t interval_ms)
 {
+	struct spool_sqlite *s = SQ(sp);
+
 	return rate_op(s, "set outage", "INSERT INTO ratelimit"
 	    " (cred, class, paused_until, remaining, lim, seen_at)"
 	    " VALUES (?1, ?2, ?4, ?5, 0, ?3)"
@@ -486,9 +463,10 @@ podio_spool_set_outage(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_claim_probe(struct podio_spool *s, const char *cred,
+podio__sqlite_claim_probe(struct podio_spool *sp, const char *cred,
     int64_t until_ms, int *claimed)
 {
+	struct spool_sqlite *s = SQ(sp);
 	*claimed = 0;
 	return rate_op_n(s, "claim probe", "UPDATE ratelimit SET lim = ?4"
 	    " WHERE cred = ?1 AND class = ?2 AND seen_at > 0"
@@ -497,17 +475,20 @@ podio_spool_claim_probe(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_release_probe(struct podio_spool *s, const char *cred,
+podio__sqlite_release_probe(struct podio_spool *sp, const char *cred,
     int64_t until_ms)
 {
+	struct spool_sqlite *s = SQ(sp);
+
 	return rate_op(s, "release probe", "UPDATE ratelimit SET lim = 0"
 	    " WHERE cred = ?1 AND class = ?2 AND lim = ?4", cred,
 	    PODIO_SPOOL_OUTAGE_CLASS, until_ms, 0, 1, NULL);
 }
 
 enum podio_err
-podio_spool_end_outage(struct podio_spool *s, const char *cred, int *ended)
+podio__sqlite_end_outage(struct podio_spool *sp, const char *cred, int *ended)
 {
+	struct spool_sqlite *s = SQ(sp);
 	*ended = 0;
 	return rate_op_n(s, "end outage", "DELETE FROM ratelimit"
 	    " WHERE cred = ?1 AND class = ?2", cred,
@@ -515,9 +496,10 @@ podio_spool_end_outage(struct podio_spool *s, const char *cred, int *ended)
 }
 
 enum podio_err
-podio_spool_set_pause(struct podio_spool *s, const char *cred,
+podio__sqlite_set_pause(struct podio_spool *sp, const char *cred,
     const char *rate_class, int64_t until_ms)
 {
+	struct spool_sqlite *s = SQ(sp);
 	/* Never further than PODIO_SPOOL_MAX_PAUSE_MS from now, nor kept
 	 * so by a longer one stored before the cap existed. */
 	return rate_op(s, "set pause", "INSERT INTO ratelimit"
@@ -530,9 +512,10 @@ podio_spool_set_pause(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_get_pause(struct podio_spool *s, const char *cred,
+podio__sqlite_get_pause(struct podio_spool *sp, const char *cred,
     const char *rate_class, int64_t *until_ms)
 {
+	struct spool_sqlite *s = SQ(sp);
 	int64_t row[4];
 	enum podio_err e;
 
@@ -548,9 +531,11 @@ podio_spool_get_pause(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_record_remaining(struct podio_spool *s, const char *cred,
+podio__sqlite_record_remaining(struct podio_spool *sp, const char *cred,
     const char *rate_class, long remaining, long limit)
 {
+	struct spool_sqlite *s = SQ(sp);
+
 	return rate_op(s, "record remaining", "INSERT INTO ratelimit"
 	    " (cred, class, remaining, lim, seen_at)"
 	    " VALUES (?1, ?2, ?4, ?5, ?3)"
@@ -561,9 +546,10 @@ podio_spool_record_remaining(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_get_remaining(struct podio_spool *s, const char *cred,
+podio__sqlite_get_remaining(struct podio_spool *sp, const char *cred,
     const char *rate_class, long *remaining, long *limit, int64_t *at_ms)
 {
+	struct spool_sqlite *s = SQ(sp);
 	int64_t row[4];
 	enum podio_err e;
 
@@ -583,9 +569,10 @@ podio_spool_get_remaining(struct podio_spool *s, const char *cred,
 }
 
 enum podio_err
-podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
+podio__sqlite_resume(struct podio_spool *sp, struct podio_spool_pause **out,
     size_t *n)
 {
+	struct spool_sqlite *s = SQ(sp);
 	/* Outages (next probe in paused_until) end too: their rows go. */
 	static const char sel[] = "SELECT cred, class, paused_until"
 	    " FROM ratelimit WHERE paused_until > ?1"
@@ -599,7 +586,7 @@ podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
 	struct podio_spool_pause *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_ERR_IO;
-	int64_t now = podio__spool_now(s);
+	int64_t now = podio__spool_now(&s->base);
 	const unsigned char *txt;
 	size_t alloc = 0;
 	int rc;
@@ -607,8 +594,8 @@ podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK ||
-	    (rc = podio__spool_prep(s, sel, &st)) != SQLITE_OK)
+	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sel, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -633,28 +620,28 @@ podio_spool_resume(struct podio_spool *s, struct podio_spool_pause **out,
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
-	if ((rc = podio__spool_prep(s, upd, &st)) != SQLITE_OK)
+	if ((rc = podio__sqlite_prep(s, upd, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
-	if ((rc = podio__spool_prep(s, del, &st)) != SQLITE_OK ||
+	if ((rc = podio__sqlite_prep(s, del, &st)) != SQLITE_OK ||
 	    (rc = sqlite3_step(st)) != SQLITE_DONE)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	*out = v;
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, "resume", rc, e);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, "resume", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	free(v);
 	*n = 0;

@@ -45,7 +45,11 @@ struct podio_spool;
 #define PODIO_SPOOL_MAX_KEY      256
 
 /*
- * Opens the spool in dir, creating dir (mode 0700, parents too), the
+ * Opens the spool at where: a PostgreSQL connection URI
+ * (postgresql://USER@HOST:PORT/DB?..., see podio_spool_is_url()), whose
+ * database receives the spool's tables on first use (schema version
+ * checked, several hosts may start at once); or a directory dir.  For a
+ * directory: creates dir (mode 0700, parents too), the
  * database DIR/spool.db (mode 0600, with its -wal and -shm files) and the
  * lock file DIR/spool.lock when missing, and giving an empty database the
  * current schema.  Records whose state or columns cannot be decoded are
@@ -70,8 +74,12 @@ struct podio_spool;
  */
 enum podio_err podio_spool_check(const char *dir, char *err, size_t errlen);
 
-enum podio_err podio_spool_open(const char *dir, struct podio_spool **out,
+enum podio_err podio_spool_open(const char *where, struct podio_spool **out,
     char *err, size_t errlen);
+
+/* Whether where is a PostgreSQL connection URI ("postgresql://" or
+ * "postgres://") rather than a directory. */
+int podio_spool_is_url(const char *where);
 
 /* Closes the handle.  No call may be running on it.  Accepts NULL. */
 void podio_spool_close(struct podio_spool *spool);
@@ -518,8 +526,12 @@ struct podio_spool_stats {
 void podio_spool_stats(struct podio_spool *spool,
     struct podio_spool_stats *stats);
 
-/* The database file's path; borrowed from the handle. */
+/* Where the spool is, for messages: the database file's path, or the
+ * connection URI with any password masked; borrowed from the handle. */
 const char *podio_spool_path(const struct podio_spool *spool);
+
+/* The backend: "sqlite" or "postgresql"; static. */
+const char *podio_spool_backend(const struct podio_spool *spool);
 
 /* --------------------------------------------------------- internal: spool */
 

@@ -1,5 +1,5 @@
 /*
- * spool_queue.c: the queue side of the spool (see spool.h): decoding
+ * sqlite_queue.c: the queue side of the SQLite spool (see spool.h): decoding
  * stored records, setting aside the ones that cannot be decoded, taking
  * due events with a lease (per item, in arrival order), and what a worker
  * reports back (done, fail, dead, release, extend, progress).
@@ -17,15 +17,11 @@
 #include "log.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
-/* "No cap" for the settle window: far beyond any time difference, far
- * from overflowing. */
-#define SPOOL_FOREVER_MS 1000000000000000LL
-/* Most undecodable records set aside by one sweep, and most candidates
- * one take looks at. */
+/* Most undecodable records set aside by one sweep. */
 #define SPOOL_SWEEP_MAX 1000
-#define SPOOL_TAKE_TRIES 1000
 /* Most events removed, or units claimed, in one write transaction: a
  * large batch is written in several, so that no processor holds the
  * spool's write lock (and the appends waiting for it) for long. */
@@ -34,69 +30,8 @@
 
 /* ------------------------------------------------------------ decoding */
 
-const char *
-podio_spool_state_name(enum podio_spool_state state)
-{
-	switch (state) {
-	case PODIO_SPOOL_PENDING:
-		return "pending";
-	case PODIO_SPOOL_RETRYING:
-		return "retrying";
-	case PODIO_SPOOL_IN_FLIGHT:
-		return "in flight";
-	case PODIO_SPOOL_DEAD:
-		return "dead";
-	case PODIO_SPOOL_BAD:
-		return "bad";
-	}
-	return "unknown";
-}
-
-void
-podio__spool_event_clear(struct podio_spool_event *ev)
-{
-	free(ev->type);
-	free(ev->event_json);
-	free(ev->progress);
-	free(ev->last_error);
-	memset(ev, 0, sizeof(*ev));
-}
-
-void
-podio_spool_events_free(struct podio_spool_event *events, size_t n)
-{
-	size_t i;
-
-	if (events == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		podio__spool_event_clear(&events[i]);
-	free(events);
-}
-
-void
-podio_spool_batch_clear(struct podio_spool_batch *b)
-{
-	if (b == NULL)
-		return;
-	podio_spool_events_free(b->events, b->n);
-	memset(b, 0, sizeof(*b));
-}
-
-void
-podio_spool_batches_free(struct podio_spool_batch *batches, size_t n)
-{
-	size_t i;
-
-	if (batches == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		podio_spool_batch_clear(&batches[i]);
-	free(batches);
-}
-
 int
-podio__spool_col_is(sqlite3_stmt *st, int i, int type)
+podio__sqlite_col_is(sqlite3_stmt *st, int i, int type)
 {
 	return sqlite3_column_type(st, i) == type;
 }
@@ -104,8 +39,8 @@ podio__spool_col_is(sqlite3_stmt *st, int i, int type)
 static int
 col_int_or_null(sqlite3_stmt *st, int i)
 {
-	return podio__spool_col_is(st, i, SQLITE_INTEGER) ||
-	    podio__spool_col_is(st, i, SQLITE_NULL);
+	return podio__sqlite_col_is(st, i, SQLITE_INTEGER) ||
+	    podio__sqlite_col_is(st, i, SQLITE_NULL);
 }
 
 /* Copies text column i into *out (NULL for SQL NULL).  -1 on out of
@@ -117,7 +52,7 @@ col_dup(sqlite3_stmt *st, int i, char **out, size_t *len_out)
 	int len;
 
 	*out = NULL;
-	if (podio__spool_col_is(st, i, SQLITE_NULL))
+	if (podio__sqlite_col_is(st, i, SQLITE_NULL))
 		return 0;
 	if ((t = sqlite3_column_text(st, i)) == NULL)
 		return -1;
@@ -139,7 +74,7 @@ col_dup(sqlite3_stmt *st, int i, char **out, size_t *len_out)
  * cleared).  with_body: the event JSON is read and checked.
  */
 int
-podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
+podio__sqlite_read_row(sqlite3_stmt *st, int64_t now, int with_body,
     struct podio_spool_event *ev, char *why, size_t whylen)
 {
 	const char *state;
@@ -149,16 +84,16 @@ podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 	ev->id = sqlite3_column_int64(st, C_ID);
 	ev->hook_id = (uint64_t)sqlite3_column_int64(st, C_HOOK);
 	ev->has = PODIO_HAS_HOOK_ID;
-	if (!podio__spool_col_is(st, C_ITEM, SQLITE_NULL)) {
+	if (!podio__sqlite_col_is(st, C_ITEM, SQLITE_NULL)) {
 		ev->has |= PODIO_HAS_ITEM_ID;
 		ev->item_id = (uint64_t)sqlite3_column_int64(st, C_ITEM);
 	}
-	if (!podio__spool_col_is(st, C_REV, SQLITE_NULL)) {
+	if (!podio__sqlite_col_is(st, C_REV, SQLITE_NULL)) {
 		ev->has |= PODIO_HAS_ITEM_REVISION_ID;
 		ev->item_revision_id =
 		    (uint64_t)sqlite3_column_int64(st, C_REV);
 	}
-	if (!podio__spool_col_is(st, C_APP, SQLITE_NULL)) {
+	if (!podio__sqlite_col_is(st, C_APP, SQLITE_NULL)) {
 		ev->has |= PODIO_HAS_APP_ID;
 		ev->app_id = (uint64_t)sqlite3_column_int64(st, C_APP);
 	}
@@ -179,7 +114,7 @@ podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 		return -1;
 	}
 
-	state = podio__spool_col_is(st, C_STATE, SQLITE_TEXT) ?
+	state = podio__sqlite_col_is(st, C_STATE, SQLITE_TEXT) ?
 	    (const char *)sqlite3_column_text(st, C_STATE) : NULL;
 	if (state != NULL && strcmp(state, "dead") == 0)
 		ev->state = PODIO_SPOOL_DEAD;
@@ -195,23 +130,23 @@ podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 
 	if (bad != NULL)
 		;
-	else if (!podio__spool_col_is(st, C_TYPE, SQLITE_TEXT) ||
+	else if (!podio__sqlite_col_is(st, C_TYPE, SQLITE_TEXT) ||
 	    !podio__spool_valid_type(ev->type, strlen(ev->type)))
 		bad = "bad type";
-	else if (!podio__spool_col_is(st, C_HOOK, SQLITE_INTEGER) ||
+	else if (!podio__sqlite_col_is(st, C_HOOK, SQLITE_INTEGER) ||
 	    !col_int_or_null(st, C_ITEM) || !col_int_or_null(st, C_REV) ||
 	    !col_int_or_null(st, C_APP))
 		bad = "bad ids";
-	else if (!podio__spool_col_is(st, C_RECEIVED, SQLITE_INTEGER) ||
-	    !podio__spool_col_is(st, C_NEXT, SQLITE_INTEGER) ||
+	else if (!podio__sqlite_col_is(st, C_RECEIVED, SQLITE_INTEGER) ||
+	    !podio__sqlite_col_is(st, C_NEXT, SQLITE_INTEGER) ||
 	    !col_int_or_null(st, C_LEASE) ||
-	    !podio__spool_col_is(st, C_ATTEMPTS, SQLITE_INTEGER) ||
-	    !podio__spool_col_is(st, C_FAILURES, SQLITE_INTEGER))
+	    !podio__sqlite_col_is(st, C_ATTEMPTS, SQLITE_INTEGER) ||
+	    !podio__sqlite_col_is(st, C_FAILURES, SQLITE_INTEGER))
 		bad = "bad times or counters";
-	else if (!podio__spool_col_is(st, C_PROGRESS, SQLITE_NULL) &&
-	    !podio__spool_col_is(st, C_PROGRESS, SQLITE_TEXT))
+	else if (!podio__sqlite_col_is(st, C_PROGRESS, SQLITE_NULL) &&
+	    !podio__sqlite_col_is(st, C_PROGRESS, SQLITE_TEXT))
 		bad = "bad progress";
-	else if (with_body && (!podio__spool_col_is(st, C_EVENT, SQLITE_TEXT) ||
+	else if (with_body && (!podio__sqlite_col_is(st, C_EVENT, SQLITE_TEXT) ||
 	    ev->event_json == NULL ||
 	    !podio__json_valid(ev->event_json, ev->event_len)))
 		bad = "the event is not valid JSON";
@@ -224,25 +159,25 @@ podio__spool_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 
 /* Sets event id aside as bad, with reason, under a write transaction. */
 static int
-set_bad(struct podio_spool *s, int64_t id, const char *reason, int64_t now)
+set_bad(struct spool_sqlite *s, int64_t id, const char *reason, int64_t now)
 {
 	sqlite3_stmt *st = NULL;
 	char msg[128];
 	int rc;
 
 	podio__warn("spool %s: event %lld cannot be decoded (%s): set aside "
-	    "as bad", s->path, (long long)id, reason);
+	    "as bad", s->base.path, (long long)id, reason);
 	snprintf(msg, sizeof(msg), "cannot be decoded: %s", reason);
-	if ((rc = podio__spool_prep(s, "UPDATE events SET state = 'bad',"
+	if ((rc = podio__sqlite_prep(s, "UPDATE events SET state = 'bad',"
 	    " last_error = ?1, dead_at = ?2, lease_owner = NULL,"
 	    " lease_until = NULL"
 	    " WHERE id = ?3", &st)) != SQLITE_OK)
 		return rc;
-	podio__spool_bind_text(st, 1, msg);
+	podio__sqlite_bind_text(st, 1, msg);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, id);
 	rc = sqlite3_step(st);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -252,7 +187,7 @@ set_bad(struct podio_spool *s, int64_t id, const char *reason, int64_t now)
  * handle, under db_lock.  Returns an SQLite code.
  */
 int
-podio__spool_sweep(struct podio_spool *s)
+podio__sqlite_sweep(struct spool_sqlite *s)
 {
 	static const char sql[] =
 	    "SELECT id, CASE WHEN typeof(state) != 'text' OR state NOT IN"
@@ -277,7 +212,7 @@ podio__spool_sweep(struct podio_spool *s)
 		return SQLITE_OK;
 	do {
 		n = 0;
-		if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+		if ((rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 			return rc;
 		sqlite3_bind_int(st, 1, 64);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 64) {
@@ -286,21 +221,21 @@ podio__spool_sweep(struct podio_spool *s)
 			    sqlite3_column_text(st, 1), sizeof(reasons[n]));
 			n++;
 		}
-		podio__spool_fin(s, st);
+		podio__sqlite_fin(s, st);
 		if (rc != SQLITE_DONE)
 			return rc;
 		if (n == 0)
 			break;
-		if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+		if ((rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK)
 			return rc;
 		for (i = 0; i < n; i++)
 			if ((rc = set_bad(s, ids[i], reasons[i],
-			    podio__spool_now(s))) != SQLITE_OK) {
-				podio__spool_abort(s);
+			    podio__spool_now(&s->base))) != SQLITE_OK) {
+				podio__sqlite_abort(s);
 				return rc;
 			}
-		if ((rc = podio__spool_commit(s)) != SQLITE_OK) {
-			podio__spool_abort(s);
+		if ((rc = podio__sqlite_commit(s)) != SQLITE_OK) {
+			podio__sqlite_abort(s);
 			return rc;
 		}
 		total += n;
@@ -310,8 +245,6 @@ podio__spool_sweep(struct podio_spool *s)
 }
 
 /* ---------------------------------------------------------------- taking */
-
-enum take_mode { TAKE_ANY, TAKE_ITEM, TAKE_APP };
 
 /* The app of event e: its own, else the one learned for its hook. */
 #define APP_OF(e) "coalesce(" e ".app_id, (SELECT ha.app_id FROM" \
@@ -373,44 +306,21 @@ static const char *const item_sql[2][3] = {
 	},
 };
 
-/* Effective options. */
-struct take_params {
-	int64_t now, lease_ms, settle_ms, settle_max_ms;
-	size_t max_events;
-	int no_fetch;
-};
-
-static void
-take_params(const struct podio_spool *s, const struct podio_spool_take_opts
-    *o, struct take_params *p)
-{
-	p->now = podio__spool_now(s);
-	p->lease_ms = o != NULL && o->lease_ms > 0 ? o->lease_ms :
-	    SPOOL_LEASE_MS;
-	p->max_events = o != NULL && o->max_events > 0 ? o->max_events :
-	    SPOOL_MAX_EVENTS;
-	p->settle_ms = o != NULL && o->settle_ms > 0 ? o->settle_ms : 0;
-	p->settle_max_ms = o != NULL && o->settle_max_ms > 0 ?
-	    o->settle_max_ms : SPOOL_FOREVER_MS;
-	p->no_fetch = o != NULL && o->no_fetch;
-}
-
 /* Finds the next head after id after, up to id upto, of an item unit
  * (has_item 1) or of an event of no item: *id 0 when there is none.  A
  * take of an item or an app looks at items only. */
 static int
-find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
-    const struct take_params *p, int has_item, int64_t after, int64_t upto,
-    int64_t *id)
+find_head(struct spool_sqlite *s, const struct spool_take *p, int has_item,
+    int64_t after, int64_t upto, int64_t *id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	*id = 0;
-	if (!has_item && mode != TAKE_ANY)
+	if (!has_item && p->mode != SPOOL_TAKE_ANY)
 		return SQLITE_OK;
-	if ((rc = podio__spool_prep(s, has_item ?
-	    item_sql[p->no_fetch != 0][mode] : plain_sql[p->no_fetch != 0],
+	if ((rc = podio__sqlite_prep(s, has_item ?
+	    item_sql[p->no_fetch != 0][p->mode] : plain_sql[p->no_fetch != 0],
 	    &st)) != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, p->now);
@@ -419,27 +329,27 @@ find_head(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	if (has_item) {
 		sqlite3_bind_int64(st, 2, p->settle_ms);
 		sqlite3_bind_int64(st, 3, p->settle_max_ms);
-		if (mode != TAKE_ANY)
-			podio__spool_bind_u64(st, 4, key);
+		if (p->mode != SPOOL_TAKE_ANY)
+			podio__sqlite_bind_u64(st, 4, p->key);
 	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE)
 		rc = SQLITE_OK;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	return rc;
 }
 
 /* Whether an event of head's item is in flight at now: 1, 0, or -1 with
  * *rc set on error. */
 static int
-item_busy(struct podio_spool *s, int64_t head, int64_t now, int *rc)
+item_busy(struct spool_sqlite *s, int64_t head, int64_t now, int *rc)
 {
 	sqlite3_stmt *st = NULL;
 	int busy;
 
-	if ((*rc = podio__spool_prep(s, "SELECT 1 FROM events p"
+	if ((*rc = podio__sqlite_prep(s, "SELECT 1 FROM events p"
 	    " WHERE p.item_id = (SELECT item_id FROM events WHERE id = ?1)"
 	    " AND p.state = 'pending' AND coalesce(p.lease_until, 0) > ?2"
 	    " LIMIT 1", &st)) != SQLITE_OK)
@@ -448,26 +358,11 @@ item_busy(struct podio_spool *s, int64_t head, int64_t now, int *rc)
 	sqlite3_bind_int64(st, 2, now);
 	*rc = sqlite3_step(st);
 	busy = *rc == SQLITE_ROW;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	if (*rc != SQLITE_ROW && *rc != SQLITE_DONE)
 		return -1;
 	*rc = SQLITE_OK;
 	return busy;
-}
-
-/* Appends ev (moved) to the batch's events.  -1 on out of memory. */
-static int
-batch_push(struct podio_spool_batch *b, struct podio_spool_event *ev)
-{
-	struct podio_spool_event *n;
-
-	n = realloc(b->events, (b->n + 1) * sizeof(*n));
-	if (n == NULL)
-		return -1;
-	b->events = n;
-	b->events[b->n++] = *ev;
-	memset(ev, 0, sizeof(*ev));
-	return 0;
 }
 
 /*
@@ -477,8 +372,8 @@ batch_push(struct podio_spool_batch *b, struct podio_spool_event *ev)
  * Returns an SQLite code, or SQLITE_NOMEM.
  */
 static int
-claim_unit(struct podio_spool *s, int64_t head, int has_item,
-    const struct take_params *p, struct podio_spool_batch *b)
+claim_unit(struct spool_sqlite *s, int64_t head, int has_item,
+    const struct spool_take *p, struct podio_spool_batch *b)
 {
 	sqlite3_stmt *st = NULL, *up = NULL;
 	struct podio_spool_event ev;
@@ -492,13 +387,13 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 
 	memset(b, 0, sizeof(*b));
 	if (has_item)
-		rc = podio__spool_prep(s, "SELECT " SPOOL_COLS ", event"
+		rc = podio__sqlite_prep(s, "SELECT " SPOOL_COLS ", event"
 		    " FROM events WHERE item_id ="
 		    " (SELECT item_id FROM events WHERE id = ?1)"
 		    " AND state = 'pending' AND id >= ?1 ORDER BY id"
 		    " LIMIT ?2", &st);
 	else
-		rc = podio__spool_prep(s, "SELECT " SPOOL_COLS ", event"
+		rc = podio__sqlite_prep(s, "SELECT " SPOOL_COLS ", event"
 		    " FROM events WHERE id = ?1 LIMIT ?2", &st);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -506,7 +401,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit +
 	    SPOOL_MAX_EVENTS);
 	while (b->n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((r = podio__spool_read_row(st, p->now, 1, &ev, why,
+		if ((r = podio__sqlite_read_row(st, p->now, 1, &ev, why,
 		    sizeof(why))) == -1) {
 			rc = SQLITE_NOMEM;
 			goto fail;
@@ -527,7 +422,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 			podio__spool_event_clear(&ev);
 			break;
 		}
-		if (batch_push(b, &ev) == -1) {
+		if (podio__spool_batch_push(b, &ev) == -1) {
 			podio__spool_event_clear(&ev);
 			rc = SQLITE_NOMEM;
 			goto fail;
@@ -535,7 +430,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
 	for (i = 0; i < nbad; i++)
 		if ((rc = set_bad(s, bad[i].id, bad[i].why, p->now)) !=
@@ -546,14 +441,14 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 		 * bad event either cannot happen under the write lock (the
 		 * head is due); SQLITE_DONE stops the search then. */
 		return nbad > 0 ? SQLITE_OK : SQLITE_DONE;
-	if ((rc = podio__spool_prep(s, "UPDATE events SET lease_owner = ?1,"
+	if ((rc = podio__sqlite_prep(s, "UPDATE events SET lease_owner = ?1,"
 	    " lease_until = ?2, leases = leases + 1 WHERE id = ?3", &up)) !=
 	    SQLITE_OK)
 		goto fail;
 	b->lease_until_ms = p->now + p->lease_ms;
 	for (i = 0; i < b->n; i++) {
 		sqlite3_reset(up);
-		podio__spool_bind_text(up, 1, s->owner);
+		podio__sqlite_bind_text(up, 1, s->base.owner);
 		sqlite3_bind_int64(up, 2, b->lease_until_ms);
 		sqlite3_bind_int64(up, 3, b->events[i].id);
 		if ((rc = sqlite3_step(up)) != SQLITE_DONE)
@@ -562,7 +457,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 		b->events[i].lease_until_ms = b->lease_until_ms;
 		b->events[i].leases++;
 	}
-	podio__spool_fin(s, up);
+	podio__sqlite_fin(s, up);
 	up = NULL;
 
 	b->has_item = has_item;
@@ -570,7 +465,7 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 	b->first_received_ms = b->events[0].received_ms;
 	b->last_received_ms = b->events[b->n - 1].received_ms;
 	/* The item's app and its newest pending event, in the batch or not. */
-	rc = podio__spool_prep(s, "SELECT (SELECT max(received_at) FROM events"
+	rc = podio__sqlite_prep(s, "SELECT (SELECT max(received_at) FROM events"
 	    " WHERE item_id = e.item_id AND state = 'pending'), "
 	    APP_OF("e") " FROM events e WHERE e.id = ?1", &st);
 	if (rc != SQLITE_OK)
@@ -581,11 +476,11 @@ claim_unit(struct podio_spool *s, int64_t head, int has_item,
 	if (has_item && sqlite3_column_int64(st, 0) > b->last_received_ms)
 		b->last_received_ms = sqlite3_column_int64(st, 0);
 	b->app_id = (uint64_t)sqlite3_column_int64(st, 1);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	return SQLITE_OK;
 fail:
-	podio__spool_fin(s, st);
-	podio__spool_fin(s, up);
+	podio__sqlite_fin(s, st);
+	podio__sqlite_fin(s, up);
 	podio_spool_batch_clear(b);
 	return rc;
 }
@@ -601,13 +496,13 @@ fail:
  * again on its own (one row) and claimed.  A head another take claimed
  * meanwhile is left out; events stored meanwhile wait for the next take.
  */
-static enum podio_err
-take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
-    const struct podio_spool_take_opts *opts, size_t max,
-    struct podio_spool_batch **out, size_t *n)
+enum podio_err
+podio__sqlite_take(struct podio_spool *sp, const struct spool_take *t,
+    size_t max, struct podio_spool_batch **out, size_t *n)
 {
+	struct spool_sqlite *s = SQ(sp);
 	struct podio_spool_batch *bs = NULL, b;
-	struct take_params p;
+	struct spool_take p = *t;
 	enum podio_err e = PODIO_ERR_NOT_FOUND;
 	struct {
 		int64_t id;
@@ -617,20 +512,13 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	size_t nheads = 0, i, committed = 0;
 	int rc, has_item, busy;
 
-	*out = NULL;
-	*n = 0;
-	if (s == NULL || max == 0)
-		return PODIO_ERR_INVALID;
-	if (max > SPOOL_TAKE_TRIES)
-		max = SPOOL_TAKE_TRIES;
-	take_params(s, opts, &p);
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_sweep(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_sweep(s)) != SQLITE_OK)
 		goto fail;
 	/* The next head of each kind; the older one is taken first. */
-	if ((rc = find_head(s, mode, key, &p, 1, 0, INT64_MAX, &next[1])) !=
+	if ((rc = find_head(s, &p, 1, 0, INT64_MAX, &next[1])) !=
 	    SQLITE_OK ||
-	    (rc = find_head(s, mode, key, &p, 0, 0, INT64_MAX, &next[0])) !=
+	    (rc = find_head(s, &p, 0, 0, INT64_MAX, &next[0])) !=
 	    SQLITE_OK)
 		goto fail;
 	while (nheads < max && (next[0] != 0 || next[1] != 0)) {
@@ -643,7 +531,7 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		heads[nheads].id = next[has_item];
 		heads[nheads].has_item = has_item;
 		nheads++;
-		if ((rc = find_head(s, mode, key, &p, has_item, next[has_item],
+		if ((rc = find_head(s, &p, has_item, next[has_item],
 		    INT64_MAX, &next[has_item])) != SQLITE_OK)
 			goto fail;
 	}
@@ -655,12 +543,12 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		rc = SQLITE_NOMEM;
 		goto fail;
 	}
-	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK)
 		goto fail;
-	p.now = podio__spool_now(s);
+	p.now = podio__spool_now(&s->base);
 	for (i = 0; i < nheads; i++) {
 		has_item = heads[i].has_item;
-		if ((rc = find_head(s, mode, key, &p, has_item,
+		if ((rc = find_head(s, &p, has_item,
 		    heads[i].id - 1, heads[i].id, &head)) != SQLITE_OK)
 			goto fail;
 		if (head != heads[i].id)
@@ -680,17 +568,17 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 		/* What is claimed is committed; the rest goes on in a new
 		 * transaction. */
 		if ((*n % SPOOL_CLAIM_CHUNK == 0 ||
-		    podio__spool_yield_due(s)) && i + 1 < nheads) {
-			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		    podio__sqlite_yield_due(s)) && i + 1 < nheads) {
+			if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 				goto fail;
-			podio__spool_yield_wait(s);
+			podio__sqlite_yield_wait(s);
 			committed = *n;
-			if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+			if ((rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK)
 				goto fail;
-			p.now = podio__spool_now(s);
+			p.now = podio__spool_now(&s->base);
 		}
 	}
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	free(heads);
@@ -701,7 +589,7 @@ take_units(struct podio_spool *s, enum take_mode mode, uint64_t key,
 	*out = bs;
 	return PODIO_OK;
 fail:
-	e = podio__spool_failed(s, "take", rc, e);
+	e = podio__sqlite_failed(s, "take", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	free(heads);
 	if (committed > 0) {
@@ -718,61 +606,11 @@ fail:
 	return e;
 }
 
-/* Moves the one batch of a take into *batch. */
-static enum podio_err
-take_one(struct podio_spool *s, enum take_mode mode, uint64_t key,
-    const struct podio_spool_take_opts *opts,
-    struct podio_spool_batch *batch)
-{
-	struct podio_spool_batch *bs = NULL;
-	enum podio_err e;
-	size_t n = 0;
-
-	memset(batch, 0, sizeof(*batch));
-	if ((e = take_units(s, mode, key, opts, 1, &bs, &n)) != PODIO_OK)
-		return e;
-	*batch = bs[0];
-	free(bs);
-	return PODIO_OK;
-}
-
 enum podio_err
-podio_spool_take(struct podio_spool *s,
-    const struct podio_spool_take_opts *opts,
-    struct podio_spool_batch *batch)
-{
-	return take_one(s, TAKE_ANY, 0, opts, batch);
-}
-
-enum podio_err
-podio_spool_take_many(struct podio_spool *s,
-    const struct podio_spool_take_opts *opts, size_t max_units,
-    struct podio_spool_batch **batches, size_t *n)
-{
-	return take_units(s, TAKE_ANY, 0, opts, max_units, batches, n);
-}
-
-enum podio_err
-podio_spool_take_item(struct podio_spool *s, uint64_t item_id,
-    const struct podio_spool_take_opts *opts,
-    struct podio_spool_batch *batch)
-{
-	return take_one(s, TAKE_ITEM, item_id, opts, batch);
-}
-
-enum podio_err
-podio_spool_take_app(struct podio_spool *s, uint64_t app_id,
-    const struct podio_spool_take_opts *opts, size_t max_items,
-    struct podio_spool_batch **batches, size_t *n)
-{
-	return take_units(s, TAKE_APP, app_id, opts, max_items, batches, n);
-}
-
-/* See spool.h. */
-enum podio_err
-podio_spool_pending_items(struct podio_spool *s, uint64_t app_id,
+podio__sqlite_pending_items(struct podio_spool *sp, uint64_t app_id,
     size_t max, struct podio_spool_item **items, size_t *n)
 {
+	struct spool_sqlite *s = SQ(sp);
 	static const char sql[] =
 	    "SELECT g.item_id, g.n, g.first, g.last, h.next_at, g.busy FROM"
 	    " (SELECT e.item_id AS item_id, count(*) AS n,"
@@ -792,10 +630,10 @@ podio_spool_pending_items(struct podio_spool *s, uint64_t app_id,
 	*items = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	if ((rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_int64(st, 1, podio__spool_now(s));
-	podio__spool_bind_u64(st, 2, app_id);
+	sqlite3_bind_int64(st, 1, podio__spool_now(&s->base));
+	podio__sqlite_bind_u64(st, 2, app_id);
 	sqlite3_bind_int64(st, 3, max > 0 && max < INT32_MAX ?
 	    (sqlite3_int64)max : -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -817,24 +655,24 @@ podio_spool_pending_items(struct podio_spool *s, uint64_t app_id,
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	*items = v;
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, "list pending items", rc, e);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, "list pending items", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	free(v);
 	*n = 0;
 	return e;
 }
 
-/* See spool.h. */
 enum podio_err
-podio_spool_next_due(struct podio_spool *s,
-    const struct podio_spool_take_opts *opts, int64_t *when_ms)
+podio__sqlite_next_due(struct podio_spool *sp, const struct spool_take *t,
+    int64_t *when_ms)
 {
+	struct spool_sqlite *s = SQ(sp);
 	/* The first moment each unit may be taken: an event of no item
 	 * when it is due and not in flight; an item when its head is due,
 	 * none of its events is in flight, and it settled.  With no_fetch,
@@ -855,29 +693,26 @@ podio_spool_next_due(struct podio_spool *s,
 	static const char sql[] = NEXT_DUE_SQL("", "", "");
 	static const char sql_nofetch[] = NEXT_DUE_SQL(NOFETCH_SQL,
 	    ITEMS_NOFETCH, " AND i.fetch = 0");
-	struct take_params p;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	*when_ms = 0;
-	take_params(s, opts, &p);
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_prep(s, p.no_fetch ? sql_nofetch : sql,
+	if ((rc = podio__sqlite_prep(s, t->no_fetch ? sql_nofetch : sql,
 	    &st)) != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_int64(st, 1, p.now);
-	sqlite3_bind_int64(st, 2, p.settle_ms);
-	sqlite3_bind_int64(st, 3, p.settle_max_ms);
+	sqlite3_bind_int64(st, 1, t->now);
+	sqlite3_bind_int64(st, 2, t->settle_ms);
+	sqlite3_bind_int64(st, 3, t->settle_max_ms);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 		goto fail;
 	*when_ms = sqlite3_column_int64(st, 0);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	{
-		enum podio_err e = podio__spool_failed(s, "next due", rc,
+		enum podio_err e = podio__sqlite_failed(s, "next due", rc,
 		    PODIO_ERR_IO);
 
 		pthread_mutex_unlock(&s->db_lock);
@@ -895,25 +730,25 @@ fail:
  * *attempts (may be NULL) receives the attempts after the update.
  */
 static enum podio_err
-update_event(struct podio_spool *s, const char *what, int64_t id,
+update_event(struct spool_sqlite *s, const char *what, int64_t id,
     int need_lease, const char *sql,
     void (*bind)(sqlite3_stmt *, const void *), const void *arg,
     long *attempts)
 {
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_OK;
-	int64_t now = podio__spool_now(s);
+	int64_t now = podio__spool_now(&s->base);
 	int rc;
 
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK)
 		goto fail;
-	if ((rc = podio__spool_prep(s, "SELECT state = 'pending'"
+	if ((rc = podio__sqlite_prep(s, "SELECT state = 'pending'"
 	    " AND lease_owner = ?2 FROM events WHERE id = ?1", &st)) !=
 	    SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	podio__spool_bind_text(st, 2, s->owner);
+	podio__sqlite_bind_text(st, 2, s->base.owner);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
 		e = PODIO_ERR_NOT_FOUND;
 		goto fail;
@@ -924,8 +759,8 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 		e = PODIO_ERR_CONFLICT;
 		goto fail;
 	}
-	podio__spool_fin(s, st);
-	if ((rc = podio__spool_prep(s, sql, &st)) != SQLITE_OK)
+	podio__sqlite_fin(s, st);
+	if ((rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
@@ -933,50 +768,49 @@ update_event(struct podio_spool *s, const char *what, int64_t id,
 		bind(st, arg);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		goto fail;
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
 	if (attempts != NULL) {
-		if ((rc = podio__spool_prep(s, "SELECT attempts FROM events"
+		if ((rc = podio__sqlite_prep(s, "SELECT attempts FROM events"
 		    " WHERE id = ?1", &st)) != SQLITE_OK)
 			goto fail;
 		sqlite3_bind_int64(st, 1, id);
 		if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 			goto fail;
 		*attempts = (long)sqlite3_column_int64(st, 0);
-		podio__spool_fin(s, st);
+		podio__sqlite_fin(s, st);
 		st = NULL;
 	}
-	if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, what, rc, e);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, what, rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 }
 
 /* Deletes the pending events of ids, SPOOL_WRITE_CHUNK to a transaction
  * at most, and fewer when an append of this process waits (see
- * podio__spool_yield_due()), so that the appends of every process commit
+ * podio__sqlite_yield_due()), so that the appends of every process commit
  * in between. */
 enum podio_err
-podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
+podio__sqlite_done_many(struct podio_spool *sp, const int64_t *ids, size_t n)
 {
+	struct spool_sqlite *s = SQ(sp);
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_OK;
 	size_t i, chunk = 0;
 	int rc;
 
-	if (s == NULL || (ids == NULL && n > 0))
-		return PODIO_ERR_INVALID;
 	pthread_mutex_lock(&s->db_lock);
 	for (i = 0; i < n || i == 0; i++) {
-		if (chunk == 0 && (rc = podio__spool_begin_lazy(s)) != SQLITE_OK)
+		if (chunk == 0 && (rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK)
 			goto fail;
 		if (i < n) {
-			if ((rc = podio__spool_prep(s, "DELETE FROM events"
+			if ((rc = podio__sqlite_prep(s, "DELETE FROM events"
 			    " WHERE id = ?1 AND state = 'pending'", &st)) !=
 			    SQLITE_OK)
 				goto fail;
@@ -985,16 +819,16 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 				goto fail;
 			if (sqlite3_changes(s->db) == 0)
 				e = PODIO_ERR_NOT_FOUND;
-			podio__spool_fin(s, st);
+			podio__sqlite_fin(s, st);
 			st = NULL;
 		}
 		if (i + 1 >= n || ++chunk == SPOOL_WRITE_CHUNK ||
-		    podio__spool_yield_due(s)) {
-			if ((rc = podio__spool_commit(s)) != SQLITE_OK)
+		    podio__sqlite_yield_due(s)) {
+			if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
 				goto fail;
 			chunk = 0;
 			if (i + 1 < n)
-				podio__spool_yield_wait(s);
+				podio__sqlite_yield_wait(s);
 		}
 		if (n == 0)
 			break;
@@ -1002,120 +836,64 @@ podio_spool_done_many(struct podio_spool *s, const int64_t *ids, size_t n)
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 fail:
-	podio__spool_fin(s, st);
-	e = podio__spool_failed(s, "done", rc, e);
+	podio__sqlite_fin(s, st);
+	e = podio__sqlite_failed(s, "done", rc, e);
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 }
 
-enum podio_err
-podio_spool_done(struct podio_spool *s, int64_t id)
+static void
+bind_change(sqlite3_stmt *st, const void *arg)
 {
-	return podio_spool_done_many(s, &id, 1);
-}
+	const struct spool_change *c = arg;
 
-/* The length of reason cut to PODIO_SPOOL_MAX_REASON bytes, never inside
- * a UTF-8 sequence. */
-static int
-reason_len(const char *r)
-{
-	size_t n = strnlen(r, PODIO_SPOOL_MAX_REASON + 1);
-
-	if (n > PODIO_SPOOL_MAX_REASON) {
-		n = PODIO_SPOOL_MAX_REASON;
-		while (n > 0 && ((unsigned char)r[n] & 0xc0) == 0x80)
-			n--;
+	switch (c->op) {
+	case SPOOL_FAIL:
+		sqlite3_bind_text(st, 3, c->reason, (int)c->reason_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, c->retry_ms);
+		sqlite3_bind_int(st, 5, c->counts);
+		break;
+	case SPOOL_DEAD:
+		sqlite3_bind_text(st, 3, c->reason, (int)c->reason_len,
+		    SQLITE_STATIC);
+		break;
+	case SPOOL_EXTEND:
+		sqlite3_bind_int64(st, 3, c->lease_ms);
+		break;
+	case SPOOL_PROGRESS:
+		podio__sqlite_bind_text(st, 3, c->progress);
+		break;
+	case SPOOL_RELEASE:
+		break;
 	}
-	return (int)n;
-}
-
-struct fail_args {
-	const char *reason;
-	int64_t retry_ms;
-	int counts;
-};
-
-static void
-bind_fail(sqlite3_stmt *st, const void *arg)
-{
-	const struct fail_args *a = arg;
-
-	sqlite3_bind_text(st, 3, a->reason, reason_len(a->reason),
-	    SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, a->retry_ms);
-	sqlite3_bind_int(st, 5, a->counts);
 }
 
 enum podio_err
-podio_spool_fail(struct podio_spool *s, int64_t id, const char *reason,
-    int64_t retry_ms, int counts_as_attempt, long *attempts)
+podio__sqlite_change(struct podio_spool *sp, int64_t id,
+    const struct spool_change *c, long *attempts)
 {
-	struct fail_args a;
+	static const char *const sql[] = {
+		[SPOOL_FAIL] = "UPDATE events SET"
+		    " attempts = attempts + ?5, failures = failures + 1,"
+		    " next_at = ?4, last_error = ?3, failed_at = ?2,"
+		    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+		[SPOOL_DEAD] = "UPDATE events SET"
+		    " state = 'dead', dead_at = ?2, last_error = ?3,"
+		    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+		[SPOOL_RELEASE] = "UPDATE events SET"
+		    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+		[SPOOL_EXTEND] = "UPDATE events SET"
+		    " lease_until = ?2 + ?3 WHERE id = ?1",
+		[SPOOL_PROGRESS] = "UPDATE events SET"
+		    " progress = ?3 WHERE id = ?1",
+	};
+	static const char *const what[] = {
+		[SPOOL_FAIL] = "fail", [SPOOL_DEAD] = "dead",
+		[SPOOL_RELEASE] = "release", [SPOOL_EXTEND] = "extend",
+		[SPOOL_PROGRESS] = "progress",
+	};
 
-	a.reason = reason != NULL ? reason : "failed";
-	a.retry_ms = retry_ms;
-	a.counts = counts_as_attempt ? 1 : 0;
-	return update_event(s, "fail", id, 1, "UPDATE events SET"
-	    " attempts = attempts + ?5, failures = failures + 1,"
-	    " next_at = ?4, last_error = ?3, failed_at = ?2,"
-	    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-	    bind_fail, &a, attempts);
-}
-
-static void
-bind_reason(sqlite3_stmt *st, const void *arg)
-{
-	const char *reason = arg;
-
-	sqlite3_bind_text(st, 3, reason, reason_len(reason), SQLITE_STATIC);
-}
-
-enum podio_err
-podio_spool_dead(struct podio_spool *s, int64_t id, const char *reason)
-{
-	return update_event(s, "dead", id, 1, "UPDATE events SET"
-	    " state = 'dead', dead_at = ?2, last_error = ?3,"
-	    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-	    bind_reason, reason != NULL ? reason : "dead", NULL);
-}
-
-enum podio_err
-podio_spool_release(struct podio_spool *s, int64_t id)
-{
-	return update_event(s, "release", id, 1, "UPDATE events SET"
-	    " lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-	    NULL, NULL, NULL);
-}
-
-static void
-bind_lease(sqlite3_stmt *st, const void *arg)
-{
-	sqlite3_bind_int64(st, 3, *(const int64_t *)arg);
-}
-
-enum podio_err
-podio_spool_extend(struct podio_spool *s, int64_t id, int64_t lease_ms)
-{
-	if (lease_ms <= 0)
-		lease_ms = SPOOL_LEASE_MS;
-	return update_event(s, "extend", id, 1, "UPDATE events SET"
-	    " lease_until = ?2 + ?3 WHERE id = ?1", bind_lease, &lease_ms,
-	    NULL);
-}
-
-static void
-bind_progress(sqlite3_stmt *st, const void *arg)
-{
-	podio__spool_bind_text(st, 3, arg);
-}
-
-enum podio_err
-podio_spool_progress(struct podio_spool *s, int64_t id,
-    const char *progress)
-{
-	if (progress != NULL && strlen(progress) > PODIO_SPOOL_MAX_PROGRESS)
-		return PODIO_ERR_TOO_LARGE;
-	return update_event(s, "progress", id, 1, "UPDATE events SET"
-	    " progress = ?3 WHERE id = ?1", bind_progress, progress,
-	    NULL);
+	return update_event(SQ(sp), what[c->op], id, 1, sql[c->op],
+	    bind_change, c, c->op == SPOOL_FAIL ? attempts : NULL);
 }

@@ -1,7 +1,7 @@
 /*
- * spool.c: the durable event spool on SQLite (see spool.h for the
- * contract): opening, and the transaction helpers shared with
- * spool_append.c, spool_queue.c and spool_admin.c.
+ * sqlite.c: the spool's SQLite backend (spool_int.h; spool.h for the
+ * contract): opening, the transaction helpers shared with
+ * sqlite_queue.c and sqlite_admin.c, and appending.
  *
  * Durability and crash safety are SQLite's: WAL mode with synchronous=FULL
  * syncs the log before a commit returns, and a process killed at any
@@ -12,7 +12,7 @@
  * lock file so that writers of several processes take turns fairly.
  *
  * Inside one process, one connection serves every thread under db_lock;
- * appends share commits (spool_append.c).
+ * appends share commits (the queue of spool.c; a batch is written here).
  *
  * The events table holds pending (taken or not), dead and bad events; an
  * event is "in flight" while its lease has not expired.  Dedup keys of
@@ -41,6 +41,7 @@
 #include "log.h"
 #include "spool.h"
 #include "spool_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
 #define SPOOL_SCHEMA_VERSION 1
@@ -51,37 +52,18 @@
 /* How long a write waits for another process's write lock. */
 #define SPOOL_BUSY_MS 5000
 /* WAL pages (of 4 KiB) after which a commit checkpoints: other writes,
- * and appends (see podio__spool_commit()). */
+ * and appends (see podio__sqlite_commit()). */
 #define SPOOL_CKPT_PAGES 1000
 #define SPOOL_CKPT_APPEND_PAGES 8000
 /* WAL pages past which a processor's commit copies the whole log with
- * the lock file held, so that it restarts (see podio__spool_commit()). */
+ * the lock file held, so that it restarts (see podio__sqlite_commit()). */
 #define SPOOL_CKPT_FULL_PAGES 4000
 /* How long a checkpoint that holds the writers waits for old readers. */
 #define SPOOL_CKPT_BUSY_MS 20
 
-int64_t
-podio__spool_now(const struct podio_spool *s)
-{
-	return podio__wall_ms() + s->skew_ms;
-}
-
-/* See spool_int.h. */
-void
-podio__spool_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* See spool_int.h. */
 enum podio_err
-podio__spool_map_rc(int rc)
+podio__sqlite_map_rc(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_NOMEM:
@@ -94,7 +76,7 @@ podio__spool_map_rc(int rc)
 }
 
 int
-podio__spool_exec(struct podio_spool *s, const char *sql)
+podio__sqlite_exec(struct spool_sqlite *s, const char *sql)
 {
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 }
@@ -111,13 +93,13 @@ podio__spool_exec(struct podio_spool *s, const char *sql)
 /* Sets synchronous to FULL (full 1) or NORMAL for the next commits;
  * outside a transaction.  Returns an SQLite code. */
 static int
-spool_set_sync(struct podio_spool *s, int full)
+spool_set_sync(struct spool_sqlite *s, int full)
 {
 	int rc;
 
 	if (s->sync_full == full)
 		return SQLITE_OK;
-	rc = podio__spool_exec(s, full ? "PRAGMA synchronous = FULL" :
+	rc = podio__sqlite_exec(s, full ? "PRAGMA synchronous = FULL" :
 	    "PRAGMA synchronous = NORMAL");
 	if (rc == SQLITE_OK)
 		s->sync_full = full;
@@ -135,7 +117,7 @@ spool_mono_ns(void)
 
 /* Whether an append of this process waits for the write lock now. */
 static int
-spool_append_waits(struct podio_spool *s)
+spool_append_waits(struct spool_sqlite *s)
 {
 	return atomic_load(s->appends_waiting) > 0;
 }
@@ -157,7 +139,7 @@ static pthread_mutex_t spool_waits_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Points s->appends_waiting at the count of its spool. */
 static void
-spool_find_waits(struct podio_spool *s)
+spool_find_waits(struct spool_sqlite *s)
 {
 	struct stat st;
 	size_t i;
@@ -181,7 +163,7 @@ spool_find_waits(struct podio_spool *s)
 }
 
 int
-podio__spool_yield_due(struct podio_spool *s)
+podio__sqlite_yield_due(struct spool_sqlite *s)
 {
 	int64_t now;
 
@@ -193,7 +175,7 @@ podio__spool_yield_due(struct podio_spool *s)
 }
 
 void
-podio__spool_yield_wait(struct podio_spool *s)
+podio__sqlite_yield_wait(struct spool_sqlite *s)
 {
 	int64_t until = spool_mono_ns() + 2000000;
 	struct timespec nap = { 0, 50000 };
@@ -204,10 +186,10 @@ podio__spool_yield_wait(struct podio_spool *s)
 	pthread_mutex_lock(&s->db_lock);
 }
 
-/* The write transaction of podio__spool_begin() and
- * podio__spool_begin_lazy(). */
+/* The write transaction of podio__sqlite_begin() and
+ * podio__sqlite_begin_lazy(). */
 static int
-spool_begin(struct podio_spool *s, int full)
+spool_begin(struct spool_sqlite *s, int full)
 {
 	int rc;
 
@@ -219,7 +201,7 @@ spool_begin(struct podio_spool *s, int full)
 		s->locked = 1;
 	}
 	s->lazy_ns = full ? 0 : spool_mono_ns();
-	if ((rc = podio__spool_exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK &&
+	if ((rc = podio__sqlite_exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK &&
 	    s->locked) {
 		flock(s->lock_fd, LOCK_UN);
 		s->locked = 0;
@@ -228,13 +210,13 @@ spool_begin(struct podio_spool *s, int full)
 }
 
 int
-podio__spool_begin(struct podio_spool *s)
+podio__sqlite_begin(struct spool_sqlite *s)
 {
 	return spool_begin(s, 1);
 }
 
 int
-podio__spool_begin_lazy(struct podio_spool *s)
+podio__sqlite_begin_lazy(struct spool_sqlite *s)
 {
 	return spool_begin(s, 0);
 }
@@ -248,7 +230,7 @@ podio__spool_begin_lazy(struct podio_spool *s)
 static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-	struct podio_spool *s = arg;
+	struct spool_sqlite *s = arg;
 
 	(void)db;
 	(void)name;
@@ -266,7 +248,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
  * checkpoint copies what it can and the log restarts another time.
  */
 static void
-spool_checkpoint_full(struct podio_spool *s)
+spool_checkpoint_full(struct spool_sqlite *s)
 {
 	sqlite3_busy_timeout(s->db, SPOOL_CKPT_BUSY_MS);
 	(void)sqlite3_wal_checkpoint_v2(s->db, "main",
@@ -276,7 +258,7 @@ spool_checkpoint_full(struct podio_spool *s)
 
 /*
  * Commits; on failure the transaction stays open for
- * podio__spool_abort().  After the commit, a WAL that grew by the
+ * podio__sqlite_abort().  After the commit, a WAL that grew by the
  * threshold since this handle's last checkpoint is checkpointed (the
  * threshold is counted from the last checkpoint so that not every commit
  * copies): PASSIVE-ly, after releasing the lock file, so that appends of
@@ -291,11 +273,11 @@ spool_checkpoint_full(struct podio_spool *s)
  * for a few milliseconds.
  */
 int
-podio__spool_commit(struct podio_spool *s)
+podio__sqlite_commit(struct spool_sqlite *s)
 {
 	int rc, every, due, full;
 
-	if ((rc = podio__spool_exec(s, "COMMIT")) != SQLITE_OK)
+	if ((rc = podio__sqlite_exec(s, "COMMIT")) != SQLITE_OK)
 		return rc;
 	every = s->appending ? SPOOL_CKPT_APPEND_PAGES : SPOOL_CKPT_PAGES;
 	if (s->wal_pages < s->ckpt_pages)
@@ -318,10 +300,10 @@ podio__spool_commit(struct podio_spool *s)
 
 /* Rolls back an open transaction (if any) and drops the lock. */
 void
-podio__spool_abort(struct podio_spool *s)
+podio__sqlite_abort(struct spool_sqlite *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
-		podio__spool_exec(s, "ROLLBACK");
+		podio__sqlite_exec(s, "ROLLBACK");
 	if (s->locked) {
 		flock(s->lock_fd, LOCK_UN);
 		s->locked = 0;
@@ -334,15 +316,15 @@ podio__spool_abort(struct podio_spool *s)
  * failures, and rolls back an open transaction.  Returns the error.
  */
 enum podio_err
-podio__spool_failed(struct podio_spool *s, const char *what, int rc,
+podio__sqlite_failed(struct spool_sqlite *s, const char *what, int rc,
     enum podio_err e)
 {
 	if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		e = podio__spool_map_rc(rc);
-		podio__err("spool %s: %s: %s (%s)", s->path, what,
+		e = podio__sqlite_map_rc(rc);
+		podio__err("spool %s: %s: %s (%s)", s->base.path, what,
 		    sqlite3_errmsg(s->db), sqlite3_errstr(rc));
 	}
-	podio__spool_abort(s);
+	podio__sqlite_abort(s);
 	return e;
 }
 
@@ -350,7 +332,7 @@ podio__spool_failed(struct podio_spool *s, const char *what, int rc,
 #define SPOOL_STMTS_MAX 64
 
 int
-podio__spool_prep(struct podio_spool *s, const char *sql, sqlite3_stmt **st)
+podio__sqlite_prep(struct spool_sqlite *s, const char *sql, sqlite3_stmt **st)
 {
 	struct spool_stmt *c;
 	size_t i;
@@ -390,7 +372,7 @@ podio__spool_prep(struct podio_spool *s, const char *sql, sqlite3_stmt **st)
 }
 
 void
-podio__spool_fin(struct podio_spool *s, sqlite3_stmt *st)
+podio__sqlite_fin(struct spool_sqlite *s, sqlite3_stmt *st)
 {
 	size_t i;
 
@@ -409,32 +391,17 @@ podio__spool_fin(struct podio_spool *s, sqlite3_stmt *st)
 /* Binds a 64-bit id: SQLite integers are signed, so ids above INT64_MAX
  * are kept as their two's complement bit pattern (only equality matters). */
 int
-podio__spool_bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+podio__sqlite_bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 {
 	return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
 }
 
 int
-podio__spool_bind_text(sqlite3_stmt *st, int i, const char *text)
+podio__sqlite_bind_text(sqlite3_stmt *st, int i, const char *text)
 {
 	if (text == NULL)
 		return sqlite3_bind_null(st, i);
 	return sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-}
-
-/* Whether type matches [a-z0-9_.-]{1,PODIO_WEBHOOK_MAX_TYPE}. */
-int
-podio__spool_valid_type(const char *t, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > PODIO_WEBHOOK_MAX_TYPE)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '0' &&
-		    t[i] <= '9') || t[i] == '_' || t[i] == '.' || t[i] == '-'))
-			return 0;
-	return 1;
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -613,31 +580,6 @@ create_db_file(const char *dir, const char *path)
 	return 0;
 }
 
-/* See spool_int.h. */
-unsigned long long
-podio__spool_pidns(void)
-{
-	struct stat st;
-
-	if (stat("/proc/self/ns/pid", &st) != 0)
-		return 0;
-	return (unsigned long long)st.st_ino;
-}
-
-/* Fills owner with "PID-RANDOM-PIDNS": leases of this handle; the pid
- * namespace tells whether another process can look the PID up. */
-static void
-make_owner(char *owner, size_t n)
-{
-	unsigned long long r = 0;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (unsigned long long)podio__now_ms() ^
-		    (unsigned long long)(uintptr_t)owner;
-	snprintf(owner, n, "%ld-%016llx-%llu", (long)getpid(), r,
-	    podio__spool_pidns());
-}
-
 static const char *const schema_sql =
 	"CREATE TABLE events ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -717,7 +659,7 @@ static const char *const schema_sql =
  * item.  Returns an SQLite code.
  */
 static int
-ensure_items(struct podio_spool *s)
+ensure_items(struct spool_sqlite *s)
 {
 	static const char ddl[] =
 	    "CREATE TABLE items ("
@@ -769,16 +711,16 @@ ensure_items(struct podio_spool *s)
 	sqlite3_stmt *st = NULL;
 	int rc, have;
 
-	if ((rc = podio__spool_prep(s, "SELECT count(*) FROM sqlite_master"
+	if ((rc = podio__sqlite_prep(s, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'table' AND name = 'items'", &st)) != SQLITE_OK)
 		return rc;
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		podio__spool_fin(s, st);
+		podio__sqlite_fin(s, st);
 		return rc;
 	}
 	have = sqlite3_column_int(st, 0) > 0;
-	podio__spool_fin(s, st);
-	return have ? SQLITE_OK : podio__spool_exec(s, ddl);
+	podio__sqlite_fin(s, st);
+	return have ? SQLITE_OK : podio__sqlite_exec(s, ddl);
 }
 
 /*
@@ -788,7 +730,7 @@ ensure_items(struct podio_spool *s)
  * database comes from a newer version.
  */
 static int
-ensure_schema(struct podio_spool *s, int *newer)
+ensure_schema(struct spool_sqlite *s, int *newer)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, version;
@@ -797,31 +739,31 @@ ensure_schema(struct podio_spool *s, int *newer)
 	/* The common case, a spool this version made: seen with a read,
 	 * without queueing for the write lock (a CGI run opens the spool
 	 * for each delivery). */
-	if ((rc = podio__spool_prep(s, "SELECT (SELECT user_version FROM"
+	if ((rc = podio__sqlite_prep(s, "SELECT (SELECT user_version FROM"
 	    " pragma_user_version), (SELECT count(*) FROM sqlite_master"
 	    " WHERE name IN ('events_nofetch', 'items', 'items_head',"
 	    " 'items_nofetch', 'events_noitem', 'items_insert',"
 	    " 'items_delete', 'items_update'))", &st)) != SQLITE_OK)
 		return rc;
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		podio__spool_fin(s, st);
+		podio__sqlite_fin(s, st);
 		return rc;
 	}
 	version = sqlite3_column_int(st, 0);
 	rc = sqlite3_column_int(st, 1);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
 	if (version == SPOOL_SCHEMA_VERSION && rc == 8)
 		return SQLITE_OK;
-	if ((rc = podio__spool_begin(s)) != SQLITE_OK)
+	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK)
 		return rc;
-	if ((rc = podio__spool_prep(s, "PRAGMA user_version", &st)) !=
+	if ((rc = podio__sqlite_prep(s, "PRAGMA user_version", &st)) !=
 	    SQLITE_OK)
 		goto fail;
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 		goto fail;
 	version = sqlite3_column_int(st, 0);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
 	if (version > SPOOL_SCHEMA_VERSION) {
 		*newer = 1;
@@ -829,41 +771,68 @@ ensure_schema(struct podio_spool *s, int *newer)
 		goto fail;
 	}
 	if (version == 0 &&
-	    (rc = podio__spool_exec(s, schema_sql)) != SQLITE_OK)
+	    (rc = podio__sqlite_exec(s, schema_sql)) != SQLITE_OK)
 		goto fail;
 	/* Added within version 1 (an older binary keeps it up to date like
 	 * any index): the events that need no item fetch, for the takes
 	 * while the fetches are held (spool_queue.c). */
-	if ((rc = podio__spool_exec(s, "CREATE INDEX IF NOT EXISTS"
+	if ((rc = podio__sqlite_exec(s, "CREATE INDEX IF NOT EXISTS"
 	    " events_nofetch ON events(id) WHERE state = 'pending'"
 	    " AND type NOT IN ('item.create', 'item.update')")) != SQLITE_OK)
 		goto fail;
 	if ((rc = ensure_items(s)) != SQLITE_OK)
 		goto fail;
-	return podio__spool_commit(s);
+	return podio__sqlite_commit(s);
 fail:
-	podio__spool_fin(s, st);
-	podio__spool_abort(s);
+	podio__sqlite_fin(s, st);
+	podio__sqlite_abort(s);
 	return rc;
 }
 
-/* See spool.h. */
+static void sqlite_close(struct podio_spool *sp);
+static long sqlite_set_max_pages(struct podio_spool *sp, long max_pages);
+
+static const struct spool_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = sqlite_close,
+	.append = podio__sqlite_append,
+	.take = podio__sqlite_take,
+	.next_due = podio__sqlite_next_due,
+	.pending_items = podio__sqlite_pending_items,
+	.learn_app = podio__sqlite_learn_app,
+	.done_many = podio__sqlite_done_many,
+	.change = podio__sqlite_change,
+	.status = podio__sqlite_status,
+	.list = podio__sqlite_list,
+	.show = podio__sqlite_show,
+	.replay = podio__sqlite_replay,
+	.purge = podio__sqlite_purge,
+	.forget = podio__sqlite_forget,
+	.reclaim = podio__sqlite_reclaim,
+	.set_pause = podio__sqlite_set_pause,
+	.get_pause = podio__sqlite_get_pause,
+	.record_remaining = podio__sqlite_record_remaining,
+	.get_remaining = podio__sqlite_get_remaining,
+	.get_outage = podio__sqlite_get_outage,
+	.set_outage = podio__sqlite_set_outage,
+	.claim_probe = podio__sqlite_claim_probe,
+	.release_probe = podio__sqlite_release_probe,
+	.end_outage = podio__sqlite_end_outage,
+	.resume = podio__sqlite_resume,
+	.set_max_pages = sqlite_set_max_pages,
+};
+
+/* See spool_int.h. */
 enum podio_err
-podio_spool_open(const char *dir, struct podio_spool **out, char *err,
+podio__sqlite_open(const char *dir, struct podio_spool **out, char *err,
     size_t errlen)
 {
-	struct podio_spool *s = NULL;
+	struct spool_sqlite *s = NULL;
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_ERR_IO;
 	size_t dlen;
 	int rc, newer, one = 1;
 
-	if (out != NULL)
-		*out = NULL;
-	if (dir == NULL || dir[0] == '\0' || out == NULL) {
-		podio__spool_set_err(err, errlen, "spool: no directory given");
-		return PODIO_ERR_INVALID;
-	}
 	if ((dlen = strlen(dir)) > SPOOL_DIR_MAX) {
 		podio__spool_set_err(err, errlen, "spool: directory name too long");
 		return PODIO_ERR_INVALID;
@@ -873,13 +842,11 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	s->lock_fd = -1;
 	s->appends_waiting = &s->own_waiting;
 	pthread_mutex_init(&s->db_lock, NULL);
-	pthread_mutex_init(&s->q_lock, NULL);
-	s->q_tail = &s->q_head;
-	make_owner(s->owner, sizeof(s->owner));
+	podio__spool_base_init(&s->base, &sqlite_ops);
 	if ((s->dir = podio__strdup(dir)) == NULL ||
-	    (s->path = malloc(dlen + sizeof("/" SPOOL_DB_NAME))) == NULL)
+	    (s->base.path = malloc(dlen + sizeof("/" SPOOL_DB_NAME))) == NULL)
 		goto nomem;
-	snprintf(s->path, dlen + sizeof("/" SPOOL_DB_NAME), "%s/%s", dir,
+	snprintf(s->base.path, dlen + sizeof("/" SPOOL_DB_NAME), "%s/%s", dir,
 	    SPOOL_DB_NAME);
 
 	if (mkdir_p(dir) == -1) {
@@ -903,12 +870,12 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 			    lpath, strerror(errno));
 		spool_find_waits(s);
 	}
-	if (create_db_file(dir, s->path) == -1) {
+	if (create_db_file(dir, s->base.path) == -1) {
 		podio__spool_set_err(err, errlen, "spool %s: cannot create the database: "
-		    "%s", s->path, strerror(errno));
+		    "%s", s->base.path, strerror(errno));
 		goto fail;
 	}
-	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+	rc = sqlite3_open_v2(s->base.path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK)
 		goto dberr;
@@ -922,7 +889,7 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	sqlite3_wal_hook(s->db, wal_hook, s);
 
 	/* journal_mode answers with the mode in force. */
-	if ((rc = podio__spool_prep(s, "PRAGMA journal_mode = WAL", &st)) !=
+	if ((rc = podio__sqlite_prep(s, "PRAGMA journal_mode = WAL", &st)) !=
 	    SQLITE_OK)
 		goto dberr;
 	{
@@ -940,48 +907,49 @@ podio_spool_open(const char *dir, struct podio_spool **out, char *err,
 	if (sqlite3_column_text(st, 0) == NULL ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
 		podio__spool_set_err(err, errlen, "spool %s: the database cannot use WAL "
-		    "mode (journal mode %s)", s->path,
+		    "mode (journal mode %s)", s->base.path,
 		    sqlite3_column_text(st, 0) != NULL ?
 		    (const char *)sqlite3_column_text(st, 0) : "unknown");
 		goto fail;
 	}
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	st = NULL;
 	/* journal_size_limit: a WAL that grew in a burst is cut back to
 	 * 64 MiB when it restarts after a checkpoint. */
 	s->sync_full = -1;
-	if ((rc = podio__spool_exec(s, "PRAGMA foreign_keys = ON;"
+	if ((rc = podio__sqlite_exec(s, "PRAGMA foreign_keys = ON;"
 	    "PRAGMA journal_size_limit = 67108864;")) != SQLITE_OK)
 		goto dberr;
 	if ((rc = ensure_schema(s, &newer)) != SQLITE_OK)
 		goto dberr;
 	if (newer) {
 		podio__spool_set_err(err, errlen, "spool %s: made by a newer version of "
-		    "podio-webhook (schema newer than %d)", s->path,
+		    "podio-webhook (schema newer than %d)", s->base.path,
 		    SPOOL_SCHEMA_VERSION);
 		goto fail;
 	}
-	*out = s;
+	*out = &s->base;
 	return PODIO_OK;
 
 dberr:
-	e = podio__spool_map_rc(rc);
-	podio__spool_set_err(err, errlen, "spool %s: %s", s->path, s->db != NULL ?
+	e = podio__sqlite_map_rc(rc);
+	podio__spool_set_err(err, errlen, "spool %s: %s", s->base.path, s->db != NULL ?
 	    sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 	goto fail;
 nomem:
 	e = PODIO_ERR_NOMEM;
 	podio__spool_set_err(err, errlen, "spool: out of memory");
 fail:
-	podio__spool_fin(s, st);
-	podio_spool_close(s);
+	podio__sqlite_fin(s, st);
+	if (s != NULL)
+		sqlite_close(&s->base);
 	return e;
 }
 
-/* See spool.h. */
-void
-podio_spool_close(struct podio_spool *s)
+static void
+sqlite_close(struct podio_spool *sp)
 {
+	struct spool_sqlite *s = SQ(sp);
 	size_t i;
 
 	if (s == NULL)
@@ -995,30 +963,18 @@ podio_spool_close(struct podio_spool *s)
 		sqlite3_close(s->db);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
-	pthread_mutex_destroy(&s->q_lock);
+	podio__spool_base_end(&s->base);
 	pthread_mutex_destroy(&s->db_lock);
 	free(s->dir);
-	free(s->path);
 	free(s);
-}
-
-const char *
-podio_spool_path(const struct podio_spool *s)
-{
-	return s->path;
-}
-
-void
-podio__spool_set_clock_skew(struct podio_spool *s, int64_t skew_ms)
-{
-	s->skew_ms = skew_ms;
 }
 
 /* See spool.h.  A cap below the current size is raised to that size by
  * SQLite; a huge one is lowered to SQLite's maximum. */
-long
-podio__spool_set_max_pages(struct podio_spool *s, long max_pages)
+static long
+sqlite_set_max_pages(struct podio_spool *sp, long max_pages)
 {
+	struct spool_sqlite *s = SQ(sp);
 	sqlite3_stmt *st = NULL;
 	char sql[64];
 	long got = -1;
@@ -1026,10 +982,123 @@ podio__spool_set_max_pages(struct podio_spool *s, long max_pages)
 	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %ld",
 	    max_pages > 0 ? max_pages : 2147483647L);
 	pthread_mutex_lock(&s->db_lock);
-	if (podio__spool_prep(s, sql, &st) == SQLITE_OK &&
+	if (podio__sqlite_prep(s, sql, &st) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		got = (long)sqlite3_column_int64(st, 0);
-	podio__spool_fin(s, st);
+	podio__sqlite_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return got;
+}
+
+/* ------------------------------------------------------------ appending */
+
+/*
+ * Writes the queued appends of list in one transaction, filling each
+ * request's result, id and duplicate flag (done is set by the caller).
+ * Called by the leader of spool.c's queue without q_lock; the requests are not touched by
+ * their threads until they are posted.
+ */
+void
+podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
+{
+	struct spool_sqlite *s = SQ(sp);
+	static const char sql_seen[] =
+	    "SELECT event_id FROM seen WHERE type = ?1 AND hook_id = ?2"
+	    " AND item_id = ?3 AND item_revision_id = ?4";
+	static const char sql_insert[] =
+	    "INSERT INTO events (type, hook_id, item_id, item_revision_id,"
+	    " app_id, event, received_at, next_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+	static const char sql_key[] =
+	    "INSERT INTO seen (type, hook_id, item_id, item_revision_id,"
+	    " event_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	sqlite3_stmt *seen = NULL, *ins = NULL, *key = NULL;
+	struct spool_req *r;
+	const struct podio_spool_record *rec;
+	enum podio_err e;
+	int rc;
+
+	/* Counted while waiting for the write lock, so that a processor's
+	 * long transaction makes way (podio__sqlite_yield_due()). */
+	atomic_fetch_add(s->appends_waiting, 1);
+	pthread_mutex_lock(&s->db_lock);
+	rc = podio__sqlite_begin(s);
+	atomic_fetch_sub(s->appends_waiting, 1);
+	if (rc != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sql_seen, &seen)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sql_insert, &ins)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, sql_key, &key)) != SQLITE_OK)
+		goto fail;
+	for (r = list; r != NULL; r = r->next) {
+		rec = r->rec;
+		r->duplicate = 0;
+		if (r->has_key) {
+			sqlite3_reset(seen);
+			podio__sqlite_bind_text(seen, 1, rec->type);
+			podio__sqlite_bind_u64(seen, 2, rec->hook_id);
+			podio__sqlite_bind_u64(seen, 3, rec->item_id);
+			podio__sqlite_bind_u64(seen, 4, rec->item_revision_id);
+			if ((rc = sqlite3_step(seen)) == SQLITE_ROW) {
+				r->id = sqlite3_column_int64(seen, 0);
+				r->duplicate = 1;
+				continue;
+			}
+			if (rc != SQLITE_DONE)
+				goto fail;
+		}
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		podio__sqlite_bind_text(ins, 1, rec->type);
+		podio__sqlite_bind_u64(ins, 2, rec->hook_id);
+		if (rec->has & PODIO_HAS_ITEM_ID)
+			podio__sqlite_bind_u64(ins, 3, rec->item_id);
+		if (rec->has & PODIO_HAS_ITEM_REVISION_ID)
+			podio__sqlite_bind_u64(ins, 4, rec->item_revision_id);
+		if (rec->has & PODIO_HAS_APP_ID)
+			podio__sqlite_bind_u64(ins, 5, rec->app_id);
+		sqlite3_bind_text(ins, 6, rec->event_json, (int)rec->event_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 7, r->received_ms);
+		if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
+			goto fail;
+		r->id = sqlite3_last_insert_rowid(s->db);
+		if (r->has_key) {
+			sqlite3_reset(key);
+			podio__sqlite_bind_text(key, 1, rec->type);
+			podio__sqlite_bind_u64(key, 2, rec->hook_id);
+			podio__sqlite_bind_u64(key, 3, rec->item_id);
+			podio__sqlite_bind_u64(key, 4, rec->item_revision_id);
+			sqlite3_bind_int64(key, 5, r->id);
+			sqlite3_bind_int64(key, 6, r->received_ms);
+			if ((rc = sqlite3_step(key)) != SQLITE_DONE)
+				goto fail;
+		}
+	}
+	podio__sqlite_fin(s, seen);
+	podio__sqlite_fin(s, ins);
+	podio__sqlite_fin(s, key);
+	seen = ins = key = NULL;
+	s->appending = 1;
+	rc = podio__sqlite_commit(s);
+	s->appending = 0;
+	if (rc != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	for (r = list; r != NULL; r = r->next)
+		r->result = PODIO_OK;
+	return;
+fail:
+	e = podio__sqlite_map_rc(rc);
+	for (r = list; r != NULL; r = r->next) {
+		r->result = e;
+		r->id = 0;
+		r->duplicate = 0;
+		snprintf(r->msg, sizeof(r->msg), "spool %s: cannot store the "
+		    "event: %s", s->base.path, sqlite3_errmsg(s->db));
+	}
+	podio__sqlite_fin(s, seen);
+	podio__sqlite_fin(s, ins);
+	podio__sqlite_fin(s, key);
+	podio__sqlite_abort(s);
+	pthread_mutex_unlock(&s->db_lock);
 }
