@@ -5,7 +5,10 @@
  * checks the token and, when needed, fetches a new one, so threads that
  * need a token at the same time wait for the first and reuse its result:
  * one token request per process, not one per thread.  Between processes
- * the token cache file and its lock play the same part (tokencache.c).
+ * the token cache file and its lock play the same part (tokencache.c),
+ * and between hosts, with a PostgreSQL spool (spool_url), the spool's
+ * token table and its lock (spool.h): every host then uses the token one
+ * of them asked for.
  *
  * Expiry is judged by the wall clock, since the cache file is shared by
  * processes that do not share a monotonic clock.
@@ -23,6 +26,7 @@
 #include "errors.h"
 #include "http.h"
 #include "log.h"
+#include "spool.h"
 #include "tokencache.h"
 #include "util.h"
 
@@ -34,6 +38,8 @@
 #define AUTH_TOKEN_MAX 4096
 /* Cap on the form body of a token request. */
 #define AUTH_BODY_MAX (16 * 1024)
+/* After the shared token store could not be opened, the next try. */
+#define AUTH_SHARED_RETRY_MS 5000
 
 enum auth_grant {
 	GRANT_APP,
@@ -54,6 +60,10 @@ struct podio_tokens {
 	char *password;
 
 	char *cache_path;      /* NULL: no cache file */
+	char *spool_url;       /* the PostgreSQL spool keeping the tokens
+	                          of every host, or NULL */
+	struct podio_spool *shared; /* its handle, opened on first use */
+	int64_t shared_retry_ms;    /* not opened: the next try (mono) */
 	long lock_timeout_ms;  /* the configured API timeout */
 
 	/* The current token, NULL when none is held.  owner says which
@@ -159,6 +169,10 @@ podio_tokens_new(const struct podio_config *cfg, struct podio_tokens **out,
 		t->app_id = t->app_token = NULL;
 	}
 
+	cache = podio_config_get(cfg, "spool_url");
+	if (cache != NULL && podio_spool_is_url(cache) &&
+	    (t->spool_url = strdup(cache)) == NULL)
+		goto nomem;
 	cache = podio_config_get(cfg, "token_cache");
 	if (cache != NULL && cache[0] != '\0' &&
 	    (t->cache_path = strdup(cache)) == NULL)
@@ -187,6 +201,8 @@ podio_tokens_free(struct podio_tokens *t)
 	podio__free_secret(t->username);
 	podio__free_secret(t->password);
 	free(t->cache_path);
+	podio_spool_close(t->shared);
+	podio__free_secret(t->spool_url);
 	podio__free_secret(t->access_token);
 	podio__free_secret(t->refresh_token);
 	podio__free_secret(t->refused_token);
@@ -280,6 +296,141 @@ json_free_wiped(cJSON *j)
 	cJSON_Delete(j);
 }
 
+/* Takes c's tokens (then cleared): a refresh token, and an access token
+ * that is fresh and not the one refused.  from names the store. */
+static void
+adopt_entry(struct podio_tokens *t, struct podio__cached_token *c,
+    const char *from)
+{
+	if (c->refresh_token != NULL) {
+		podio__free_secret(t->refresh_token);
+		t->refresh_token = c->refresh_token;
+		c->refresh_token = NULL;
+	}
+	if (c->access_token != NULL && c->access_token[0] != '\0' &&
+	    (t->refused_token == NULL ||
+	    strcmp(c->access_token, t->refused_token) != 0) &&
+	    podio__wall_ms() < c->refresh_at_ms) {
+		podio__free_secret(t->access_token);
+		t->access_token = c->access_token;
+		c->access_token = NULL;
+		t->expires_at_ms = c->expires_at_ms;
+		t->refresh_at_ms = c->refresh_at_ms;
+		podio__debug("using the access token from %s", from);
+	}
+	podio__cached_token_clear(c);
+}
+
+/*
+ * The spool that keeps the tokens of every host, opened on first use;
+ * NULL when none is configured or it cannot be opened now (warned once
+ * a reason; tried again after AUTH_SHARED_RETRY_MS).  Called with the
+ * mutex held.
+ */
+static struct podio_spool *
+shared_store(struct podio_tokens *t)
+{
+	char err[512];
+
+	if (t->spool_url == NULL)
+		return NULL;
+	if (t->shared != NULL)
+		return t->shared;
+	if (podio__now_ms() < t->shared_retry_ms)
+		return NULL;
+	if (podio_spool_open(t->spool_url, &t->shared, err, sizeof(err)) ==
+	    PODIO_OK && podio__spool_shares_tokens(t->shared))
+		return t->shared;
+	podio_spool_close(t->shared);
+	t->shared = NULL;
+	t->shared_retry_ms = podio__now_ms() + AUTH_SHARED_RETRY_MS;
+	if (strcmp(err, t->last_warning) != 0) {
+		podio__warn("the tokens shared by every host cannot be read "
+		    "(%s): this process asks for its own", err);
+		podio__strlcpy(t->last_warning, err, sizeof(t->last_warning));
+	}
+	return NULL;
+}
+
+/* Takes what the shared store holds for owner, if anything.  Called with
+ * the mutex held. */
+static void
+adopt_shared(struct podio_tokens *t, struct podio_spool *sp,
+    const char *owner)
+{
+	struct podio__cached_token c = { NULL, NULL, 0, 0 };
+	char why[256], *blob = NULL;
+	size_t len = 0;
+
+	if (podio__spool_token_get(sp, owner, &blob, &len) != PODIO_OK)
+		return;
+	if (podio__tokencache_parse(blob, len, owner, &c, why,
+	    sizeof(why)) == PODIO_OK)
+		adopt_entry(t, &c, "the spool's token store");
+	else
+		podio__warn("the spool's token for this credential is ignored: "
+		    "%s", why);
+	podio__wipe(blob, len);
+	free(blob);
+}
+
+/* Saves the held tokens in the shared store.  Called with the mutex
+ * held. */
+static void
+save_shared(struct podio_tokens *t, struct podio_spool *sp)
+{
+	struct podio__cached_token c;
+	char *text;
+
+	c.access_token = t->access_token;
+	c.refresh_token = t->refresh_token;
+	c.expires_at_ms = t->expires_at_ms;
+	c.refresh_at_ms = t->refresh_at_ms;
+	if ((text = podio__tokencache_text(t->owner, &c)) == NULL)
+		return;
+	(void)podio__spool_token_put(sp, t->owner, text, strlen(text));
+	podio__wipe(text, strlen(text));
+	free(text);
+}
+
+/*
+ * Removes token from the shared store if it still holds it, as
+ * podio__tokencache_drop() does for the file: without waiting for the
+ * lock (a host holding it replaces the token anyway).
+ */
+static void
+drop_shared(struct podio_tokens *t, struct podio_spool *sp,
+    const char *token)
+{
+	struct podio__cached_token c = { NULL, NULL, 0, 0 };
+	char why[256], *blob = NULL;
+	size_t len = 0;
+
+	if (podio__spool_token_lock(sp, t->owner, 0) != PODIO_OK)
+		return;
+	if (podio__spool_token_get(sp, t->owner, &blob, &len) == PODIO_OK &&
+	    podio__tokencache_parse(blob, len, t->owner, &c, why,
+	    sizeof(why)) == PODIO_OK && c.access_token != NULL &&
+	    strcmp(c.access_token, token) == 0) {
+		podio__free_secret(c.access_token);
+		c.access_token = NULL;
+		c.expires_at_ms = c.refresh_at_ms = 0;
+		podio__wipe(blob, len);
+		free(blob);
+		blob = podio__tokencache_text(t->owner, &c);
+		if (blob != NULL) {
+			len = strlen(blob);
+			(void)podio__spool_token_put(sp, t->owner, blob, len);
+		}
+	}
+	if (blob != NULL) {
+		podio__wipe(blob, len);
+		free(blob);
+	}
+	podio__cached_token_clear(&c);
+	podio__spool_token_unlock(sp, t->owner);
+}
+
 /*
  * Takes what the cache file holds for owner, if anything: a fresh access
  * token and/or a refresh token.  A token this process was told is
@@ -306,24 +457,7 @@ adopt_cache(struct podio_tokens *t, const char *owner)
 		}
 		return;
 	}
-	if (c.refresh_token != NULL) {
-		podio__free_secret(t->refresh_token);
-		t->refresh_token = c.refresh_token;
-		c.refresh_token = NULL;
-	}
-	if (c.access_token != NULL && c.access_token[0] != '\0' &&
-	    (t->refused_token == NULL ||
-	    strcmp(c.access_token, t->refused_token) != 0) &&
-	    podio__wall_ms() < c.refresh_at_ms) {
-		podio__free_secret(t->access_token);
-		t->access_token = c.access_token;
-		c.access_token = NULL;
-		t->expires_at_ms = c.expires_at_ms;
-		t->refresh_at_ms = c.refresh_at_ms;
-		podio__debug("using the access token from the token cache %s",
-		    t->cache_path);
-	}
-	podio__cached_token_clear(&c);
+	adopt_entry(t, &c, t->cache_path);
 }
 
 /* Saves the held tokens in the cache file.  Called with the mutex held. */
@@ -614,8 +748,9 @@ podio__tokens_get(struct podio_tokens *t, struct podio__http *http,
     char *err, size_t errlen)
 {
 	enum podio_err rc;
+	struct podio_spool *shared = NULL;
 	char *owner = NULL;
-	int lockfd = -1, dropped_refresh = 0;
+	int lockfd = -1, dropped_refresh = 0, locked = 0;
 
 	if (retry_after != NULL)
 		*retry_after = -1;
@@ -637,7 +772,18 @@ podio__tokens_get(struct podio_tokens *t, struct podio__http *http,
 		goto done;
 	drop_access(t);
 
-	if (t->cache_path != NULL) {
+	if ((shared = shared_store(t)) != NULL) {
+		/* Another host may have asked for a token already, or does
+		 * so while this one waits for the lock. */
+		adopt_shared(t, shared, owner);
+		if (token_fresh(t, owner))
+			goto done;
+		locked = podio__spool_token_lock(shared, owner,
+		    t->lock_timeout_ms) == PODIO_OK;
+		adopt_shared(t, shared, owner);
+		if (token_fresh(t, owner))
+			goto done;
+	} else if (t->cache_path != NULL) {
 		/* Another process may have fetched a token already. */
 		adopt_cache(t, owner);
 		if (token_fresh(t, owner))
@@ -654,13 +800,17 @@ podio__tokens_get(struct podio_tokens *t, struct podio__http *http,
 	    errlen);
 	/* Save new tokens; after a failure, still forget a refused refresh
 	 * token in the file, so other processes do not try it again. */
-	if (t->cache_path != NULL && (rc == PODIO_OK || dropped_refresh))
+	if (shared != NULL && (rc == PODIO_OK || dropped_refresh))
+		save_shared(t, shared);
+	else if (t->cache_path != NULL && (rc == PODIO_OK || dropped_refresh))
 		save_cache(t);
 	if (rc != PODIO_OK)
 		goto fail;
 done:
 	rc = copy_token(t, token, tokenlen, err, errlen);
 fail:
+	if (locked)
+		podio__spool_token_unlock(shared, owner);
 	podio__tokencache_unlock(lockfd);
 	pthread_mutex_unlock(&t->lock);
 	free(owner);
@@ -678,7 +828,9 @@ podio__tokens_invalidate(struct podio_tokens *t, const char *token)
 		t->refused_token = t->access_token;
 		t->access_token = NULL;
 		drop_access(t);
-		if (t->cache_path != NULL && t->owner != NULL)
+		if (t->owner != NULL && shared_store(t) != NULL)
+			drop_shared(t, t->shared, token);
+		else if (t->cache_path != NULL && t->owner != NULL)
 			podio__tokencache_drop(t->cache_path, t->owner, token);
 	}
 	pthread_mutex_unlock(&t->lock);

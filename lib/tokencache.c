@@ -305,6 +305,28 @@ fail:
 }
 
 enum podio_err
+podio__tokencache_parse(const char *text, size_t len, const char *owner,
+    struct podio__cached_token *tok, char *why, size_t whylen)
+{
+	enum podio_err rc;
+	cJSON *j;
+
+	tok->access_token = tok->refresh_token = NULL;
+	tok->expires_at_ms = tok->refresh_at_ms = 0;
+	if (whylen > 0)
+		why[0] = '\0';
+	if (len == 0 || len > PODIO__TOKENCACHE_MAX ||
+	    memchr(text, '\0', len) != NULL ||
+	    (j = cJSON_ParseWithLength(text, len)) == NULL) {
+		snprintf(why, whylen, "it is not valid JSON");
+		return PODIO_ERR_INVALID;
+	}
+	rc = parse_entry(j, owner, tok, why, whylen);
+	json_free_wiped(j);
+	return rc;
+}
+
+enum podio_err
 podio__tokencache_read(const char *path, const char *owner,
     struct podio__cached_token *tok)
 {
@@ -388,6 +410,13 @@ entry_text(const char *owner, const struct podio__cached_token *tok)
 		text = cJSON_PrintUnformatted(j);
 	json_free_wiped(j);
 	return text;
+}
+
+char *
+podio__tokencache_text(const char *owner,
+    const struct podio__cached_token *tok)
+{
+	return entry_text(owner, tok);
 }
 
 enum podio_err

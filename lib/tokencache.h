@@ -53,6 +53,18 @@ enum podio_err podio__tokencache_read(const char *path, const char *owner,
 enum podio_err podio__tokencache_load(const char *path, const char *owner,
     struct podio__cached_token *tok, char *why, size_t whylen);
 
+/*
+ * The same entry as text, for a store other than a file (the PostgreSQL
+ * spool's tokens): _text builds it (the caller wipes and frees it; NULL
+ * on out of memory), _parse reads len bytes of it for owner as
+ * podio__tokencache_load() reads a file.
+ */
+char *podio__tokencache_text(const char *owner,
+    const struct podio__cached_token *tok);
+enum podio_err podio__tokencache_parse(const char *text, size_t len,
+    const char *owner, struct podio__cached_token *tok, char *why,
+    size_t whylen);
+
 /* Writes tok for owner atomically with mode 0600.  PODIO_ERR_IO on
  * failure (warned, not fatal for callers). */
 enum podio_err podio__tokencache_write(const char *path, const char *owner,

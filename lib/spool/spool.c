@@ -214,6 +214,49 @@ podio__pg_open(const char *url, struct podio_spool **out, char *err,
 }
 #endif
 
+/* See spool.h: the URI with its password masked (user:***@,
+ * password=***). */
+char *
+podio_spool_mask(const char *url)
+{
+	const char *p, *at, *slash, *colon;
+	char *out, *q;
+	size_t n = strlen(url);
+
+	if (!podio_spool_is_url(url))
+		return podio__strdup(url);
+	/* Each "***" is at most 3 bytes more than what it hides: one in
+	 * the user part, one per "password=" (9 bytes) at most. */
+	if ((out = malloc(n + 3 * (n / 9 + 2) + 1)) == NULL)
+		return NULL;
+	q = out;
+	p = strstr(url, "://");
+	p = p != NULL ? p + 3 : url;
+	slash = p + strcspn(p, "/?");
+	at = memchr(p, '@', (size_t)(slash - p));
+	colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon != NULL) {
+		memcpy(q, url, (size_t)(colon + 1 - url));
+		q += colon + 1 - url;
+		memcpy(q, "***", 3);
+		q += 3;
+		p = at;
+	} else
+		p = url;
+	while (*p != '\0') {
+		if ((p == url || p[-1] == '?' || p[-1] == '&') &&
+		    strncmp(p, "password=", 9) == 0) {
+			memcpy(q, "password=***", 12);
+			q += 12;
+			p += 9 + strcspn(p + 9, "&");
+			continue;
+		}
+		*q++ = *p++;
+	}
+	*q = '\0';
+	return out;
+}
+
 /* See spool.h. */
 enum podio_err
 podio_spool_open(const char *where, struct podio_spool **out, char *err,
@@ -254,6 +297,14 @@ void
 podio__spool_set_clock_skew(struct podio_spool *s, int64_t skew_ms)
 {
 	s->skew_ms = skew_ms;
+}
+
+int
+podio_spool_wait(struct podio_spool *s, int64_t timeout_ms)
+{
+	if (s->ops->wait == NULL)
+		return -1;
+	return s->ops->wait(s, timeout_ms);
 }
 
 long
@@ -943,6 +994,58 @@ podio_spool_end_outage(struct podio_spool *s, const char *cred, int *ended)
 	if (!valid_key(cred))
 		return PODIO_ERR_INVALID;
 	return s->ops->end_outage(s, cred, ended);
+}
+
+/* Whether cred is a usable credential key of a token: the token store's
+ * owner key, which holds the API URL too. */
+static int
+valid_cred(const char *cred)
+{
+	return cred != NULL && cred[0] != '\0' &&
+	    strlen(cred) <= PODIO_SPOOL_MAX_TOKEN_KEY;
+}
+
+int
+podio__spool_shares_tokens(const struct podio_spool *s)
+{
+	return s != NULL && s->ops->token_get != NULL;
+}
+
+enum podio_err
+podio__spool_token_get(struct podio_spool *s, const char *cred, char **blob,
+    size_t *len)
+{
+	*blob = NULL;
+	*len = 0;
+	if (!podio__spool_shares_tokens(s) || !valid_cred(cred))
+		return PODIO_ERR_INVALID;
+	return s->ops->token_get(s, cred, blob, len);
+}
+
+enum podio_err
+podio__spool_token_put(struct podio_spool *s, const char *cred,
+    const char *blob, size_t len)
+{
+	if (!podio__spool_shares_tokens(s) || !valid_cred(cred) ||
+	    blob == NULL)
+		return PODIO_ERR_INVALID;
+	return s->ops->token_put(s, cred, blob, len);
+}
+
+enum podio_err
+podio__spool_token_lock(struct podio_spool *s, const char *cred,
+    long timeout_ms)
+{
+	if (!podio__spool_shares_tokens(s) || !valid_cred(cred))
+		return PODIO_ERR_INVALID;
+	return s->ops->token_lock(s, cred, timeout_ms);
+}
+
+void
+podio__spool_token_unlock(struct podio_spool *s, const char *cred)
+{
+	if (podio__spool_shares_tokens(s) && valid_cred(cred))
+		s->ops->token_unlock(s, cred);
 }
 
 enum podio_err

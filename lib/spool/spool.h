@@ -81,6 +81,11 @@ enum podio_err podio_spool_open(const char *where, struct podio_spool **out,
  * "postgres://") rather than a directory. */
 int podio_spool_is_url(const char *where);
 
+/* A copy of where fit to print (the caller frees it): a URI's password,
+ * in its user part or a password= parameter, shows as "***".  NULL on
+ * out of memory. */
+char *podio_spool_mask(const char *where);
+
 /* Closes the handle.  No call may be running on it.  Accepts NULL. */
 void podio_spool_close(struct podio_spool *spool);
 
@@ -530,10 +535,47 @@ void podio_spool_stats(struct podio_spool *spool,
  * connection URI with any password masked; borrowed from the handle. */
 const char *podio_spool_path(const struct podio_spool *spool);
 
+/*
+ * Waits up to timeout_ms for news of events stored through other
+ * handles (other processes or hosts): 1 when some were stored since the
+ * handle last looked (the first call only starts listening, and may
+ * return 0 at once), 0 when the time passed without any, -1 at once when
+ * the backend cannot tell (SQLite: the caller looks at the spool now and
+ * then instead).  A handle that waits should be one thread's own: the
+ * wait holds it.
+ */
+int podio_spool_wait(struct podio_spool *spool, int64_t timeout_ms);
+
 /* The backend: "sqlite" or "postgresql"; static. */
 const char *podio_spool_backend(const struct podio_spool *spool);
 
 /* --------------------------------------------------------- internal: spool */
+
+/*
+ * The access tokens a PostgreSQL spool keeps for every host, per
+ * credential key (cred: who the token is for, never a secret; at most
+ * PODIO_SPOOL_MAX_KEY bytes), as an opaque blob (the token cache's
+ * entry, tokencache.h).  The SQLite spool keeps none: its processes
+ * share the token cache file.  Here cred may be as long as
+ * PODIO_SPOOL_MAX_TOKEN_KEY.
+ *  - shares_tokens: 1 when the backend keeps them.
+ *  - token_get: *blob (caller wipes and frees) receives the blob of
+ *    *len bytes; PODIO_ERR_NOT_FOUND when there is none.
+ *  - token_put: stores the blob, durable when it returns.
+ *  - token_lock: waits up to timeout_ms (0: not at all) for the lock of
+ *    cred's token requests, held by this handle's connection (a host
+ *    that dies lets it go); PODIO_ERR_TIMEOUT when another holds it still.
+ *  - token_unlock: lets it go.
+ */
+#define PODIO_SPOOL_MAX_TOKEN_KEY 4096
+int podio__spool_shares_tokens(const struct podio_spool *spool);
+enum podio_err podio__spool_token_get(struct podio_spool *spool,
+    const char *cred, char **blob, size_t *len);
+enum podio_err podio__spool_token_put(struct podio_spool *spool,
+    const char *cred, const char *blob, size_t len);
+enum podio_err podio__spool_token_lock(struct podio_spool *spool,
+    const char *cred, long timeout_ms);
+void podio__spool_token_unlock(struct podio_spool *spool, const char *cred);
 
 /* Adds skew_ms to this handle's clock (tests: lease expiry and retry
  * times without waiting). */

@@ -157,6 +157,19 @@ struct spool_ops {
 	enum podio_err (*resume)(struct podio_spool *s,
 	    struct podio_spool_pause **out, size_t *n);
 
+	/* The shared access tokens (podio__spool_token_get() and its
+	 * kin, spool.h); NULL when the backend keeps none. */
+	enum podio_err (*token_get)(struct podio_spool *s, const char *cred,
+	    char **blob, size_t *len);
+	enum podio_err (*token_put)(struct podio_spool *s, const char *cred,
+	    const char *blob, size_t len);
+	enum podio_err (*token_lock)(struct podio_spool *s, const char *cred,
+	    long timeout_ms);
+	void (*token_unlock)(struct podio_spool *s, const char *cred);
+
+	/* podio_spool_wait(); NULL when the backend cannot tell. */
+	int (*wait)(struct podio_spool *s, int64_t timeout_ms);
+
 	/* Tests only; NULL when the backend has no such seam. */
 	long (*set_max_pages)(struct podio_spool *s, long max_pages);
 };
