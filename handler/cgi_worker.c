@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +37,8 @@
 #define CGI_WORKER_LINGER_MS 1000
 #define CGI_WORKER_POLL_MS   25
 
-/* Opens DIR/cgi-worker.lock (created 0600 when missing); -1 on error. */
+/* Opens DIR/cgi-worker.lock (created 0600 when missing, and DIR 0700:
+ * with a PostgreSQL spool nothing else makes it); -1 on error. */
 static int
 cgi_worker_open(const char *dir)
 {
@@ -49,6 +51,10 @@ cgi_worker_open(const char *dir)
 	while ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) < 0 && errno == EINTR)
 		;
+	if (fd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0)
+		while ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC |
+		    O_NOFOLLOW, 0600)) < 0 && errno == EINTR)
+			;
 	return fd;
 }
 
@@ -168,7 +174,8 @@ cgi_worker_turns(struct runtime *rt, int64_t budget_ms)
 		    "memory");
 		goto fail;
 	}
-	if ((spool = process_spool_get(ps, dir, err, sizeof(err))) == NULL) {
+	if ((spool = process_spool_get(ps, podio_config_spool(rt->cfg), err,
+	    sizeof(err))) == NULL) {
 		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
 		goto fail;
 	}

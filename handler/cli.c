@@ -27,6 +27,7 @@
 #include "emit.h"
 #include "reference.h"
 #include "secret.h"
+#include "spool.h"
 #include "spoolcmd.h"
 
 #define PROG "podio-webhook"
@@ -702,6 +703,7 @@ static int
 cli_config(struct cli_ctx *ctx)
 {
 	const char *key, *val;
+	char *shown;
 	size_t i;
 
 	if (ctx->reference != NULL) {
@@ -722,6 +724,13 @@ cli_config(struct cli_ctx *ctx)
 			val = "";
 		else if (podio_config_key_is_secret(key) && val[0] != '\0')
 			val = "(set)";
+		if (podio_spool_is_url(val)) {
+			/* A password in the URI shows as "***". */
+			shown = podio_spool_mask(val);
+			printf("%s = %s\n", key, shown != NULL ? shown : "");
+			free(shown);
+			continue;
+		}
 		printf("%s = %s\n", key, val);
 	}
 	return CLI_EXIT_OK;

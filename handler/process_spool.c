@@ -116,9 +116,13 @@ process_spool_get(struct process_spool *ps, const char *dir, char *err,
 		} else if ((rc = podio_spool_open(dir, &ps->spool, err,
 		    errlen)) != PODIO_OK) {
 			ps->spool = NULL;
-			if (errlen > 0 && err[0] == '\0')
-				snprintf(err, errlen, "%s: %s", dir,
-				    podio_strerror(rc));
+			if (errlen > 0 && err[0] == '\0') {
+				char *shown = podio_spool_mask(dir);
+
+				snprintf(err, errlen, "%s: %s", shown != NULL ?
+				    shown : "spool", podio_strerror(rc));
+				free(shown);
+			}
 		} else {
 			process_spool_test_cap(ps->spool);
 		}

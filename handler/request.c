@@ -196,8 +196,8 @@ request_spool_answer(struct process_spool *ps, enum podio_err e,
 	return 503;
 }
 
-/* The spool of ps for rt's spool_dir; NULL when it cannot be opened, with
- * res filled (503) and the reason logged. */
+/* The spool of ps for rt's spool_url or spool_dir; NULL when it cannot be
+ * opened, with res filled (503) and the reason logged. */
 static struct podio_spool *
 request_spool_open(const struct runtime *rt, struct process_spool *ps,
     struct podio__deliver_result *res)
@@ -206,8 +206,8 @@ request_spool_open(const struct runtime *rt, struct process_spool *ps,
 	char err[512];
 
 	err[0] = '\0';
-	spool = process_spool_get(ps, podio_config_get(rt->cfg, "spool_dir"),
-	    err, sizeof(err));
+	spool = process_spool_get(ps, podio_config_spool(rt->cfg), err,
+	    sizeof(err));
 	if (spool == NULL) {
 		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
 		res->status = 503;
@@ -491,7 +491,7 @@ fail:
 		/* What Podio's answer says of the API budget, for the
 		 * processors (when the spool can be opened). */
 		budget_note_verify(rt, process_spool_get(ps,
-		    podio_config_get(rt->cfg, "spool_dir"), spool_err,
+		    podio_config_spool(rt->cfg), spool_err,
 		    sizeof(spool_err)), client, res.err);
 	podio__deliver_result_clear(&res);
 	podio_delivery_free(d);

@@ -13,6 +13,7 @@
 #include "params.h"
 #include "podio.h"
 #include "secret.h"
+#include "spool.h"
 
 /* Whether c may appear in the value of a URL query parameter. */
 static int
@@ -107,6 +108,42 @@ secret_pct_encode(const char *s)
 	return out;
 }
 
+/*
+ * Replaces in out the passwords of spool_url: the one after "user:" in
+ * its user part and the values of its password= parameters, as they are
+ * written there (percent-encoded or not).
+ */
+static void
+secret_scrub_url(char *out, size_t *len, const char *url)
+{
+	const char *p, *at, *colon, *end;
+	char pw[256];
+	size_t n;
+
+	if (url == NULL || !podio_spool_is_url(url))
+		return;
+	p = strstr(url, "://") + 3;
+	end = p + strcspn(p, "/?");
+	at = memchr(p, '@', (size_t)(end - p));
+	colon = at != NULL ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon != NULL && (n = (size_t)(at - colon - 1)) < sizeof(pw)) {
+		memcpy(pw, colon + 1, n);
+		pw[n] = '\0';
+		secret_replace_all(out, len, pw);
+	}
+	for (p = url; (p = strstr(p, "password=")) != NULL; p += 9) {
+		if (p[-1] != '?' && p[-1] != '&')
+			continue;
+		n = strcspn(p + 9, "&");
+		if (n < sizeof(pw)) {
+			memcpy(pw, p + 9, n);
+			pw[n] = '\0';
+			secret_replace_all(out, len, pw);
+		}
+	}
+	explicit_bzero(pw, sizeof(pw));
+}
+
 /* See secret.h.  Secrets shorter than 4 bytes are not searched for (they
  * would garble ordinary words and are not worth hiding). */
 char *
@@ -132,6 +169,7 @@ secret_scrub(const struct podio_config *cfg, const char *text)
 			free(enc);
 		}
 	}
+	secret_scrub_url(out, &len, podio_config_get(cfg, "spool_url"));
 	return out;
 }
 

@@ -59,6 +59,8 @@
  * for events stored by other processes and retries that came due. */
 #define SERVER_PROCESSORS_MAX 4
 #define SERVER_POLL_MS 1000
+/* The longest one wait of the listener thread for the spool's news. */
+#define SERVER_LISTEN_MS 500
 /* How long a processor woken by a new event lets more arrive before it
  * takes them: a burst is then taken, leased and removed with a few
  * commits instead of two per event. */
@@ -354,8 +356,8 @@ server_idle_ms(const struct runtime *rt, struct podio_spool *spool)
  * The spool handle of one processor thread: its own, so that its
  * transactions (taking, finishing, checkpoints) never hold up the
  * appends of the request workers on theirs.  Opened on first use and
- * again when spool_dir changed with a reload.  Returns the handle, or
- * NULL with err filled.
+ * again when spool_url or spool_dir changed with a reload.  Returns the
+ * handle, or NULL with err filled.
  */
 static struct podio_spool *
 server_own_spool(struct podio_spool **own, char **own_dir, const char *dir,
@@ -426,7 +428,7 @@ server_processor(void *arg)
 		}
 		err[0] = '\0';
 		spool = server_own_spool(&own, &own_dir,
-		    podio_config_get(rt->cfg, "spool_dir"), err, sizeof(err));
+		    podio_config_spool(rt->cfg), err, sizeof(err));
 		if (spool == NULL) {
 			if (!warned)
 				podio_log(PODIO_LOG_ERROR, "cannot open the "
@@ -470,6 +472,68 @@ server_processor(void *arg)
 	}
 	if (woken)
 		process_spool_taking(srv->ps);
+	podio_client_free(client);
+	runtime_unref(rt);
+	podio_spool_close(own);
+	free(own_dir);
+	return NULL;
+}
+
+/*
+ * The listener thread: with a spool that tells of events other hosts
+ * stored (PostgreSQL's LISTEN/NOTIFY), it waits for that news on a
+ * handle of its own and wakes a processor, so that an event another
+ * host acknowledged is taken at once instead of at the next poll.  With
+ * a spool that cannot tell (SQLite: the processes of one host), it
+ * sleeps until the configuration changes or the server stops.
+ */
+static void *
+server_listener(void *arg)
+{
+	struct server *srv = arg;
+	struct runtime *rt = NULL;
+	struct podio_client *client = NULL;
+	struct podio_spool *spool, *own = NULL;
+	struct process_gen gen;
+	char err[512], *own_dir = NULL;
+	const char *where;
+	int warned = 0;
+
+	while (!process_spool_stopping(srv->ps)) {
+		gen = process_spool_generation(srv->ps);
+		if (server_take_runtime(srv, &rt, &client) != 0 ||
+		    (where = podio_config_spool(rt->cfg)) == NULL ||
+		    !podio_spool_is_url(where)) {
+			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+			continue;
+		}
+		err[0] = '\0';
+		if ((spool = server_own_spool(&own, &own_dir, where, err,
+		    sizeof(err))) == NULL) {
+			if (!warned)
+				podio_log(PODIO_LOG_WARN, "the spool's news "
+				    "cannot be listened to (polled instead): "
+				    "%s", err);
+			warned = 1;
+			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+			continue;
+		}
+		warned = 0;
+		/* Short waits: the stop is seen within one. */
+		switch (podio_spool_wait(spool, SERVER_LISTEN_MS)) {
+		case 1:
+			process_spool_notify(srv->ps, 0);
+			break;
+		case 0:
+			break;
+		default:
+			/* Down: the handle connects again after its
+			 * backoff. */
+			(void)process_spool_wait(srv->ps, gen,
+			    SERVER_LISTEN_MS);
+			break;
+		}
+	}
 	podio_client_free(client);
 	runtime_unref(rt);
 	podio_spool_close(own);
@@ -617,11 +681,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	struct server srv;
 	sigset_t set, old;
 	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX], finisher;
-	pthread_t reader;
+	pthread_t reader, listener;
 	const char *addrs;
 	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
-	int reader_up = 0;
+	int reader_up = 0, listener_up = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.sc = sc;
@@ -730,6 +794,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		(void)pthread_setname_np(procs[i], "pw-processor");
 		nprocs++;
 	}
+	if (nprocs > 0 && pthread_create(&listener, NULL, server_listener,
+	    &srv) == 0) {
+		(void)pthread_setname_np(listener, "pw-listener");
+		listener_up = 1;
+	}
 	podio_log(PODIO_LOG_INFO, "serving FastCGI on %s with %u worker%s "
 	    "and %u spool processor%s", sc->what, started,
 	    started == 1 ? "" : "s", nprocs, nprocs == 1 ? "" : "s");
@@ -774,6 +843,8 @@ fail:
 		process_spool_stop(srv.ps);
 	for (i = 0; i < nprocs; i++)
 		pthread_join(procs[i], NULL);
+	if (listener_up)
+		pthread_join(listener, NULL);
 	process_spool_free(srv.ps);
 	if (started > 0)
 		podio_log(PODIO_LOG_INFO, "stopped");

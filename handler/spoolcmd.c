@@ -172,8 +172,8 @@ static struct podio_spool *
 spoolcmd_open(const struct podio_config *cfg, const char *what)
 {
 	struct podio_spool *spool = NULL;
-	const char *dir = podio_config_get(cfg, "spool_dir");
-	char err[512];
+	const char *dir = podio_config_spool(cfg);
+	char err[512], *shown;
 
 	err[0] = '\0';
 	if (dir == NULL || dir[0] == '\0') {
@@ -182,8 +182,11 @@ spoolcmd_open(const struct podio_config *cfg, const char *what)
 		return NULL;
 	}
 	if (podio_spool_open(dir, &spool, err, sizeof(err)) != PODIO_OK) {
+		shown = podio_spool_mask(dir);
 		fprintf(stderr, PROG ": spool %s: cannot open the spool: %s\n",
-		    what, err[0] != '\0' ? err : dir);
+		    what, err[0] != '\0' ? err : shown != NULL ? shown :
+		    "(out of memory)");
+		free(shown);
 		return NULL;
 	}
 	return spool;

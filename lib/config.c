@@ -42,6 +42,7 @@
 
 #include "podio.h"
 #include "config.h"
+#include "spool.h"
 #include "util.h"
 
 /* Normally set by the build; these keep the file compilable alone. */
@@ -101,6 +102,8 @@ static int podio__cfg_check_rate_reserve(struct podio__cfg_value *, char *,
     size_t);
 static int podio__cfg_check_client_timeout(struct podio__cfg_value *,
     char *, size_t);
+static int podio__cfg_check_spool_url(struct podio__cfg_value *, char *,
+    size_t);
 
 /*
  * The keys.  A new key is one new row; the environment variable
@@ -206,6 +209,17 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "write there could plant events. Otherwise the server does not "
 	  "start and a CGI run answers 503, saying what to fix. Run the "
 	  "`spool` commands as that user too." },
+	{ "spool_url", PODIO__CFG_STRING, NULL, 0, podio__cfg_check_spool_url,
+	  "A PostgreSQL database for the event spool instead of the SQLite "
+	  "one in `spool_dir`, as a libpq connection URI: "
+	  "`postgresql://USER@HOST:PORT/DB?sslmode=verify-full`. Every host "
+	  "whose handler names the same database shares one queue (a host "
+	  "that dies leaves its events to the others), one access token and "
+	  "one API budget. Give the password in `~/.pgpass` or the file "
+	  "`PGPASSFILE` names rather than in the URI; one given in the URI "
+	  "is masked wherever the configuration is printed or logged. "
+	  "`spool_dir` still holds what stays on the host (the CGI worker's "
+	  "lock). The program must be built with libpq." },
 	{ "retry_max", PODIO__CFG_INT, "12", 0, NULL,
 	  "How often an event whose callbacks fail is tried before it is set "
 	  "aside as dead (see `podio-webhook spool`): retries wait 1 minute, "
@@ -454,6 +468,19 @@ podio__cfg_check_max_body(struct podio__cfg_value *v, char *why,
 		return 0;
 	podio__cfg_errf(why, whylen, "out of range '%s' (want 1 to 1024M)",
 	    v->text);
+	return -1;
+}
+
+/* A PostgreSQL connection URI, or empty (unset).  The value is never
+ * quoted: it may hold a password. */
+static int
+podio__cfg_check_spool_url(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->text[0] == '\0' || podio_spool_is_url(v->text))
+		return 0;
+	podio__cfg_errf(why, whylen, "not a PostgreSQL connection URI (want "
+	    "postgresql://USER@HOST:PORT/DB)");
 	return -1;
 }
 
@@ -1220,6 +1247,17 @@ podio_config_get(const struct podio_config *cfg, const char *key)
 	int i = podio__cfg_find(key);
 
 	return cfg == NULL || i < 0 ? NULL : cfg->vals[i].text;
+}
+
+/* See podio.h. */
+const char *
+podio_config_spool(const struct podio_config *cfg)
+{
+	const char *url = podio_config_get(cfg, "spool_url");
+
+	if (url != NULL && url[0] != '\0')
+		return url;
+	return podio_config_get(cfg, "spool_dir");
 }
 
 /* The number held by key when it has type t and a value, else 0. */

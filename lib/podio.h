@@ -145,6 +145,9 @@ const char *podio_config_path(const char *explicit_path, int *explicit_out);
 
 /* The value of a key as text, or NULL if unset; borrowed. */
 const char *podio_config_get(const struct podio_config *cfg, const char *key);
+/* Where the event spool is: spool_url when set, else spool_dir (see
+ * podio_spool_open()); borrowed from cfg. */
+const char *podio_config_spool(const struct podio_config *cfg);
 /* Typed getters; key must be of the matching type (checked: 0 otherwise). */
 int64_t podio_config_get_ms(const struct podio_config *cfg, const char *key);
 int64_t podio_config_get_size(const struct podio_config *cfg, const char *key);
