@@ -798,69 +798,215 @@ insert_params(struct pg_params *p, const struct spool_req *r)
 	podio__pg_i64(p, r->received_ms);
 }
 
+/* The inserts of an append: an event of no dedup key; an item event
+ * with its key, in one statement: the key takes the event's id from the
+ * sequence, and the event is stored only when the key was new (a
+ * redelivery, stored before or by a transaction that committed while
+ * this one waited for its key, stores nothing and gets the first copy's
+ * id, when this statement's snapshot shows it). */
+static const char sql_ins[] = "INSERT INTO podio_events (type, hook_id,"
+    " item_id, item_revision_id, app_id, event, received_at, next_at)"
+    " VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint, $5::bigint,"
+    " $6::bytea, $7::bigint, $7::bigint) RETURNING id, NULL::bigint";
+/* Every parameter's type is given: PostgreSQL would take coalesce($3, 0)
+ * for an integer. */
+static const char sql_ins_key[] = "WITH k AS (INSERT INTO podio_seen"
+    " (type, hook_id, item_id, item_revision_id, event_id, seen_at)"
+    " VALUES ($1::text, $2::bigint, coalesce($3::bigint, 0), $4::bigint,"
+    " nextval(pg_get_serial_sequence('podio_events', 'id')), $7::bigint)"
+    " ON CONFLICT DO NOTHING RETURNING event_id),"
+    " e AS (INSERT INTO podio_events (id, type, hook_id, item_id,"
+    " item_revision_id, app_id, event, received_at, next_at)"
+    " OVERRIDING SYSTEM VALUE"
+    " SELECT k.event_id, $1::text, $2::bigint, $3::bigint, $4::bigint,"
+    " $5::bigint, $6::bytea, $7::bigint, $7::bigint FROM k"
+    " RETURNING id)"
+    " SELECT (SELECT id FROM e), (SELECT event_id FROM podio_seen"
+    " WHERE type = $1::text AND hook_id = $2::bigint"
+    " AND item_id = coalesce($3::bigint, 0)"
+    " AND item_revision_id = $4::bigint)";
+static const char sql_first[] = "SELECT event_id FROM podio_seen"
+    " WHERE type = $1::text AND hook_id = $2::bigint"
+    " AND item_id = $3::bigint AND item_revision_id = $4::bigint";
+
+/* Appends sent in one round trip, at most: the results of a chunk stay
+ * small, so neither side waits for the other to read. */
+#define PG_PIPE_CHUNK 64
+
+/* Reads the results of one statement of the pipeline: 0 when it went as
+ * expected (*res, when res is not NULL, receives its rows, to clear);
+ * -1 with the error noted. */
+static int
+pipe_result(struct spool_pg *s, PGresult **res)
+{
+	PGresult *r, *keep = NULL;
+	ExecStatusType st;
+	int ok = 1;
+
+	if (res != NULL)
+		*res = NULL;
+	while ((r = PQgetResult(s->conn)) != NULL) {
+		st = PQresultStatus(r);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (ok)
+				note_error(s, st == PGRES_PIPELINE_ABORTED ?
+				    "an earlier statement failed" :
+				    PQresultErrorMessage(r), r);
+			ok = 0;
+		}
+		PQclear(keep);
+		keep = r;
+		if (st == PGRES_PIPELINE_ABORTED || conn_lost(s))
+			break;
+	}
+	if (ok && res != NULL)
+		*res = keep;
+	else
+		PQclear(keep);
+	return ok ? 0 : -1;
+}
+
+/* Reads up to the end of a pipeline's chunk (PGRES_PIPELINE_SYNC):
+ * 0, or -1 with the error noted. */
+static int
+pipe_sync(struct spool_pg *s)
+{
+	PGresult *r;
+	int ok = 1, nulls = 0;
+
+	for (;;) {
+		if ((r = PQgetResult(s->conn)) == NULL) {
+			/* Between statements' results; twice in a row and a
+			 * lost connection: the end will not come. */
+			if (++nulls > 1 && conn_lost(s)) {
+				note_error(s, PQerrorMessage(s->conn), NULL);
+				return -1;
+			}
+			continue;
+		}
+		nulls = 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			return ok ? 0 : -1;
+		}
+		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		    PQresultStatus(r) != PGRES_TUPLES_OK &&
+		    PQresultStatus(r) != PGRES_PIPELINE_ABORTED && ok) {
+			note_error(s, PQresultErrorMessage(r), r);
+			ok = 0;
+		}
+		PQclear(r);
+	}
+}
+
+/* Sends a statement without parameters into the pipeline: 0 or -1. */
+static int
+pipe_plain(struct spool_pg *s, const char *sql)
+{
+	if (PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
+		return 0;
+	note_error(s, PQerrorMessage(s->conn), NULL);
+	return -1;
+}
+
 /*
- * Stores one append inside the batch's transaction.  An item event is
- * inserted with its dedup key in one statement; when the key was there
- * (a redelivery, committed before or by a transaction that committed
- * while this one waited for it), the new row is removed again and the
- * first copy's id is returned.  0, or -1 with the error noted.
+ * Writes the appends of list in one transaction, pipelined: the
+ * statements of a chunk go out together and their results come back
+ * together, so a batch costs a round trip per PG_PIPE_CHUNK appends and
+ * the commit's flush, not one per append.  The commit notifies the
+ * listeners (notify).  0, or -1 with the error noted and the
+ * transaction rolled back or the connection dropped.
  */
 static int
-append_one(struct spool_pg *s, struct spool_req *r)
+append_pipelined(struct spool_pg *s, struct spool_req *list,
+    const char *notify)
 {
-	static const char ins[] = "INSERT INTO podio_events (type, hook_id,"
-	    " item_id, item_revision_id, app_id, event, received_at, next_at)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id";
-	static const char ins_key[] = "WITH e AS (INSERT INTO podio_events"
-	    " (type, hook_id, item_id, item_revision_id, app_id, event,"
-	    " received_at, next_at)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id),"
-	    " k AS (INSERT INTO podio_seen (type, hook_id, item_id,"
-	    " item_revision_id, event_id, seen_at)"
-	    " SELECT $1, $2, coalesce($3, 0), $4, e.id, $7 FROM e"
-	    " ON CONFLICT DO NOTHING RETURNING event_id)"
-	    " SELECT e.id, (SELECT event_id FROM k) FROM e";
-	static const char undo[] = "DELETE FROM podio_events WHERE id = $1";
-	static const char first[] = "SELECT event_id FROM podio_seen"
-	    " WHERE type = $1 AND hook_id = $2 AND item_id = $3"
-	    " AND item_revision_id = $4";
+	char n_ins[16], n_key[16];
+	struct spool_req *r, *chunk;
 	struct pg_params p;
 	PGresult *res;
-	int64_t id;
-	int stored;
+	size_t n;
+	int rc = -1;
 
-	insert_params(&p, r);
-	r->duplicate = 0;
-	if ((res = podio__pg_run(s, r->has_key ? ins_key : ins, &p)) == NULL)
+	/* Prepared before the pipeline: preparing waits for its answer. */
+	if (podio__pg_ready(s) == -1 ||
+	    stmt_name(s, sql_ins, n_ins, sizeof(n_ins)) == NULL ||
+	    stmt_name(s, sql_ins_key, n_key, sizeof(n_key)) == NULL)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		snprintf(s->down_msg, sizeof(s->down_msg), "the insert "
-		    "returned no id");
+	if (!PQenterPipelineMode(s->conn)) {
+		note_error(s, PQerrorMessage(s->conn), NULL);
 		return -1;
 	}
-	id = podio__pg_int(res, 0, 0);
-	stored = !r->has_key || !PQgetisnull(res, 0, 1);
-	PQclear(res);
-	if (stored) {
-		r->id = id;
-		return 0;
+	s->in_tx = 1;
+	if (pipe_plain(s, "BEGIN") == -1)
+		goto out;
+	for (r = list; r != NULL; ) {
+		chunk = r;
+		for (n = 0; r != NULL && n < PG_PIPE_CHUNK; r = r->next, n++) {
+			insert_params(&p, r);
+			if (!PQsendQueryPrepared(s->conn, r->has_key ? n_key :
+			    n_ins, p.n, p.v, p.len, p.fmt, 1)) {
+				note_error(s, PQerrorMessage(s->conn), NULL);
+				goto out;
+			}
+		}
+		if (r == NULL && (pipe_plain(s, notify) == -1 ||
+		    pipe_plain(s, "COMMIT") == -1))
+			goto out;
+		if (!PQpipelineSync(s->conn)) {
+			note_error(s, PQerrorMessage(s->conn), NULL);
+			goto out;
+		}
+		if (chunk == list && pipe_result(s, NULL) == -1)
+			goto sync;      /* BEGIN */
+		for (; chunk != r; chunk = chunk->next) {
+			if (pipe_result(s, &res) == -1)
+				goto sync;
+			chunk->duplicate = PQntuples(res) != 1 ||
+			    PQgetisnull(res, 0, 0);
+			chunk->id = PQntuples(res) != 1 ? 0 :
+			    podio__pg_int(res, 0, chunk->duplicate ? 1 : 0);
+			PQclear(res);
+		}
+		/* NOTIFY, COMMIT */
+		if (r == NULL && (pipe_result(s, NULL) == -1 ||
+		    pipe_result(s, NULL) == -1))
+			goto sync;
+		if (pipe_sync(s) == -1)
+			goto out;
 	}
-	memset(&p, 0, sizeof(p));
-	podio__pg_i64(&p, id);
-	if (podio__pg_do(s, undo, &p, NULL) == -1)
-		return -1;
+	s->in_tx = 0;
+	rc = 0;
+	goto out;
+sync:
+	(void)pipe_sync(s);
+out:
+	/* Results left unread make the connection unusable: dropped. */
+	if (s->conn != NULL && (!PQexitPipelineMode(s->conn) || conn_lost(s)))
+		drop_conn(s);
+	return rc;
+}
+
+/* The id of the first copy of a duplicate whose statement could not see
+ * it (stored by a transaction that committed while it waited): read
+ * now, after the commit.  Leaves 0 when it is gone. */
+static void
+first_copy(struct spool_pg *s, struct spool_req *r)
+{
+	struct pg_params p;
+	PGresult *res;
+
 	memset(&p, 0, sizeof(p));
 	podio__pg_str(&p, r->rec->type);
 	podio__pg_u64(&p, r->rec->hook_id);
-	podio__pg_u64(&p, r->rec->item_id);
+	podio__pg_u64(&p, r->rec->has & PODIO_HAS_ITEM_ID ?
+	    r->rec->item_id : 0);
 	podio__pg_u64(&p, r->rec->item_revision_id);
-	if ((res = podio__pg_run(s, first, &p)) == NULL)
-		return -1;
-	r->id = PQntuples(res) == 1 ? podio__pg_int(res, 0, 0) : 0;
-	r->duplicate = 1;
+	if ((res = podio__pg_run(s, sql_first, &p)) == NULL)
+		return;
+	if (PQntuples(res) == 1)
+		r->id = podio__pg_int(res, 0, 0);
 	PQclear(res);
-	return 0;
 }
 
 /*
@@ -873,22 +1019,19 @@ podio__pg_append(struct podio_spool *sp, struct spool_req *list)
 {
 	struct spool_pg *s = PGS(sp);
 	struct spool_req *r;
-	char sql[80], tag[32];
+	char notify[64], tag[32];
 
 	proc_tag(tag, sizeof(tag));
-	snprintf(sql, sizeof(sql), "NOTIFY " PG_CHANNEL ", '%s'; COMMIT", tag);
+	snprintf(notify, sizeof(notify), "NOTIFY " PG_CHANNEL ", '%s'", tag);
 	pthread_mutex_lock(&s->db_lock);
-	if (podio__pg_begin(s) == -1)
+	if (append_pipelined(s, list, notify) == -1)
 		goto fail;
-	for (r = list; r != NULL; r = r->next)
-		if (append_one(s, r) == -1)
-			goto fail;
-	if (simple(s, sql) == -1)
-		goto fail;
-	s->in_tx = 0;
-	pthread_mutex_unlock(&s->db_lock);
-	for (r = list; r != NULL; r = r->next)
+	for (r = list; r != NULL; r = r->next) {
+		if (r->duplicate && r->id == 0)
+			first_copy(s, r);
 		r->result = PODIO_OK;
+	}
+	pthread_mutex_unlock(&s->db_lock);
 	return;
 fail:
 	for (r = list; r != NULL; r = r->next) {
