@@ -9,6 +9,16 @@
 #                          on stderr, when they are missing and cannot
 #                          be installed.  PODIO_SKIP_DEPS=1 skips it.
 # Needs $top, the top of the source tree.
+#
+# PostgreSQL: the tests start private servers of their own
+# (tests/pgserver.py).  Debian's postgresql package would create a
+# cluster "main" and start it on port 5432; so when postgresql is to be
+# installed, postgresql-common goes first, its createcluster.conf gets
+# create_main_cluster = false, and the rest installs with every service
+# start refused (a policy-rc.d that exits 101, there only meanwhile, and
+# only when the system had none).
+# $packages_root (empty: /) is where those two files are looked for:
+# tests/test-packages.py runs packages_install against a fake apt-get.
 
 packages_of() {
 	for _g in "$@"; do
@@ -36,9 +46,52 @@ packages_install() {
 		return 1
 	fi
 	echo "   installing:$_missing"
+	case " $_missing " in
+	*" postgresql "*)
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			packages_install_pg $_missing
+		return
+		;;
+	esac
 	# Installing nginx or apache2 may start the system's server on port
 	# 80: nothing here uses it or touches its configuration.
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $_missing
+}
+
+# packages_install_pg PACKAGE...: installs the packages, postgresql among
+# them, without a cluster of the system's and with no service started.
+packages_install_pg() {
+	_policy="${packages_root:-}/usr/sbin/policy-rc.d"
+	_own_policy=0
+	if [ ! -e "$_policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' > "$_policy" &&
+			chmod 755 "$_policy" && _own_policy=1 || return 1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends postgresql-common &&
+		packages_no_main_cluster &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "$@"
+	_rc=$?
+	[ "$_own_policy" = 1 ] && rm -f "$_policy"
+	return $_rc
+}
+
+# Sets create_main_cluster = false in postgresql-common's
+# createcluster.conf: the line edited in place (commented out or not),
+# or added when there is none; the rest of the file kept.
+packages_no_main_cluster() {
+	_conf="${packages_root:-}/etc/postgresql-common/createcluster.conf"
+	if [ ! -f "$_conf" ]; then
+		echo "$_conf is missing after installing postgresql-common" >&2
+		return 1
+	fi
+	_line='^[#[:space:]]*create_main_cluster[[:space:]]*='
+	if grep -Eq "$_line" "$_conf"; then
+		sed -i -E "s/$_line.*\$/create_main_cluster = false/" "$_conf"
+	else
+		echo 'create_main_cluster = false' >> "$_conf"
+	fi
 }

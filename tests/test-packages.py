@@ -8,7 +8,11 @@ everything that installs or names them agrees with it:
   "build" group (found with pkg-config and dpkg on this machine), and
   every tool configure.ac needs is in that group;
 - every `apt-get install` in the docs that installs build dependencies
-  names exactly the "build" group.
+  names exactly the "build" group;
+- tests/packages.sh installs PostgreSQL without a cluster of the
+  system's and without starting anything: postgresql-common first, then
+  create_main_cluster = false, then the rest with service starts refused
+  (run against a fake apt-get).
 """
 
 import os
@@ -84,11 +88,29 @@ for macro, pkg in sorted(TOOLS.items()):
 # Libraries: each PKG_CHECK_MODULES module (its .pc file) and each
 # AC_CHECK_LIB library (its .so), to the package that installed it.
 # Libraries configure.ac looks for without requiring them, and the group
-# that installs them: libfcgi only builds make bench's reference server.
-OPTIONAL = {"fcgi": "test"}
+# that installs them: libfcgi only builds make bench's reference server;
+# libpq (pkg-config's libpq, else -lpq) the spool's PostgreSQL backend,
+# which the tests run against a server of their own.
+OPTIONAL = {"fcgi": "test", "libpq": "test", "pq": "test"}
+
+
+def required_by_configure(name):
+    """Whether an AC_MSG_ERROR of configure.ac stops it for want of the
+    library name (named on its line or the line before), other than when
+    asked for with --with-X (a test of "x$with_X" = xyes there)."""
+    lines = configure.splitlines()
+    for i, line in enumerate(lines):
+        if "AC_MSG_ERROR" not in line:
+            continue
+        near = "\n".join(lines[max(0, i - 1):i + 1])
+        if re.search(r"(?<![\w-])(lib)?%s(?!\w)" % re.escape(name), near) \
+                and not re.search(r'"x\$with_\w+"\s*=\s*xyes', near):
+            return True
+    return False
+
+
 for name in OPTIONAL:
-    t.ok(not re.search(r"%s[^\n]*\n[^\n]*AC_MSG_ERROR" % name, configure)
-         and "AC_MSG_ERROR([lib%s" % name not in configure,
+    t.ok(not required_by_configure(name),
          "configure.ac does not require the optional library %s" % name)
 modules = re.findall(r"PKG_CHECK_MODULES\(\[\w+\],\s*\[([\w.+-]+)", configure)
 libs = re.findall(r"AC_CHECK_LIB\(\[([\w.+-]+)\]", configure)
@@ -161,5 +183,95 @@ for doc in DOCS:
                      " ".join(sorted(build - set(pk))),
                      " ".join(sorted(set(pk) - build))))
 t.ok(seen > 0, "the docs install the build dependencies with apt-get")
+
+# PostgreSQL through tests/packages.sh, as root on Debian, with
+# apt-get, dpkg-query and id replaced by fakes and the two files it
+# changes under a fake root ($packages_root).  The fake apt-get logs
+# each install with what createcluster.conf and policy-rc.d say at that
+# moment; installing postgresql-common writes Debian's commented
+# default.
+FAKE_APT = r"""#!/bin/sh
+root=$FAKE_ROOT
+case "$1" in update) exit 0;; esac
+shift
+pkgs=
+for a; do case "$a" in -*) ;; *) pkgs="$pkgs $a";; esac; done
+case " $pkgs " in *" postgresql-common "*)
+    mkdir -p "$root/etc/postgresql-common"
+    printf '# Default values\n#create_main_cluster = true\n\nssl = on\n' \
+        > "$root/etc/postgresql-common/createcluster.conf";;
+esac
+conf=$(grep -v '^#' "$root/etc/postgresql-common/createcluster.conf" \
+    2>/dev/null | grep create_main_cluster)
+if [ -x "$root/usr/sbin/policy-rc.d" ]; then
+    "$root/usr/sbin/policy-rc.d" nginx start; policy=$?
+else
+    policy=none
+fi
+echo "install$pkgs|$conf|$policy" >> "$FAKE_LOG"
+"""
+
+
+def fake_install(groups_text, policy=None):
+    """Runs packages_install test with the packages of groups_text as
+    deploy/packages.txt, none installed.  Returns (status, log lines,
+    createcluster.conf text, policy-rc.d text or None)."""
+    d = testlib.tmpdir()
+    root = os.path.join(d, "root")
+    bindir = os.path.join(d, "bin")
+    for sub in (bindir, os.path.join(root, "usr", "sbin"),
+                os.path.join(d, "top", "deploy")):
+        os.makedirs(sub)
+    fakes = {"apt-get": FAKE_APT, "dpkg-query": "#!/bin/sh\nexit 1\n",
+             "id": "#!/bin/sh\necho 0\n"}
+    for name, text in fakes.items():
+        with open(os.path.join(bindir, name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(bindir, name), 0o755)
+    with open(os.path.join(d, "top", "deploy", "packages.txt"), "w") as f:
+        f.write(groups_text)
+    pol = os.path.join(root, "usr", "sbin", "policy-rc.d")
+    if policy is not None:
+        with open(pol, "w") as f:
+            f.write(policy)
+        os.chmod(pol, 0o755)
+    log = os.path.join(d, "log")
+    env = dict(os.environ, PATH=bindir + ":" + os.environ["PATH"],
+               FAKE_ROOT=root, FAKE_LOG=log)
+    env.pop("PODIO_SKIP_DEPS", None)
+    r = subprocess.run(
+        ["sh", "-c", 'top="$1"; packages_root="$2"; '
+         '. "$3/tests/packages.sh"; packages_install test',
+         "sh", os.path.join(d, "top"), root, SRC],
+        capture_output=True, text=True, env=env)
+    conf = testlib.read_text(os.path.join(
+        root, "etc", "postgresql-common", "createcluster.conf"))
+    return (r.returncode, testlib.read_text(log).splitlines(), conf,
+            testlib.read_text(pol) if os.path.exists(pol) else None,
+            r.stdout + r.stderr)
+
+
+rc, log, conf, pol, out = fake_install("test: curl postgresql libpq-dev\n")
+t.ok(rc == 0 and len(log) == 2 and log[0].startswith(
+    "install postgresql-common|"),
+     "packages.sh installs postgresql-common alone first", "\n".join(log)
+     + "\n" + out)
+t.ok(len(log) == 2 and log[1] == "install curl postgresql libpq-dev|"
+     "create_main_cluster = false|101",
+     "packages.sh sets create_main_cluster = false before installing "
+     "postgresql, with every service start refused", "\n".join(log))
+t.ok(conf == "# Default values\ncreate_main_cluster = false\n\nssl = on\n",
+     "createcluster.conf: the line edited in place, the rest kept", conf)
+t.ok(pol is None, "the policy-rc.d it made is removed after", pol)
+rc, log, conf, pol, out = fake_install("test: postgresql\n",
+                                       policy="#!/bin/sh\nexit 0\n")
+t.ok(rc == 0 and pol == "#!/bin/sh\nexit 0\n" and len(log) == 2 and
+     log[1].endswith("|create_main_cluster = false|0"),
+     "a policy-rc.d of the system's is used and kept as it was",
+     "\n".join(log) + "\n" + out)
+rc, log, conf, pol, out = fake_install("test: curl nginx\n")
+t.ok(rc == 0 and log == ["install curl nginx||none"] and not conf,
+     "without postgresql: one install, nothing else touched",
+     "\n".join(log) + "\n" + out)
 
 t.done()

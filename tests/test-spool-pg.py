@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The spool's unit tests on its PostgreSQL backend.
+
+Starts a private PostgreSQL 15 server (tests/pgserver.py: 127.0.0.1, a
+free port, fsync on), checks that the role the spool uses must give its
+password, and runs tests/test-spool with PODIO_TEST_SPOOL_PG set to the
+URI of that role's database: every spool the unit tests open is then that
+database (its tables dropped before each test).  Each result of
+test-spool is one result here, renumbered into this test's plan; its
+skips keep their reasons (what only the SQLite backend has), its
+diagnostics are relayed.  Then: test-spool ran to its end, and no
+connection of it is left open on the server.
+
+Skipped whole when this build has no PostgreSQL backend (configured
+without libpq) or PostgreSQL 15 cannot be started here.
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+
+import pgserver
+import testlib
+
+t = testlib.Tap()
+PROG = os.path.join(testlib.BUILDDIR, "tests", "test-spool")
+SLOW = 10 if testlib.wrapper() else 1
+# The whole run of test-spool: about 15 s on two cores.
+TIMEOUT = 600 * SLOW
+
+
+def built_with_postgresql():
+    """(yes, why not) from the build's config.h."""
+    path = os.path.join(testlib.BUILDDIR, "config.h")
+    text = testlib.read_text(path)
+    if not text:
+        return False, "%s cannot be read" % path
+    if not re.search(r"^#define HAVE_POSTGRESQL 1$", text, re.M):
+        return False, ("this build has no PostgreSQL backend (configured "
+                       "without libpq: install libpq-dev, run configure "
+                       "again)")
+    return True, ""
+
+
+def psql_as(url, sql):
+    """Runs sql with psql as the URL's role over TCP (no password file,
+    no PG* variable of ours); returns the CompletedProcess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGPASSFILE"] = os.devnull
+    return subprocess.run(
+        [os.path.join(pgserver.bindir(), "psql"), "-X", "-A", "-t",
+         "-w", "-c", sql, url],
+        capture_output=True, text=True, env=env, timeout=60)
+
+
+RESULT = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*(?:- )?(.*)$")
+SKIP = re.compile(r"\s*#\s*skip\b\s*(.*)$", re.I)
+PLAN = re.compile(r"^1\.\.(\d+)(.*)$")
+
+
+def relay(proc):
+    """Relays the TAP of proc's standard output; returns (plan, results)
+    where plan is test-spool's 1..N (None when missing)."""
+    plan, n = None, 0
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        m = RESULT.match(line)
+        if m:
+            n += 1
+            rest = m.group(3)
+            sk = SKIP.search(rest)
+            if m.group(1) == "ok" and sk:
+                t.skip(rest[:sk.start()].strip(),
+                       sk.group(1).strip() or "(no reason given)")
+            else:
+                t.ok(m.group(1) == "ok", rest.strip())
+            continue
+        m = PLAN.match(line)
+        if m:
+            plan = int(m.group(1))
+            sk = SKIP.search(m.group(2))
+            if sk:
+                t.skip("tests/test-spool on PostgreSQL", sk.group(1))
+            continue
+        if line.startswith("Bail out!"):
+            t.ok(False, "tests/test-spool: " + line)
+            continue
+        if line.startswith("#"):
+            t.diag(line[1:].strip())
+        elif line.strip():
+            t.diag("test-spool: " + line)
+    return plan, n
+
+
+def main():
+    ok, why = built_with_postgresql()
+    if not ok:
+        t.skip_all(why)
+    if not os.access(PROG, os.X_OK):
+        t.skip_all("%s is not built (make check builds it)" % PROG)
+    ok, why = pgserver.available()
+    if not ok:
+        t.skip_all(why)
+
+    with pgserver.Server() as pg:
+        r = psql_as(pg.url, "SELECT current_user")
+        t.ok(r.returncode == 0 and r.stdout.strip() == pgserver.ROLE,
+             "the role %s logs in over TCP with its password"
+             % pgserver.ROLE, r.stderr)
+        wrong = pg.url.replace(pg.password, "x" + pg.password[1:])
+        r = psql_as(wrong, "SELECT 1")
+        t.ok(r.returncode != 0 and "password authentication failed"
+             in r.stderr, "a wrong password is refused (scram-sha-256): "
+             "the URI's password is the one used", r.stderr)
+
+        env = dict(os.environ)
+        env["PODIO_TEST_SPOOL_PG"] = pg.url
+        for k in [k for k in env if k.startswith("PG")]:
+            del env[k]
+        started = time.monotonic()
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(
+                testlib.wrapper() + [PROG], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            timer = threading.Timer(TIMEOUT, proc.kill)
+            timer.start()
+            try:
+                plan, n = relay(proc)
+                status = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            err.seek(0)
+            stderr = err.read()
+        took = time.monotonic() - started
+        t.diag("tests/test-spool took %.1f s on PostgreSQL" % took)
+        t.ok(status == 0 and plan is not None and plan == n,
+             "tests/test-spool ran to its end on PostgreSQL: exit status "
+             "%s, plan 1..%s, %d results" % (status, plan, n),
+             stderr[-4000:] + "\nserver log:\n" + pg.log_tail())
+
+        def connections():
+            out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                          "usename = '%s'" % pgserver.ROLE)
+            return int(out.strip() or -1)
+
+        deadline = time.monotonic() + 10 * SLOW
+        left = connections()
+        while left != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = connections()
+        t.ok(left == 0, "no connection of the tests is left open on the "
+             "server (%d)" % left)
+    t.done()
+
+
+testlib.main(main)
