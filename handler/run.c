@@ -383,6 +383,31 @@ run_fd0_listens(void)
 }
 
 /*
+ * Whether the spool of rt can be opened by this build: 0, or -1 with the
+ * reason in err when spool_url names PostgreSQL and the build has no
+ * libpq.  A database that cannot be reached now is fine (warned).
+ */
+static int
+run_spool_usable(const struct runtime *rt, char *err, size_t errlen)
+{
+	const char *where = podio_config_spool(rt->cfg);
+	struct podio_spool *spool = NULL;
+	enum podio_err e;
+
+	if (where == NULL || !podio_spool_is_url(where))
+		return 0;
+	err[0] = '\0';
+	e = podio_spool_open(where, &spool, err, errlen);
+	podio_spool_close(spool);
+	if (e == PODIO_ERR_CONFIG)
+		return -1;
+	if (e != PODIO_OK)
+		podio_log(PODIO_LOG_WARN, "the spool cannot be opened now "
+		    "(deliveries get 503 until it can): %s", err);
+	return 0;
+}
+
+/*
  * A FastCGI server: on the inherited socket fd 0 (listen_spec NULL) or on
  * the socket of listen_spec.  Returns the exit status.
  */
@@ -404,6 +429,12 @@ run_server(const struct run_opts *opts, const struct podio_callbacks *fns,
 	 * server listens, not at the first delivery. */
 	if (podio_spool_check(podio_config_get(rt->cfg, "spool_dir"), err,
 	    sizeof(err)) != PODIO_OK) {
+		fprintf(stderr, PROG ": cannot start: %s\n", err);
+		goto fail;
+	}
+	/* So is a PostgreSQL spool that this build cannot use.  One it
+	 * cannot reach now is not: the handles connect when it is back. */
+	if (run_spool_usable(rt, err, sizeof(err)) != 0) {
 		fprintf(stderr, PROG ": cannot start: %s\n", err);
 		goto fail;
 	}

@@ -9,7 +9,13 @@ are gone) and `purge`; 503 when the spool cannot be written;
 a CGI process answers and exits while a detached child processes the
 event; the same delivery twice runs its callbacks once.
 
-Retries use a small backoff through the test seam PODIO_TEST_BACKOFF_MS."""
+Retries use a small backoff through the test seam PODIO_TEST_BACKOFF_MS.
+
+With PODIO_TEST_SPOOL_URL (a PostgreSQL database it may use, see
+tests/test-spool-cli-pg.py) the same runs on a PostgreSQL spool: the
+leases given back by drain are then those whose session ended (held by
+nobody) rather than those of a PID that is gone, and the unwritable
+spool is a database nobody answers at."""
 
 import json
 import os
@@ -26,6 +32,7 @@ import fcgi
 import testlib
 
 t = testlib.Tap()
+PG_URL = os.environ.get("PODIO_TEST_SPOOL_URL") or None
 SECRET = "spool-secret-xyz"
 SLOW = 10 if testlib.wrapper() else 1
 D = testlib.tmpdir()
@@ -199,8 +206,101 @@ class Detached:
         return "<Detached rc=%r %r>" % (self.returncode, self.stdout)
 
 
+def leases_sqlite():
+    """drain gives back the events of a process that is gone (PID
+    looked up); a live process keeps its own."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    far = int(time.time() * 1000) + 3600 * 1000
+    db = sqlite3.connect(os.path.join(SPOOL, "spool.db"), timeout=30)
+    with db:
+        for item, pid in ((711, gone.pid), (712, os.getpid())):
+            db.execute("UPDATE events SET lease_owner = ?, lease_until = ?"
+                       " WHERE item_id = ?",
+                       ("%d-0000000000000000-%d" % (pid, ns), far, item))
+    db.close()
+    st = status(ENV)
+    t.ok(st.get("in_flight") == 2, "two events leased: in flight", st)
+    r = pw(ENV, "spool", "drain")
+    st = status(ENV)
+    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=711) and
+         not logged_for("item.delete", item_id=712) and
+         "1 event taken by 1 process that ended" in r.stderr and
+         st.get("in_flight") == 1,
+         "spool drain gives back the event of a process that is gone, "
+         "not the one of a live process", r.stdout + r.stderr + repr(st))
+    db = sqlite3.connect(os.path.join(SPOOL, "spool.db"), timeout=30)
+    with db:
+        db.execute("UPDATE events SET lease_until = 1 WHERE item_id = 712")
+    db.close()
+    r = pw(ENV, "spool", "drain")
+    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=712) and
+         status(ENV).get("in_flight") == 0,
+         "once its lease ran out, the live process's event is taken too",
+         r.stdout + r.stderr)
+
+
+PSQL = os.environ.get("PODIO_TEST_PSQL") or "psql"
+
+
+def psql(sql):
+    """Runs sql on the PostgreSQL spool as its role (the URI's)."""
+    return subprocess.run([PSQL, "-X", "-A", "-t", "-q", "-v",
+                           "ON_ERROR_STOP=1", "-c", sql, PG_URL],
+                          capture_output=True, text=True, timeout=60)
+
+
+def leases_pg():
+    """drain gives back the events whose lease's session ended (its
+    advisory lock held by nobody); a live session keeps its own."""
+    far = int(time.time() * 1000) + 3600 * 1000
+    # A session that lives on, holding the lease key of event 712.
+    holder = subprocess.Popen(
+        [PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+         "SELECT pg_advisory_lock(4242424242)", "-c",
+         "SELECT pg_sleep(600)", PG_URL],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sim.wait_until(lambda: psql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND objid::bigint = 4242424242"
+            ).stdout.strip() == "1", 30 * SLOW, "the session's lock")
+        r = psql("UPDATE podio_events SET lease_owner = 'gone',"
+                 " lease_key = 4141414141, lease_until = %d"
+                 " WHERE item_id = 711;"
+                 " UPDATE podio_events SET lease_owner = 'live',"
+                 " lease_key = 4242424242, lease_until = %d"
+                 " WHERE item_id = 712" % (far, far))
+        st = status(ENV)
+        t.ok(r.returncode == 0 and st.get("in_flight") == 2,
+             "two events leased: in flight", r.stderr + repr(st))
+        r = pw(ENV, "spool", "drain")
+        st = status(ENV)
+        t.ok(r.returncode == 0 and logged_for("item.delete", item_id=711)
+             and not logged_for("item.delete", item_id=712) and
+             "1 event taken by sessions that ended" in r.stderr and
+             st.get("in_flight") == 1,
+             "spool drain gives back the event of a session that ended, "
+             "not the one of a live session",
+             r.stdout + r.stderr + repr(st))
+    finally:
+        # A killed psql leaves its server session asleep: ended first.
+        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE query = 'SELECT pg_sleep(600)'")
+        holder.kill()
+        holder.wait()
+    psql("UPDATE podio_events SET lease_until = 1 WHERE item_id = 712")
+    r = pw(ENV, "spool", "drain")
+    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=712) and
+         status(ENV).get("in_flight") == 0,
+         "once its lease ran out, the live session's event is taken too",
+         r.stdout + r.stderr)
+
+
 with testlib.Sim() as sim:
-    ENV = testlib.base_env(sim, spool_dir=SPOOL, retry_max=3)
+    ENV = testlib.base_env(sim, spool_dir=SPOOL, retry_max=3,
+                           spool_url=PG_URL)
     ENV["PODIO_TEST_BACKOFF_MS"] = "100"
     SERVER_LOG = os.path.join(D, "server.log")
 
@@ -368,36 +468,10 @@ with testlib.Sim() as sim:
     # live process keeps its own.
     for i in (711, 712):
         cgi(E0, body("item.delete", item_id=i))
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    ns = os.stat("/proc/self/ns/pid").st_ino
-    far = int(time.time() * 1000) + 3600 * 1000
-    db = sqlite3.connect(os.path.join(SPOOL, "spool.db"), timeout=30)
-    with db:
-        for item, pid in ((711, gone.pid), (712, os.getpid())):
-            db.execute("UPDATE events SET lease_owner = ?, lease_until = ?"
-                       " WHERE item_id = ?",
-                       ("%d-0000000000000000-%d" % (pid, ns), far, item))
-    db.close()
-    st = status(ENV)
-    t.ok(st.get("in_flight") == 2, "two events leased: in flight", st)
-    r = pw(ENV, "spool", "drain")
-    st = status(ENV)
-    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=711) and
-         not logged_for("item.delete", item_id=712) and
-         "1 event taken by 1 process that ended" in r.stderr and
-         st.get("in_flight") == 1,
-         "spool drain gives back the event of a process that is gone, "
-         "not the one of a live process", r.stdout + r.stderr + repr(st))
-    db = sqlite3.connect(os.path.join(SPOOL, "spool.db"), timeout=30)
-    with db:
-        db.execute("UPDATE events SET lease_until = 1 WHERE item_id = 712")
-    db.close()
-    r = pw(ENV, "spool", "drain")
-    t.ok(r.returncode == 0 and logged_for("item.delete", item_id=712) and
-         status(ENV).get("in_flight") == 0,
-         "once its lease ran out, the live process's event is taken too",
-         r.stdout + r.stderr)
+    if PG_URL:
+        leases_pg()
+    else:
+        leases_sqlite()
 
     # A dead letter by drain alone, then purged.
     set_fails(1000)
@@ -451,10 +525,16 @@ with testlib.Sim() as sim:
     bad = os.path.join(D, "not-a-dir")
     with open(bad, "w") as f:
         f.write("x")
-    EB = dict(E, PODIO_SPOOL_DIR=bad)
+    # On PostgreSQL: a database nobody answers at (port 1), with a
+    # password in its URI that must appear nowhere.
+    GONE = "postgresql://podio:gone-db-pw-31337@127.0.0.1:1/podio"
+    BAD = {"PODIO_SPOOL_URL": GONE} if PG_URL else {"PODIO_SPOOL_DIR": bad}
+    EB = dict(E, **BAD)
     st_, text, r = cgi(EB, body("item.delete", item_id=901))
-    t.ok(st_ == 503 and "cannot open the spool" in r.stderr.decode(),
-         "CGI: spool_dir not a directory: 503, logged",
+    t.ok(st_ == 503 and "cannot open the spool" in r.stderr.decode() and
+         "gone-db-pw" not in r.stderr.decode() + text,
+         "CGI: %s: 503, logged" % ("the database unreachable" if PG_URL
+                                   else "spool_dir not a directory"),
          "%r %r %r" % (st_, text, r.stderr))
     st_, text, r = cgi(EB, body("hook.verify", code="abc"))
     t.ok(st_ != 503, "hook.verify does not need the spool", text)
@@ -463,7 +543,7 @@ with testlib.Sim() as sim:
     errf = open(log2, "w")
     srv = testlib.popen([testlib.PODIO_WEBHOOK, "-c", CONF, "serve",
                          "--listen", "unix:" + sock2],
-                        env=dict(ENV, PODIO_SPOOL_DIR=bad),
+                        env=dict(ENV, **BAD),
                         stdout=subprocess.DEVNULL, stderr=errf)
     sim.wait_until(lambda: os.path.exists(sock2) or srv.poll() is not None,
                    30 * SLOW, "the second server")
@@ -474,6 +554,11 @@ with testlib.Sim() as sim:
     srv.send_signal(signal.SIGTERM)
     t.ok(srv.wait(60 * SLOW) == 0, "the second server stops")
     errf.close()
+    if PG_URL:
+        t.ok("gone-db-pw" not in testlib.read_text(log2) and
+             "***" in testlib.read_text(log2),
+             "its log names the database with the password masked",
+             testlib.read_text(log2)[-1500:])
     t.ok(not logged_for("item.delete", item_id=901) and
          not logged_for("item.delete", item_id=902),
          "no event of a 503 ran")

@@ -16,7 +16,6 @@ without libpq) or PostgreSQL 15 cannot be started here.
 """
 
 import os
-import re
 import subprocess
 import tempfile
 import threading
@@ -32,19 +31,6 @@ SLOW = 10 if testlib.wrapper() else 1
 TIMEOUT = 600 * SLOW
 
 
-def built_with_postgresql():
-    """(yes, why not) from the build's config.h."""
-    path = os.path.join(testlib.BUILDDIR, "config.h")
-    text = testlib.read_text(path)
-    if not text:
-        return False, "%s cannot be read" % path
-    if not re.search(r"^#define HAVE_POSTGRESQL 1$", text, re.M):
-        return False, ("this build has no PostgreSQL backend (configured "
-                       "without libpq: install libpq-dev, run configure "
-                       "again)")
-    return True, ""
-
-
 def psql_as(url, sql):
     """Runs sql with psql as the URL's role over TCP (no password file,
     no PG* variable of ours); returns the CompletedProcess."""
@@ -56,47 +42,8 @@ def psql_as(url, sql):
         capture_output=True, text=True, env=env, timeout=60)
 
 
-RESULT = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*(?:- )?(.*)$")
-SKIP = re.compile(r"\s*#\s*skip\b\s*(.*)$", re.I)
-PLAN = re.compile(r"^1\.\.(\d+)(.*)$")
-
-
-def relay(proc):
-    """Relays the TAP of proc's standard output; returns (plan, results)
-    where plan is test-spool's 1..N (None when missing)."""
-    plan, n = None, 0
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        m = RESULT.match(line)
-        if m:
-            n += 1
-            rest = m.group(3)
-            sk = SKIP.search(rest)
-            if m.group(1) == "ok" and sk:
-                t.skip(rest[:sk.start()].strip(),
-                       sk.group(1).strip() or "(no reason given)")
-            else:
-                t.ok(m.group(1) == "ok", rest.strip())
-            continue
-        m = PLAN.match(line)
-        if m:
-            plan = int(m.group(1))
-            sk = SKIP.search(m.group(2))
-            if sk:
-                t.skip("tests/test-spool on PostgreSQL", sk.group(1))
-            continue
-        if line.startswith("Bail out!"):
-            t.ok(False, "tests/test-spool: " + line)
-            continue
-        if line.startswith("#"):
-            t.diag(line[1:].strip())
-        elif line.strip():
-            t.diag("test-spool: " + line)
-    return plan, n
-
-
 def main():
-    ok, why = built_with_postgresql()
+    ok, why = testlib.built_with_postgresql()
     if not ok:
         t.skip_all(why)
     if not os.access(PROG, os.X_OK):
@@ -128,7 +75,8 @@ def main():
             timer = threading.Timer(TIMEOUT, proc.kill)
             timer.start()
             try:
-                plan, n = relay(proc)
+                plan, n = testlib.relay_tap(t, proc.stdout,
+                                            "tests/test-spool")
                 status = proc.wait()
             finally:
                 timer.cancel()

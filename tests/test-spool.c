@@ -447,6 +447,17 @@ test_open(void)
 		test_open_pg();
 		return;
 	}
+#else
+	/* A build without libpq says so, and never takes the URI for a
+	 * directory. */
+	e = podio_spool_open("postgresql://podio:pw@127.0.0.1:1/podio", &s,
+	    err, sizeof(err));
+	tap_ok(e == PODIO_ERR_CONFIG && s == NULL &&
+	    strstr(err, "no PostgreSQL support") != NULL &&
+	    strstr(err, ":pw@") == NULL,
+	    "without libpq a postgresql:// spool is refused, saying why (%s)",
+	    err);
+	err[0] = '\0';
 #endif
 	snprintf(dir, sizeof(dir), "%s/a/b/spool", tmpdir);
 	e = podio_spool_open(dir, &s, err, sizeof(err));

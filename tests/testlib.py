@@ -19,6 +19,7 @@ import atexit
 import ctypes
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -545,3 +546,58 @@ def inotify_events(fd):
         out.append((name, mask))
         data = data[16 + n:]
     return out
+
+
+_TAP_RESULT = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*(?:- )?(.*)$")
+_TAP_SKIP = re.compile(r"\s*#\s*skip\b\s*(.*)$", re.I)
+_TAP_PLAN = re.compile(r"^1\.\.(\d+)(.*)$")
+
+
+def relay_tap(t, lines, what):
+    """Relays the TAP lines of another test (what names it) into t: each
+    result becomes one of t's, renumbered, its skips with their reasons;
+    its diagnostics are relayed.  Returns (plan, results): the other
+    test's 1..N (None when missing) and how many results it gave."""
+    plan, n = None, 0
+    for line in lines:
+        line = line.rstrip("\n")
+        m = _TAP_RESULT.match(line)
+        if m:
+            n += 1
+            rest = m.group(3)
+            sk = _TAP_SKIP.search(rest)
+            if m.group(1) == "ok" and sk:
+                t.skip(rest[:sk.start()].strip(),
+                       sk.group(1).strip() or "(no reason given)")
+            else:
+                t.ok(m.group(1) == "ok", rest.strip())
+            continue
+        m = _TAP_PLAN.match(line)
+        if m:
+            plan = int(m.group(1))
+            sk = _TAP_SKIP.search(m.group(2))
+            if sk:
+                t.skip(what, sk.group(1))
+            continue
+        if line.startswith("Bail out!"):
+            t.ok(False, what + ": " + line)
+            continue
+        if line.startswith("#"):
+            t.diag(line[1:].strip())
+        elif line.strip():
+            t.diag(what + ": " + line)
+    return plan, n
+
+
+def built_with_postgresql():
+    """(yes, why not): whether this build has the PostgreSQL spool
+    backend, from its config.h."""
+    path = os.path.join(BUILDDIR, "config.h")
+    text = read_text(path)
+    if not text:
+        return False, "%s cannot be read" % path
+    if not re.search(r"^#define HAVE_POSTGRESQL 1$", text, re.M):
+        return False, ("this build has no PostgreSQL backend (configured "
+                       "without libpq: install libpq-dev, run configure "
+                       "again)")
+    return True, ""

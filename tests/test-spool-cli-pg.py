@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""The spool commands and the handler on a PostgreSQL spool.
+
+Starts a private PostgreSQL 15 server (tests/pgserver.py) and runs
+tests/test-spool-cli.py with PODIO_TEST_SPOOL_URL set to a database of
+its own: the same deliveries (FastCGI and CGI), retries, dead letters,
+`spool status`, `list`, `show`, `replay`, `drain` and `purge` as on
+SQLite, and a 503 while the database cannot be reached.  Each of its
+results is one result here, renumbered; then it ran to its end and left
+no connection open.
+
+Skipped whole when this build has no PostgreSQL backend or PostgreSQL 15
+cannot be started here.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pgserver
+import testlib
+
+t = testlib.Tap()
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      "test-spool-cli.py")
+SLOW = 10 if testlib.wrapper() else 1
+TIMEOUT = 900 * SLOW
+
+
+def main():
+    ok, why = testlib.built_with_postgresql()
+    if not ok:
+        t.skip_all(why)
+    ok, why = pgserver.available()
+    if not ok:
+        t.skip_all(why)
+    with pgserver.Server() as pg:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PODIO_TEST_SPOOL_URL"] = pg.new_database("cli")
+        env["PODIO_TEST_PSQL"] = os.path.join(pgserver.bindir(), "psql")
+        started = time.monotonic()
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(
+                [sys.executable, SCRIPT], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            timer = threading.Timer(TIMEOUT, proc.kill)
+            timer.start()
+            try:
+                plan, n = testlib.relay_tap(t, proc.stdout,
+                                            "tests/test-spool-cli.py")
+                status = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            err.seek(0)
+            stderr = err.read()
+        t.diag("tests/test-spool-cli.py took %.1f s on PostgreSQL" % (
+            time.monotonic() - started))
+        t.ok(status == 0 and plan is not None and plan == n,
+             "tests/test-spool-cli.py ran to its end on PostgreSQL: exit "
+             "status %s, plan 1..%s, %d results" % (status, plan, n),
+             stderr[-4000:] + "\nserver log:\n" + pg.log_tail())
+
+        def connections():
+            out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                          "usename = '%s'" % pgserver.ROLE)
+            return int(out.strip() or -1)
+        deadline = time.monotonic() + 30 * SLOW
+        left = connections()
+        while left != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = connections()
+        t.ok(left == 0, "no connection is left open on the server, the "
+             "detached CGI workers' included (%d)" % left,
+             pg.psql("SELECT application_name, state, backend_start, "
+                     "query FROM pg_stat_activity WHERE usename = '%s'"
+                     % pgserver.ROLE))
+    t.done()
+
+
+testlib.main(main)
