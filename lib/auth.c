@@ -70,6 +70,8 @@ struct podio_tokens {
 	 * credential and API URL it belongs to. */
 	char *access_token;
 	char *refresh_token;
+	int64_t refresh_from_ms;  /* the expiry of the access token that came
+	                             with refresh_token: which is newer */
 	char *owner;
 	int64_t expires_at_ms;
 	int64_t refresh_at_ms;
@@ -302,10 +304,15 @@ static void
 adopt_entry(struct podio_tokens *t, struct podio__cached_token *c,
     const char *from)
 {
-	if (c->refresh_token != NULL) {
+	/* A refresh token is good once: an older one than this store's
+	 * (a store that could not be written after a refresh, say while
+	 * the database was away) would only be refused. */
+	if (c->refresh_token != NULL && (t->refresh_token == NULL ||
+	    c->expires_at_ms >= t->refresh_from_ms)) {
 		podio__free_secret(t->refresh_token);
 		t->refresh_token = c->refresh_token;
 		c->refresh_token = NULL;
+		t->refresh_from_ms = c->expires_at_ms;
 	}
 	if (c->access_token != NULL && c->access_token[0] != '\0' &&
 	    (t->refused_token == NULL ||
@@ -576,6 +583,8 @@ podio__tokens_take_answer(struct podio_tokens *t, const char *body,
 	}
 	life_ms = (int64_t)(life_s * 1000);
 	t->expires_at_ms = started + life_ms;
+	if (t->refresh_token != NULL)
+		t->refresh_from_ms = t->expires_at_ms;
 	t->refresh_at_ms = t->expires_at_ms -
 	    (life_ms / 10 < PODIO__TOKEN_MARGIN_MS ? life_ms / 10 :
 	    PODIO__TOKEN_MARGIN_MS);

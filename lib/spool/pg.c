@@ -201,26 +201,59 @@ conn_lost(struct spool_pg *s)
 	return s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK;
 }
 
+static int connect_db(struct spool_pg *s);
+
+/*
+ * After a statement found the connection lost: when no transaction was
+ * open (an idle connection the database closed, say while it restarted,
+ * found dead at its next use), connects again at once and returns 1:
+ * the caller runs the statement again, once.  Otherwise, or when that
+ * fails, drops the connection (backoff) and returns 0.
+ */
+static int
+lost_idle(struct spool_pg *s)
+{
+	if (s->in_tx || s->reconnecting) {
+		drop_conn(s);
+		return 0;
+	}
+	PQfinish(s->conn);
+	s->conn = NULL;
+	s->reconnecting = 1;
+	if (connect_db(s) == 0) {
+		s->reconnecting = 0;
+		podio__debug("spool %s: connected again (%s)", s->base.path,
+		    s->down_msg);
+		return 1;
+	}
+	s->reconnecting = 0;
+	drop_conn(s);
+	return 0;
+}
+
 /* Runs sql with the simple protocol (several statements allowed, no
  * parameters): 0, or -1 with the error noted. */
 static int
 simple(struct spool_pg *s, const char *sql)
 {
 	PGresult *r;
-	int ok;
+	int ok, again;
 
-	if (s->conn == NULL)
-		return -1;
-	r = PQexec(s->conn, sql);
-	ok = r != NULL && (PQresultStatus(r) == PGRES_COMMAND_OK ||
-	    PQresultStatus(r) == PGRES_TUPLES_OK);
-	if (!ok) {
-		note_error(s, r != NULL ? PQresultErrorMessage(r) :
-		    PQerrorMessage(s->conn), r);
-		if (conn_lost(s))
-			drop_conn(s);
-	}
-	PQclear(r);
+	do {
+		if (s->conn == NULL)
+			return -1;
+		r = PQexec(s->conn, sql);
+		ok = r != NULL && (PQresultStatus(r) == PGRES_COMMAND_OK ||
+		    PQresultStatus(r) == PGRES_TUPLES_OK);
+		again = 0;
+		if (!ok) {
+			note_error(s, r != NULL ? PQresultErrorMessage(r) :
+			    PQerrorMessage(s->conn), r);
+			if (conn_lost(s))
+				again = lost_idle(s);
+		}
+		PQclear(r);
+	} while (again);
 	return ok ? 0 : -1;
 }
 
@@ -392,6 +425,22 @@ fail:
 	return -1;
 }
 
+/* The database's notices and warnings (its shutdown, say) go to the log
+ * instead of libpq's default, stderr without our prefix. */
+static void
+notice(void *arg, const char *message)
+{
+	const struct spool_pg *s = arg;
+	char line[512];
+	size_t n;
+
+	snprintf(line, sizeof(line), "%s", message);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	podio__info("spool %s: the database says: %s", s->base.path, line);
+}
+
 /*
  * Connects: the URI's own settings win over the defaults given here
  * (time limits, so that a database that is gone, or a network that is,
@@ -426,6 +475,7 @@ connect_db(struct spool_pg *s)
 		s->conn = NULL;
 		return -1;
 	}
+	(void)PQsetNoticeProcessor(s->conn, notice, s);
 	s->nstmts = 0;
 	s->in_tx = 0;
 	s->listening = 0;
@@ -475,8 +525,16 @@ podio__pg_ready(struct spool_pg *s)
 	int rc;
 
 	if (s->conn != NULL) {
+		/* Reading what waits shows a connection the database
+		 * closed while it was idle (it restarted, say): connected
+		 * again at once, before a statement is lost on it. */
+		if (!s->in_tx && !s->reconnecting)
+			(void)PQconsumeInput(s->conn);
 		if (PQstatus(s->conn) == CONNECTION_OK)
 			return 0;
+		note_error(s, PQerrorMessage(s->conn), NULL);
+		if (!s->in_tx)
+			return lost_idle(s) ? 0 : -1;
 		drop_conn(s);
 	}
 	if (podio__now_ms() < s->retry_at_ms)
@@ -569,7 +627,8 @@ podio__pg_sqlstate(const struct spool_pg *s)
 /* ---------------------------------------------------------- statements */
 
 /* The name of sql's prepared statement on this connection ("sN"),
- * preparing it on first use; NULL on failure (error noted). */
+ * preparing it on first use; NULL on failure (error noted, and the
+ * connection, when it was lost, left for the caller: see lost_idle()). */
 static const char *
 stmt_name(struct spool_pg *s, const char *sql, char *name, size_t len)
 {
@@ -594,8 +653,6 @@ stmt_name(struct spool_pg *s, const char *sql, char *name, size_t len)
 		note_error(s, r != NULL ? PQresultErrorMessage(r) :
 		    PQerrorMessage(s->conn), r);
 		PQclear(r);
-		if (conn_lost(s))
-			drop_conn(s);
 		return NULL;
 	}
 	PQclear(r);
@@ -604,29 +661,49 @@ stmt_name(struct spool_pg *s, const char *sql, char *name, size_t len)
 	return name;
 }
 
+/* stmt_name(), connecting again once when an idle connection was found
+ * lost. */
+static const char *
+stmt_ready(struct spool_pg *s, const char *sql, char *name, size_t len)
+{
+	const char *n;
+	int retried = 0;
+
+	for (;;) {
+		if ((n = stmt_name(s, sql, name, len)) != NULL)
+			return n;
+		if (!conn_lost(s) || retried++ > 0 || !lost_idle(s))
+			return NULL;
+	}
+}
+
 PGresult *
 podio__pg_run(struct spool_pg *s, const char *sql, const struct pg_params *p)
 {
 	PGresult *r;
 	char name[16];
 	ExecStatusType st;
+	int retried = 0;
 
-	if (s->conn == NULL && (s->in_tx || podio__pg_ready(s) == -1))
-		return NULL;
-	if (stmt_name(s, sql, name, sizeof(name)) == NULL)
-		return NULL;
-	r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0,
-	    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
-	    p != NULL ? p->fmt : NULL, 1);
-	st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	note_error(s, r != NULL ? PQresultErrorMessage(r) :
-	    PQerrorMessage(s->conn), r);
-	PQclear(r);
-	if (conn_lost(s))
-		drop_conn(s);
-	return NULL;
+	for (;;) {
+		if (s->conn == NULL && (s->in_tx || podio__pg_ready(s) == -1))
+			return NULL;
+		if (stmt_ready(s, sql, name, sizeof(name)) == NULL)
+			return NULL;
+		r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0,
+		    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
+		    p != NULL ? p->fmt : NULL, 1);
+		st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			return r;
+		note_error(s, r != NULL ? PQresultErrorMessage(r) :
+		    PQerrorMessage(s->conn), r);
+		PQclear(r);
+		if (!conn_lost(s))
+			return NULL;
+		if (retried++ > 0 || !lost_idle(s))
+			return NULL;
+	}
 }
 
 int
@@ -930,8 +1007,8 @@ append_pipelined(struct spool_pg *s, struct spool_req *list,
 
 	/* Prepared before the pipeline: preparing waits for its answer. */
 	if (podio__pg_ready(s) == -1 ||
-	    stmt_name(s, sql_ins, n_ins, sizeof(n_ins)) == NULL ||
-	    stmt_name(s, sql_ins_key, n_key, sizeof(n_key)) == NULL)
+	    stmt_ready(s, sql_ins, n_ins, sizeof(n_ins)) == NULL ||
+	    stmt_ready(s, sql_ins_key, n_key, sizeof(n_key)) == NULL)
 		return -1;
 	if (!PQenterPipelineMode(s->conn)) {
 		note_error(s, PQerrorMessage(s->conn), NULL);

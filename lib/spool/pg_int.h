@@ -52,6 +52,7 @@ struct spool_pg {
 	int down_logged;            /* the loss of the connection is
 	                               logged (once until it is back) */
 	int in_tx;                  /* a transaction is open */
+	int reconnecting;           /* connecting again after a loss */
 	int listening;              /* LISTEN ran on this connection */
 	int64_t reclaim_at_ms;      /* no reclaim by a take before */
 	const char *stmts[PG_STMTS_MAX]; /* the SQL prepared as "sN" */
