@@ -21,7 +21,17 @@ ack.lua) to three FastCGI backends in turn:
     that answers at once and counts the calls and TCP connections);
   - podio-webhook again with its API closed (a loopback port nothing
     listens on): item.create and item.update wait as in a Podio outage,
-    so this row is the intake alone.
+    so this row is the intake alone;
+  - podio-webhook with its spool in PostgreSQL (pw PostgreSQL): as the
+    first, with `spool_url` naming a fresh database of a private
+    PostgreSQL 15 (tests/pgserver.py: fsync and synchronous_commit on,
+    its data under /tmp, on the same disk here as the bench's spools
+    unless the line "PostgreSQL:" says otherwise), in the item-event
+    sections; its ratio to the SQLite spool's row is printed beside the
+    one to the flushing reference, and its lines show PostgreSQL's WAL
+    flushes per acknowledged event (pg_stat_wal: the group commit of the
+    appends at work) and the CPU of the server's processes, which
+    podio-webhook's own CPU figure leaves out.
 
 Sections, each run in every round, the backends alternating: item events
 (ack.lua's default: item.update of items drawn from a pool of 2,000,
@@ -85,7 +95,8 @@ the disk to measure, not on a tmpfs), PODIO_BENCH_WRAPPER (a command
 prefixed to podio-webhook's, e.g. "strace -f -c -w -o FILE" to see where
 its time goes; the figures are then those of the wrapped server),
 PODIO_BENCH_BACKENDS (a comma-separated list of the backends to run, out
-of minimal, podio-webhook, "pw API closed", php-fpm, webhook; the
+of minimal, podio-webhook, "pw API closed", "pw PostgreSQL", php-fpm,
+webhook; the
 flushing reference always runs; default all), PODIO_BENCH_OUT (where
 ack.json and ack.png go, default BUILDDIR/bench).
 """
@@ -118,6 +129,10 @@ TARGET_PENDING = 0.9      # the ratio with events pending, times the empty
 TARGET_IDLE_CPU = 2.0     # % of one core, idle, holding them in an outage
 TARGET_PHP = 2.0          # requests/s, item events, times php-fpm's
 TARGET_WEBHOOK = 1.5      # requests/s, item events, times webhook's
+TARGET_PG = 0.7           # requests/s, 16 connections, PostgreSQL spool
+                          # times the SQLite spool's
+TARGET_PG_P99_MS = 15.0   # its p99 at 16 connections
+PG = "pw PostgreSQL"
 OTHERS = ("php-fpm", "webhook")   # what users run instead
 API_APP_ID = 4242         # the app of every item the stand-in serves
 servers = None            # tests/e2e/servers.py, imported in main()
@@ -245,6 +260,31 @@ def cpu_seconds(pid):
             os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def tree_cpu(pid):
+    """CPU seconds of process pid, its children that ended (reaped) and
+    its children running: a PostgreSQL server's postmaster and its
+    backends."""
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15]) / tck
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / tck
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def thread_cpu(pid):
@@ -498,6 +538,15 @@ def command_line():
 # ------------------------------------------------------------------ main
 
 
+def built_with_postgresql(builddir):
+    """Whether the build in builddir has the PostgreSQL spool backend."""
+    try:
+        with open(os.path.join(builddir, "config.h")) as f:
+            return "#define HAVE_POSTGRESQL 1" in f.read()
+    except OSError:
+        return False
+
+
 class Bench:
     """The servers of the benchmark and how podio-webhook is started."""
 
@@ -512,6 +561,7 @@ class Bench:
         self.sock = os.path.join(root, "podio-webhook.sock")
         self.closed_api = "http://127.0.0.1:%d" % servers.free_port()
         self.api = None          # the stand-in's URL, once it listens
+        self.pg = None           # the PostgreSQL server, when it runs
         self.serial = 0
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PODIO_") and k != "LD_PRELOAD"}
@@ -523,14 +573,24 @@ class Bench:
             env["PODIO_BENCH_SYNC_COUNTS"] = counts_file
         self.env = env
 
+    def pg_wal_syncs(self):
+        """The WAL flushes of the PostgreSQL server so far (pg_stat_wal:
+        the commits' fdatasyncs, every database)."""
+        try:
+            return int(self.pg.psql("SELECT wal_sync FROM pg_stat_wal")
+                       .strip() or 0)
+        except (ValueError, OSError, Exception):  # noqa: BLE001
+            return 0
+
     def new_spool(self):
         self.serial += 1
         d = os.path.join(self.spool_parent, "run-%d" % self.serial)
         return d
 
-    def start(self, spool, api_url):
-        """Starts podio-webhook serve on spool with its API at api_url;
-        returns (proc, env of its commands, its callback log)."""
+    def start(self, spool, api_url, spool_url=None):
+        """Starts podio-webhook serve on spool (or spool_url, with spool
+        as its local directory) with its API at api_url; returns (proc,
+        env of its commands, its callback log)."""
         self.serial += 1
         tag = "podio-webhook-%d" % self.serial
         conf = os.path.join(self.root, tag + ".conf")
@@ -544,6 +604,7 @@ class Bench:
             "app_token = bench",
             "webhook_secret = " + self.secret,
             "spool_dir = " + spool,
+            "spool_url = " + (spool_url or ""),
             "api_url = " + api_url,
             "token_cache = ",
             "log * = " + events,
@@ -815,6 +876,25 @@ server {
            php_script=os.path.join(HERE, "receiver.php"), secret=b.secret,
            hook_port=hook_port)
     ngx = servers.Nginx(root, site, port)
+    if want(PG):
+        sys.path.insert(0, os.path.join(SRCDIR, "tests"))
+        import pgserver  # noqa: E402
+        ok, why = pgserver.available()
+        if ok and not built_with_postgresql(builddir):
+            ok, why = False, "this build has no PostgreSQL spool backend " \
+                "(configure found no libpq)"
+        if not ok:
+            say("skipped: %s: %s" % (PG, why))
+        else:
+            try:
+                b.pg = pgserver.Server()
+                b.pg.start()
+                say("PostgreSQL: %s, data in %s (%s)" % (
+                    b.pg.psql("SHOW server_version").strip(),
+                    b.pg.root, fstype(b.pg.root)))
+            except Exception as e:  # noqa: BLE001 (any failure: skip it)
+                say("skipped: %s: PostgreSQL did not start: %s" % (PG, e))
+                b.pg = None
 
     try:
         mini.start()
@@ -862,9 +942,10 @@ server {
     sections = [
         ("item events, %d connections" % conns, "item", conns,
          ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
-         tuple(others)),
+         ((PG,) if b.pg else ()) + tuple(others)),
         ("item events, %d connections" % conns_high, "item", conns_high,
-         ("minimal", "minimal+sync", "podio-webhook", "pw API closed")),
+         ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
+         ((PG,) if b.pg else ())),
         ("comment.create, %d connections" % conns, "comment", conns,
          ("minimal", "minimal+sync", "podio-webhook")),
     ]
@@ -912,18 +993,29 @@ server {
                     100 * fig["stored"] // max(fig["acks"], 1), n,
                     fig["tail"])
         else:
-            with_api = name == "podio-webhook"
+            with_api = name in ("podio-webhook", PG)
             spool = b.new_spool()
             b.api_stats(reset=True)
+            spool_url = None
+            if name == PG:
+                spool_url = b.pg.new_database("run%d" % state["run"])
             proc, env, events = b.start(spool,
-                                        b.api if with_api else b.closed_api)
+                                        b.api if with_api else b.closed_api,
+                                        spool_url)
             before = read_counts(counts_file)
+            if spool_url:
+                wal0 = b.pg_wal_syncs()
+                pg0 = tree_cpu(b.pg.proc.pid)
             cpu0, t0 = cpu_seconds(proc.popen.pid), time.monotonic()
             by0, m0 = thread_cpu(proc.popen.pid), machine_jiffies()
             fig = run_wrk(url_hook, script, seconds, c, b.secret,
                           state["run"], scenario)
             t_end = time.monotonic()
             at_end = read_counts(counts_file)
+            if spool_url:
+                fig["pg_wal_syncs"] = b.pg_wal_syncs() - wal0
+                fig["pg_cpu"] = (tree_cpu(b.pg.proc.pid) - pg0) / \
+                    (t_end - t0) * 100.0
             fig["machine"] = machine_busy(m0, machine_jiffies())
             by1 = thread_cpu(proc.popen.pid)
             fig["cpu"] = (cpu_seconds(proc.popen.pid) - cpu0) / \
@@ -945,6 +1037,8 @@ server {
             fig["done"] = count_lines(events)
             proc.stop()
             shutil.rmtree(spool, ignore_errors=True)
+            if spool_url:
+                b.pg.psql("DROP DATABASE run%d" % state["run"], check=False)
             acks = max(fig["acks"], 1)
             extra = "%7.3f %7.3f %7.3f %8.3f %8.3f" % (
                 fig["run"]["intake"][0] / acks,
@@ -957,6 +1051,10 @@ server {
                 fig["cpu_by"].get("pw-reader", 0.0),
                 fig["cpu_by"].get("pw-worker", 0.0),
                 fig["cpu_by"].get("pw-processor", 0.0))
+            if spool_url:
+                extra += (", PostgreSQL: %.3f WAL flushes per ack, cpu%% "
+                          "%.0f") % (fig["pg_wal_syncs"] / acks,
+                                     fig["pg_cpu"])
             if with_api:
                 extra += (", all %d after %.1f s; API: %d GET, %d filter, "
                           "%d conn") % (
@@ -1147,6 +1245,23 @@ def report(results, sections, rounds, drain, imported, pending, lat,
             % (s64, name, fmt_ms(p), TARGET_P99_HIGH, fmt_ms(ref64),
                verdict(p, ref64 * TARGET_P99_HIGH if ref64 else None,
                        False)))
+    for sec in (s16, s64):
+        if (sec, PG) not in ratio_of or (sec, "podio-webhook") not in results:
+            continue
+        sq = median_of(results[(sec, "podio-webhook")], "rps")
+        pg = median_of(results[(sec, PG)], "rps")
+        r = pg / sq if pg and sq else None
+        say("  %s, %s / podio-webhook (the SQLite spool): %.0f / %.0f "
+            "requests/s = %s%s" % (
+                sec, PG, pg or 0, sq or 0, "?" if r is None else "%.2f" % r,
+                (", target at least %.1f: %s" % (
+                    TARGET_PG, verdict(r, TARGET_PG, True))
+                 if sec == s16 else "")))
+    if (s16, PG) in p99_of:
+        p = p99_of[(s16, PG)]
+        say("  %s, %s: p99 %s, target under %.0f ms: %s" % (
+            s16, PG, fmt_ms(p), TARGET_PG_P99_MS,
+            verdict(p, TARGET_PG_P99_MS, None)))
     pw_rps = median_of(results.get((s16, "podio-webhook"), []), "rps")
     for name, goal in (("php-fpm", TARGET_PHP), ("webhook", TARGET_WEBHOOK)):
         if (s16, name) not in results:
