@@ -8,8 +8,8 @@
 #
 # For each harness tests/fuzz/fuzz-NAME.c it
 #   1. builds fuzz-NAME with clang-16 (-fsanitize=fuzzer,address,undefined
-#      -g -O1) against the library's sources (lib/*.c, compiled once into
-#      an archive) and the config.h of BUILDDIR;
+#      -g -O1) against the library's sources (lib/*.c and lib/spool/*.c,
+#      compiled once into an archive) and the config.h of BUILDDIR;
 #   2. runs it once over every file of its seed corpus tests/fuzz/NAME/
 #      (the inputs of crashes fixed before are kept there: a regression
 #      test), result "NAME: corpus";
@@ -83,7 +83,15 @@ fi
 # What the library needs, from pkg-config as configure found it.
 dep_cflags=''
 dep_libs=''
-for m in libcurl:-lcurl libcjson:-lcjson sqlite3:-lsqlite3; do
+deps="libcurl:-lcurl libcjson:-lcjson sqlite3:-lsqlite3"
+# The PostgreSQL spool backend when the build has it (config.h).
+srcs=$(ls "$top"/lib/*.c "$top"/lib/spool/*.c)
+if grep -q '^#define HAVE_POSTGRESQL 1' "$build/config.h" 2>/dev/null; then
+	deps="$deps libpq:-lpq"
+else
+	srcs=$(printf '%s\n' $srcs | grep -v '/lib/spool/pg[^/]*\.c$')
+fi
+for m in $deps; do
 	if pkg-config --exists "${m%%:*}" 2>/dev/null; then
 		dep_cflags="$dep_cflags $(pkg-config --cflags "${m%%:*}")"
 		dep_libs="$dep_libs $(pkg-config --libs "${m%%:*}")"
@@ -106,6 +114,7 @@ fi
 # -iquote: "config.h" is the library's (lib/config.h), <config.h>
 # configure's.
 cflags="-g -O1 -fno-omit-frame-pointer $san -pthread -iquote $top/lib"
+cflags="$cflags -iquote $top/lib/spool"
 cflags="$cflags -I$build $dep_cflags"
 
 failed=0
@@ -119,7 +128,7 @@ t=0
 lib_ok=1
 rm -f "$out/obj/"*.o "$out/obj/libpodio-fuzz.a"
 # shellcheck disable=SC2016  # expanded by the inner shell
-if ! printf '%s\n' "$top"/lib/*.c | xargs -P "$jobs" -I{} sh -c \
+if ! printf '%s\n' $srcs | xargs -P "$jobs" -I{} sh -c \
 	'b=${4##*/}; exec "$1" $2 -fsanitize=fuzzer-no-link -c "$4" \
 		-o "$3/obj/${b%.c}.o"' \
 	sh "$cc" "$cflags" "$out" {} >"$out/log/lib.log" 2>&1 ||
