@@ -6,8 +6,9 @@ tests/test-spool-cli.py with PODIO_TEST_SPOOL_URL set to a database of
 its own: the same deliveries (FastCGI and CGI), retries, dead letters,
 `spool status`, `list`, `show`, `replay`, `drain` and `purge` as on
 SQLite, and a 503 while the database cannot be reached.  Each of its
-results is one result here, renumbered; then it ran to its end and left
-no connection open.
+results is one result here, renumbered; then it ran to its end, the
+password may come from a password file (PGPASSFILE) instead of the URI,
+and no connection is left open.
 
 Skipped whole when this build has no PostgreSQL backend or PostgreSQL 15
 cannot be started here.
@@ -65,6 +66,23 @@ def main():
              "tests/test-spool-cli.py ran to its end on PostgreSQL: exit "
              "status %s, plan 1..%s, %d results" % (status, plan, n),
              stderr[-4000:] + "\nserver log:\n" + pg.log_tail())
+
+        # The password from a password file instead of the URI.
+        conf = os.path.join(testlib.tmpdir(), "pgpass.conf")
+        testlib.write_config(conf, webhook_secret="pgpass-test-secret")
+        base = {k: v for k, v in env.items() if not k.startswith("PODIO_")}
+        base["PODIO_SPOOL_URL"] = pg.url_for("cli", password=False)
+        base["PODIO_SPOOL_DIR"] = os.path.join(testlib.tmpdir(), "local")
+        r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf, "spool",
+                         "status"], env=dict(base, PGPASSFILE=os.devnull))
+        t.ok(r.returncode != 0 and "password" in r.stderr,
+             "without a password the database refuses the spool, saying "
+             "so", r.stdout + r.stderr)
+        r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf, "spool",
+                         "status"], env=dict(base, **pg.pgpass_env()))
+        t.ok(r.returncode == 0 and "pending:" in r.stdout,
+             "with the password in the file PGPASSFILE names, it opens",
+             r.stdout + r.stderr)
 
         def connections():
             out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "

@@ -768,6 +768,49 @@ test_large_ids(void)
 	podio_spool_close(s);
 }
 
+/*
+ * podio_spool_wait(): on PostgreSQL, news of events another process
+ * stored (LISTEN/NOTIFY), none of this process's own; SQLite cannot
+ * tell, at once.
+ */
+static void
+test_wait(void)
+{
+	char dir[512];
+	struct podio_spool *s, *c;
+	pid_t pid;
+	int status = -1, got;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "wait"));
+	if (pg_url == NULL) {
+		tap_ok(podio_spool_wait(s, 5000) == -1,
+		    "SQLite: podio_spool_wait says at once it cannot tell");
+		podio_spool_close(s);
+		return;
+	}
+	tap_ok(podio_spool_wait(s, 0) == 0, "the first wait listens");
+	add(s, "item.delete", 1, 900, 0, 0);
+	tap_ok(podio_spool_wait(s, 300) == 0,
+	    "an event this process stored is no news to it");
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		sleep_ms(200);
+		if ((c = open_or_bail(dir)) == NULL ||
+		    add(c, "item.delete", 1, 901, 0, 0) <= 0)
+			_exit(1);
+		podio_spool_close(c);
+		_exit(0);
+	}
+	got = podio_spool_wait(s, 10000);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	tap_ok(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	    got == 1, "an event another process stored wakes the wait (%d)",
+	    got);
+	tap_ok(podio_spool_wait(s, 100) == 0, "then there is no news");
+	podio_spool_close(s);
+}
+
 static void
 test_delivery(void)
 {
@@ -2543,6 +2586,7 @@ main(void)
 	test_basic();
 	test_dedup();
 	test_large_ids();
+	test_wait();
 	test_delivery();
 	test_order();
 	test_retry();

@@ -31,7 +31,10 @@ ack.lua) to three FastCGI backends in turn:
     one to the flushing reference, and its lines show PostgreSQL's WAL
     flushes per acknowledged event (pg_stat_wal: the group commit of the
     appends at work) and the CPU of the server's processes, which
-    podio-webhook's own CPU figure leaves out.
+    podio-webhook's own CPU figure leaves out.  Beside it the limit of
+    that PostgreSQL (minimal+pg): fcgi-minimal inserting each body into
+    a table of its own, one commit per delivery with synchronous_commit
+    on, from 16 connections, nothing else.
 
 Sections, each run in every round, the backends alternating: item events
 (ack.lua's default: item.update of items drawn from a pool of 2,000,
@@ -133,6 +136,7 @@ TARGET_PG = 0.7           # requests/s, 16 connections, PostgreSQL spool
                           # times the SQLite spool's
 TARGET_PG_P99_MS = 15.0   # its p99 at 16 connections
 PG = "pw PostgreSQL"
+MINIMAL_PG = "minimal+pg"     # the PostgreSQL reference
 OTHERS = ("php-fpm", "webhook")   # what users run instead
 API_APP_ID = 4242         # the app of every item the stand-in serves
 servers = None            # tests/e2e/servers.py, imported in main()
@@ -758,6 +762,7 @@ def main():
 
     sock_minimal = os.path.join(root, "fcgi-minimal.sock")
     sock_flushing = os.path.join(root, "fcgi-minimal-sync.sock")
+    sock_minimal_pg = os.path.join(root, "fcgi-minimal-pg.sock")
     mini = servers.Proc("fcgi-minimal",
                         [minimal, "unix:" + sock_minimal, str(WORKERS)],
                         os.path.join(root, "fcgi-minimal.log"))
@@ -776,7 +781,8 @@ def main():
         "PODIO_BENCH_BACKENDS", "").split(",") if x.strip())
 
     def want(name):
-        return not wanted or name in wanted or name == "minimal+sync"
+        return not wanted or name in wanted or name == "minimal+sync" or \
+            (name == MINIMAL_PG and PG in wanted)
     php_fpm = want("php-fpm") and installed("php-fpm", ["php-fpm"],
                                             find_php_fpm)
     webhook_bin = want("webhook") and installed(
@@ -855,6 +861,10 @@ server {
         include fastcgi_params;
         fastcgi_pass unix:%(flushing)s;
     }
+    location = /minimal-pg {
+        include fastcgi_params;
+        fastcgi_pass unix:%(minimal_pg)s;
+    }
     location = /php {
         include fastcgi_params;
         fastcgi_param SCRIPT_FILENAME %(php_script)s;
@@ -873,9 +883,11 @@ server {
 }
 """ % dict(port=port, webhook=b.sock, minimal=sock_minimal,
            flushing=sock_flushing, php=sock_php, php_events=php_events,
+           minimal_pg=sock_minimal_pg,
            php_script=os.path.join(HERE, "receiver.php"), secret=b.secret,
            hook_port=hook_port)
     ngx = servers.Nginx(root, site, port)
+    minimal_pg = None
     if want(PG):
         sys.path.insert(0, os.path.join(SRCDIR, "tests"))
         import pgserver  # noqa: E402
@@ -892,6 +904,11 @@ server {
                 say("PostgreSQL: %s, data in %s (%s)" % (
                     b.pg.psql("SHOW server_version").strip(),
                     b.pg.root, fstype(b.pg.root)))
+                minimal_pg = servers.Proc(
+                    "fcgi-minimal (PostgreSQL)",
+                    [minimal, "unix:" + sock_minimal_pg, str(WORKERS),
+                     b.pg.new_database("minimal")],
+                    os.path.join(root, "fcgi-minimal-pg.log"))
             except Exception as e:  # noqa: BLE001 (any failure: skip it)
                 say("skipped: %s: PostgreSQL did not start: %s" % (PG, e))
                 b.pg = None
@@ -903,6 +920,11 @@ server {
         flushing.start()
         servers.wait_until(lambda: servers.socket_open(sock_flushing), 30,
                            "the flushing fcgi-minimal's socket", flushing)
+        if minimal_pg is not None:
+            minimal_pg.start()
+            servers.wait_until(lambda: servers.socket_open(sock_minimal_pg),
+                               30, "the PostgreSQL fcgi-minimal's socket",
+                               minimal_pg)
         api.start()
         servers.wait_until(lambda: os.path.exists(port_file), 30,
                            "the API stand-in's port", api)
@@ -930,9 +952,12 @@ server {
     url_hook = "http://127.0.0.1:%d/podio-hook" % port
     urls = {"minimal": "http://127.0.0.1:%d/minimal" % port,
             "minimal+sync": "http://127.0.0.1:%d/minimal-sync" % port,
+            MINIMAL_PG: "http://127.0.0.1:%d/minimal-pg" % port,
             "php-fpm": "http://127.0.0.1:%d/php" % port,
             "webhook": "http://127.0.0.1:%d/webhook" % port}
     procs = {"minimal": mini, "minimal+sync": flushing}
+    if minimal_pg is not None:
+        procs[MINIMAL_PG] = minimal_pg
     for name, (proc, _, how) in others.items():
         procs[name] = proc
         say("%s: %s" % (name, how))
@@ -942,10 +967,10 @@ server {
     sections = [
         ("item events, %d connections" % conns, "item", conns,
          ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
-         ((PG,) if b.pg else ()) + tuple(others)),
+         ((MINIMAL_PG, PG) if b.pg else ()) + tuple(others)),
         ("item events, %d connections" % conns_high, "item", conns_high,
          ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
-         ((PG,) if b.pg else ())),
+         ((MINIMAL_PG, PG) if b.pg else ())),
         ("comment.create, %d connections" % conns, "comment", conns,
          ("minimal", "minimal+sync", "podio-webhook")),
     ]
@@ -1262,6 +1287,19 @@ def report(results, sections, rounds, drain, imported, pending, lat,
         say("  %s, %s: p99 %s, target under %.0f ms: %s" % (
             s16, PG, fmt_ms(p), TARGET_PG_P99_MS,
             verdict(p, TARGET_PG_P99_MS, None)))
+    for sec in (s16, s64):
+        if (sec, MINIMAL_PG) not in results or (sec, PG) not in results:
+            continue
+        ref = median_of(results[(sec, MINIMAL_PG)], "rps")
+        pg = median_of(results[(sec, PG)], "rps")
+        r = pg / ref if pg and ref else None
+        say("  %s, the limit of this PostgreSQL: %s (an INSERT and its "
+            "commit per delivery, nothing else) %.0f requests/s, p99 %s; "
+            "%s reaches %s of it, p99 %s" % (
+                sec, MINIMAL_PG, ref or 0,
+                fmt_ms(p99_of.get((sec, MINIMAL_PG))), PG,
+                "?" if r is None else "%.2f" % r,
+                fmt_ms(p99_of.get((sec, PG)))))
     pw_rps = median_of(results.get((s16, "podio-webhook"), []), "rps")
     for name, goal in (("php-fpm", TARGET_PHP), ("webhook", TARGET_WEBHOOK)):
         if (s16, name) not in results:

@@ -15,7 +15,15 @@
  * never the file's size or new extents.  A failed write or flush
  * answers 503.
  *
- * Usage: fcgi-minimal unix:PATH [THREADS [SYNC_FILE]]
+ * Given a postgresql:// URI instead of SYNC_FILE (a build with libpq),
+ * it is the PostgreSQL reference: each thread has a connection of its
+ * own, and each body is one INSERT into a table minimal_bodies, committed
+ * on its own with synchronous_commit on before the 200: what storing a
+ * delivery in that PostgreSQL costs, nothing else (the server shares
+ * the flush of commits that come together).  A failed insert answers
+ * 503.
+ *
+ * Usage: fcgi-minimal unix:PATH [THREADS [SYNC_FILE | URI]]
  * The socket is created with mode 0666 (the benchmark's web server runs
  * as another user); a stale file at PATH is replaced.  SIGTERM or SIGINT
  * removes the socket and exits 0 at once (requests in flight are cut).
@@ -34,6 +42,9 @@
 #include <unistd.h>
 
 #include <fcgiapp.h>
+#ifdef HAVE_POSTGRESQL
+#include <libpq-fe.h>
+#endif
 
 #define MINIMAL_THREADS_DEFAULT 16
 #define MINIMAL_THREADS_MAX     256
@@ -137,6 +148,53 @@ fail:
 	return -1;
 }
 
+/* The PostgreSQL reference's URI, or NULL. */
+static const char *minimal_pg;
+
+#ifdef HAVE_POSTGRESQL
+/* Makes the reference's table (once, from main): 0, or -1 with the
+ * reason on stderr. */
+static int
+minimal_pg_table(const char *url)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r = NULL;
+	int ok;
+
+	ok = PQstatus(c) == CONNECTION_OK && (r = PQexec(c,
+	    "CREATE TABLE IF NOT EXISTS minimal_bodies (id bigint GENERATED"
+	    " ALWAYS AS IDENTITY PRIMARY KEY, body bytea NOT NULL)")) != NULL &&
+	    PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "fcgi-minimal: %s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+/* Inserts body on conn (connecting it first): 0, or -1. */
+static int
+minimal_pg_store(PGconn **conn, const char *body, size_t len)
+{
+	const char *v[1] = { body };
+	int l[1] = { (int)len }, f[1] = { 1 };
+	PGresult *r;
+	int ok;
+
+	if (*conn == NULL || PQstatus(*conn) != CONNECTION_OK) {
+		PQfinish(*conn);
+		if ((*conn = PQconnectdb(minimal_pg)) == NULL ||
+		    PQstatus(*conn) != CONNECTION_OK)
+			return -1;
+	}
+	r = PQexecParams(*conn, "INSERT INTO minimal_bodies (body)"
+	    " VALUES ($1::bytea)", 1, NULL, v, l, f, 0);
+	ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+#endif
+
 static const char minimal_answer[] =
     "Status: 200 OK\r\n"
     "Content-Type: text/plain; charset=utf-8\r\n"
@@ -156,6 +214,9 @@ minimal_serve(void *arg)
 	FCGX_Request req;
 	char body[MINIMAL_BODY_MAX], drop[4096];
 	int fd = *(int *)arg, len, got, stored;
+#ifdef HAVE_POSTGRESQL
+	PGconn *conn = NULL;
+#endif
 
 	if (FCGX_InitRequest(&req, fd, 0) != 0)
 		return NULL;
@@ -169,6 +230,11 @@ minimal_serve(void *arg)
 			;
 		stored = minimal_sync.fd < 0 ||
 		    minimal_store(body, (size_t)len) == 0;
+#ifdef HAVE_POSTGRESQL
+		if (minimal_pg != NULL)
+			stored = minimal_pg_store(&conn, body,
+			    (size_t)len) == 0;
+#endif
 		if (stored)
 			(void)FCGX_PutStr(minimal_answer,
 			    (int)(sizeof(minimal_answer) - 1), req.out);
@@ -178,6 +244,9 @@ minimal_serve(void *arg)
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);
+#ifdef HAVE_POSTGRESQL
+	PQfinish(conn);
+#endif
 	return NULL;
 }
 
@@ -201,7 +270,7 @@ main(int argc, char **argv)
 	if (argc < 2 || argc > 4 || strncmp(argv[1], "unix:", 5) != 0 ||
 	    argv[1][5] == '\0') {
 		fprintf(stderr, "usage: fcgi-minimal unix:PATH [THREADS "
-		    "[SYNC_FILE]]\n");
+		    "[SYNC_FILE | URI]]\n");
 		return 2;
 	}
 	if (argc >= 3) {
@@ -215,7 +284,16 @@ main(int argc, char **argv)
 		}
 	}
 	path = argv[1] + 5;
-	if (argc == 4 && minimal_ring(argv[3]) != 0)
+	if (argc == 4 && strncmp(argv[3], "postgresql://", 13) == 0) {
+#ifdef HAVE_POSTGRESQL
+		minimal_pg = argv[3];
+		if (minimal_pg_table(minimal_pg) != 0)
+			return 1;
+#else
+		fprintf(stderr, "fcgi-minimal: built without libpq\n");
+		return 2;
+#endif
+	} else if (argc == 4 && minimal_ring(argv[3]) != 0)
 		return 1;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
@@ -250,7 +328,8 @@ main(int argc, char **argv)
 	if (started == 0)
 		goto fail;
 	fprintf(stderr, "fcgi-minimal: serving on %s with %lu threads%s%s\n",
-	    path, started, minimal_sync.fd >= 0 ? ", flushing to " : "",
+	    path, started, minimal_sync.fd >= 0 ? ", flushing to " :
+	    minimal_pg != NULL ? ", storing in PostgreSQL" : "",
 	    minimal_sync.fd >= 0 ? argv[3] : "");
 	while ((rc = sigwait(&stop, &sig)) != 0 && rc == EINTR)
 		;
