@@ -480,12 +480,13 @@ server_processor(void *arg)
 }
 
 /*
- * The listener thread: with a spool that tells of events other hosts
- * stored (PostgreSQL's LISTEN/NOTIFY), it waits for that news on a
+ * The listener thread, started when the spool tells of events other
+ * hosts stored (PostgreSQL's LISTEN/NOTIFY): it waits for that news on a
  * handle of its own and wakes a processor, so that an event another
- * host acknowledged is taken at once instead of at the next poll.  With
- * a spool that cannot tell (SQLite: the processes of one host), it
- * sleeps until the configuration changes or the server stops.
+ * host acknowledged is taken at once instead of at the next poll.  It
+ * ends when a reload names a spool that cannot tell (SQLite: the
+ * processors poll as before).  It never waits with the processors
+ * (process_spool_wait()): a wake-up meant for one must reach one.
  */
 static void *
 server_listener(void *arg)
@@ -494,19 +495,18 @@ server_listener(void *arg)
 	struct runtime *rt = NULL;
 	struct podio_client *client = NULL;
 	struct podio_spool *spool, *own = NULL;
-	struct process_gen gen;
 	char err[512], *own_dir = NULL;
 	const char *where;
 	int warned = 0;
 
 	while (!process_spool_stopping(srv->ps)) {
-		gen = process_spool_generation(srv->ps);
-		if (server_take_runtime(srv, &rt, &client) != 0 ||
-		    (where = podio_config_spool(rt->cfg)) == NULL ||
-		    !podio_spool_is_url(where)) {
-			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+		if (server_take_runtime(srv, &rt, &client) != 0) {
+			(void)process_spool_gather(srv->ps, SERVER_LISTEN_MS);
 			continue;
 		}
+		if ((where = podio_config_spool(rt->cfg)) == NULL ||
+		    !podio_spool_is_url(where))
+			break;
 		err[0] = '\0';
 		if ((spool = server_own_spool(&own, &own_dir, where, err,
 		    sizeof(err))) == NULL) {
@@ -515,7 +515,7 @@ server_listener(void *arg)
 				    "cannot be listened to (polled instead): "
 				    "%s", err);
 			warned = 1;
-			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
+			(void)process_spool_gather(srv->ps, SERVER_LISTEN_MS);
 			continue;
 		}
 		warned = 0;
@@ -529,8 +529,7 @@ server_listener(void *arg)
 		default:
 			/* Down: the handle connects again after its
 			 * backoff. */
-			(void)process_spool_wait(srv->ps, gen,
-			    SERVER_LISTEN_MS);
+			(void)process_spool_gather(srv->ps, SERVER_LISTEN_MS);
 			break;
 		}
 	}
@@ -539,6 +538,21 @@ server_listener(void *arg)
 	podio_spool_close(own);
 	free(own_dir);
 	return NULL;
+}
+
+/* Whether the spool of the server's runtime tells of other hosts' events
+ * (a PostgreSQL spool): then a listener thread runs. */
+static int
+server_spool_tells(struct server *srv)
+{
+	const char *where;
+	int tells;
+
+	pthread_mutex_lock(&srv->lock);
+	where = podio_config_spool(srv->rt->cfg);
+	tells = where != NULL && podio_spool_is_url(where);
+	pthread_mutex_unlock(&srv->lock);
+	return tells;
 }
 
 /* ------------------------------------------------------------ control */
@@ -794,8 +808,8 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		(void)pthread_setname_np(procs[i], "pw-processor");
 		nprocs++;
 	}
-	if (nprocs > 0 && pthread_create(&listener, NULL, server_listener,
-	    &srv) == 0) {
+	if (nprocs > 0 && server_spool_tells(&srv) &&
+	    pthread_create(&listener, NULL, server_listener, &srv) == 0) {
 		(void)pthread_setname_np(listener, "pw-listener");
 		listener_up = 1;
 	}
