@@ -179,14 +179,18 @@ t.ok(r.returncode == 2 and r.stdout == "" and "roff" in r.stderr,
 
 def readme_keys(text):
     """(key, line number) of each key-like name a Markdown text shows:
-    "name = " in a fenced code block, `name` in a table row."""
+    "name = " in a fenced code block, `name` in a table row.  A block
+    fenced as ```postgresql.conf is the database's configuration, not
+    the program's."""
     found = []
     fence = False
+    other = False
     for n, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("```"):
             fence = not fence
+            other = fence and line.strip()[3:].startswith("postgresql")
             continue
-        if fence:
+        if fence and not other:
             m = re.match(r"^\s*#?\s*([a-z][a-z0-9]*(?:_[a-z0-9]+)*) = ",
                          line)
             if m:
@@ -206,11 +210,14 @@ for rel in ("README.md", os.path.join("deploy", "README.md")):
          unknown)
 
 # The README check finds what it must: a key in a code block (commented
-# out or not) and in a table row, not in running text.
+# out or not) and in a table row, not in running text nor in a block of
+# the database's configuration.
 sample = ("`bogus_key` in text\n```\nfake_key = 1\n#other_key = 2\n"
-          "timeout = 5s\n```\n| `row_key` | x |\n")
+          "timeout = 5s\n```\n| `row_key` | x |\n"
+          "```postgresql.conf\nwork_mem = 4MB\n```\n```\nlast_key = 1\n"
+          "```\n")
 t.ok([k for k, _ in readme_keys(sample)] ==
-     ["fake_key", "other_key", "timeout", "row_key"],
+     ["fake_key", "other_key", "timeout", "row_key", "last_key"],
      "the README check sees keys in code blocks and table rows only",
      readme_keys(sample))
 

@@ -773,6 +773,8 @@ test_large_ids(void)
  * stored (LISTEN/NOTIFY), none of this process's own; SQLite cannot
  * tell, at once.
  */
+static struct podio_spool *wait_spool;  /* reachable in the child */
+
 static void
 test_wait(void)
 {
@@ -781,7 +783,7 @@ test_wait(void)
 	pid_t pid;
 	int status = -1, got;
 
-	s = open_or_bail(newdir(dir, sizeof(dir), "wait"));
+	s = wait_spool = open_or_bail(newdir(dir, sizeof(dir), "wait"));
 	if (pg_url == NULL) {
 		tap_ok(podio_spool_wait(s, 5000) == -1,
 		    "SQLite: podio_spool_wait says at once it cannot tell");
@@ -809,6 +811,7 @@ test_wait(void)
 	    got);
 	tap_ok(podio_spool_wait(s, 100) == 0, "then there is no news");
 	podio_spool_close(s);
+	wait_spool = NULL;
 }
 
 static void
