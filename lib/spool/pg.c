@@ -774,17 +774,7 @@ podio__pg_read_row(const PGresult *r, int row, int64_t now, int with_body,
 	}
 	state = PQgetisnull(r, row, C_STATE) ? NULL :
 	    PQgetvalue(r, row, C_STATE);
-	if (state != NULL && strcmp(state, "dead") == 0)
-		ev->state = PODIO_SPOOL_DEAD;
-	else if (state != NULL && strcmp(state, "pending") == 0)
-		ev->state = ev->lease_until_ms > now ? PODIO_SPOOL_IN_FLIGHT :
-		    ev->failures > 0 ? PODIO_SPOOL_RETRYING :
-		    PODIO_SPOOL_PENDING;
-	else {
-		ev->state = PODIO_SPOOL_BAD;
-		if (state == NULL || strcmp(state, "bad") != 0)
-			bad = "unknown state";
-	}
+	ev->state = podio__spool_state_of(state, ev, now, &bad);
 	if (bad != NULL)
 		;
 	else if (ev->type == NULL ||

@@ -473,10 +473,7 @@ podio__pg_get_outage(struct podio_spool *sp, const char *cred,
 		return PODIO_OK;
 	if (e != PODIO_OK)
 		return e;
-	o->next_probe_ms = row[0] > 0 ? row[0] : 0;
-	o->interval_ms = row[1] > 0 ? row[1] : 0;
-	o->claimed_until_ms = row[2] > 0 ? row[2] : 0;
-	o->since_ms = row[3];
+	podio__spool_outage_of(row, o);
 	return PODIO_OK;
 }
 

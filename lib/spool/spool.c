@@ -174,6 +174,32 @@ podio_spool_batches_free(struct podio_spool_batch *batches, size_t n)
 	free(batches);
 }
 
+/* See spool_int.h. */
+enum podio_spool_state
+podio__spool_state_of(const char *stored, const struct podio_spool_event *ev,
+    int64_t now, const char **bad)
+{
+	if (stored != NULL && strcmp(stored, "dead") == 0)
+		return PODIO_SPOOL_DEAD;
+	if (stored != NULL && strcmp(stored, "pending") == 0)
+		return ev->lease_until_ms > now ? PODIO_SPOOL_IN_FLIGHT :
+		    ev->failures > 0 ? PODIO_SPOOL_RETRYING :
+		    PODIO_SPOOL_PENDING;
+	if (stored == NULL || strcmp(stored, "bad") != 0)
+		*bad = "unknown state";
+	return PODIO_SPOOL_BAD;
+}
+
+/* See spool_int.h. */
+void
+podio__spool_outage_of(const int64_t row[4], struct podio_spool_outage *o)
+{
+	o->next_probe_ms = row[0] > 0 ? row[0] : 0;
+	o->interval_ms = row[1] > 0 ? row[1] : 0;
+	o->claimed_until_ms = row[2] > 0 ? row[2] : 0;
+	o->since_ms = row[3];
+}
+
 int
 podio__spool_batch_push(struct podio_spool_batch *b,
     struct podio_spool_event *ev)

@@ -215,6 +215,22 @@ int podio__spool_valid_type(const char *t, size_t len);
 /* Frees the strings of ev and zeroes it. */
 void podio__spool_event_clear(struct podio_spool_event *ev);
 
+/*
+ * The state of an event whose state column holds stored (NULL when it
+ * is not text): "pending" is in flight while its lease runs (ev's
+ * lease_until_ms past now), retrying once it failed (ev's failures),
+ * else pending; "dead"; "bad".  Anything else is bad too, with *bad set
+ * to the reason.
+ */
+enum podio_spool_state podio__spool_state_of(const char *stored,
+    const struct podio_spool_event *ev, int64_t now, const char **bad);
+
+/* The outage that a credential's row of class PODIO_SPOOL_OUTAGE_CLASS
+ * holds, read as (next probe, interval, end of the probe's claim, start)
+ * in row; the backends store it so. */
+void podio__spool_outage_of(const int64_t row[4],
+    struct podio_spool_outage *o);
+
 /* Appends ev (moved) to the batch's events.  -1 on out of memory. */
 int podio__spool_batch_push(struct podio_spool_batch *b,
     struct podio_spool_event *ev);

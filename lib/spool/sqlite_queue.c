@@ -116,17 +116,7 @@ podio__sqlite_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 
 	state = podio__sqlite_col_is(st, C_STATE, SQLITE_TEXT) ?
 	    (const char *)sqlite3_column_text(st, C_STATE) : NULL;
-	if (state != NULL && strcmp(state, "dead") == 0)
-		ev->state = PODIO_SPOOL_DEAD;
-	else if (state != NULL && strcmp(state, "pending") == 0)
-		ev->state = ev->lease_until_ms > now ? PODIO_SPOOL_IN_FLIGHT :
-		    ev->failures > 0 ? PODIO_SPOOL_RETRYING :
-		    PODIO_SPOOL_PENDING;
-	else {
-		ev->state = PODIO_SPOOL_BAD;
-		if (state == NULL || strcmp(state, "bad") != 0)
-			bad = "unknown state";
-	}
+	ev->state = podio__spool_state_of(state, ev, now, &bad);
 
 	if (bad != NULL)
 		;
