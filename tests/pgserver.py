@@ -555,6 +555,19 @@ class Server:
         self.psql("CREATE DATABASE %s OWNER %s;\n" % (name, ROLE))
         return self.url_for(name)
 
+    def connections_left(self, timeout=10):
+        """The sessions of the role podio still open once they had
+        timeout seconds to end (0 when none is left), and what they
+        are (application, state, query)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.psql("SELECT application_name, state, query FROM "
+                            "pg_stat_activity WHERE usename = '%s'" % ROLE)
+            rows = [ln for ln in out.splitlines() if ln.strip()]
+            if not rows or time.monotonic() >= deadline:
+                return len(rows), "\n".join(rows)
+            time.sleep(0.1)
+
     def log_tail(self, lines=40):
         """The last lines of the server's log."""
         try:

@@ -15,11 +15,7 @@ cannot be started here.
 """
 
 import os
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 
 import pgserver
 import testlib
@@ -42,30 +38,10 @@ def main():
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["PODIO_TEST_SPOOL_URL"] = pg.new_database("cli")
         env["PODIO_TEST_PSQL"] = os.path.join(pgserver.bindir(), "psql")
-        started = time.monotonic()
-        with tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen(
-                [sys.executable, SCRIPT], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-            timer = threading.Timer(TIMEOUT, proc.kill)
-            timer.start()
-            try:
-                plan, n = testlib.relay_tap(t, proc.stdout,
-                                            "tests/test-spool-cli.py")
-                status = proc.wait()
-            finally:
-                timer.cancel()
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            err.seek(0)
-            stderr = err.read()
-        t.diag("tests/test-spool-cli.py took %.1f s on PostgreSQL" % (
-            time.monotonic() - started))
-        t.ok(status == 0 and plan is not None and plan == n,
-             "tests/test-spool-cli.py ran to its end on PostgreSQL: exit "
-             "status %s, plan 1..%s, %d results" % (status, plan, n),
-             stderr[-4000:] + "\nserver log:\n" + pg.log_tail())
+        ok, why = testlib.run_relayed(t, [sys.executable, SCRIPT], env,
+                                      "tests/test-spool-cli.py", TIMEOUT)
+        t.ok(ok, "tests/test-spool-cli.py ran to its end on PostgreSQL",
+             why + "\nserver log:\n" + pg.log_tail())
 
         # The password from a password file instead of the URI.
         conf = os.path.join(testlib.tmpdir(), "pgpass.conf")
@@ -84,20 +60,9 @@ def main():
              "with the password in the file PGPASSFILE names, it opens",
              r.stdout + r.stderr)
 
-        def connections():
-            out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
-                          "usename = '%s'" % pgserver.ROLE)
-            return int(out.strip() or -1)
-        deadline = time.monotonic() + 30 * SLOW
-        left = connections()
-        while left != 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            left = connections()
+        left, what = pg.connections_left(30 * SLOW)
         t.ok(left == 0, "no connection is left open on the server, the "
-             "detached CGI workers' included (%d)" % left,
-             pg.psql("SELECT application_name, state, backend_start, "
-                     "query FROM pg_stat_activity WHERE usename = '%s'"
-                     % pgserver.ROLE))
+             "detached CGI workers' included (%d)" % left, what)
     t.done()
 
 

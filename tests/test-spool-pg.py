@@ -17,9 +17,6 @@ without libpq) or PostgreSQL 15 cannot be started here.
 
 import os
 import subprocess
-import tempfile
-import threading
-import time
 
 import pgserver
 import testlib
@@ -63,47 +60,15 @@ def main():
              in r.stderr, "a wrong password is refused (scram-sha-256): "
              "the URI's password is the one used", r.stderr)
 
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["PODIO_TEST_SPOOL_PG"] = pg.url
-        for k in [k for k in env if k.startswith("PG")]:
-            del env[k]
-        started = time.monotonic()
-        with tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen(
-                testlib.wrapper() + [PROG], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-            timer = threading.Timer(TIMEOUT, proc.kill)
-            timer.start()
-            try:
-                plan, n = testlib.relay_tap(t, proc.stdout,
-                                            "tests/test-spool")
-                status = proc.wait()
-            finally:
-                timer.cancel()
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            err.seek(0)
-            stderr = err.read()
-        took = time.monotonic() - started
-        t.diag("tests/test-spool took %.1f s on PostgreSQL" % took)
-        t.ok(status == 0 and plan is not None and plan == n,
-             "tests/test-spool ran to its end on PostgreSQL: exit status "
-             "%s, plan 1..%s, %d results" % (status, plan, n),
-             stderr[-4000:] + "\nserver log:\n" + pg.log_tail())
-
-        def connections():
-            out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
-                          "usename = '%s'" % pgserver.ROLE)
-            return int(out.strip() or -1)
-
-        deadline = time.monotonic() + 10 * SLOW
-        left = connections()
-        while left != 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            left = connections()
+        ok, why = testlib.run_relayed(t, testlib.wrapper() + [PROG], env,
+                                      "tests/test-spool", TIMEOUT)
+        t.ok(ok, "tests/test-spool ran to its end on PostgreSQL",
+             why + "\nserver log:\n" + pg.log_tail())
+        left, what = pg.connections_left(10 * SLOW)
         t.ok(left == 0, "no connection of the tests is left open on the "
-             "server (%d)" % left)
+             "server (%d)" % left, what)
     t.done()
 
 

@@ -589,6 +589,34 @@ def relay_tap(t, lines, what):
     return plan, n
 
 
+def run_relayed(t, argv, env, what, timeout):
+    """Runs argv (another TAP test) and relays its results into t
+    (relay_tap()), killing it after timeout seconds.  Returns (ok,
+    stderr's end): ok when it exited 0 having given every result of its
+    plan.  Says in a diagnostic how long it took."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=err,
+                                text=True, env=env)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            plan, n = relay_tap(t, proc.stdout, what)
+            status = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    t.diag("%s took %.1f s" % (what, time.monotonic() - started))
+    return (status == 0 and plan is not None and plan == n,
+            "exit status %s, plan 1..%s, %d results\n%s" % (
+                status, plan, n, stderr[-4000:]))
+
+
 def built_with_postgresql():
     """(yes, why not): whether this build has the PostgreSQL spool
     backend, from its config.h."""
