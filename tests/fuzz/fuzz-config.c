@@ -31,9 +31,40 @@ occurrences(const char *hay, size_t n, const char *needle)
 }
 
 /*
+ * Whether the text of value in err comes from the message's own words
+ * (a value such as "= value" against "expected 'key = value'") rather
+ * than from the input: the input read again with that value's bytes
+ * turned into '~' still gives a message holding it.
+ */
+static int
+message_words(const char *input, size_t size, const char *value)
+{
+	struct podio_config *cfg;
+	char *text, err[1024];
+	size_t k = strlen(value), i;
+	int words;
+
+	text = fuzz_dup((const uint8_t *)input, size);
+	for (i = 0; i + k <= size; i++)
+		if (memcmp(text + i, value, k) == 0) {
+			memset(text + i, '~', k);
+			break;
+		}
+	if ((cfg = podio_config_new()) == NULL)
+		abort();
+	err[0] = '\0';
+	(void)podio__config_load_text(cfg, NAME, text, size, err, sizeof(err));
+	words = strstr(err, value) != NULL;
+	podio_config_free(cfg);
+	free(text);
+	return words;
+}
+
+/*
  * The file parser's secret promise: for each line "KEY = VALUE" of a
  * secret key whose value (6 bytes or more) occurs nowhere else in the
- * input, the message must not hold it.
+ * input, the message must not hold it (unless those are the message's
+ * own words, message_words()).
  */
 static void
 check_no_secret(const char *input, size_t size, const char *err)
@@ -67,7 +98,8 @@ check_no_secret(const char *input, size_t size, const char *err)
 		}
 		if (strlen(value) < 6 || occurrences(input, size, value) != 1)
 			continue;
-		FUZZ_CHECK(strstr(err, value) == NULL,
+		FUZZ_CHECK(strstr(err, value) == NULL ||
+		    message_words(input, size, value),
 		    "the message quotes the value of %s", key);
 	}
 	free(copy);
