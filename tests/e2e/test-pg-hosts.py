@@ -73,6 +73,7 @@ ITEMS = 300                  # items the deliveries are spread over
 TAKEOVER_S = 60              # point 1: the dead host's events run by then
 OUTAGE_S = 10                # point 2
 TOKEN_LIFETIME = 30          # point 3, seconds
+AFTER_KILL = 50              # point 1: deliveries at least, after the kill
 PAUSE_S = 4                  # point 4: the wait the 420 names
 # After a 420, a call another thread had decided on before the pause was
 # recorded may still arrive (the pause starts once the answer is read).
@@ -405,10 +406,12 @@ def main():
         # Item fetches take 0.1 s: the hosts hold their events a while.
         sim.configure(latency_ms=100)
         s1 = Stream(port, dep.secret, 0)
-        # The stream goes on past DELIVERIES only while the victim is
-        # not killed yet: deliveries come after the kill too.
-        state1 = {"killed": None}
-        s1.start(lambda: s1.next < DELIVERIES or state1["killed"] is None)
+        # The stream goes on past DELIVERIES while the victim is not
+        # killed yet, and for AFTER_KILL deliveries after the kill: some
+        # are first sent after it, however late it came.
+        state1 = {"killed": None, "next": None}
+        s1.start(lambda: s1.next < DELIVERIES or state1["next"] is None or
+                 s1.next < state1["next"] + AFTER_KILL)
         servers.wait_until(lambda: s1.n_acked() >= kill_at or
                            not any(th.is_alive() for th in s1.threads),
                            120, "%d acknowledged deliveries" % kill_at)
@@ -429,6 +432,7 @@ def main():
         finally:
             victim.kill()
         killed = state1["killed"] = time.monotonic()
+        state1["next"] = s1.next
         acked_at_kill = s1.n_acked()
         t.diag("host %s killed after %d acknowledged deliveries, holding "
                "%d events of %d items (at most %d processors x %d items "
