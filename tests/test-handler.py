@@ -167,11 +167,11 @@ def recorded_commands():
     """The events the "on" command received: [(event dict, env dict)],
     oldest first."""
     out = []
-    names = sorted(os.listdir(CMD_DIR),
+    # Only finished events: a command still running has a .tmp file that
+    # it renames at any moment, so it is never looked at.
+    names = sorted((n for n in os.listdir(CMD_DIR) if n.endswith(".json")),
                    key=lambda n: os.stat(os.path.join(CMD_DIR, n)).st_mtime)
     for name in names:
-        if not name.endswith(".json"):
-            continue
         base = os.path.join(CMD_DIR, name[:-5])
         with open(base + ".json") as f:
             text = f.read()
@@ -191,7 +191,10 @@ def recorded_commands():
 
 def clear_commands():
     for name in os.listdir(CMD_DIR):
-        os.unlink(os.path.join(CMD_DIR, name))
+        try:
+            os.unlink(os.path.join(CMD_DIR, name))
+        except FileNotFoundError:
+            pass    # a running command renamed its .tmp meanwhile
 
 
 def logged_events():
