@@ -1029,6 +1029,54 @@ process_app_first(const struct process_unit *units, size_t i)
 	return 1;
 }
 
+/* The current revision number of an item's JSON text, or -1. */
+static int64_t
+process_revision_of(const char *text)
+{
+	const char *end = NULL;
+	cJSON *item, *v;
+	int64_t rev = -1;
+
+	/* cJSON sets its global error pointer here; it is never read. */
+	if ((item = cJSON_ParseWithOpts(text, &end, 1)) == NULL)
+		return -1;
+	v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+	    item, "current_revision"), "revision");
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+	    v->valuedouble < 9007199254740992.0)
+		rev = (int64_t)v->valuedouble;
+	cJSON_Delete(item);
+	return rev;
+}
+
+/*
+ * Notes in the spool the revision of each item units[0..n) fetched, so
+ * that a backfill skips an item whose current state the callbacks saw
+ * (podio_spool_note_revisions()).  Best effort: a failure only means a
+ * backfill sends the item again.
+ */
+static void
+process_note_revisions(struct podio_spool *spool,
+    const struct process_unit *units, size_t n)
+{
+	uint64_t ids[64];
+	int64_t revs[64];
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!units[i].have || units[i].text == NULL ||
+		    (revs[k] = process_revision_of(units[i].text)) < 0)
+			continue;
+		ids[k++] = units[i].batch.item_id;
+		if (k == sizeof(ids) / sizeof(ids[0])) {
+			(void)podio_spool_note_revisions(spool, ids, revs, k);
+			k = 0;
+		}
+	}
+	if (k > 0)
+		(void)podio_spool_note_revisions(spool, ids, revs, k);
+}
+
 /*
  * Fetches the items the units need: the due items of the apps of those
  * units join in (one filter call may serve them all), filter calls per
@@ -1144,6 +1192,7 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 				(*units)[k].hold = 1;
 		break;
 	}
+	process_note_revisions(spool, *units, *n);
 }
 
 static int64_t process_held_until(const struct runtime *,

@@ -54,7 +54,8 @@ static const char *pg_url;
 
 /* The spool's tables, dropped before each test on PostgreSQL. */
 #define PG_DROP "DROP TABLE IF EXISTS podio_events, podio_seen, " \
-	"podio_hook_apps, podio_ratelimit, podio_tokens, podio_meta CASCADE"
+	"podio_hook_apps, podio_ratelimit, podio_tokens, podio_revisions, " \
+	"podio_meta CASCADE"
 
 /* Where a spool is, for messages: never the URI, which holds a
  * password. */
@@ -374,8 +375,8 @@ test_open_pg(void)
 	tap_ok(pg_value(NULL, "SELECT count(*) FROM pg_class WHERE relkind ="
 	    " 'r' AND pg_table_is_visible(oid) AND relname IN ('podio_events',"
 	    " 'podio_seen', 'podio_hook_apps', 'podio_ratelimit',"
-	    " 'podio_tokens', 'podio_meta')") == 6,
-	    "open creates the spool's six tables");
+	    " 'podio_tokens', 'podio_revisions', 'podio_meta')") == 7,
+	    "open creates the spool's seven tables");
 	if (havepw)
 		tap_ok(s != NULL && strstr(podio_spool_path(s), pw) == NULL &&
 		    strstr(podio_spool_path(s), "***") != NULL,
@@ -388,6 +389,13 @@ test_open_pg(void)
 	s = NULL;
 	tap_ok(podio_spool_open(url, &s, err, sizeof(err)) == PODIO_OK,
 	    "opened again: the schema is there, of this version (%s)", err);
+	podio_spool_close(s);
+	s = NULL;
+	pg_exec(NULL, "DROP TABLE podio_revisions");
+	tap_ok(podio_spool_open(url, &s, err, sizeof(err)) == PODIO_OK &&
+	    pg_value(NULL, "SELECT count(*) FROM pg_class WHERE relname ="
+	    " 'podio_revisions'") == 1,
+	    "a spool of version 1 without the revisions gets them (%s)", err);
 	podio_spool_close(s);
 	s = NULL;
 
@@ -1369,6 +1377,80 @@ test_app(void)
 	    n == 5 && items[0].in_flight && !items[3].in_flight,
 	    "the claimed items show as in flight");
 	free(items);
+	podio_spool_close(s);
+}
+
+/* The revisions fetched outlive the events, keep the highest, and go
+ * with podio_spool_forget(); the marks never go back. */
+static void
+test_revisions(void)
+{
+	char dir[512];
+	struct podio_spool *s;
+	uint64_t ids[4] = { 11, 12, 13, UINT64_C(18446744073709551000) };
+	int64_t revs[4] = { 3, 7, 1, 9 }, got[4];
+	uint64_t again[2] = { 11, 11 };
+	int64_t lower[2] = { 2, 5 }, v = -1;
+	int64_t id;
+	size_t n = 0;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "revisions"));
+	tap_ok(podio_spool_fetched_revisions(s, ids, 4, got) == PODIO_OK &&
+	    got[0] == -1 && got[3] == -1, "no revision kept at first");
+	id = add(s, "item.update", 900, 11, 77, 0);
+	tap_ok(podio_spool_note_revisions(s, ids, revs, 3) == PODIO_OK,
+	    "three revisions noted in one call");
+	tap_ok(podio_spool_done(s, id) == PODIO_OK, "the event is done");
+	tap_ok(podio_spool_fetched_revisions(s, ids, 4, got) == PODIO_OK &&
+	    got[0] == 3 && got[1] == 7 && got[2] == 1 && got[3] == -1,
+	    "they outlive the event, the unknown item has none");
+	tap_ok(podio_spool_note_revisions(s, again, lower, 2) == PODIO_OK &&
+	    podio_spool_note_revisions(s, ids + 3, revs + 3, 1) == PODIO_OK &&
+	    podio_spool_fetched_revisions(s, ids, 4, got) == PODIO_OK &&
+	    got[0] == 5 && got[3] == 9,
+	    "the highest revision wins, a 64-bit id is kept");
+	tap_ok(podio_spool_forget(s, 3600 * 1000, &n) == PODIO_OK && n == 0 &&
+	    podio_spool_fetched_revisions(s, ids, 1, got) == PODIO_OK &&
+	    got[0] == 5, "revisions fetched within the age are kept");
+	podio__spool_set_clock_skew(s, 2 * 3600 * 1000);
+	tap_ok(podio_spool_forget(s, 3600 * 1000, &n) == PODIO_OK && n == 5 &&
+	    podio_spool_fetched_revisions(s, ids, 4, got) == PODIO_OK &&
+	    got[0] == -1 && got[1] == -1 && got[3] == -1,
+	    "forget drops older revisions with the dedup key");
+	podio__spool_set_clock_skew(s, 0);
+	tap_ok(podio_spool_note_revisions(s, NULL, NULL, 1) ==
+	    PODIO_ERR_INVALID && podio_spool_fetched_revisions(s, ids,
+	    PODIO_SPOOL_MAX_REVISIONS + 1, got) == PODIO_ERR_INVALID,
+	    "no ids or too many ids refused");
+
+	tap_ok(podio_spool_get_mark(s, PODIO_SPOOL_MARK_ALIVE, &v) ==
+	    PODIO_ERR_NOT_FOUND && v == 0, "no mark at first");
+	tap_ok(podio_spool_set_mark(s, PODIO_SPOOL_MARK_ALIVE, 5000) ==
+	    PODIO_OK && podio_spool_set_mark(s, PODIO_SPOOL_MARK_ALIVE,
+	    4000) == PODIO_OK && podio_spool_get_mark(s,
+	    PODIO_SPOOL_MARK_ALIVE, &v) == PODIO_OK && v == 5000,
+	    "a mark never goes back");
+	tap_ok(podio_spool_set_mark(s, PODIO_SPOOL_MARK_ALIVE, 6000) ==
+	    PODIO_OK && podio_spool_get_mark(s, PODIO_SPOOL_MARK_ALIVE,
+	    &v) == PODIO_OK && v == 6000, "it moves on");
+	tap_ok(podio_spool_set_mark(s, "Bad-name", 1) == PODIO_ERR_INVALID &&
+	    podio_spool_set_mark(s, "schema_version", 1) == PODIO_OK &&
+	    podio_spool_get_mark(s, "other", &v) == PODIO_ERR_NOT_FOUND,
+	    "names checked, marks kept apart from each other");
+	podio_spool_close(s);
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_get_mark(s, PODIO_SPOOL_MARK_ALIVE, &v) ==
+	    PODIO_OK && v == 6000, "the mark is durable");
+	podio_spool_close(s);
+	if (sqlite_only(SQLITE_ONLY("a database made before the revisions"),
+	    "a database without the revisions and marks gets them"))
+		return;
+	tap_ok(raw_sql(dir, "DROP TABLE revisions; DROP TABLE marks;") == 0,
+	    "the revisions and marks dropped, as before they existed");
+	s = open_or_bail(dir);
+	tap_ok(podio_spool_note_revisions(s, ids, revs, 1) == PODIO_OK &&
+	    podio_spool_set_mark(s, PODIO_SPOOL_MARK_ALIVE, 1) == PODIO_OK,
+	    "a database without the revisions and marks gets them");
 	podio_spool_close(s);
 }
 
@@ -2600,6 +2682,7 @@ main(void)
 	test_settle();
 	test_no_fetch();
 	test_app();
+	test_revisions();
 	test_items_table();
 	test_bad();
 	test_full();

@@ -317,6 +317,32 @@ static const char schema_sql[] =
 	" refreshing_until bigint NOT NULL DEFAULT 0,"
 	" updated_at bigint NOT NULL DEFAULT 0);";
 
+/* Added within version 1 (an older build leaves it alone): the revision
+ * of each item last fetched (pg_admin.c). */
+static const char added_sql[] =
+	"CREATE TABLE IF NOT EXISTS podio_revisions ("
+	" item_id bigint PRIMARY KEY,"
+	" revision bigint NOT NULL,"
+	" fetched_at bigint NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS podio_revisions_at"
+	" ON podio_revisions (fetched_at);";
+
+/* Whether the tables added within version 1 exist: 1, 0, or -1 with the
+ * error noted. */
+static int
+schema_complete(struct spool_pg *s)
+{
+	PGresult *r;
+	int have;
+
+	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_revisions')"
+	    " IS NOT NULL", NULL)) == NULL)
+		return -1;
+	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
+	PQclear(r);
+	return have;
+}
+
 /*
  * Reads the schema version: -1 when there is no schema yet, 0 when the
  * table has no version.  Returns 0, or -1 with the error noted.
@@ -371,8 +397,8 @@ ensure_schema(struct spool_pg *s)
 
 	if (schema_version(s, &version) == -1)
 		return -1;
-	if (version == PG_SCHEMA_VERSION)
-		return 0;
+	if (version == PG_SCHEMA_VERSION && (rc = schema_complete(s)) != 0)
+		return rc == 1 ? 0 : -1;
 	if (version > PG_SCHEMA_VERSION)
 		return 1;
 	snprintf(lock, sizeof(lock), "SELECT pg_advisory_lock(%lld)",
@@ -417,6 +443,8 @@ create_schema(struct spool_pg *s)
 		    "podio_meta has no schema version: not a spool's");
 		goto fail;
 	}
+	if (simple(s, added_sql) == -1)
+		goto fail;
 	if (podio__pg_commit(s) == -1)
 		goto fail;
 	return 0;
@@ -1345,6 +1373,10 @@ static const struct spool_ops pg_ops = {
 	.next_due = podio__pg_next_due,
 	.pending_items = podio__pg_pending_items,
 	.learn_app = podio__pg_learn_app,
+	.note_revisions = podio__pg_note_revisions,
+	.fetched_revisions = podio__pg_fetched_revisions,
+	.set_mark = podio__pg_set_mark,
+	.get_mark = podio__pg_get_mark,
 	.done_many = podio__pg_done_many,
 	.change = podio__pg_change,
 	.status = podio__pg_status,

@@ -1,13 +1,14 @@
 /*
  * pg_admin.c: the spool commands' data on PostgreSQL (status, list,
  * show, replay, purge, forget), giving back the leases of sessions that
- * ended, the hook-to-app map used for bulk fetches, and the rate-limit
+ * ended, the hook-to-app map used for bulk fetches, the rate-limit
  * and outage state shared by every process of every host using the
- * spool (see spool.h).  Each does what the SQLite backend does
+ * spool, the item revisions fetched and the named times (see spool.h).  Each does what the SQLite backend does
  * (sqlite_admin.c), on the tables of pg.c.
  */
 #include <config.h>
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,12 +279,20 @@ podio__pg_forget(struct podio_spool *sp, int64_t older_than_ms, size_t *n)
 	struct spool_pg *s = PGS(sp);
 	static const char sql[] = "DELETE FROM podio_seen"
 	    " WHERE seen_at <= $1::bigint - $2::bigint";
+	static const char revs_sql[] = "DELETE FROM podio_revisions"
+	    " WHERE fetched_at <= $1::bigint - $2::bigint";
 	struct pg_params pa;
+	size_t keys = 0, revs = 0;
+	enum podio_err e;
 
 	memset(&pa, 0, sizeof(pa));
 	podio__pg_i64(&pa, podio__spool_now(&s->base));
 	podio__pg_i64(&pa, older_than_ms);
-	return write_one(s, "forget", sql, &pa, n);
+	if ((e = write_one(s, "forget", sql, &pa, &keys)) != PODIO_OK)
+		return e;
+	e = write_one(s, "forget", revs_sql, &pa, &revs);
+	*n = keys + revs;
+	return e;
 }
 
 enum podio_err
@@ -715,5 +724,144 @@ fail:
 	e = podio__pg_failed(s, "resume", e);
 	pthread_mutex_unlock(&s->db_lock);
 	free(v);
+	return e;
+}
+
+/* ------------------------------------------------------------ revisions */
+
+/* The ids (as bigints) of n items, as the text of an array: "{1,2}".
+ * Returns a string the caller frees, or NULL on out of memory. */
+static char *
+id_array(const uint64_t *ids, size_t n)
+{
+	char *text, *p;
+	size_t i;
+
+	if ((text = malloc(n * 21 + 3)) == NULL)
+		return NULL;
+	p = text;
+	*p++ = '{';
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%s%" PRId64, i > 0 ? "," : "",
+		    (int64_t)ids[i]);
+	*p++ = '}';
+	*p = '\0';
+	return text;
+}
+
+/* See spool.h: one statement for the n revisions (an item given twice
+ * keeps its highest), committed as the processors' bookkeeping. */
+enum podio_err
+podio__pg_note_revisions(struct podio_spool *sp, const uint64_t *item_ids,
+    const int64_t *revisions, size_t n)
+{
+	struct spool_pg *s = PGS(sp);
+	static const char sql[] = "INSERT INTO podio_revisions"
+	    " (item_id, revision, fetched_at)"
+	    " SELECT DISTINCT ON (i) i, r, $3::bigint"
+	    " FROM unnest($1::text::bigint[], $2::text::bigint[]) AS u(i, r)"
+	    " ORDER BY i, r DESC"
+	    " ON CONFLICT (item_id) DO UPDATE SET"
+	    " revision = greatest(podio_revisions.revision, excluded.revision),"
+	    " fetched_at = excluded.fetched_at";
+	struct pg_params pa;
+	char *ids = NULL, *revs = NULL, *p;
+	enum podio_err e = PODIO_ERR_NOMEM;
+	size_t i;
+
+	if ((ids = id_array(item_ids, n)) == NULL ||
+	    (revs = malloc(n * 21 + 3)) == NULL)
+		goto done;
+	p = revs;
+	*p++ = '{';
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%s%" PRId64, i > 0 ? "," : "", revisions[i]);
+	*p++ = '}';
+	*p = '\0';
+	memset(&pa, 0, sizeof(pa));
+	podio__pg_str(&pa, ids);
+	podio__pg_str(&pa, revs);
+	podio__pg_i64(&pa, podio__spool_now(&s->base));
+	e = rate_op(s, "note revisions", sql, &pa, 1, NULL, 0, NULL);
+done:
+	free(ids);
+	free(revs);
+	return e;
+}
+
+enum podio_err
+podio__pg_fetched_revisions(struct podio_spool *sp, const uint64_t *item_ids,
+    size_t n, int64_t *revisions)
+{
+	struct spool_pg *s = PGS(sp);
+	static const char sql[] = "SELECT item_id, revision"
+	    " FROM podio_revisions WHERE item_id = ANY ($1::text::bigint[])";
+	struct pg_params pa;
+	PGresult *r = NULL;
+	char *ids;
+	enum podio_err e;
+	int64_t id;
+	size_t i;
+	int row;
+
+	if ((ids = id_array(item_ids, n)) == NULL)
+		return PODIO_ERR_NOMEM;
+	memset(&pa, 0, sizeof(pa));
+	podio__pg_str(&pa, ids);
+	pthread_mutex_lock(&s->db_lock);
+	if (podio__pg_ready(s) == -1 ||
+	    (r = podio__pg_run(s, sql, &pa)) == NULL) {
+		e = podio__pg_failed(s, "read revisions", PODIO_ERR_IO);
+		pthread_mutex_unlock(&s->db_lock);
+		free(ids);
+		return e;
+	}
+	for (row = 0; row < PQntuples(r); row++) {
+		id = podio__pg_int(r, row, 0);
+		for (i = 0; i < n; i++)
+			if ((int64_t)item_ids[i] == id)
+				revisions[i] = podio__pg_int(r, row, 1);
+	}
+	PQclear(r);
+	pthread_mutex_unlock(&s->db_lock);
+	free(ids);
+	return PODIO_OK;
+}
+
+/* ----------------------------------------------------------------- marks */
+
+/* A mark is the row "mark:NAME" of podio_meta, beside the schema
+ * version. */
+enum podio_err
+podio__pg_set_mark(struct podio_spool *sp, const char *name, int64_t value)
+{
+	struct spool_pg *s = PGS(sp);
+	static const char sql[] = "INSERT INTO podio_meta (name, value)"
+	    " VALUES ('mark:' || $1::text, $2::bigint)"
+	    " ON CONFLICT (name) DO UPDATE SET"
+	    " value = greatest(podio_meta.value, excluded.value)";
+	struct pg_params pa;
+
+	memset(&pa, 0, sizeof(pa));
+	podio__pg_str(&pa, name);
+	podio__pg_i64(&pa, value);
+	return rate_op(s, "set mark", sql, &pa, 1, NULL, 0, NULL);
+}
+
+enum podio_err
+podio__pg_get_mark(struct podio_spool *sp, const char *name, int64_t *value)
+{
+	struct spool_pg *s = PGS(sp);
+	static const char sql[] = "SELECT value FROM podio_meta"
+	    " WHERE name = 'mark:' || $1::text";
+	struct pg_params pa;
+	int64_t row[1];
+	enum podio_err e;
+
+	memset(&pa, 0, sizeof(pa));
+	podio__pg_str(&pa, name);
+	if ((e = rate_op(s, "get mark", sql, &pa, 0, row, 1, NULL)) ==
+	    PODIO_OK)
+		*value = row[0];
 	return e;
 }

@@ -719,6 +719,65 @@ podio_spool_learn_app(struct podio_spool *s, uint64_t hook_id,
 	return s->ops->learn_app(s, hook_id, app_id);
 }
 
+/* ------------------------------------------------- revisions and marks */
+
+enum podio_err
+podio_spool_note_revisions(struct podio_spool *s, const uint64_t *item_ids,
+    const int64_t *revisions, size_t n)
+{
+	if (s == NULL || n > PODIO_SPOOL_MAX_REVISIONS ||
+	    (n > 0 && (item_ids == NULL || revisions == NULL)))
+		return PODIO_ERR_INVALID;
+	if (n == 0)
+		return PODIO_OK;
+	return s->ops->note_revisions(s, item_ids, revisions, n);
+}
+
+enum podio_err
+podio_spool_fetched_revisions(struct podio_spool *s,
+    const uint64_t *item_ids, size_t n, int64_t *revisions)
+{
+	size_t i;
+
+	if (s == NULL || n > PODIO_SPOOL_MAX_REVISIONS ||
+	    (n > 0 && (item_ids == NULL || revisions == NULL)))
+		return PODIO_ERR_INVALID;
+	for (i = 0; i < n; i++)
+		revisions[i] = -1;
+	if (n == 0)
+		return PODIO_OK;
+	return s->ops->fetched_revisions(s, item_ids, n, revisions);
+}
+
+/* Whether name names a mark: [a-z_]{1,64}. */
+static int
+mark_name_ok(const char *name)
+{
+	size_t n;
+
+	if (name == NULL)
+		return 0;
+	n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+	return n >= 1 && n <= 64 && name[n] == '\0';
+}
+
+enum podio_err
+podio_spool_set_mark(struct podio_spool *s, const char *name, int64_t value)
+{
+	if (s == NULL || !mark_name_ok(name))
+		return PODIO_ERR_INVALID;
+	return s->ops->set_mark(s, name, value);
+}
+
+enum podio_err
+podio_spool_get_mark(struct podio_spool *s, const char *name, int64_t *value)
+{
+	*value = 0;
+	if (s == NULL || !mark_name_ok(name))
+		return PODIO_ERR_INVALID;
+	return s->ops->get_mark(s, name, value);
+}
+
 /* ------------------------------------------------------------- outcomes */
 
 enum podio_err

@@ -328,6 +328,44 @@ enum podio_err podio_spool_learn_app(struct podio_spool *spool,
     uint64_t hook_id, uint64_t app_id);
 
 /*
+ * The revision of each item last fetched, kept after its events left the
+ * spool (finished events are removed), so that a backfill can tell an
+ * item changed since its last fetch from one whose current state the
+ * callbacks already saw.  revision is the item's current_revision
+ * "revision" number (not the item_revision_id a hook sends).
+ *  - note_revisions: records revisions[i] for item_ids[i], i < n, in one
+ *    transaction, with now as the time of the fetch; a lower revision
+ *    than the one kept never replaces it.  Committed like the
+ *    processors' bookkeeping: a power loss may lose the last ones (a
+ *    backfill then sends those items again).
+ *  - fetched_revisions: revisions[i] receives the kept revision of
+ *    item_ids[i], or -1 when none is kept.
+ * podio_spool_forget() drops the revisions fetched before its age, so a
+ * backfill further back than that finds none and sends every item.
+ */
+enum podio_err podio_spool_note_revisions(struct podio_spool *spool,
+    const uint64_t *item_ids, const int64_t *revisions, size_t n);
+enum podio_err podio_spool_fetched_revisions(struct podio_spool *spool,
+    const uint64_t *item_ids, size_t n, int64_t *revisions);
+/* The most items of one call of either. */
+#define PODIO_SPOOL_MAX_REVISIONS 1000
+
+/*
+ * Named times shared by every process using the spool (name: [a-z_]
+ * {1,64}), e.g. PODIO_SPOOL_MARK_ALIVE, until when a receiver was
+ * known to run.
+ *  - set_mark: stores value; a lower value than the one kept never
+ *    replaces it (several receivers may share the spool).
+ *  - get_mark: *value receives it; PODIO_ERR_NOT_FOUND (*value 0) when
+ *    none was set.
+ */
+#define PODIO_SPOOL_MARK_ALIVE "alive_until"
+enum podio_err podio_spool_set_mark(struct podio_spool *spool,
+    const char *name, int64_t value);
+enum podio_err podio_spool_get_mark(struct podio_spool *spool,
+    const char *name, int64_t *value);
+
+/*
  * The earliest time at which something may become due with these opts
  * (a retry time, a settle window, a lease running out): *when_ms receives
  * it, or 0 when the spool holds nothing pending (with no_fetch: nothing
@@ -420,7 +458,9 @@ enum podio_err podio_spool_purge(struct podio_spool *spool, unsigned mask,
 /* Forgets the dedup keys of deliveries appended at least older_than_ms
  * ago; a later copy of such a delivery is stored again.  The keys are
  * kept until then, also after their events were processed: a worker
- * calls this now and then (e.g. with a week) to bound the table. */
+ * calls this now and then (e.g. with a week) to bound the table.  The
+ * item revisions fetched that long ago (podio_spool_note_revisions())
+ * go too; *n counts the keys and revisions dropped. */
 enum podio_err podio_spool_forget(struct podio_spool *spool,
     int64_t older_than_ms, size_t *n);
 

@@ -111,6 +111,15 @@ struct spool_ops {
 	    size_t *n);
 	enum podio_err (*learn_app)(struct podio_spool *s, uint64_t hook_id,
 	    uint64_t app_id);
+	enum podio_err (*note_revisions)(struct podio_spool *s,
+	    const uint64_t *item_ids, const int64_t *revisions, size_t n);
+	enum podio_err (*fetched_revisions)(struct podio_spool *s,
+	    const uint64_t *item_ids, size_t n, int64_t *revisions);
+	/* name checked: [a-z_]{1,64}. */
+	enum podio_err (*set_mark)(struct podio_spool *s, const char *name,
+	    int64_t value);
+	enum podio_err (*get_mark)(struct podio_spool *s, const char *name,
+	    int64_t *value);
 	enum podio_err (*done_many)(struct podio_spool *s,
 	    const int64_t *ids, size_t n);
 	/* *attempts (may be NULL) receives the attempts after a fail. */

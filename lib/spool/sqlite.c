@@ -743,7 +743,8 @@ ensure_schema(struct spool_sqlite *s, int *newer)
 	    " pragma_user_version), (SELECT count(*) FROM sqlite_master"
 	    " WHERE name IN ('events_nofetch', 'items', 'items_head',"
 	    " 'items_nofetch', 'events_noitem', 'items_insert',"
-	    " 'items_delete', 'items_update'))", &st)) != SQLITE_OK)
+	    " 'items_delete', 'items_update', 'revisions', 'revisions_at',"
+	    " 'marks'))", &st)) != SQLITE_OK)
 		return rc;
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		podio__sqlite_fin(s, st);
@@ -753,7 +754,7 @@ ensure_schema(struct spool_sqlite *s, int *newer)
 	rc = sqlite3_column_int(st, 1);
 	podio__sqlite_fin(s, st);
 	st = NULL;
-	if (version == SPOOL_SCHEMA_VERSION && rc == 8)
+	if (version == SPOOL_SCHEMA_VERSION && rc == 11)
 		return SQLITE_OK;
 	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK)
 		return rc;
@@ -782,6 +783,17 @@ ensure_schema(struct spool_sqlite *s, int *newer)
 		goto fail;
 	if ((rc = ensure_items(s)) != SQLITE_OK)
 		goto fail;
+	/* Added within version 1 (an older binary leaves them alone): the
+	 * revision of each item last fetched and the named times
+	 * (sqlite_admin.c). */
+	if ((rc = podio__sqlite_exec(s, "CREATE TABLE IF NOT EXISTS"
+	    " revisions (item_id INTEGER PRIMARY KEY,"
+	    " revision INTEGER NOT NULL, fetched_at INTEGER NOT NULL);"
+	    "CREATE INDEX IF NOT EXISTS revisions_at"
+	    " ON revisions(fetched_at);"
+	    "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY,"
+	    " value INTEGER NOT NULL) WITHOUT ROWID;")) != SQLITE_OK)
+		goto fail;
 	return podio__sqlite_commit(s);
 fail:
 	podio__sqlite_fin(s, st);
@@ -800,6 +812,10 @@ static const struct spool_ops sqlite_ops = {
 	.next_due = podio__sqlite_next_due,
 	.pending_items = podio__sqlite_pending_items,
 	.learn_app = podio__sqlite_learn_app,
+	.note_revisions = podio__sqlite_note_revisions,
+	.fetched_revisions = podio__sqlite_fetched_revisions,
+	.set_mark = podio__sqlite_set_mark,
+	.get_mark = podio__sqlite_get_mark,
 	.done_many = podio__sqlite_done_many,
 	.change = podio__sqlite_change,
 	.status = podio__sqlite_status,

@@ -1,8 +1,9 @@
 /*
  * sqlite_admin.c: the spool commands' data (status, list, show, replay,
  * purge, forget), giving back the leases of processes that are gone, the
- * hook-to-app map used for bulk fetches, and the rate-limit state shared
- * by every process using the spool (see spool.h).
+ * hook-to-app map used for bulk fetches, the rate-limit state shared
+ * by every process using the spool, the item revisions fetched and the
+ * named times (see spool.h).
  */
 #include <config.h>
 
@@ -247,8 +248,17 @@ podio__sqlite_forget(struct podio_spool *sp, int64_t older_than_ms,
 {
 	struct spool_sqlite *s = SQ(sp);
 
-	return write_one(s, "forget", "DELETE FROM seen"
-	    " WHERE seen_at <= ?1 - ?2", older_than_ms, 0, n);
+	size_t keys = 0, revs = 0;
+	enum podio_err e;
+
+	if ((e = write_one(s, "forget", "DELETE FROM seen"
+	    " WHERE seen_at <= ?1 - ?2", older_than_ms, 0, &keys)) !=
+	    PODIO_OK)
+		return e;
+	e = write_one(s, "forget", "DELETE FROM revisions"
+	    " WHERE fetched_at <= ?1 - ?2", older_than_ms, 0, &revs);
+	*n = keys + revs;
+	return e;
 }
 
 enum podio_err
@@ -262,6 +272,88 @@ podio__sqlite_learn_app(struct podio_spool *sp, uint64_t hook_id,
 	    " ON CONFLICT (hook_id) DO UPDATE SET app_id = excluded.app_id,"
 	    " learned_at = excluded.learned_at", (int64_t)hook_id,
 	    (int64_t)app_id, NULL);
+}
+
+/* See spool.h: one transaction for the n revisions, committed as the
+ * processors' bookkeeping. */
+enum podio_err
+podio__sqlite_note_revisions(struct podio_spool *sp,
+    const uint64_t *item_ids, const int64_t *revisions, size_t n)
+{
+	struct spool_sqlite *s = SQ(sp);
+	sqlite3_stmt *st = NULL;
+	int64_t now = podio__spool_now(&s->base);
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__sqlite_begin_lazy(s)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(s, "INSERT INTO revisions"
+	    " (item_id, revision, fetched_at) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (item_id) DO UPDATE SET"
+	    " revision = max(revision, excluded.revision),"
+	    " fetched_at = excluded.fetched_at", &st)) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (int64_t)item_ids[i]);
+		sqlite3_bind_int64(st, 2, revisions[i]);
+		sqlite3_bind_int64(st, 3, now);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			goto fail;
+	}
+	podio__sqlite_fin(s, st);
+	st = NULL;
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
+		goto fail;
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	podio__sqlite_fin(s, st);
+	{
+		enum podio_err e = podio__sqlite_failed(s, "note revisions",
+		    rc, PODIO_ERR_IO);
+
+		pthread_mutex_unlock(&s->db_lock);
+		return e;
+	}
+}
+
+/* See spool.h: a read of each item, without the write lock. */
+enum podio_err
+podio__sqlite_fetched_revisions(struct podio_spool *sp,
+    const uint64_t *item_ids, size_t n, int64_t *revisions)
+{
+	struct spool_sqlite *s = SQ(sp);
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&s->db_lock);
+	if ((rc = podio__sqlite_prep(s, "SELECT revision FROM revisions"
+	    " WHERE item_id = ?1", &st)) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (int64_t)item_ids[i]);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			revisions[i] = sqlite3_column_int64(st, 0);
+		else if (rc != SQLITE_DONE)
+			goto fail;
+	}
+	podio__sqlite_fin(s, st);
+	pthread_mutex_unlock(&s->db_lock);
+	return PODIO_OK;
+fail:
+	podio__sqlite_fin(s, st);
+	{
+		enum podio_err e = podio__sqlite_failed(s, "read revisions",
+		    rc, PODIO_ERR_IO);
+
+		pthread_mutex_unlock(&s->db_lock);
+		return e;
+	}
 }
 
 /*
@@ -642,5 +734,34 @@ fail:
 	pthread_mutex_unlock(&s->db_lock);
 	free(v);
 	*n = 0;
+	return e;
+}
+
+/* ----------------------------------------------------------------- marks */
+
+enum podio_err
+podio__sqlite_set_mark(struct podio_spool *sp, const char *name,
+    int64_t value)
+{
+	struct spool_sqlite *s = SQ(sp);
+
+	return rate_op(s, "set mark", "INSERT INTO marks (name, value)"
+	    " VALUES (?1, ?4) ON CONFLICT (name) DO UPDATE SET"
+	    " value = max(value, excluded.value)", name, "", value, 0, 1,
+	    NULL);
+}
+
+enum podio_err
+podio__sqlite_get_mark(struct podio_spool *sp, const char *name,
+    int64_t *value)
+{
+	struct spool_sqlite *s = SQ(sp);
+	int64_t row[4];
+	enum podio_err e;
+
+	e = rate_op(s, "get mark", "SELECT value FROM marks WHERE name = ?1",
+	    name, "", 0, 0, 0, row);
+	if (e == PODIO_OK)
+		*value = row[0];
 	return e;
 }

@@ -168,6 +168,14 @@ enum podio_err podio__sqlite_pending_items(struct podio_spool *sp,
     size_t *n);
 enum podio_err podio__sqlite_learn_app(struct podio_spool *sp,
     uint64_t hook_id, uint64_t app_id);
+enum podio_err podio__sqlite_note_revisions(struct podio_spool *sp,
+    const uint64_t *item_ids, const int64_t *revisions, size_t n);
+enum podio_err podio__sqlite_fetched_revisions(struct podio_spool *sp,
+    const uint64_t *item_ids, size_t n, int64_t *revisions);
+enum podio_err podio__sqlite_set_mark(struct podio_spool *sp,
+    const char *name, int64_t value);
+enum podio_err podio__sqlite_get_mark(struct podio_spool *sp,
+    const char *name, int64_t *value);
 enum podio_err podio__sqlite_done_many(struct podio_spool *sp,
     const int64_t *ids, size_t n);
 enum podio_err podio__sqlite_change(struct podio_spool *sp, int64_t id,
