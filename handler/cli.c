@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "podio.h"
+#include "backfill.h"
 #include "cli.h"
 #include "emit.h"
 #include "reference.h"
@@ -139,6 +140,7 @@ cli_usage(FILE *fp)
 	    "serve --listen SPEC [--workers N] ...",
 	    "serve webhooks over FastCGI");
 	cli_list(fp, NULL);
+	backfill_usage(fp);
 	spoolcmd_usage(fp);
 }
 
@@ -851,6 +853,9 @@ cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	/* The spool commands parse their own arguments (spoolcmd.c). */
 	if (strcmp(argv[0], "spool") == 0)
 		return spoolcmd_run(cfg, fns, argc - 1, argv + 1);
+	/* So does backfill, with its options (backfill.c). */
+	if (strcmp(argv[0], "backfill") == 0)
+		return backfill_cmd(cfg, fns, argc - 1, argv + 1);
 
 	if (cli_is_group(argv[0])) {
 		group = argv[0];

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -377,5 +378,108 @@ fail:
 	cJSON_Delete(ans);
 	free(start);
 	free(end);
+	return rc;
+}
+
+/* See api.h. */
+int64_t
+podio__api_date_ms(const char *s)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, used = 0;
+	time_t t;
+
+	if (s == NULL || sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d%n", &y, &mo, &d,
+	    &h, &mi, &sec, &used) != 6 || used != 19 || s[used] != '\0' ||
+	    y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000;
+}
+
+/* The edit time of item el: "last_edit_on", else the current revision's
+ * "created_on"; 0 when neither is a date. */
+static int64_t
+api_edited_ms(const cJSON *el)
+{
+	const cJSON *v, *rev;
+	int64_t ms;
+
+	v = cJSON_GetObjectItemCaseSensitive(el, "last_edit_on");
+	if (cJSON_IsString(v) && (ms = podio__api_date_ms(v->valuestring)) >= 0)
+		return ms;
+	rev = cJSON_GetObjectItemCaseSensitive(el, "current_revision");
+	v = cJSON_GetObjectItemCaseSensitive(rev, "created_on");
+	if (cJSON_IsString(v) && (ms = podio__api_date_ms(v->valuestring)) >= 0)
+		return ms;
+	return 0;
+}
+
+/* See api.h. */
+enum podio_err
+podio__api_changes(const char *text, size_t len, size_t limit,
+    struct podio_item_change **out, size_t *n, long *total, char *why,
+    size_t whylen)
+{
+	cJSON *ans = NULL, *items, *el;
+	const cJSON *rev, *v;
+	struct podio_item_change *ch = NULL;
+	size_t k = 0;
+	enum podio_err rc;
+	int count;
+
+	*out = NULL;
+	*n = 0;
+	*total = -1;
+	if ((rc = podio__api_parse(text, len, &ans, why, whylen)) != PODIO_OK)
+		goto fail;
+	items = cJSON_GetObjectItemCaseSensitive(ans, "items");
+	if (!cJSON_IsObject(ans) || !cJSON_IsArray(items) ||
+	    (count = cJSON_GetArraySize(items)) < 0 ||
+	    (size_t)count > limit) {
+		rc = api_fail(why, whylen, PODIO_ERR_BAD_JSON, "the answer has "
+		    "no \"items\" array, or more items than asked for");
+		goto fail;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(ans, "filtered");
+	if (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+	    v->valuedouble < 2e9)
+		*total = (long)v->valuedouble;
+	if (count > 0 && (ch = calloc((size_t)count, sizeof(*ch))) == NULL) {
+		rc = api_fail(why, whylen, PODIO_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	cJSON_ArrayForEach(el, items) {
+		if (!cJSON_IsObject(el) || podio__api_u64(
+		    cJSON_GetObjectItemCaseSensitive(el, "item_id"),
+		    &ch[k].item_id) != 0 || ch[k].item_id == 0) {
+			rc = api_fail(why, whylen, PODIO_ERR_BAD_JSON,
+			    "an item in the answer has no item_id");
+			goto fail;
+		}
+		rev = cJSON_GetObjectItemCaseSensitive(el, "current_revision");
+		v = cJSON_GetObjectItemCaseSensitive(rev, "revision");
+		ch[k].revision = cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+		    v->valuedouble < 9007199254740992.0 ?
+		    (int64_t)v->valuedouble : -1;
+		ch[k].edited_ms = api_edited_ms(el);
+		k++;
+	}
+	*out = ch;
+	*n = k;
+	ch = NULL;
+	rc = PODIO_OK;
+fail:
+	free(ch);
+	cJSON_Delete(ans);
 	return rc;
 }

@@ -67,4 +67,18 @@ enum podio_err podio__api_item(const char *text, size_t len,
 enum podio_err podio__api_filter(const char *text, size_t len,
     const uint64_t *ids, size_t n, char **texts, char *why, size_t whylen);
 
+/*
+ * The answer of the filter podio_item_changes() makes: {"items": [...]}
+ * with at most limit items, each an object with an "item_id".  *out
+ * receives *n changes (the caller frees the array; NULL when none),
+ * *total the "filtered" count or -1.
+ */
+enum podio_err podio__api_changes(const char *text, size_t len,
+    size_t limit, struct podio_item_change **out, size_t *n, long *total,
+    char *why, size_t whylen);
+
+/* A Podio date "YYYY-MM-DD HH:MM:SS" (UTC) in ms since the epoch, or -1
+ * when s is not one. */
+int64_t podio__api_date_ms(const char *s);
+
 #endif

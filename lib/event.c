@@ -386,6 +386,12 @@ podio_event_json(const struct podio_delivery *delivery, const char *item,
 	    strlen(delivery->external_id))) != 0))
 		goto fail;
 
+	if (delivery->source != NULL &&
+	    (!podio__event_source_ok(delivery->source) ||
+	    (rc = PODIO__LIT(&b, ", \"source\": ")) != 0 ||
+	    (rc = podio__json_string(&b, delivery->source,
+	    strlen(delivery->source))) != 0))
+		goto fail;
 	if ((rc = PODIO__LIT(&b, ", \"params\": {")) != 0)
 		goto fail;
 	n = 0;
@@ -534,6 +540,12 @@ podio__event_delivery(const char *json, size_t len,
 	}
 	rc = podio_delivery_new(set, out, why, whylen);
 	set = NULL;
+	/* What made an event that no delivery brought (see
+	 * podio_event_json()); any other value is not kept. */
+	p = cJSON_GetObjectItemCaseSensitive(root, "source");
+	if (rc == PODIO_OK && cJSON_IsString(p) &&
+	    strcmp(p->valuestring, PODIO_EVENT_SOURCE_BACKFILL) == 0)
+		(*out)->source = PODIO_EVENT_SOURCE_BACKFILL;
 fail:
 	podio_params_free(set);
 	if (body != NULL) {

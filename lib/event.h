@@ -18,6 +18,10 @@
 
 /* ------------------------------------------------------- internal: event */
 
+/* The "source" of an event that a backfill made (podio_delivery's
+ * source). */
+#define PODIO_EVENT_SOURCE_BACKFILL "backfill"
+
 /* The deepest nesting of arrays and objects accepted in an item. */
 #define PODIO__JSON_MAX_DEPTH 512
 

@@ -757,3 +757,42 @@ fail:
 	free(text);
 	return rc;
 }
+
+/* The listing of podio_item_changes(): the same filter endpoint, sorted
+ * by the last edit, newest first.  See podio.h. */
+enum podio_err
+podio_item_changes(struct podio_client *client, uint64_t app_id,
+    size_t limit, size_t offset, struct podio_item_change **out, size_t *n,
+    long *total)
+{
+	char *text = NULL, path[96], body[160], why[160];
+	size_t len = 0;
+	long dummy;
+	enum podio_err rc;
+
+	*out = NULL;
+	*n = 0;
+	if (total == NULL)
+		total = &dummy;
+	*total = -1;
+	if (client == NULL)
+		return PODIO_ERR_INVALID;
+	client_reset_last(client);
+	if (limit < 1 || limit > PODIO_ITEM_FILTER_MAX || app_id == 0)
+		return client_fail(client, PODIO_ERR_INVALID,
+		    "invalid argument: 1 to %d items a call, of an app not 0",
+		    PODIO_ITEM_FILTER_MAX);
+	snprintf(body, sizeof(body), "{\"sort_by\": \"last_edit_on\", "
+	    "\"sort_desc\": true, \"limit\": %zu, \"offset\": %zu}", limit,
+	    offset);
+	snprintf(path, sizeof(path), "/item/app/%" PRIu64 "/filter/", app_id);
+	if ((rc = client_request(client, "POST", path, body, &text,
+	    &len)) != PODIO_OK)
+		goto fail;
+	if ((rc = podio__api_changes(text, len, limit, out, n, total, why,
+	    sizeof(why))) != PODIO_OK)
+		rc = client_bad_answer(client, rc, why);
+fail:
+	free(text);
+	return rc;
+}

@@ -321,6 +321,33 @@ enum podio_err podio_item_get(struct podio_client *client, uint64_t item_id,
 enum podio_err podio_item_filter(struct podio_client *client,
     uint64_t app_id, const uint64_t *ids, size_t n, char **texts);
 
+/* One item of an app as podio_item_changes() lists it. */
+struct podio_item_change {
+	uint64_t item_id;
+	int64_t revision;          /* current_revision "revision", -1 when
+	                              the answer has none */
+	int64_t edited_ms;         /* "last_edit_on" (else the current
+	                              revision's "created_on"), in ms since
+	                              the epoch (Podio's dates are UTC); 0
+	                              when the answer has neither */
+};
+
+/*
+ * Lists the items of app app_id last edited first: POST
+ * /item/app/{app_id}/filter/ with {"sort_by": "last_edit_on",
+ * "sort_desc": true, "limit": limit, "offset": offset}.  *out receives
+ * *n items (at most limit) in the answer's order, an array the caller
+ * frees with free() (NULL when none); *total (may be NULL) the answer's
+ * "filtered" count (-1 when absent).  Fails with PODIO_ERR_INVALID
+ * (limit not within 1 to PODIO_ITEM_FILTER_MAX, app_id 0), the errors
+ * of podio_call() (PODIO_ERR_RATE_LIMITED: the filter is rate-limited
+ * apart), or PODIO_ERR_BAD_JSON when the answer is not {"items": [...]}
+ * with an "item_id" in each item, or holds more than limit.
+ */
+enum podio_err podio_item_changes(struct podio_client *client,
+    uint64_t app_id, size_t limit, size_t offset,
+    struct podio_item_change **out, size_t *n, long *total);
+
 /* ---------------------------------------------------------- public: params */
 
 /*
@@ -476,6 +503,9 @@ struct podio_delivery {
 	                              NULL when absent */
 	struct podio_params *params; /* every merged parameter, "secret"
 	                                included */
+	const char *source;        /* NULL for a delivery of Podio; else
+	                              what made the event ("backfill"),
+	                              static */
 };
 
 /*
@@ -553,6 +583,8 @@ void podio_delivery_free(struct podio_delivery *delivery);
  *   item_revision_id, comment_id, app_id, form_id, task_id), a JSON
  *   number printed exactly from its 64-bit value;
  * - "external_id", a string, when the delivery has one;
+ * - "source", a string, when the delivery's source is set: the event
+ *   came from no delivery of Podio ("backfill"); absent otherwise;
  * - "params": every parameter as a string, in the delivery's order,
  *   except "secret";
  * - with item (item_len bytes, e.g. the GET /item answer as Podio sent
@@ -572,7 +604,8 @@ void podio_delivery_free(struct podio_delivery *delivery);
  * On success *out receives the NUL-terminated text, which the caller
  * frees, and *out_len (if not NULL) its length.  Fails with
  * PODIO_ERR_INVALID (no delivery or no type, both item and item_error,
- * or an item_source that is not [a-z_]{1,32}), PODIO_ERR_BAD_JSON,
+ * or an item_source or source that is not [a-z_]{1,32}),
+ * PODIO_ERR_BAD_JSON,
  * PODIO_ERR_TOO_LARGE (longer than cap bytes; cap 0 = no limit) or
  * PODIO_ERR_NOMEM; *out is then NULL.
  */

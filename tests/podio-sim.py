@@ -31,7 +31,8 @@ The simulated API is strict the way Podio is:
   DELETE /hook/{id}
   GET  /item/{id}, GET /item/{id}/basic, PUT /item/{id}
   POST /item/app/{app_id}/filter/    JSON {"filters": {"item_id": [...]},
-                                     "limit", "offset"}
+                                     "limit", "offset", "sort_by",
+                                     "sort_desc"}
 
 The token endpoint takes only application/x-www-form-urlencoded bodies and
 the JSON routes only application/json (400 otherwise).  List resources
@@ -58,7 +59,13 @@ above 2^64-1 match no route).  Deleted items answer 404
 not_found, or 410 gone when deleted with gone=true.  The filter answers the
 listed ids that exist in that app (auto-generated ones belong to app 1234),
 without "comments"; total = filtered + the known items of that app outside
-the filter.  With filter_enabled false it answers 400.
+the filter.  With filter_enabled false it answers 400.  sort_by
+"last_edit_on", "created_on" or "item_id" (anything else 400) orders the
+matches by that key, then by item id, descending with sort_desc true;
+without it they go by item id.  Every item has "last_edit_on": generated
+ones the fixed date of the rest, added ones the time they were added
+(unless `set` names it); an edit (PUT /item/{id}, or the control API's
+edit) bumps the revision and sets it to now.
 
 Rate limits (three classes, each a counter of calls):
   general  every call that passed authentication, except filter calls;
@@ -164,6 +171,10 @@ never delayed, failed or gated):
                              ("revision" sets current_revision.revision,
                              "title" also the title field); `raw` is served
                              verbatim by GET /item/{id}.  Undeletes.
+  POST   /__sim/items/{id}/edit    {"title": null, "last_edit_on": null}
+                             -> the item: an edit nobody is told of (no
+                             delivery): revision + 1, last_edit_on now
+                             (or as given), the title if given
   POST   /__sim/items/{id}/delete  {"gone": false}
   POST   /__sim/deliver      {"hook_id" or "url", "params": {} or [[k, v]],
                              "query_to_body": true, "body": null,
@@ -338,6 +349,7 @@ def generated_item(item_id, app_id=1234):
         "current_revision": {"revision": 1, "created_on": DATE,
                              "created_by": user},
         "last_event_on": DATE,
+        "last_edit_on": DATE,
         "fields": [{"field_id": 1001, "type": "text", "external_id": "title",
                     "label": "Title", "values": [{"value": title}]}],
         "tags": [],
@@ -636,13 +648,25 @@ def route_item_put(req, item_id):
     with STATE.lock:
         entry = live_item(item_id)
         item = entry["item"]
-        rev = item["current_revision"]["revision"] + 1
-        item["current_revision"]["revision"] = rev
-        if isinstance(body.get("title"), str):
-            item["title"] = body["title"]
+        rev = edit_item(item, body.get("title"))
         entry["known"] = True
         STATE.items[item_id] = entry
         return 200, {"revision": rev, "title": item["title"]}
+
+
+def edit_item(item, title=None, when=None):
+    """One edit of item: the next revision, last edited now (or when);
+    returns the revision."""
+    rev = item["current_revision"]["revision"] + 1
+    item["current_revision"]["revision"] = rev
+    item["current_revision"]["created_on"] = when or now_text()
+    item["last_edit_on"] = when or now_text()
+    if isinstance(title, str):
+        item["title"] = title
+    return rev
+
+
+SORT_KEYS = ("last_edit_on", "created_on", "item_id")
 
 
 def route_filter(req, app_id):
@@ -661,6 +685,13 @@ def route_filter(req, app_id):
             raise ApiError(400, "invalid_value", "Invalid value for limit")
         if not isinstance(offset, int) or offset < 0:
             raise ApiError(400, "invalid_value", "Invalid value for offset")
+        sort_by = body.get("sort_by")
+        sort_desc = body.get("sort_desc", False)
+        if sort_by is not None and sort_by not in SORT_KEYS:
+            raise ApiError(400, "invalid_value", "Invalid value for sort_by")
+        if not isinstance(sort_desc, bool):
+            raise ApiError(400, "invalid_value",
+                           "Invalid value for sort_desc")
         if not isinstance(filters, dict) or set(filters) - {"item_id"}:
             raise ApiError(400, "invalid_value", "Invalid filter")
         known = [i for i, e in sorted(STATE.items.items())
@@ -689,6 +720,10 @@ def route_filter(req, app_id):
         else:
             matches = known
         total = len(matches) + len([i for i in known if i not in matches])
+        if sort_by is not None:
+            matches = sorted(matches, key=lambda i: (
+                item_entry(i)["item"].get(sort_by) or "", i),
+                reverse=sort_desc)
         items = []
         for i in matches[offset:offset + limit]:
             item = copy.deepcopy(item_entry(i)["item"])
@@ -1298,6 +1333,7 @@ class Handler(BaseHTTPRequestHandler):
                     item_id = int(body["item_id"])
                     item = generated_item(item_id,
                                           int(body.get("app_id", 1234)))
+                    item["last_edit_on"] = now_text()
                     for key, v in (body.get("set") or {}).items():
                         if key == "revision":
                             item["current_revision"]["revision"] = v
@@ -1314,6 +1350,14 @@ class Handler(BaseHTTPRequestHandler):
                 if len(parts) == 1:
                     return 200, [e["item"] for _, e in
                                  sorted(STATE.items.items())]
+                if len(parts) == 3 and parts[2] == "edit" and m == "POST":
+                    item_id = int(parts[1])
+                    entry = item_entry(item_id)
+                    edit_item(entry["item"], body.get("title"),
+                              body.get("last_edit_on"))
+                    entry["known"] = True
+                    STATE.items[item_id] = entry
+                    return 200, entry["item"]
                 if len(parts) == 3 and parts[2] == "delete" and m == "POST":
                     item_id = int(parts[1])
                     entry = item_entry(item_id)

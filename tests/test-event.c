@@ -409,6 +409,53 @@ test_item_source(void)
 	free(out);
 }
 
+/* "source" marks an event no delivery brought, and survives the spool:
+ * the stored event rebuilds a delivery with it. */
+static void
+test_source(void)
+{
+	static const char body[] = "type=item.update&hook_id=0&item_id=2";
+	static const char other[] = "{\"source\": \"other\", \"params\": "
+	    "{\"type\": \"item.update\", \"hook_id\": \"1\"}}";
+	struct podio_delivery *d = mk(body), *back = NULL;
+	char *out = NULL, *again = NULL, why[128] = "";
+	enum podio_err err;
+	size_t len = 0;
+
+	err = podio_event_json(d, NULL, 0, NULL, NULL, 0, &out, &len);
+	tap_ok(err == PODIO_OK && out != NULL && strstr(out, "source") ==
+	    NULL, "source: a delivery of Podio has none");
+	free(out);
+	out = NULL;
+	if (d != NULL)
+		d->source = PODIO_EVENT_SOURCE_BACKFILL;
+	err = podio_event_json(d, NULL, 0, NULL, NULL, 0, &out, &len);
+	tap_ok(err == PODIO_OK && out != NULL && strcmp(out, "{\"type\": "
+	    "\"item.update\", \"hook_id\": 0, \"item_id\": 2, \"source\": "
+	    "\"backfill\", \"params\": {\"type\": \"item.update\", "
+	    "\"hook_id\": \"0\", \"item_id\": \"2\"}}") == 0,
+	    "source: after the ids, before params (%s)", out ? out : "");
+	err = podio__event_delivery(out, len, &back, why, sizeof(why));
+	tap_ok(err == PODIO_OK && back != NULL && back->source != NULL &&
+	    strcmp(back->source, "backfill") == 0 && back->hook_id == 0,
+	    "source: the stored event gives it back (%s)", why);
+	podio_delivery_free(back);
+	back = NULL;
+	free(out);
+	out = NULL;
+	err = podio__event_delivery(other, strlen(other), &back, why,
+	    sizeof(why));
+	tap_ok(err == PODIO_OK && back != NULL && back->source == NULL,
+	    "source: an unknown one is not kept");
+	podio_delivery_free(back);
+	if (d != NULL)
+		d->source = "Bad";
+	err = podio_event_json(d, NULL, 0, NULL, NULL, 0, &again, &len);
+	tap_ok(err == PODIO_ERR_INVALID && again == NULL,
+	    "source: an invalid one is refused");
+	podio_delivery_free(d);
+}
+
 /* What the capturing callback saw: the last event and how many. */
 struct seen {
 	char json[4096];
@@ -576,6 +623,7 @@ main(void)
 	test_item_invalid();
 	test_errors_and_cap();
 	test_item_source();
+	test_source();
 	test_deliver_item();
 	test_big();
 	test_json_string();

@@ -317,6 +317,32 @@ def test_items(t, sim):
     a = call(sim, "POST", "/item/app/1234/filter", token,
              {"filters": {"item_id": [10]}})
     t.ok(podio_error(a, 404), "filter without trailing slash: 404", a)
+    sim.add_item(201, app_id=777, last_edit_on="2024-03-01 10:00:00")
+    sim.add_item(202, app_id=777, last_edit_on="2024-03-01 09:00:00")
+    sim.add_item(203, app_id=777, last_edit_on="2024-03-01 11:00:00")
+    sim.edit_item(202, title="edited")
+    a = call(sim, "GET", "/item/202", token)
+    t.ok(a.status == 200 and a.json["current_revision"]["revision"] == 2
+         and a.json["last_edit_on"] > "2024-03-01 11:00:00"
+         and a.json["title"] == "edited"
+         and not sim.control("GET", "deliveries"),
+         "an edit bumps the revision and last_edit_on, nothing delivered",
+         a)
+    pages = []
+    for offset in (0, 2):
+        a = call(sim, "POST", "/item/app/777/filter/", token,
+                 {"sort_by": "last_edit_on", "sort_desc": True, "limit": 2,
+                  "offset": offset})
+        pages.append([i["item_id"] for i in (a.json or {}).get("items", [])])
+    t.ok(pages == [[202, 203], [201]],
+         "filter sorted by last_edit_on, newest first, paged", pages)
+    a = call(sim, "POST", "/item/app/777/filter/", token,
+             {"sort_by": "last_edit_on", "limit": 5})
+    t.ok([i["item_id"] for i in (a.json or {}).get("items", [])]
+         == [201, 203, 202], "sort_desc false: oldest first", a)
+    a = call(sim, "POST", "/item/app/777/filter/", token,
+             {"sort_by": "rating", "limit": 5})
+    t.ok(podio_error(a, 400), "an unknown sort_by: 400", a)
     sim.configure(filter_enabled=False)
     a = call(sim, "POST", "/item/app/1234/filter/", token,
              {"filters": {"item_id": [10]}, "limit": 500})

@@ -383,6 +383,12 @@ class Sim:
         return self.control("POST", "items", {
             "item_id": item_id, "app_id": app_id, "set": fields, "raw": raw})
 
+    def edit_item(self, item_id, title=None, last_edit_on=None):
+        """Edits the item without telling anyone (no delivery): the next
+        revision, last_edit_on now (or as given).  Returns the item."""
+        return self.control("POST", "items/%d/edit" % item_id, {
+            "title": title, "last_edit_on": last_edit_on})
+
     def delete_item(self, item_id, gone=False):
         """The item now answers 404 (410 with gone=True)."""
         self.control("POST", "items/%d/delete" % item_id, {"gone": gone})
