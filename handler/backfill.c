@@ -18,6 +18,7 @@
 #include "budget.h"
 #include "cli.h"
 #include "event.h"
+#include "log.h"
 #include "params.h"
 #include "process.h"
 #include "runtime.h"
@@ -99,7 +100,8 @@ backfill_waiting(struct podio_spool *spool, uint64_t app, uint64_t **ids,
 	for (i = 0; i < k; i++)
 		(*ids)[i] = items[i].item_id;
 	free(items);
-	qsort(*ids, k, sizeof(**ids), backfill_cmp_u64);
+	if (k > 1)
+		qsort(*ids, k, sizeof(**ids), backfill_cmp_u64);
 	*n = k;
 	return PODIO_OK;
 }
@@ -208,7 +210,7 @@ backfill_page_run(struct podio_spool *spool, uint64_t app, int64_t since,
 	}
 	for (i = 0; i < k; i++) {
 		res->listed++;
-		if (bsearch(&ch[i].item_id, waiting, nwaiting,
+		if (nwaiting > 0 && bsearch(&ch[i].item_id, waiting, nwaiting,
 		    sizeof(*waiting), backfill_cmp_u64) != NULL) {
 			a = BACKFILL_PENDING;
 			res->pending++;
@@ -267,6 +269,12 @@ backfill_app(const struct runtime *rt, struct podio_client *client,
 		return CLI_EXIT_PODIO;
 	}
 	for (;;) {
+		if (o->stopping != NULL && o->stopping(o->stop_arg)) {
+			res->err = PODIO_ERR_INVALID;
+			snprintf(res->why, sizeof(res->why), "stopped: the "
+			    "program stops");
+			break;
+		}
 		if (budget_gate(spool, cred, BUDGET_FILTER_CLASS,
 		    o->filter_reserve, 0, why, sizeof(why)) != 0 ||
 		    budget_gate(spool, cred, BUDGET_CLASS, reserve, 0, why,
@@ -306,6 +314,47 @@ backfill_app(const struct runtime *rt, struct podio_client *client,
 	}
 	free(ch);
 	free(waiting);
+	return status;
+}
+
+/* See backfill.h. */
+int
+backfill_background(const struct runtime *rt, struct podio_client *client,
+    struct podio_spool *spool, uint64_t app_id, int64_t since_ms,
+    const char *what, int (*stopping)(void *), void *arg)
+{
+	struct backfill_opts opts;
+	struct backfill_result res;
+	time_t t = (time_t)(since_ms / 1000);
+	struct tm tm;
+	char since[32], iso[32];
+	int status;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.filter_reserve = BACKFILL_FILTER_RESERVE;
+	opts.stopping = stopping;
+	opts.stop_arg = arg;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm) == 0 ||
+	    strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+		snprintf(since, sizeof(since), "?");
+		snprintf(iso, sizeof(iso), "?");
+	}
+	status = backfill_app(rt, client, spool, app_id, since_ms, &opts,
+	    NULL, NULL, &res);
+	if (res.complete)
+		podio_log(PODIO_LOG_INFO, "%s: app %" PRIu64 ": %zu item%s "
+		    "edited since %s UTC: %zu queued, %zu current, %zu "
+		    "pending, %zu duplicate; %zu filter call%s", what, app_id,
+		    res.listed, res.listed == 1 ? "" : "s", since, res.queued,
+		    res.current, res.pending, res.duplicates, res.calls,
+		    res.calls == 1 ? "" : "s");
+	else
+		podio_log(PODIO_LOG_WARN, "%s: app %" PRIu64 " since %s UTC "
+		    "not complete (%zu queued): %s; the rest can be caught up "
+		    "with: podio-webhook backfill --app %" PRIu64 " --since "
+		    "%s", what, app_id, since, res.queued, res.why, app_id,
+		    iso);
 	return status;
 }
 

@@ -67,6 +67,10 @@ struct backfill_result {
 struct backfill_opts {
 	int dry_run;          /* list only, append nothing */
 	long filter_reserve;  /* filter calls left to others (see budget.h) */
+	/* Asked before each page (NULL: never): non-zero stops the walk
+	 * there, as a pause would. */
+	int (*stopping)(void *arg);
+	void *stop_arg;
 };
 
 /*
@@ -83,6 +87,19 @@ int backfill_app(const struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, uint64_t app_id, int64_t since_ms,
     const struct backfill_opts *opts, backfill_item_fn fn, void *arg,
     struct backfill_result *res);
+
+/*
+ * A backfill in the background: app_id since since_ms with
+ * BACKFILL_FILTER_RESERVE filter calls left to the command line,
+ * stopping between pages when stopping(arg) says so (stopping may be
+ * NULL), its outcome logged in one line that what begins ("catch-up").
+ * This is how serve catches up after it was down (catch_up); code that
+ * brings an inactive hook back can call it with the time the hook went
+ * inactive.  Returns backfill_app()'s status.
+ */
+int backfill_background(const struct runtime *rt,
+    struct podio_client *client, struct podio_spool *spool, uint64_t app_id,
+    int64_t since_ms, const char *what, int (*stopping)(void *), void *arg);
 
 /*
  * Parses the TIME of --since: an ISO 8601 date or date and time in UTC

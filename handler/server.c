@@ -87,7 +87,7 @@
  * and reference are let go (in that order: the client uses the old
  * token store).  Returns 0, or -1 when no client could be made.
  */
-static int
+int
 server_take_runtime(struct server *srv, struct runtime **rt,
     struct podio_client **client)
 {
@@ -359,7 +359,7 @@ server_idle_ms(const struct runtime *rt, struct podio_spool *spool)
  * again when spool_url or spool_dir changed with a reload.  Returns the
  * handle, or NULL with err filled.
  */
-static struct podio_spool *
+struct podio_spool *
 server_own_spool(struct podio_spool **own, char **own_dir, const char *dir,
     char *err, size_t errlen)
 {
@@ -695,11 +695,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	struct server srv;
 	sigset_t set, old;
 	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX], finisher;
-	pthread_t reader, listener;
+	pthread_t reader, listener, keeper;
 	const char *addrs;
 	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
-	int reader_up = 0, listener_up = 0;
+	int reader_up = 0, listener_up = 0, keeper_up = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.sc = sc;
@@ -813,6 +813,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		(void)pthread_setname_np(listener, "pw-listener");
 		listener_up = 1;
 	}
+	if (nprocs > 0 &&
+	    pthread_create(&keeper, NULL, server_keeper, &srv) == 0) {
+		(void)pthread_setname_np(keeper, "pw-keeper");
+		keeper_up = 1;
+	}
 	podio_log(PODIO_LOG_INFO, "serving FastCGI on %s with %u worker%s "
 	    "and %u spool processor%s", sc->what, started,
 	    started == 1 ? "" : "s", nprocs, nprocs == 1 ? "" : "s");
@@ -859,6 +864,8 @@ fail:
 		pthread_join(procs[i], NULL);
 	if (listener_up)
 		pthread_join(listener, NULL);
+	if (keeper_up)
+		pthread_join(keeper, NULL);
 	process_spool_free(srv.ps);
 	if (started > 0)
 		podio_log(PODIO_LOG_INFO, "stopped");

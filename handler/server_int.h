@@ -21,6 +21,7 @@
 #include "fcgi_io.h"
 #include "runtime.h"
 #include "server.h"
+#include "spool.h"
 
 struct process_spool;
 struct server_deferred;
@@ -92,6 +93,21 @@ struct server {
  * their requests until the server stops and every connection is
  * closed; then it closes the workers' queue. */
 void *server_reader(void *arg);
+
+/* The runtime of the server for a thread that keeps one (*rt, with its
+ * client *client): taken anew after a reload.  0, or -1 when no client
+ * could be made (server.c). */
+int server_take_runtime(struct server *srv, struct runtime **rt,
+    struct podio_client **client);
+/* A thread's own spool handle for dir (*own, opened again when dir
+ * changed, *own_dir its location), or NULL with err filled (server.c). */
+struct podio_spool *server_own_spool(struct podio_spool **own,
+    char **own_dir, const char *dir, char *err, size_t errlen);
+
+/* The keeper thread (server_keeper.c): notes until when the receiver
+ * ran, and catches up after it was down (catch_up).  Ends when the
+ * processors stop. */
+void *server_keeper(void *arg);
 
 /* Makes the reader's epoll set and eventfd (srv->ep, srv->evfd, both
  * -1 before).  Returns 0, or -1 with errno set. */

@@ -94,6 +94,8 @@ static int podio__cfg_check_url(struct podio__cfg_value *, char *, size_t);
 static int podio__cfg_check_level(struct podio__cfg_value *, char *, size_t);
 static int podio__cfg_check_target(struct podio__cfg_value *, char *,
     size_t);
+static int podio__cfg_check_catch_up_max(struct podio__cfg_value *, char *,
+    size_t);
 static int podio__cfg_check_max_body(struct podio__cfg_value *, char *,
     size_t);
 static int podio__cfg_check_max_params(struct podio__cfg_value *, char *,
@@ -249,6 +251,20 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "The longest the oldest event of an item waits for "
 	  "`coalesce_window`: an item edited without pause is still fetched "
 	  "this often." },
+	{ "catch_up", PODIO__CFG_BOOL, "no", 0, NULL,
+	  "`yes`: `serve` catches up by itself with the edits Podio did not "
+	  "deliver while it was down. It keeps in the spool until when it "
+	  "ran (noted every minute and when it stops) and, when it starts, "
+	  "backfills the items of `app_id` edited since then (see "
+	  "`podio-webhook backfill`), at most `catch_up_max` back, in a "
+	  "thread of its own that only logs what it did. It spends filter "
+	  "calls within the API budget and stops when it is paused. Deleted "
+	  "items, comments and other events are not recovered." },
+	{ "catch_up_max", PODIO__CFG_DURATION, "24h", 0,
+	  podio__cfg_check_catch_up_max,
+	  "The furthest back a catch-up (`catch_up`) goes, 1m to 7d: the "
+	  "edits of a longer outage before that are left to a `backfill` "
+	  "by hand. The spool keeps the revisions fetched for a week." },
 	{ "log_level", PODIO__CFG_STRING, "info", PODIO__CFG_F_NONEMPTY,
 	  podio__cfg_check_level,
 	  "The least severe messages logged: `error`, `warn`, `info` (one "
@@ -504,6 +520,18 @@ podio__cfg_check_client_timeout(struct podio__cfg_value *v, char *why,
 	if (v->num >= 1000 && v->num <= 3600 * 1000)
 		return 0;
 	podio__cfg_errf(why, whylen, "out of range '%s' (want 1s to 1h)",
+	    v->text);
+	return -1;
+}
+
+/* catch_up_max: a minute to the week the spool keeps revisions. */
+static int
+podio__cfg_check_catch_up_max(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->num >= 60 * 1000 && v->num <= 7 * 24 * 3600 * 1000LL)
+		return 0;
+	podio__cfg_errf(why, whylen, "out of range '%s' (want 1m to 7d)",
 	    v->text);
 	return -1;
 }

@@ -19,11 +19,14 @@ before it stopped) is not run again."""
 
 import json
 import os
-import time
+import subprocess
+import urllib.parse
 
+import fcgi
 import testlib
 
 t = testlib.Tap()
+SLOW = 10 if testlib.wrapper() else 1
 SECRET = "backfill-secret"
 APP = 1234
 D = testlib.tmpdir()
@@ -163,9 +166,76 @@ def cli(sim):
          "a bad app id or time: exit 2", (r, r2))
 
 
+def serve(env, log):
+    """Starts serve with env, its stderr appended to log; returns it
+    once it serves."""
+    sock = os.path.join(D, "fcgi.sock")
+    errf = open(log, "a")
+    srv = testlib.popen([testlib.PODIO_WEBHOOK, "-c", CONF, "serve",
+                         "--listen", "unix:" + sock, "--workers", "2"],
+                        env=env, stdout=subprocess.DEVNULL, stderr=errf)
+    errf.close()
+    testlib.wait_for(lambda: "serving FastCGI" in read(log)
+                     or srv.poll() is not None, "the server")
+    return srv, sock
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def catch_up(sim):
+    """A receiver stopped while items were edited catches up once."""
+    sim.reset()
+    spool = os.path.join(D, "spool2")
+    log = os.path.join(D, "server.log")
+    open(log, "w").close()
+    if os.path.exists(EVENTS):
+        os.unlink(EVENTS)
+    env = testlib.base_env(sim, spool_dir=spool, catch_up="yes",
+                           coalesce_window="0")
+    for item in (701, 702):
+        sim.add_item(item, app_id=APP)
+
+    srv, sock = serve(env, log)
+    for item in (701, 702):
+        body = urllib.parse.urlencode([
+            ("type", "item.update"), ("hook_id", "1001"),
+            ("item_id", str(item)), ("item_revision_id", str(item * 10)),
+            ("secret", SECRET)])
+        r = fcgi.delivery(sock, body, timeout=60 * SLOW)
+        t.ok(r.status == 200, "item %d delivered while it runs" % item, r)
+    testlib.wait_for(lambda: len(logged()) == 2, "the two delivered events")
+    t.ok(testlib.stop_process(srv) == 0
+         and "the spool knows no earlier run" in read(log),
+         "the first start has nothing to catch up; stopped", read(log))
+
+    # While it is down: 702 edited, 703 created; Podio delivers nothing.
+    sim.edit_item(702)
+    sim.add_item(703, app_id=APP)
+    srv, sock = serve(env, log)
+    testlib.wait_for(lambda: "catch-up: app %d:" % APP in read(log),
+                     "the catch-up")
+    testlib.wait_for(lambda: len(logged()) >= 4, "the caught-up events")
+    testlib.wait_for(lambda: pending(env) == 0, "an empty spool")
+    evs = logged()
+    caught = sorted(e["item_id"] for e in evs if e.get("source"))
+    t.ok(caught == [702, 703] and len(evs) == 4
+         and all(e["source"] == "backfill" for e in evs[2:])
+         and [e["item"]["current_revision"]["revision"] for e in evs
+              if e["item_id"] == 702] == [1, 2],
+         "the restarted receiver catches up every changed item once, "
+         "and no event it already held again", evs)
+    t.ok("2 queued, 1 current" in read(log),
+         "the catch-up logs what it did", read(log))
+    t.ok(testlib.stop_process(srv) == 0, "stopped again")
+
+
 def main():
     with testlib.Sim() as sim:
         cli(sim)
+        catch_up(sim)
     t.done()
 
 

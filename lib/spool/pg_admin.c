@@ -3,8 +3,9 @@
  * show, replay, purge, forget), giving back the leases of sessions that
  * ended, the hook-to-app map used for bulk fetches, the rate-limit
  * and outage state shared by every process of every host using the
- * spool, the item revisions fetched and the named times (see spool.h).  Each does what the SQLite backend does
- * (sqlite_admin.c), on the tables of pg.c.
+ * spool, the item revisions fetched and the named times (see
+ * spool.h).  Each does what the SQLite backend does (sqlite_admin.c), on
+ * the tables of pg.c.
  */
 #include <config.h>
 
