@@ -310,3 +310,67 @@ done:
 	}
 	return out;
 }
+
+/* See secret.h. */
+enum secret_url_state
+secret_url_state(const struct podio_config *cfg, const char *url)
+{
+	const char *cur, *prev;
+	char *given;
+	enum secret_url_state st;
+
+	if (!secret_url_has(url))
+		return SECRET_URL_NONE;
+	/* A bare "secret" without '=' is a parameter with no value. */
+	if ((given = secret_url_value(url)) == NULL)
+		return SECRET_URL_OTHER;
+	cur = podio_config_get(cfg, "webhook_secret");
+	prev = podio_config_get(cfg, "webhook_secret_previous");
+	if (cur != NULL && cur[0] != '\0' && strcmp(given, cur) == 0)
+		st = SECRET_URL_CURRENT;
+	else if (prev != NULL && prev[0] != '\0' && strcmp(given, prev) == 0)
+		st = SECRET_URL_PREVIOUS;
+	else
+		st = SECRET_URL_OTHER;
+	explicit_bzero(given, strlen(given));
+	free(given);
+	return st;
+}
+
+/* See secret.h. */
+char *
+secret_url_without(const char *url)
+{
+	const char *end, *query, *p, *next;
+	char *out;
+	size_t o, n;
+	int first = 1;
+
+	if ((out = malloc(strlen(url) + 1)) == NULL)
+		return NULL;
+	end = strchr(url, '#');
+	if (end == NULL)
+		end = url + strlen(url);
+	query = memchr(url, '?', (size_t)(end - url));
+	if (query == NULL) {
+		memcpy(out, url, strlen(url) + 1);
+		return out;
+	}
+	o = (size_t)(query - url);
+	memcpy(out, url, o);
+	for (p = query + 1; p < end; p = next + 1) {
+		next = memchr(p, '&', (size_t)(end - p));
+		if (next == NULL)
+			next = end;
+		n = (size_t)(next - p);
+		if (n == 0 || (n >= 6 && strncmp(p, "secret", 6) == 0 &&
+		    (n == 6 || p[6] == '=')))
+			continue;
+		out[o++] = first ? '?' : '&';
+		first = 0;
+		memcpy(out + o, p, n);
+		o += n;
+	}
+	memcpy(out + o, end, strlen(end) + 1);
+	return out;
+}

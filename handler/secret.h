@@ -49,4 +49,23 @@ int secret_url_has(const char *url);
  */
 char *secret_hook_url(const struct podio_config *cfg, const char *url);
 
+/* What the secret parameter of a hook's URL holds, as a delivery of that
+ * hook would carry it (the last value when there are several). */
+enum secret_url_state {
+	SECRET_URL_NONE,      /* no secret parameter */
+	SECRET_URL_CURRENT,   /* webhook_secret */
+	SECRET_URL_PREVIOUS,  /* webhook_secret_previous, not webhook_secret */
+	SECRET_URL_OTHER      /* another value */
+};
+enum secret_url_state secret_url_state(const struct podio_config *cfg,
+    const char *url);
+
+/*
+ * Returns a copy of url without its "secret" query parameters (the '?'
+ * goes too when nothing is left of the query): the URL to give `hooks
+ * create`, which adds webhook_secret.  The caller frees the result;
+ * NULL on out of memory.
+ */
+char *secret_url_without(const char *url);
+
 #endif
