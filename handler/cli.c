@@ -1,7 +1,7 @@
 /*
  * cli.c: the subcommands of podio-webhook: hooks create/list/verify/
  * validate/delete, check, config and emit (and the dispatch of the spool
- * commands of spoolcmd.c).
+ * commands of spoolcmd.c and of doctor, doctor.c).
  *
  * Each command parses its arguments, talks to Podio through libpodio and
  * prints its result on stdout; a failure is one line on stderr,
@@ -25,6 +25,7 @@
 #include "podio.h"
 #include "backfill.h"
 #include "cli.h"
+#include "doctor.h"
 #include "emit.h"
 #include "reference.h"
 #include "secret.h"
@@ -55,6 +56,7 @@ struct cli_ctx {
 	struct podio_config **cfg_owner; /* where the caller keeps it */
 	const struct podio_callbacks *fns; /* the program's C callbacks */
 	const struct cli_command *cmd;
+	const struct cli_source *src;    /* where cfg came from */
 	char what[32];                   /* "hooks create", for messages */
 	char *arg[CLI_MAX_ARGS];         /* borrowed from argv */
 	size_t nargs;
@@ -83,6 +85,7 @@ static int cli_hooks_delete(struct cli_ctx *);
 static int cli_check(struct cli_ctx *);
 static int cli_config(struct cli_ctx *);
 static int cli_emit(struct cli_ctx *);
+static int cli_doctor(struct cli_ctx *);
 
 static const struct cli_command cli_commands[] = {
 	{ "hooks", "create", "REF_TYPE REF_ID URL EVENT", 4, 0,
@@ -101,6 +104,8 @@ static const struct cli_command cli_commands[] = {
 	    "print the effective configuration", cli_config },
 	{ NULL, "emit", "FILE", 1, 0,
 	    "try a saved delivery (- for stdin)", cli_emit },
+	{ NULL, "doctor", "[--json]", 0, CLI_OPT_JSON,
+	    "check the setup and say what to fix", cli_doctor },
 };
 #define CLI_NCOMMANDS (sizeof(cli_commands) / sizeof(cli_commands[0]))
 
@@ -751,6 +756,17 @@ cli_emit(struct cli_ctx *ctx)
 	return status;
 }
 
+/* ------------------------------------------------------------ doctor */
+
+/* doctor [--json]: see doctor.c.  Runs also when the configuration
+ * could not be made (ctx->cfg NULL), to report it. */
+static int
+cli_doctor(struct cli_ctx *ctx)
+{
+	return doctor_run(ctx->cfg, ctx->src->config_opt,
+	    ctx->src->config_err, ctx->json);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /*
@@ -838,7 +854,7 @@ cli_is_group(const char *name)
 
 int
 cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
-    int argc, char **argv)
+    const struct cli_source *src, int argc, char **argv)
 {
 	struct cli_ctx ctx;
 	const char *group = NULL;
@@ -848,6 +864,7 @@ cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	ctx.cfg = *cfg;
 	ctx.cfg_owner = cfg;
 	ctx.fns = fns;
+	ctx.src = src;
 	if (argc < 1)
 		return CLI_EXIT_USAGE;
 	/* The spool commands parse their own arguments (spoolcmd.c). */

@@ -1,5 +1,6 @@
 /*
- * cli.h: the subcommands of podio-webhook (hooks, check, config, emit).
+ * cli.h: the subcommands of podio-webhook (hooks, check, config, emit,
+ * doctor).
  */
 #ifndef PODIO_CLI_H
 #define PODIO_CLI_H
@@ -20,15 +21,22 @@
 /* The exit status for a library error. */
 int cli_exit_for(enum podio_err err);
 
+/* Where the configuration of a command came from. */
+struct cli_source {
+	const char *config_opt;   /* the -c argument, or NULL */
+	const char *config_err;   /* why it could not be made, or NULL */
+};
+
 /*
- * Runs the subcommand argv[0] ("hooks", "check", "config", "emit") with
- * its arguments, using *cfg (already loaded with every source; a command
- * may take it over and set *cfg to NULL) and the program's C callbacks
- * fns (may be NULL).  Returns the exit status.  Output on stdout,
- * messages on stderr.
+ * Runs the subcommand argv[0] ("hooks", "check", "config", "emit",
+ * "doctor", "spool") with its arguments, using *cfg (already loaded with
+ * every source; a command may take it over and set *cfg to NULL) and the
+ * program's C callbacks fns (may be NULL).  src says where *cfg came
+ * from; *cfg is NULL only for doctor, with src->config_err saying why.
+ * Returns the exit status.  Output on stdout, messages on stderr.
  */
 int cli_run(struct podio_config **cfg, const struct podio_callbacks *fns,
-    int argc, char **argv);
+    const struct cli_source *src, int argc, char **argv);
 
 /* Prints one line per subcommand (synopsis and summary) to fp, for the
  * program's --help. */

@@ -10,7 +10,8 @@
  *    web server makes argv out of a query string without '=', so no
  *    argument may ever choose what runs or where the configuration
  *    comes from);
- *  - the command line: serve, emit and the commands of cli.c.
+ *  - the command line: serve, emit and the commands of cli.c (doctor
+ *    also when the configuration cannot be made, to report it).
  */
 #include <config.h>
 
@@ -663,6 +664,7 @@ run_command_line(int argc, char **argv, const struct podio_callbacks *fns)
 {
 	struct run_opts opts;
 	struct server_args args;
+	struct cli_source src;
 	struct podio_config *cfg = NULL;
 	char err[RUN_ERR_MAX];
 	int status, next = 0;
@@ -698,13 +700,21 @@ run_command_line(int argc, char **argv, const struct podio_callbacks *fns)
 		goto fail;
 	}
 
+	src.config_opt = opts.config_path;
+	src.config_err = NULL;
 	if (run_build_config(&opts, &cfg, err, sizeof(err)) != 0 ||
 	    run_apply_log(cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, PROG ": %s\n", err);
-		status = CLI_EXIT_USAGE;
-		goto fail;
+		/* doctor reports it as its first finding. */
+		if (strcmp(argv[next], "doctor") != 0) {
+			fprintf(stderr, PROG ": %s\n", err);
+			status = CLI_EXIT_USAGE;
+			goto fail;
+		}
+		podio_config_free(cfg);
+		cfg = NULL;
+		src.config_err = err;
 	}
-	status = cli_run(&cfg, fns, argc - next, argv + next);
+	status = cli_run(&cfg, fns, &src, argc - next, argv + next);
 fail:
 	podio_config_free(cfg);
 	free(opts.set);
