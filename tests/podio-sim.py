@@ -30,6 +30,9 @@ The simulated API is strict the way Podio is:
                                      activates the hook, anything else 400
   DELETE /hook/{id}
   GET  /item/{id}, GET /item/{id}/basic, PUT /item/{id}
+  GET  /user/status                  the user of a password grant's token
+                                     ({"user": {"user_id", "mail"}});
+                                     403 for an app's token
   POST /item/app/{app_id}/filter/    JSON {"filters": {"item_id": [...]},
                                      "limit", "offset", "sort_by",
                                      "sort_desc"}
@@ -733,6 +736,19 @@ def route_filter(req, app_id):
                      "items": items}
 
 
+def route_user_status(req):
+    """GET /user/status: the user a token was granted to."""
+    ref = req.token["ref"]
+    if ref.get("type") != "user":
+        raise ApiError(403, "forbidden",
+                       "This method is only available to users")
+    with STATE.lock:
+        mail = next((name for name, u in STATE.config["users"].items()
+                     if u.get("user_id") == ref.get("id")), None)
+    return 200, {"user": {"user_id": ref.get("id"), "mail": mail},
+                 "profile": {"user_id": ref.get("id"), "name": mail}}
+
+
 class RawBody(str):
     """A success body sent verbatim instead of as JSON."""
 
@@ -756,6 +772,7 @@ ROUTES = [
     ("PUT", re.compile(r"^/item/" + ID + r"$"), "general", route_item_put),
     ("POST", re.compile(r"^/item/app/" + ID + r"/filter/$"), "filter",
      route_filter),
+    ("GET", re.compile(r"^/user/status$"), "general", route_user_status),
 ]
 
 
