@@ -29,7 +29,10 @@ The simulated API is strict the way Podio is:
   POST /hook/{id}/verify/validate    JSON {"code"}; the last issued code
                                      activates the hook, anything else 400
   DELETE /hook/{id}
-  GET  /item/{id}, GET /item/{id}/basic, PUT /item/{id}
+  GET  /item/{id}, GET /item/{id}/basic
+  PUT  /item/{id}                    JSON {"title"}: a new revision made
+                                     by the token's app or user (see
+                                     Items); ?hook=false fires no hook
   GET  /user/status                  the user of a password grant's token
                                      ({"user": {"user_id", "mail"}});
                                      403 for an app's token
@@ -69,6 +72,20 @@ without it they go by item id.  Every item has "last_edit_on": generated
 ones the fixed date of the rest, added ones the time they were added
 (unless `set` names it); an edit (PUT /item/{id}, or the control API's
 edit) bumps the revision and sets it to now.
+
+Revisions: an item's "current_revision" has "revision" (the number),
+"item_revision_id" (the id hooks send: item_id mod 2^40 times 1000 plus
+the number mod 1000, so the same for a generated item every time),
+"created_on" and "created_by" ({"type": "user"|"app", "id", ...}; the
+test user 5678 unless told otherwise).  PUT /item/{id} and the control
+route /__sim/items/{id}/edit make a new revision: the number plus one, made
+by the caller's credential (the token's "ref": {"type": "app", "id":
+APP_ID} for an app token) or by the control call's "by".  Each new
+revision fires item.update, as Podio does, to every active hook of type
+item.update on the item's app (params item_id, item_revision_id, type,
+hook_id, then the URL's query; delivered in the background to loopback
+URLs only, recorded as deliveries of kind "item.update"), unless PUT has
+?hook=false or the edit has "hook": false.
 
 Rate limits (three classes, each a counter of calls):
   general  every call that passed authentication, except filter calls;
@@ -171,13 +188,19 @@ never delayed, failed or gated):
   POST   /__sim/items        {"item_id", "app_id": 1234, "set": {...},
                              "raw": null} -> the item.  `set` overrides
                              top-level keys of the generated item
-                             ("revision" sets current_revision.revision,
-                             "title" also the title field); `raw` is served
-                             verbatim by GET /item/{id}.  Undeletes.
-  POST   /__sim/items/{id}/edit    {"title": null, "last_edit_on": null}
-                             -> the item: an edit nobody is told of (no
-                             delivery): revision + 1, last_edit_on now
-                             (or as given), the title if given
+                             ("revision" sets current_revision.revision and
+                             its item_revision_id, "revision_by" its
+                             created_by, "title" also the title field);
+                             `raw` is served verbatim by GET /item/{id}.
+                             Undeletes.
+  POST   /__sim/items/{id}/edit  {"by": {"type": "user", "id": 5678},
+                             "title": null, "hook": true,
+                             "last_edit_on": null} -> {"revision",
+                             "item_revision_id"}: a new revision made by
+                             `by` (a user's edit in Podio, or another
+                             app's), last edited now (or as given), firing
+                             item.update (see Revisions) unless "hook" is
+                             false (an edit nobody is told of)
   POST   /__sim/items/{id}/delete  {"gone": false}
   POST   /__sim/deliver      {"hook_id" or "url", "params": {} or [[k, v]],
                              "query_to_body": true, "body": null,
@@ -334,10 +357,21 @@ def new_code():
     return secrets.token_hex(8)
 
 
+# Who made a revision the tests did not say: the test user.
+TEST_USER = {"type": "user", "id": 5678, "name": "Test User"}
+
+
+def revision_id(item_id, revision):
+    """The item_revision_id of an item's revision: unique within the item,
+    the same every time (generated items are not stored), and below 2^53
+    (as Podio's are)."""
+    return (item_id % (1 << 40)) * 1000 + revision % 1000
+
+
 def generated_item(item_id, app_id=1234):
     """The item the simulator serves for an id it was not told about."""
     title = "Item %d" % item_id
-    user = {"type": "user", "id": 5678, "name": "Test User"}
+    user = dict(TEST_USER)
     return {
         "item_id": item_id,
         "app_item_id": item_id % 1000000,
@@ -349,8 +383,9 @@ def generated_item(item_id, app_id=1234):
                 % item_id,
         "created_on": DATE,
         "created_by": user,
-        "current_revision": {"revision": 1, "created_on": DATE,
-                             "created_by": user},
+        "current_revision": {"revision": 1,
+                             "item_revision_id": revision_id(item_id, 1),
+                             "created_on": DATE, "created_by": dict(user)},
         "last_event_on": DATE,
         "last_edit_on": DATE,
         "fields": [{"field_id": 1001, "type": "text", "external_id": "title",
@@ -449,6 +484,24 @@ def send_verify(hook):
     threading.Thread(target=deliver, daemon=True,
                      args=("verify", hook["hook_id"], hook["url"],
                            pairs)).start()
+
+
+def send_item_event(item, event_type):
+    """Starts the deliveries of event_type for item to the active hooks of
+    that type on its app, the parameters as Podio sends them; lock
+    held."""
+    app_id = item["app"]["app_id"]
+    for hook_id, hook in sorted(STATE.hooks.items()):
+        if (hook["ref_type"] != "app" or hook["ref_id"] != app_id
+                or hook["type"] != event_type or hook["status"] != "active"):
+            continue
+        pairs = [("item_id", str(item["item_id"])),
+                 ("item_revision_id",
+                  str(item["current_revision"]["item_revision_id"])),
+                 ("type", event_type), ("hook_id", str(hook_id))]
+        threading.Thread(target=deliver, daemon=True,
+                         args=(event_type, hook_id, hook["url"],
+                               pairs)).start()
 
 
 def public_hook(hook):
@@ -645,28 +698,38 @@ def route_item_get(req, item_id):
         return 200, copy.deepcopy(entry["item"])
 
 
-def route_item_put(req, item_id):
-    """PUT /item/{id}: bumps the revision."""
-    body = json_body(req)
-    with STATE.lock:
-        entry = live_item(item_id)
-        item = entry["item"]
-        rev = edit_item(item, body.get("title"))
-        entry["known"] = True
-        STATE.items[item_id] = entry
-        return 200, {"revision": rev, "title": item["title"]}
-
-
-def edit_item(item, title=None, when=None):
-    """One edit of item: the next revision, last edited now (or when);
-    returns the revision."""
+def new_revision(item_id, by, title, hook, when=None):
+    """Makes a new revision of a live item, made by `by` ({"type", "id"})
+    now (or at when, a date text, which last_edit_on takes too), with the
+    title if one is given, and starts the item.update deliveries of the
+    item's app unless hook is false; lock held.  Returns the item."""
+    entry = live_item(item_id)
+    item = entry["item"]
     rev = item["current_revision"]["revision"] + 1
-    item["current_revision"]["revision"] = rev
-    item["current_revision"]["created_on"] = when or now_text()
-    item["last_edit_on"] = when or now_text()
+    when = when or now_text()
+    item["current_revision"] = {
+        "revision": rev, "item_revision_id": revision_id(item_id, rev),
+        "created_on": when, "created_by": dict(by)}
+    item["last_edit_on"] = when
     if isinstance(title, str):
         item["title"] = title
-    return rev
+    entry["known"] = True
+    STATE.items[item_id] = entry
+    if hook:
+        send_item_event(item, "item.update")
+    return item
+
+
+def route_item_put(req, item_id):
+    """PUT /item/{id}: a new revision, made by the token's app or user;
+    ?hook=false fires no hook."""
+    body = json_body(req)
+    query = urllib.parse.parse_qs(req.query or "")
+    with STATE.lock:
+        item = new_revision(item_id, req.token["ref"], body.get("title"),
+                            query.get("hook") != ["false"])
+        return 200, {"revision": item["current_revision"]["revision"],
+                     "title": item["title"]}
 
 
 SORT_KEYS = ("last_edit_on", "created_on", "item_id")
@@ -1354,6 +1417,10 @@ class Handler(BaseHTTPRequestHandler):
                     for key, v in (body.get("set") or {}).items():
                         if key == "revision":
                             item["current_revision"]["revision"] = v
+                            item["current_revision"]["item_revision_id"] = (
+                                revision_id(item_id, v))
+                        elif key == "revision_by":
+                            item["current_revision"]["created_by"] = v
                         else:
                             item[key] = v
                             if key == "title" and "fields" not in body.get(
@@ -1368,13 +1435,13 @@ class Handler(BaseHTTPRequestHandler):
                     return 200, [e["item"] for _, e in
                                  sorted(STATE.items.items())]
                 if len(parts) == 3 and parts[2] == "edit" and m == "POST":
-                    item_id = int(parts[1])
-                    entry = item_entry(item_id)
-                    edit_item(entry["item"], body.get("title"),
-                              body.get("last_edit_on"))
-                    entry["known"] = True
-                    STATE.items[item_id] = entry
-                    return 200, entry["item"]
+                    item = new_revision(
+                        int(parts[1]), body.get("by") or TEST_USER,
+                        body.get("title"), body.get("hook", True),
+                        body.get("last_edit_on"))
+                    rev = item["current_revision"]
+                    return 200, {"revision": rev["revision"],
+                                 "item_revision_id": rev["item_revision_id"]}
                 if len(parts) == 3 and parts[2] == "delete" and m == "POST":
                     item_id = int(parts[1])
                     entry = item_entry(item_id)

@@ -320,7 +320,7 @@ def test_items(t, sim):
     sim.add_item(201, app_id=777, last_edit_on="2024-03-01 10:00:00")
     sim.add_item(202, app_id=777, last_edit_on="2024-03-01 09:00:00")
     sim.add_item(203, app_id=777, last_edit_on="2024-03-01 11:00:00")
-    sim.edit_item(202, title="edited")
+    sim.edit_item(202, title="edited", hook=False)
     a = call(sim, "GET", "/item/202", token)
     t.ok(a.status == 200 and a.json["current_revision"]["revision"] == 2
          and a.json["last_edit_on"] > "2024-03-01 11:00:00"
@@ -348,6 +348,74 @@ def test_items(t, sim):
              {"filters": {"item_id": [10]}, "limit": 500})
     t.ok(podio_error(a, 400), "filter disabled: 400 Podio-shaped", a)
     sim.configure(filter_enabled=True)
+
+
+def test_revisions(t, sim):
+    token = app_token(sim)
+    a = call(sim, "GET", "/item/42", token)
+    rev = (a.json or {}).get("current_revision", {})
+    t.ok(a.status == 200 and rev.get("revision") == 1 and
+         rev.get("item_revision_id") == 42001 and
+         rev.get("created_by", {}).get("type") == "user" and
+         rev.get("created_by", {}).get("id") == 5678,
+         "current_revision has its item_revision_id and created_by", rev)
+    lis = Listener()
+    try:
+        url = "http://127.0.0.1:%d/in?secret=s" % lis.port
+        sim.add_hook(url, type="item.update", status="active")
+        sim.add_hook(url, type="item.create", status="active")
+        sim.add_hook(url, type="item.update", status="inactive")
+        sim.add_hook(url, ref_id=999, type="item.update", status="active")
+        hook_id = sim.hooks()[0]["hook_id"]
+        a = call(sim, "PUT", "/item/42", token, {"title": "Written back"})
+        g = call(sim, "GET", "/item/42", token)
+        rev = (g.json or {}).get("current_revision", {})
+        t.ok(a.status == 200 and a.json == {"revision": 2,
+                                            "title": "Written back"} and
+             rev.get("item_revision_id") == 42002 and
+             rev.get("created_by", {}).get("type") == "app" and
+             rev.get("created_by", {}).get("id") == 1234,
+             "PUT makes a revision created by the token's app", (a, rev))
+        with lis.cond:
+            lis.cond.wait_for(lambda: len(lis.posts) >= 1, 30)
+        form = urllib.parse.parse_qsl(lis.posts[0]["body"]) \
+            if lis.posts else []
+        t.ok(form == [("item_id", "42"), ("item_revision_id", "42002"),
+                      ("type", "item.update"), ("hook_id", str(hook_id)),
+                      ("secret", "s")],
+             "the new revision fires item.update to the active hook of "
+             "the item's app, with its item_revision_id", lis.posts)
+        a = call(sim, "PUT", "/item/42?hook=false", token, {})
+        t.ok(a.status == 200 and a.json.get("revision") == 3,
+             "PUT ?hook=false makes a revision too", a)
+        e = sim.edit_item(42, by={"type": "user", "id": 9}, title="By hand")
+        with lis.cond:
+            lis.cond.wait_for(lambda: len(lis.posts) >= 2, 30)
+        g = call(sim, "GET", "/item/42", token)
+        rev = (g.json or {}).get("current_revision", {})
+        revs = [dict(urllib.parse.parse_qsl(p["body"])).get(
+            "item_revision_id") for p in lis.posts]
+        t.ok(e == {"revision": 4, "item_revision_id": 42004} and
+             rev.get("created_by") == {"type": "user", "id": 9} and
+             g.json.get("title") == "By hand" and
+             revs == ["42002", "42004"],
+             "an edit by a user fires item.update; the hook=false one "
+             "fired nothing", (e, rev, revs))
+        pw = grant(sim, grant_type="password", username="user@example.com",
+                   password="pw").json["access_token"]
+        call(sim, "PUT", "/item/42?hook=false", pw, {})
+        g = call(sim, "GET", "/item/42", token)
+        t.ok(g.json["current_revision"]["created_by"] ==
+             {"type": "user", "id": 5678},
+             "a PUT with a user's token is created by that user",
+             g.json["current_revision"])
+        sim.wait_until(lambda: [d["kind"] for d in sim.deliveries()].count(
+            "item.update") >= 2, what="the delivery records")
+        kinds = [d["kind"] for d in sim.deliveries()]
+        t.ok(kinds.count("item.update") == 2,
+             "the deliveries are recorded as item.update", kinds)
+    finally:
+        lis.close()
 
 
 def test_rate_limit(t, sim):
@@ -543,7 +611,7 @@ def main():
     t = testlib.Tap()
     with testlib.Sim() as sim:
         for fn in (test_tokens, test_auth, test_hooks, test_items,
-                   test_rate_limit, test_fail_and_gate, test_records):
+                   test_revisions, test_rate_limit, test_fail_and_gate, test_records):
             sim.reset()
             fn(t, sim)
         sim.reset()

@@ -383,11 +383,15 @@ class Sim:
         return self.control("POST", "items", {
             "item_id": item_id, "app_id": app_id, "set": fields, "raw": raw})
 
-    def edit_item(self, item_id, title=None, last_edit_on=None):
-        """Edits the item without telling anyone (no delivery): the next
-        revision, last_edit_on now (or as given).  Returns the item."""
+    def edit_item(self, item_id, by=None, title=None, hook=True,
+                  last_edit_on=None):
+        """A new revision of the item made by `by` ({"type", "id"}; the
+        test user by default), last edited now (or last_edit_on), firing
+        item.update unless hook is false (an edit nobody is told of).
+        Returns {"revision", "item_revision_id"}."""
         return self.control("POST", "items/%d/edit" % item_id, {
-            "title": title, "last_edit_on": last_edit_on})
+            "by": by, "title": title, "hook": hook,
+            "last_edit_on": last_edit_on})
 
     def delete_item(self, item_id, gone=False):
         """The item now answers 404 (410 with gone=True)."""
