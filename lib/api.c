@@ -192,6 +192,27 @@ podio__api_item(const char *text, size_t len, cJSON **item, char *why,
 	return PODIO_OK;
 }
 
+/* See api.h. */
+int
+podio__api_revision(const cJSON *item, uint64_t *revision_id,
+    const char **by_type, uint64_t *by_id)
+{
+	const cJSON *rev, *by, *type;
+
+	rev = cJSON_GetObjectItemCaseSensitive(item, "current_revision");
+	by = cJSON_GetObjectItemCaseSensitive(rev, "created_by");
+	type = cJSON_GetObjectItemCaseSensitive(by, "type");
+	if (!cJSON_IsObject(rev) || !cJSON_IsObject(by) ||
+	    !cJSON_IsString(type) || type->valuestring == NULL ||
+	    podio__api_u64(cJSON_GetObjectItemCaseSensitive(rev,
+	    "item_revision_id"), revision_id) != 0 ||
+	    podio__api_u64(cJSON_GetObjectItemCaseSensitive(by, "id"),
+	    by_id) != 0)
+		return -1;
+	*by_type = type->valuestring;
+	return 0;
+}
+
 /*
  * The end of the JSON value starting at text[i] (white space already
  * skipped), for an answer cJSON has already parsed whole: strings are

@@ -55,6 +55,18 @@ enum podio_err podio__api_item(const char *text, size_t len,
     struct cJSON **item, char *why, size_t whylen);
 
 /*
+ * Who made the current revision of a parsed item (item, an object of
+ * GET /item/{id} or of a filter answer): its "current_revision" object's
+ * "item_revision_id" (the id hooks send, not the revision number) into
+ * *revision_id, and its "created_by" object's "type" ("user", "app";
+ * borrowed from item) and "id" (for an app, the app id) into *by_type
+ * and *by_id.  Returns 0, or -1 when any of them is missing or not of
+ * its kind (the outputs then undefined).
+ */
+int podio__api_revision(const struct cJSON *item, uint64_t *revision_id,
+    const char **by_type, uint64_t *by_id);
+
+/*
  * The answer of POST /item/app/{app_id}/filter/ for the n ids of ids
  * (1 to PODIO_ITEM_FILTER_MAX; otherwise PODIO_ERR_INVALID):
  * {"items": [...]} with at most n items, each an object with an

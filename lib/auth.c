@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "api.h"
 #include "auth.h"
 #include "errors.h"
 #include "http.h"
@@ -73,6 +74,9 @@ struct podio_tokens {
 	int64_t refresh_from_ms;  /* the expiry of the access token that came
 	                             with refresh_token: which is newer */
 	char *owner;
+	/* The password flow's user, as the token answer's "ref" named it
+	 * (or a cache entry that kept it); 0 while unknown. */
+	uint64_t self_user;
 	int64_t expires_at_ms;
 	int64_t refresh_at_ms;
 	/* The last token reported refused, so that the cache file cannot hand
@@ -279,6 +283,7 @@ set_owner(struct podio_tokens *t, const char *owner)
 	drop_access(t);
 	podio__free_secret(t->refresh_token);
 	t->refresh_token = NULL;
+	t->self_user = 0;
 	free(t->owner);
 	t->owner = copy;
 	return 0;
@@ -325,6 +330,8 @@ adopt_entry(struct podio_tokens *t, struct podio__cached_token *c,
 		t->refresh_at_ms = c->refresh_at_ms;
 		podio__debug("using the access token from %s", from);
 	}
+	if (c->user_id != 0)
+		t->self_user = c->user_id;
 	podio__cached_token_clear(c);
 }
 
@@ -365,7 +372,7 @@ static void
 adopt_shared(struct podio_tokens *t, struct podio_spool *sp,
     const char *owner)
 {
-	struct podio__cached_token c = { NULL, NULL, 0, 0 };
+	struct podio__cached_token c = { NULL, NULL, 0, 0, 0 };
 	char why[256], *blob = NULL;
 	size_t len = 0;
 
@@ -393,6 +400,7 @@ save_shared(struct podio_tokens *t, struct podio_spool *sp)
 	c.refresh_token = t->refresh_token;
 	c.expires_at_ms = t->expires_at_ms;
 	c.refresh_at_ms = t->refresh_at_ms;
+	c.user_id = t->self_user;
 	if ((text = podio__tokencache_text(t->owner, &c)) == NULL)
 		return;
 	(void)podio__spool_token_put(sp, t->owner, text, strlen(text));
@@ -409,7 +417,7 @@ static void
 drop_shared(struct podio_tokens *t, struct podio_spool *sp,
     const char *token)
 {
-	struct podio__cached_token c = { NULL, NULL, 0, 0 };
+	struct podio__cached_token c = { NULL, NULL, 0, 0, 0 };
 	char why[256], *blob = NULL;
 	size_t len = 0;
 
@@ -447,7 +455,7 @@ drop_shared(struct podio_tokens *t, struct podio_spool *sp,
 static void
 adopt_cache(struct podio_tokens *t, const char *owner)
 {
-	struct podio__cached_token c = { NULL, NULL, 0, 0 };
+	struct podio__cached_token c = { NULL, NULL, 0, 0, 0 };
 	char why[256];
 	enum podio_err rc;
 
@@ -477,6 +485,7 @@ save_cache(struct podio_tokens *t)
 	c.refresh_token = t->refresh_token;
 	c.expires_at_ms = t->expires_at_ms;
 	c.refresh_at_ms = t->refresh_at_ms;
+	c.user_id = t->self_user;
 	(void)podio__tokencache_write(t->cache_path, t->owner, &c);
 }
 
@@ -545,9 +554,10 @@ podio__tokens_take_answer(struct podio_tokens *t, const char *body,
 {
 	enum podio_err rc = PODIO_ERR_BAD_JSON;
 	cJSON *j = NULL;
-	const cJSON *a, *r, *e;
+	const cJSON *a, *r, *e, *f;
 	const char *end = NULL;
 	char *access = NULL, *refresh = NULL;
+	uint64_t user = 0, self_user = 0;
 	double life_s = AUTH_DEFAULT_LIFETIME_S;
 	int64_t life_ms;
 
@@ -566,6 +576,15 @@ podio__tokens_take_answer(struct podio_tokens *t, const char *body,
 	    strlen(r->valuestring) <= AUTH_TOKEN_MAX &&
 	    (refresh = strdup(r->valuestring)) == NULL)
 		goto nomem;
+	/* Who the tokens act as: an answer without it (a refresh, say)
+	 * keeps what was known. */
+	f = cJSON_GetObjectItemCaseSensitive(j, "ref");
+	r = cJSON_GetObjectItemCaseSensitive(f, "type");
+	if (cJSON_IsString(r) && r->valuestring != NULL &&
+	    strcmp(r->valuestring, "user") == 0 &&
+	    podio__api_u64(cJSON_GetObjectItemCaseSensitive(f, "id"),
+	    &user) == 0 && user != 0)
+		self_user = user;
 	e = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
 	if (cJSON_IsNumber(e) && e->valuedouble >= 1)
 		life_s = e->valuedouble < AUTH_MAX_LIFETIME_S ?
@@ -576,6 +595,8 @@ podio__tokens_take_answer(struct podio_tokens *t, const char *body,
 	podio__free_secret(t->access_token);
 	t->access_token = access;
 	access = NULL;
+	if (self_user != 0)
+		t->self_user = self_user;
 	if (refresh != NULL) {
 		podio__free_secret(t->refresh_token);
 		t->refresh_token = refresh;
@@ -843,4 +864,27 @@ podio__tokens_invalidate(struct podio_tokens *t, const char *token)
 			podio__tokencache_drop(t->cache_path, t->owner, token);
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+/* See auth.h.  app_id is digits only (the configuration checks it). */
+enum podio_err
+podio__tokens_self(struct podio_tokens *t, const char **type, uint64_t *id)
+{
+	enum podio_err rc = PODIO_ERR_NOT_FOUND;
+
+	if (t == NULL)
+		return PODIO_ERR_INVALID;
+	pthread_mutex_lock(&t->lock);
+	if (t->app_flow) {
+		if (podio_parse_u64(t->app_id, id) == 0) {
+			*type = "app";
+			rc = PODIO_OK;
+		}
+	} else if (t->self_user != 0) {
+		*type = "user";
+		*id = t->self_user;
+		rc = PODIO_OK;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
 }

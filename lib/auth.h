@@ -44,10 +44,22 @@ enum podio_err podio__tokens_get(struct podio_tokens *t,
 void podio__tokens_invalidate(struct podio_tokens *t, const char *token);
 
 /*
+ * Who this store's credential writes as in Podio, as a revision's
+ * "created_by" shows it: *type "app" (static) and *id the app id for
+ * the app flow; "user" and the user's id for the password flow, known
+ * from the "ref" of the token answer (or the cache entry that kept it)
+ * once a token was obtained.  Returns PODIO_OK, PODIO_ERR_NOT_FOUND
+ * while the user is not known yet, or PODIO_ERR_INVALID for no store.
+ */
+enum podio_err podio__tokens_self(struct podio_tokens *t, const char **type,
+    uint64_t *id);
+
+/*
  * Takes the tokens out of body, a 2xx answer of the token endpoint
  * (NUL-terminated): a JSON object with a non-empty "access_token" of at
- * most 4096 bytes, and optionally "refresh_token" and "expires_in"
- * (seconds, capped at 30 days; 8 hours when absent).  started is the
+ * most 4096 bytes, and optionally "refresh_token", "expires_in"
+ * (seconds, capped at 30 days; 8 hours when absent) and "ref" (a user's
+ * id is kept: see podio__tokens_self()).  started is the
  * wall clock when the request was sent: the lifetime counts from there,
  * to be safe.  On success t holds the new tokens (a refresh token only
  * when the answer had one).  Returns PODIO_OK, or PODIO_ERR_BAD_JSON or

@@ -18,8 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "podio.h"
+#include "api.h"
 #include "deliver.h"
+#include "event.h"
 #include "log.h"
 
 /* Fills status, err and the reason; returns the status. */
@@ -172,9 +176,39 @@ podio__deliver_callbacks(const struct podio__deliver_ctx *ctx,
 }
 
 /*
+ * Whether item (item_len bytes, fetched for d) shows d's own revision,
+ * made by the credential of ctx's client: 1 or 0 (also when any of it
+ * cannot be read).  A coalesced fetch answers with the latest state, so
+ * only the event of that revision can qualify.
+ */
+static int
+podio__deliver_by_self(const struct podio__deliver_ctx *ctx,
+    const struct podio_delivery *d, const char *item, size_t item_len)
+{
+	const char *self_type, *by_type, *end = NULL;
+	uint64_t self_id, rev_id, by_id;
+	cJSON *parsed;
+	int self;
+
+	if (!(d->has & PODIO_HAS_ITEM_REVISION_ID) ||
+	    podio_client_self(ctx->client, &self_type, &self_id) != PODIO_OK)
+		return 0;
+	/* cJSON sets its global error pointer here; it is never read. */
+	if ((parsed = cJSON_ParseWithLengthOpts(item, item_len, &end,
+	    0)) == NULL)
+		return 0;
+	self = podio__api_revision(parsed, &rev_id, &by_type, &by_id) == 0 &&
+	    rev_id == d->item_revision_id && by_id == self_id &&
+	    strcmp(by_type, self_type) == 0;
+	cJSON_Delete(parsed);
+	return self;
+}
+
+/*
  * Builds the event of d with item (item_len bytes, or NULL), item_error
- * or neither, and item_source, and runs the callbacks.  Returns the
- * status, filling res.
+ * or neither, and item_source, and runs the callbacks (none when
+ * ctx->skip_self and the event is by_self).  Returns the status, filling
+ * res.
  */
 static int
 podio__deliver_event(const struct podio__deliver_ctx *ctx,
@@ -187,8 +221,10 @@ podio__deliver_event(const struct podio__deliver_ctx *ctx,
 	enum podio_err rc;
 	int status;
 
-	rc = podio_event_json(d, item, item_len, item_error, item_source, 0,
-	    &json, &len);
+	res->by_self = item != NULL ? podio__deliver_by_self(ctx, d, item,
+	    item_len) : item_error != NULL ? 0 : -1;
+	rc = podio__event_json(d, item, item_len, item_error, item_source,
+	    res->by_self, 0, &json, &len);
 	if (rc == PODIO_ERR_BAD_JSON) {
 		/* Podio's answer passed the client's parser but not the
 		 * strict check the event makes: Podio misbehaved. */
@@ -200,6 +236,13 @@ podio__deliver_event(const struct podio__deliver_ctx *ctx,
 	if (rc != PODIO_OK) {
 		status = podio__deliver_answer(res, 500, rc,
 		    "cannot build the event: %s", podio_strerror(rc));
+		goto fail;
+	}
+	if (ctx->skip_self && res->by_self == 1) {
+		res->self_skipped = 1;
+		status = podio__deliver_answer(res, 200, PODIO_OK, "ok: made "
+		    "by this receiver's own credential (by_self), settled "
+		    "without callbacks (skip_self)");
 		goto fail;
 	}
 	if ((status = podio__deliver_callbacks(ctx, d, json, len, res)) != 0)
@@ -224,6 +267,7 @@ podio__deliver(const struct podio__deliver_ctx *ctx,
 	int status;
 
 	memset(res, 0, sizeof(*res));
+	res->by_self = -1;
 	if (ctx == NULL || d == NULL || d->type == NULL) {
 		status = podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
 		    "internal error: no delivery");
@@ -254,6 +298,7 @@ podio__deliver_item(const struct podio__deliver_ctx *ctx,
     struct podio__deliver_result *res)
 {
 	memset(res, 0, sizeof(*res));
+	res->by_self = -1;
 	if (ctx == NULL || d == NULL || d->type == NULL)
 		return podio__deliver_answer(res, 500, PODIO_ERR_INVALID,
 		    "internal error: no delivery");

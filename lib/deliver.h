@@ -37,6 +37,9 @@ struct podio__deliver_ctx {
 	 * NULL and 0: run every matching callback. */
 	const char *const *skip;
 	size_t nskip;
+	/* 1: an event whose "by_self" is true is settled without running
+	 * any callback (the configuration's skip_self). */
+	int skip_self;
 };
 
 /* What happened to one delivery. */
@@ -63,6 +66,11 @@ struct podio__deliver_result {
 	size_t ran;
 	size_t failed;
 	size_t skipped;
+	/* The event's "by_self": 1 true, 0 false, -1 not carried (no item
+	 * was fetched for its type).  self_skipped is 1 when ctx->skip_self
+	 * settled it without callbacks (status 200, nothing ran). */
+	int by_self;
+	int self_skipped;
 	/* What ran, one report per registry of the context (NULL where
 	 * nothing ran); owned, freed by podio__deliver_result_clear(). */
 	struct podio_callback_report *reports[PODIO__DELIVER_NREGS];
@@ -76,7 +84,14 @@ struct podio__deliver_result {
  * outcome).  A hook.verify is validated and never passed to callbacks.
  * A callback that fails does not change the status: the delivery was
  * received, and each failure is logged by the callbacks module.
- * Returns res->status.
+ *
+ * The loop guard: an event that carries an item (or "item": null) also
+ * carries "by_self", true only when the item's current revision is the
+ * event's own (its "current_revision"."item_revision_id" is the event's
+ * item_revision_id) and was made by the client's own credential (its
+ * "created_by" is podio_client_self()); false otherwise, and for an
+ * item that is gone.  With ctx->skip_self such an event runs no
+ * callback.  Returns res->status.
  */
 int podio__deliver(const struct podio__deliver_ctx *ctx,
     const struct podio_delivery *d, struct podio__deliver_result *res);

@@ -344,12 +344,22 @@ podio__event_source_ok(const char *s)
 	return n >= 1 && n <= PODIO__EVENT_SOURCE_MAX && s[n] == '\0';
 }
 
-/* See event.h.  Every append goes through rc; the first failure ends the
- * build and picks the error. */
+/* See podio.h: the event without "by_self". */
 enum podio_err
 podio_event_json(const struct podio_delivery *delivery, const char *item,
     size_t item_len, const char *item_error, const char *item_source,
     size_t cap, char **out, size_t *out_len)
+{
+	return podio__event_json(delivery, item, item_len, item_error,
+	    item_source, -1, cap, out, out_len);
+}
+
+/* See event.h.  Every append goes through rc; the first failure ends the
+ * build and picks the error. */
+enum podio_err
+podio__event_json(const struct podio_delivery *delivery, const char *item,
+    size_t item_len, const char *item_error, const char *item_source,
+    int by_self, size_t cap, char **out, size_t *out_len)
 {
 	struct podio__buf b = { NULL, 0, 0, cap };
 	enum podio_err err = PODIO_ERR_INVALID;
@@ -424,6 +434,10 @@ podio_event_json(const struct podio_delivery *delivery, const char *item,
 		    strlen(item_error))) != 0)
 			goto fail;
 	}
+	if ((item != NULL || item_error != NULL) && by_self >= 0 &&
+	    (rc = by_self ? PODIO__LIT(&b, ", \"by_self\": true") :
+	    PODIO__LIT(&b, ", \"by_self\": false")) != 0)
+		goto fail;
 	if ((rc = PODIO__LIT(&b, "}")) != 0)
 		goto fail;
 

@@ -26,6 +26,19 @@
 #define PODIO__JSON_MAX_DEPTH 512
 
 /*
+ * podio_event_json() with one member more: with by_self >= 0 and an
+ * item or item_error, "by_self": true (by_self 1) or false (0) comes
+ * last, after "item_source" or "item_error": whether the item's current
+ * revision is the event's own and was made by the receiver's own
+ * credential (see podio__deliver()).  With by_self < 0, or neither item
+ * nor item_error, there is no "by_self".  Fails as podio_event_json().
+ */
+enum podio_err podio__event_json(const struct podio_delivery *delivery,
+    const char *item, size_t item_len, const char *item_error,
+    const char *item_source, int by_self, size_t cap, char **out,
+    size_t *out_len);
+
+/*
  * Appends s (n bytes of valid UTF-8) to b as a JSON string with its
  * quotes: '"' and '\\' are escaped with a backslash, every byte below
  * 0x20 as \u00XX (lower-case hex); everything else is copied.  Returns

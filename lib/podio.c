@@ -166,6 +166,15 @@ podio_client_errmsg(const struct podio_client *client)
 	return client->errmsg;
 }
 
+enum podio_err
+podio_client_self(const struct podio_client *client, const char **type,
+    uint64_t *id)
+{
+	if (client == NULL || type == NULL || id == NULL)
+		return PODIO_ERR_INVALID;
+	return podio__tokens_self(client->tokens, type, id);
+}
+
 /* --------------------------------------------------------------- client */
 
 /*

@@ -237,6 +237,18 @@ void podio_client_last(const struct podio_client *client,
  * "not found: Item not found (HTTP 404, not_found)"; borrowed, never NULL. */
 const char *podio_client_errmsg(const struct podio_client *client);
 
+/*
+ * Who the client's credential writes as in Podio, as the "created_by"
+ * of a revision it makes shows it: *type "app" and *id the app id with
+ * app authentication; "user" and the user's id with the password flow,
+ * known once a token was obtained (from the "ref" of Podio's token
+ * answer).  *type is static.  Returns PODIO_OK, or PODIO_ERR_NOT_FOUND
+ * while the user is not known yet (no token obtained, or only one
+ * cached by an older version), PODIO_ERR_INVALID for no client.
+ */
+enum podio_err podio_client_self(const struct podio_client *client,
+    const char **type, uint64_t *id);
+
 /* Makes sure a valid token is held (from memory, the cache file, or the
  * token endpoint).  Used by `podio-webhook check`. */
 enum podio_err podio_authenticate(struct podio_client *client);
@@ -599,6 +611,8 @@ void podio_delivery_free(struct podio_delivery *delivery);
  * - with item_error instead (e.g. "not_found", "gone"): "item": null and
  *   "item_error": item_error (no "item_source");
  * - with neither: no "item" member (and no "item_source").
+ * The receiver adds "by_self" after them on the events it fetched an
+ * item for (it knows its own credential; this function does not).
  * New members are only ever added, never renamed or removed.
  *
  * On success *out receives the NUL-terminated text, which the caller

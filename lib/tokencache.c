@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "api.h"
 #include "log.h"
 #include "tokencache.h"
 #include "util.h"
@@ -151,7 +152,7 @@ parse_entry(const cJSON *j, const char *owner,
     struct podio__cached_token *tok, char *why, size_t whylen)
 {
 	const cJSON *v, *o, *a, *r;
-	struct podio__cached_token t = { NULL, NULL, 0, 0 };
+	struct podio__cached_token t = { NULL, NULL, 0, 0, 0 };
 
 	if (!cJSON_IsObject(j)) {
 		snprintf(why, whylen, "it is not a JSON object");
@@ -199,6 +200,10 @@ parse_entry(const cJSON *j, const char *owner,
 	}
 	if (t.refresh_at_ms > t.expires_at_ms)
 		t.refresh_at_ms = t.expires_at_ms;
+	/* Written by later versions only; what is not an id is unknown. */
+	if (podio__api_u64(cJSON_GetObjectItemCaseSensitive(j, "user_id"),
+	    &t.user_id) != 0)
+		t.user_id = 0;
 	if ((t.access_token = strdup(a->valuestring)) == NULL)
 		goto nomem;
 	if (cJSON_IsString(r) && r->valuestring[0] != '\0' &&
@@ -405,7 +410,9 @@ entry_text(const char *owner, const struct podio__cached_token *tok)
 	    cJSON_AddNumberToObject(j, "expires_at",
 		(double)tok->expires_at_ms) &&
 	    cJSON_AddNumberToObject(j, "refresh_at",
-		(double)tok->refresh_at_ms);
+		(double)tok->refresh_at_ms) &&
+	    (tok->user_id == 0 || cJSON_AddNumberToObject(j, "user_id",
+		(double)tok->user_id) != NULL);
 	if (ok)
 		text = cJSON_PrintUnformatted(j);
 	json_free_wiped(j);
@@ -573,7 +580,7 @@ void
 podio__tokencache_drop(const char *path, const char *owner,
     const char *access_token)
 {
-	struct podio__cached_token tok = { NULL, NULL, 0, 0 };
+	struct podio__cached_token tok = { NULL, NULL, 0, 0, 0 };
 	char why[256];
 	int fd;
 

@@ -9,8 +9,9 @@
  *
  * The file:
  *   {"version":1,"owner":"...","access_token":"...","refresh_token":"...",
- *    "expires_at":MS,"refresh_at":MS}
- * refresh_token may be null; access_token is "" (with expires_at 0) once
+ *    "expires_at":MS,"refresh_at":MS,"user_id":N}
+ * refresh_token may be null; user_id (the password flow's user, as the
+ * token answer named it) is left out when unknown; access_token is "" (with expires_at 0) once
  * the token was dropped, so the refresh token stays available.
  */
 #ifndef PODIO_TOKENCACHE_H
@@ -28,6 +29,8 @@ struct podio__cached_token {
 	char *refresh_token;   /* may be NULL */
 	int64_t expires_at_ms; /* wall clock, ms since the epoch */
 	int64_t refresh_at_ms; /* wall clock: renew from this time on */
+	uint64_t user_id;      /* the user the tokens act as (the token
+	                          answer's "ref"), 0 when unknown */
 };
 /* Wipes and frees the strings.  Accepts NULL. */
 void podio__cached_token_clear(struct podio__cached_token *tok);

@@ -6,7 +6,8 @@
  * of the item text, the size cap; every event must parse with cJSON.
  * Also "item_source", and podio__deliver_item() (lib/deliver.c), which
  * builds the event of an item fetched by the caller and runs the
- * callbacks, leaving out those already done.
+ * callbacks, leaving out those already done; its "by_self" and
+ * skip_self.
  */
 #include <config.h>
 
@@ -516,8 +517,9 @@ test_deliver_item(void)
 	    res.ran == 2 && res.failed == 1 && res.skipped == 0 &&
 	    one.calls == 1 && two.calls == 1 &&
 	    strstr(one.json, ", \"item\": {\"item_id\": 2}, \"item_source\": "
-	    "\"filter\"}") != NULL, "deliver_item: the event carries the "
-	    "item and \"item_source\"; both callbacks ran (%s)", one.json);
+	    "\"filter\", \"by_self\": false}") != NULL, "deliver_item: the "
+	    "event carries the item, \"item_source\" and \"by_self\" (false "
+	    "without a client); both callbacks ran (%s)", one.json);
 	tap_ok(res.reports[1] != NULL && res.reports[1]->n == 2 &&
 	    strcmp(res.reports[1]->results[1].key, "fn:item.*#1") == 0,
 	    "deliver_item: the report names each callback's key");
@@ -540,7 +542,8 @@ test_deliver_item(void)
 	status = podio__deliver_item(&ctx, d, NULL, 0, "gone", NULL, &res);
 	tap_ok(status == 200 && !res.fetched && res.item_error != NULL &&
 	    strcmp(res.item_error, "gone") == 0 && strstr(one.json,
-	    ", \"item\": null, \"item_error\": \"gone\"}") != NULL &&
+	    ", \"item\": null, \"item_error\": \"gone\", \"by_self\": "
+	    "false}") != NULL &&
 	    strstr(one.json, "item_source") == NULL,
 	    "deliver_item: item_error gives \"item\": null (%s)", one.json);
 	podio__deliver_result_clear(&res);
@@ -615,6 +618,127 @@ test_json_string(void)
 	podio__buf_free(&b);
 }
 
+/*
+ * "by_self" (lib/deliver.c): true only when the item's current revision
+ * is the event's own and was made by the client's credential, here the
+ * app 77 (app authentication: known without any API call).  With
+ * skip_self such an event runs no callback.
+ */
+static void
+test_by_self(void)
+{
+	static const char item[] = "{\"item_id\": 2, \"current_revision\": "
+	    "{\"revision\": 3, \"item_revision_id\": 9, \"created_by\": "
+	    "{\"type\": \"app\", \"id\": 77, \"user_id\": -1}}}";
+	static const struct {
+		const char *body;
+		const char *item;
+		int self;
+	} cases[] = {
+		{ "type=item.update&hook_id=1&item_id=2&item_revision_id=9",
+		  item, 1 },
+		{ "type=item.create&hook_id=1&item_id=2&item_revision_id=9",
+		  item, 1 },
+		/* an older event of a coalesced fetch */
+		{ "type=item.update&hook_id=1&item_id=2&item_revision_id=8",
+		  item, 0 },
+		{ "type=item.update&hook_id=1&item_id=2", item, 0 },
+		{ "type=item.update&hook_id=1&item_id=2&item_revision_id=9",
+		  "{\"current_revision\": {\"item_revision_id\": 9, "
+		  "\"created_by\": {\"type\": \"app\", \"id\": 78}}}", 0 },
+		{ "type=item.update&hook_id=1&item_id=2&item_revision_id=9",
+		  "{\"current_revision\": {\"item_revision_id\": 9, "
+		  "\"created_by\": {\"type\": \"user\", \"id\": 77}}}", 0 },
+		{ "type=item.update&hook_id=1&item_id=2&item_revision_id=9",
+		  "{\"current_revision\": {\"revision\": 9, "
+		  "\"created_by\": {\"type\": \"app\", \"id\": 77}}}", 0 },
+		{ "type=item.update&hook_id=1&item_id=2&item_revision_id=9",
+		  "{\"current_revision\": {\"item_revision_id\": \"9\", "
+		  "\"created_by\": {\"type\": \"app\", \"id\": 77}}}", 1 },
+	};
+	struct podio_config *cfg = podio_config_new();
+	struct podio_tokens *tokens = NULL;
+	struct podio_client *client = NULL;
+	struct podio_callbacks *reg = podio_callbacks_new();
+	struct podio__deliver_ctx ctx;
+	struct podio__deliver_result res;
+	struct podio_delivery *d = NULL;
+	struct seen one;
+	const char *type = NULL;
+	uint64_t id = 0;
+	char err[256];
+	size_t i;
+	int status;
+
+	memset(&one, 0, sizeof(one));
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&res, 0, sizeof(res));
+	if (!tap_ok(cfg != NULL && reg != NULL &&
+	    podio_config_set(cfg, "client_id", "c", "test", err,
+	    sizeof(err)) == PODIO_OK &&
+	    podio_config_set(cfg, "client_secret", "s", "test", err,
+	    sizeof(err)) == PODIO_OK &&
+	    podio_config_set(cfg, "app_id", "77", "test", err,
+	    sizeof(err)) == PODIO_OK &&
+	    podio_config_set(cfg, "app_token", "t", "test", err,
+	    sizeof(err)) == PODIO_OK &&
+	    podio_config_set(cfg, "token_cache", "", "test", err,
+	    sizeof(err)) == PODIO_OK &&
+	    podio_tokens_new(cfg, &tokens, err, sizeof(err)) == PODIO_OK &&
+	    podio_client_new(cfg, tokens, &client) == PODIO_OK &&
+	    podio_callbacks_on(reg, "*", fn_capture, &one) == PODIO_OK,
+	    "by_self: set up"))
+		goto done;
+	tap_ok(podio_client_self(client, &type, &id) == PODIO_OK &&
+	    strcmp(type, "app") == 0 && id == 77,
+	    "podio_client_self: the app of app authentication");
+	ctx.client = client;
+	ctx.regs[1] = reg;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		d = mk(cases[i].body);
+		status = podio__deliver_item(&ctx, d, cases[i].item,
+		    strlen(cases[i].item), NULL, "get", &res);
+		tap_ok(status == 200 && res.by_self == cases[i].self &&
+		    strstr(one.json, cases[i].self ? "\"item_source\": "
+		    "\"get\", \"by_self\": true}" : "\"item_source\": "
+		    "\"get\", \"by_self\": false}") != NULL,
+		    "by_self case %zu: %s (%s)", i, cases[i].self ? "true" :
+		    "false", one.json);
+		podio__deliver_result_clear(&res);
+		podio_delivery_free(d);
+	}
+
+	/* skip_self: the by_self event settles without callbacks */
+	ctx.skip_self = 1;
+	one.calls = 0;
+	d = mk(cases[0].body);
+	status = podio__deliver_item(&ctx, d, item, strlen(item), NULL, "get",
+	    &res);
+	tap_ok(status == 200 && res.self_skipped && res.ran == 0 &&
+	    one.calls == 0, "skip_self: a by_self event runs no callback");
+	podio__deliver_result_clear(&res);
+	podio_delivery_free(d);
+	d = mk(cases[2].body);
+	status = podio__deliver_item(&ctx, d, item, strlen(item), NULL, "get",
+	    &res);
+	tap_ok(status == 200 && !res.self_skipped && res.ran == 1 &&
+	    one.calls == 1, "skip_self: another event runs its callbacks");
+	podio__deliver_result_clear(&res);
+	podio_delivery_free(d);
+	d = mk("type=comment.create&hook_id=1&item_id=2&comment_id=4");
+	status = podio__deliver_item(&ctx, d, NULL, 0, NULL, NULL, &res);
+	tap_ok(status == 200 && res.by_self == -1 && one.calls == 2 &&
+	    strstr(one.json, "by_self") == NULL,
+	    "a type that fetches nothing carries no \"by_self\"");
+	podio__deliver_result_clear(&res);
+	podio_delivery_free(d);
+done:
+	podio_client_free(client);
+	podio_tokens_free(tokens);
+	podio_callbacks_free(reg);
+	podio_config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -625,6 +749,7 @@ main(void)
 	test_item_source();
 	test_source();
 	test_deliver_item();
+	test_by_self();
 	test_big();
 	test_json_string();
 	return tap_done();

@@ -74,6 +74,7 @@ write_good(const char *p)
 	tok.refresh_token = (char *)REFRESH;
 	tok.expires_at_ms = 1900000000000LL;
 	tok.refresh_at_ms = 1899999700000LL;
+	tok.user_id = 0;
 	return podio__tokencache_write(p, OWNER, &tok);
 }
 
@@ -81,7 +82,7 @@ write_good(const char *p)
 static enum podio_err
 load(const char *owner, char *why, size_t whylen)
 {
-	struct podio__cached_token tok = { NULL, NULL, 0, 0 };
+	struct podio__cached_token tok = { NULL, NULL, 0, 0, 0 };
 	enum podio_err rc;
 
 	rc = podio__tokencache_load(path, owner, &tok, why, whylen);
@@ -115,7 +116,7 @@ child_locks(long timeout_ms)
 static void
 test_round_trip(void)
 {
-	struct podio__cached_token tok = { NULL, NULL, 0, 0 };
+	struct podio__cached_token tok = { NULL, NULL, 0, 0, 0 };
 	struct podio__cached_token in;
 	struct stat st;
 
@@ -136,8 +137,8 @@ test_round_trip(void)
 	    strcmp(tok.refresh_token, REFRESH) == 0,
 	    "refresh token round-trips");
 	tap_ok(tok.expires_at_ms == 1900000000000LL &&
-	    tok.refresh_at_ms == 1899999700000LL,
-	    "expires_at and refresh_at round-trip exactly");
+	    tok.refresh_at_ms == 1899999700000LL && tok.user_id == 0,
+	    "expires_at and refresh_at round-trip exactly, no user_id");
 	podio__cached_token_clear(&tok);
 	tap_ok(tok.access_token == NULL && tok.refresh_token == NULL,
 	    "clear empties the entry");
@@ -146,12 +147,14 @@ test_round_trip(void)
 	in.refresh_token = NULL;
 	in.expires_at_ms = 1234;
 	in.refresh_at_ms = 1000;
+	in.user_id = 4503599627370497ULL;
 	tap_ok(podio__tokencache_write(path, OWNER, &in) == PODIO_OK &&
 	    podio__tokencache_read(path, OWNER, &tok) == PODIO_OK &&
 	    strcmp(tok.access_token, "second") == 0 &&
-	    tok.refresh_token == NULL && tok.expires_at_ms == 1234,
-	    "an entry without a refresh token round-trips (rewritten over "
-	    "the old one)");
+	    tok.refresh_token == NULL && tok.expires_at_ms == 1234 &&
+	    tok.user_id == 4503599627370497ULL,
+	    "an entry without a refresh token, with a user id, round-trips "
+	    "(rewritten over the old one)");
 	podio__cached_token_clear(&tok);
 }
 
@@ -309,7 +312,7 @@ test_untrusted(void)
 static void
 test_warnings(void)
 {
-	struct podio__cached_token tok = { NULL, NULL, 0, 0 };
+	struct podio__cached_token tok = { NULL, NULL, 0, 0, 0 };
 	const char *log;
 
 	/* podio__tokencache_read() warns, naming path and reason. */
@@ -330,7 +333,7 @@ test_warnings(void)
 static void
 test_drop(void)
 {
-	struct podio__cached_token tok = { NULL, NULL, 0, 0 };
+	struct podio__cached_token tok = { NULL, NULL, 0, 0, 0 };
 	int fd;
 
 	write_good(path);
@@ -441,7 +444,7 @@ static void
 test_write_failure(void)
 {
 	char bad[600];
-	struct podio__cached_token tok = { NULL, NULL, 0, 0 };
+	struct podio__cached_token tok = { NULL, NULL, 0, 0, 0 };
 
 	snprintf(bad, sizeof(bad), "%s/no-such-dir/cache.json", dir);
 	tap_ok(write_good(bad) == PODIO_ERR_IO,
