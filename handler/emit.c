@@ -159,6 +159,11 @@ emit_report(const struct podio_config *cfg, const struct podio_delivery *d,
 			return CLI_EXIT_UNREACHED;
 		return CLI_EXIT_PODIO;
 	}
+	if (res->self_skipped) {
+		printf("result: ok, by_self: the item's revision is this "
+		    "receiver's own write-back; skip_self runs no callback\n");
+		return CLI_EXIT_OK;
+	}
 	if (res->ran == 0) {
 		printf("result: ok, no callback matches %s\n", d->type);
 		return CLI_EXIT_OK;

@@ -714,13 +714,15 @@ process_save_progress(struct podio_spool *spool,
 /*
  * Runs event ev of unit u through the callbacks (with the unit's item
  * when ev fetches one), skipping those its progress says succeeded.
- * *done is set to 1 when ev is finished and may be removed.  Returns the
- * outcome; PROCESS_RETRY also when the item's later events must wait.
+ * *done is set to 1 when ev is finished and may be removed, *self to 1
+ * when it was settled without callbacks as by_self (skip_self).
+ * Returns the outcome; PROCESS_RETRY also when the item's later events
+ * must wait.
  */
 static enum process_outcome
 process_run_event(struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, const struct process_unit *u,
-    const struct podio_spool_event *ev, int *done)
+    const struct podio_spool_event *ev, int *done, int *self)
 {
 	struct podio__deliver_ctx ctx;
 	struct podio__deliver_result res;
@@ -734,6 +736,7 @@ process_run_event(struct runtime *rt, struct podio_client *client,
 	int fetch;
 
 	*done = 0;
+	*self = 0;
 	memset(&res, 0, sizeof(res));
 	why[0] = '\0';
 	rc = process_delivery(ev->event_json, ev->event_len, &d, why,
@@ -769,7 +772,15 @@ process_run_event(struct runtime *rt, struct podio_client *client,
 	    fetch && u->text != NULL ? strlen(u->text) : 0,
 	    fetch && u->text == NULL ? u->item_error : NULL,
 	    fetch && u->text != NULL ? u->source : NULL, &res);
-	if (res.status == 200 && res.failed == 0) {
+	if (res.status == 200 && res.self_skipped) {
+		/* A write-back of this receiver's own (skip_self): said
+		 * once, in the event's one line. */
+		*done = 1;
+		*self = 1;
+		snprintf(reason, sizeof(reason), "done: %s", res.reason);
+		process_log(PODIO_LOG_INFO, ev, reason);
+		out = PROCESS_DONE;
+	} else if (res.status == 200 && res.failed == 0) {
 		*done = 1;
 		snprintf(reason, sizeof(reason), "done: %s (%zu callback%s%s)",
 		    res.reason, res.ran, res.ran == 1 ? "" : "s",
@@ -872,7 +883,7 @@ process_unit_run(struct runtime *rt, struct podio_client *client,
 	enum process_outcome out = PROCESS_IDLE, o;
 	int64_t delay;
 	size_t i;
-	int done, stop = 0;
+	int done, self, stop = 0;
 
 	if (u->batch.n == 0)
 		return PROCESS_IDLE;
@@ -904,11 +915,13 @@ process_unit_run(struct runtime *rt, struct podio_client *client,
 			continue;
 		}
 		o = process_run_event(rt, client, spool, u,
-		    &u->batch.events[i], &done);
+		    &u->batch.events[i], &done, &self);
 		if (done)
 			done_ids[(*ndone)++] = u->batch.events[i].id;
 		else
 			process_count(counts, o);
+		if (self && counts != NULL)
+			counts->self_skipped++;
 		if (o == PROCESS_RETRY || o == PROCESS_ERROR)
 			stop = 1;
 		if (out == PROCESS_IDLE || o == PROCESS_ERROR ||

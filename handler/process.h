@@ -49,6 +49,8 @@ struct process_counts {
 	size_t retry;
 	size_t dead;
 	size_t errors;
+	size_t self_skipped; /* of done: settled without callbacks, by_self
+	                        with skip_self */
 };
 
 /*

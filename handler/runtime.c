@@ -175,6 +175,7 @@ runtime_new(struct podio_config *cfg, const struct podio_callbacks *fns,
 		    podio_strerror(rc));
 		goto fail;
 	}
+	rt->skip_self = podio_config_get_bool(rt->cfg, "skip_self");
 	*out = rt;
 	rt = NULL;
 	status = 0;
@@ -222,4 +223,5 @@ runtime_deliver_ctx(const struct runtime *rt, struct podio_client *client,
 	ctx->regs[0] = rt->fns;
 	ctx->regs[1] = rt->rules;
 	ctx->exec_timeout_ms = rt->exec_timeout_ms;
+	ctx->skip_self = rt->skip_self;
 }

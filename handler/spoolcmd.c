@@ -544,8 +544,13 @@ spoolcmd_drain(struct podio_config **cfg, const struct podio_callbacks *fns)
 	(void)podio_spool_reclaim(spool, NULL);
 	if (process_drain(rt, client, spool, 0, NULL, &counts) == 0)
 		status = CLI_EXIT_OK;
-	printf("%zu done, %zu to retry, %zu dead\n", counts.done,
-	    counts.retry, counts.dead);
+	if (counts.self_skipped > 0)
+		printf("%zu done (%zu by_self, settled without callbacks), "
+		    "%zu to retry, %zu dead\n", counts.done,
+		    counts.self_skipped, counts.retry, counts.dead);
+	else
+		printf("%zu done, %zu to retry, %zu dead\n", counts.done,
+		    counts.retry, counts.dead);
 fail:
 	podio_client_free(client);
 	podio_spool_close(spool);

@@ -200,6 +200,13 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "The longest an `on` command may run; then it and every process "
 	  "of its group are killed, and the callback has failed. `0`: no "
 	  "limit." },
+	{ "skip_self", PODIO__CFG_BOOL, "no", 0, NULL,
+	  "`yes`: an item event whose `by_self` is true (the item's current "
+	  "revision is the event's own and was made by this receiver's own "
+	  "credential: a write-back of its own callbacks) is settled "
+	  "without running any callback, logged once. For callbacks that "
+	  "cannot write back with `hook=false`, which fires no hook at "
+	  "all." },
 	{ "spool_dir", PODIO__CFG_STRING, PODIO_STATEDIR "/spool",
 	  PODIO__CFG_F_NONEMPTY, NULL,
 	  "The directory of the event spool, an SQLite database: every "
