@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "podio.h"
+#include "alert.h"
 #include "deliver.h"
 #include "budget.h"
 #include "event.h"
@@ -382,6 +383,7 @@ process_failed(const struct runtime *rt, struct podio_spool *spool,
 		snprintf(line, sizeof(line), "dead after %ld tr%s: %s",
 		    attempts, attempts == 1 ? "y" : "ies", reason);
 		process_log(PODIO_LOG_ERROR, ev, line);
+		alert_dead(rt, ev, reason, attempts);
 		return PROCESS_DEAD;
 	}
 	if (retry_ms > 0)
@@ -751,6 +753,8 @@ process_run_event(struct runtime *rt, struct podio_client *client,
 		out = podio_spool_dead(spool, ev->id, reason) == PODIO_OK ?
 		    PROCESS_DEAD : PROCESS_ERROR;
 		process_log(PODIO_LOG_ERROR, ev, reason);
+		if (out == PROCESS_DEAD)
+			alert_dead(rt, ev, reason, ev->attempts);
 		goto fail;
 	}
 	if ((before = process_progress(ev)) != NULL &&
@@ -797,6 +801,8 @@ process_run_event(struct runtime *rt, struct podio_client *client,
 		out = podio_spool_dead(spool, ev->id, res.reason) ==
 		    PODIO_OK ? PROCESS_DEAD : PROCESS_ERROR;
 		process_log(PODIO_LOG_ERROR, ev, res.reason);
+		if (out == PROCESS_DEAD)
+			alert_dead(rt, ev, res.reason, ev->attempts);
 	} else {
 		out = process_failed(rt, spool, ev, !process_outage(res.err),
 		    0, res.reason);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "podio.h"
+#include "../lib/config.h"
 #include "deliver.h"
 #include "runtime.h"
 
@@ -92,6 +93,38 @@ runtime_same_tokens(const struct podio_config *a,
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * Makes rt->on_dead out of the on_dead key: a registry of its one
+ * command, for every type; none when the key is unset.  Returns 0,
+ * RUNTIME_UNCONFIGURED or RUNTIME_NOMEM with err filled.
+ */
+static int
+runtime_on_dead(struct runtime *rt, char *err, size_t errlen)
+{
+	const char *cmd = podio_config_get(rt->cfg, "on_dead");
+	char **argv = NULL, why[128];
+	enum podio_err rc;
+
+	if (cmd == NULL || cmd[0] == '\0')
+		return 0;
+	why[0] = '\0';
+	if ((rc = podio__config_split(cmd, &argv, why, sizeof(why))) ==
+	    PODIO_OK && (rt->on_dead = podio_callbacks_new()) == NULL)
+		rc = PODIO_ERR_NOMEM;
+	if (rc == PODIO_OK)
+		rc = podio_callbacks_add_command(rt->on_dead, "*", argv);
+	podio__config_argv_free(argv);
+	if (rc == PODIO_OK)
+		return 0;
+	if (rc == PODIO_ERR_NOMEM) {
+		snprintf(err, errlen, "out of memory");
+		return RUNTIME_NOMEM;
+	}
+	snprintf(err, errlen, "on_dead cannot be used: %s", why[0] != '\0' ?
+	    why : podio_strerror(rc));
+	return RUNTIME_UNCONFIGURED;
 }
 
 /* See runtime.h. */
@@ -176,6 +209,8 @@ runtime_new(struct podio_config *cfg, const struct podio_callbacks *fns,
 		goto fail;
 	}
 	rt->skip_self = podio_config_get_bool(rt->cfg, "skip_self");
+	if ((status = runtime_on_dead(rt, err, errlen)) != 0)
+		goto fail;
 	*out = rt;
 	rt = NULL;
 	status = 0;
@@ -200,6 +235,7 @@ runtime_unref(struct runtime *rt)
 	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
 	podio_callbacks_free(rt->rules);
+	podio_callbacks_free(rt->on_dead);
 	runtime_tokens_unref(rt->tokens);
 	podio_config_free(rt->cfg);
 	free(rt->allowed_hooks);

@@ -25,6 +25,8 @@ struct runtime {
 	uint64_t *allowed_hooks;                /* owned: settings' list */
 	const struct podio_callbacks *fns;      /* borrowed, may be NULL */
 	struct podio_callbacks *rules;          /* owned: on/log lines */
+	struct podio_callbacks *on_dead;        /* owned: the on_dead
+	                                           command, or NULL */
 	int skip_self;                          /* skip_self */
 	struct runtime_tokens *tokens;          /* shared with other
 	                                           runtimes of the same

@@ -106,6 +106,8 @@ static int podio__cfg_check_client_timeout(struct podio__cfg_value *,
     char *, size_t);
 static int podio__cfg_check_spool_url(struct podio__cfg_value *, char *,
     size_t);
+static int podio__cfg_check_command(struct podio__cfg_value *, char *,
+    size_t);
 
 /*
  * The keys.  A new key is one new row; the environment variable
@@ -197,9 +199,9 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "then it closes the connection (logged as `status=408`). 1s to "
 	  "1h." },
 	{ "exec_timeout", PODIO__CFG_DURATION, "30s", 0, NULL,
-	  "The longest an `on` command may run; then it and every process "
-	  "of its group are killed, and the callback has failed. `0`: no "
-	  "limit." },
+	  "The longest an `on` command (and the `on_dead` command) may run; "
+	  "then it and every process of its group are killed, and the "
+	  "callback has failed. `0`: no limit." },
 	{ "skip_self", PODIO__CFG_BOOL, "no", 0, NULL,
 	  "`yes`: an item event whose `by_self` is true (the item's current "
 	  "revision is the event's own and was made by this receiver's own "
@@ -235,6 +237,18 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "then 2, 4 ... up to 8 hours (each give or take 25%), so 12 tries "
 	  "span about a day. Podio being unreachable or rate limited does "
 	  "not count as a try." },
+	{ "on_dead", PODIO__CFG_STRING, NULL, 0, podio__cfg_check_command,
+	  "A command run once each time an event becomes a dead letter "
+	  "(its tries used up, or an event that can never run), wherever "
+	  "that happens: `serve`'s processors, the CGI worker or `spool "
+	  "drain`. Written as the command of an `on` line (an absolute "
+	  "path and its arguments, double quotes grouping; no shell), it "
+	  "gets one line of JSON on its standard input, `{\"event_id\": N, "
+	  "\"reason\": \"...\", \"attempts\": N, \"event\": {...}}` (the "
+	  "event as stored, without its item), and the environment of an "
+	  "`on` command. It may run for `exec_timeout`; a failure is logged "
+	  "and never retried. `podio-webhook config` shows it: keep secrets "
+	  "out of its arguments." },
 	{ "cgi_budget", PODIO__CFG_DURATION, "20s", 0, NULL,
 	  "As CGI, how long the spool's one detached worker works through "
 	  "the spool: a CGI run whose answer went out starts it when none "
@@ -507,6 +521,24 @@ podio__cfg_check_spool_url(struct podio__cfg_value *v, char *why,
 	return -1;
 }
 
+/* A command as in an "on" line (on_dead), or empty (unset).  The value
+ * is never quoted: its arguments may carry tokens. */
+static int
+podio__cfg_check_command(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	char **argv = NULL;
+	enum podio_err rc;
+
+	if (v->text[0] == '\0')
+		return 0;
+	rc = podio__config_split(v->text, &argv, why, whylen);
+	podio__config_argv_free(argv);
+	if (rc == PODIO_ERR_NOMEM)
+		podio__cfg_errf(why, whylen, "out of memory");
+	return rc == PODIO_OK ? 0 : -1;
+}
+
 /* The parameter limit: 1 to 1000000. */
 static int
 podio__cfg_check_max_params(struct podio__cfg_value *v, char *why,
@@ -690,14 +722,12 @@ podio__cfg_pattern_ok(const char *pattern)
 }
 
 /*
- * Splits the command of an "on" line into a new NULL-terminated argv
- * (caller frees each string and the array).  Words are separated by
- * spaces and tabs; double quotes group, and inside them a backslash
- * escapes '"' or '\'.  Nothing else is interpreted.  Returns PODIO_OK,
- * PODIO_ERR_NOMEM or PODIO_ERR_CONFIG with a reason in why.
+ * See config.h: the command of an "on" line, and on_dead.  Nothing but
+ * the quotes and their escapes is interpreted.
  */
-static enum podio_err
-podio__cfg_split(const char *cmd, char ***argv_out, char *why, size_t whylen)
+enum podio_err
+podio__config_split(const char *cmd, char ***argv_out, char *why,
+    size_t whylen)
 {
 	char **argv = NULL, *word = NULL, *w;
 	size_t argc = 0, i;
@@ -769,6 +799,19 @@ fail:
 	return rc;
 }
 
+/* See config.h. */
+void
+podio__config_argv_free(char **argv)
+{
+	size_t i;
+
+	if (argv == NULL)
+		return;
+	for (i = 0; argv[i] != NULL; i++)
+		podio__free_secret(argv[i]);
+	free(argv);
+}
+
 /*
  * Adds the rule "kind pattern = value" read at file:line to st.
  * Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG with a reason in
@@ -800,7 +843,7 @@ podio__cfg_add_rule(struct podio__cfg_stage *st, const char *kind,
 		return PODIO_ERR_CONFIG;
 	}
 	if (r.kind[0] == 'o') {
-		rc = podio__cfg_split(value, &r.argv, why, whylen);
+		rc = podio__config_split(value, &r.argv, why, whylen);
 		if (rc != PODIO_OK) {
 			/* prefix the reason with the rule */
 			char reason[PODIO__CFG_WHY_MAX];

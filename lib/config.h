@@ -69,6 +69,20 @@ int podio__config_get_ids(const struct podio_config *cfg, const char *key,
 enum podio_err podio__config_load_text(struct podio_config *cfg,
     const char *name, char *text, size_t len, char *err, size_t errlen);
 
+/*
+ * Splits a command written as in an "on" line (the value of on_dead)
+ * into a new NULL-terminated argv: words separated by spaces and tabs,
+ * double quotes group, and inside them a backslash escapes '"' or '\\';
+ * argv[0] must be an absolute path.  The caller frees it with
+ * podio__config_argv_free().  Returns PODIO_OK, PODIO_ERR_NOMEM or
+ * PODIO_ERR_CONFIG with a reason in why that never quotes the command.
+ */
+enum podio_err podio__config_split(const char *cmd, char ***argv, char *why,
+    size_t whylen);
+/* Wipes (arguments may carry tokens) and frees such an argv.  Accepts
+ * NULL. */
+void podio__config_argv_free(char **argv);
+
 /* One row of the key table, as the reference of the keys shows it
  * (podio-webhook.conf(5), CONFIGURATION.md).  Strings are static. */
 struct podio__cfg_key_info {

@@ -3,7 +3,8 @@
 simulator: the 200 goes out once the event is stored, before the item is
 fetched (the item reply held at a gate); callbacks that fail are retried
 with backoff and run no more once they succeeded; retry_max used up makes
-a dead letter with its reason; `spool replay --dead`, `status --json`,
+a dead letter with its reason, and on_dead runs once for it (its failure
+logged, never retried); `spool replay --dead`, `status --json`,
 `list`, `show`, `drain` (which gives back the events of processes that
 are gone) and `purge`; 503 when the spool cannot be written;
 a CGI process answers and exits while a detached child processes the
@@ -62,6 +63,34 @@ with open(FLAKY, "w") as f:
             'echo "ok $PODIO_EVENT_TYPE" >> "%s"\n'
             % (RUNS, FAILS, RUNS, RUNS))
 os.chmod(FLAKY, 0o755)
+# The on_dead command: keeps what it got on stdin and its environment in
+# ALERTS, one pair of files per run; fails while ALERTS/fail exists.
+ALERTS = os.path.join(D, "alerts")
+os.mkdir(ALERTS)
+ALERT = os.path.join(D, "alert.sh")
+with open(ALERT, "w") as f:
+    f.write('#!/bin/sh\n'
+            'cat > "$1/$$.tmp"\n'
+            'echo "$PODIO_EVENT_TYPE $PODIO_HOOK_ID $PODIO_ITEM_ID" '
+            '> "$1/$$.env"\n'
+            'mv "$1/$$.tmp" "$1/$$.json"\n'
+            'if [ -e "$1/fail" ]; then echo "alert failed on purpose" >&2;'
+            ' exit 4; fi\n')
+os.chmod(ALERT, 0o755)
+
+
+def alerts():
+    """What the on_dead command got: (stdin parsed, environment line)."""
+    out = []
+    for name in sorted(os.listdir(ALERTS)):
+        if name.endswith(".json"):
+            base = os.path.join(ALERTS, name[:-5])
+            try:
+                out.append((json.loads(testlib.read_text(base + ".json")),
+                            testlib.read_text(base + ".env").strip()))
+            except ValueError:
+                out.append(({"unparsable": name}, ""))
+    return out
 
 
 def set_fails(n):
@@ -84,7 +113,9 @@ with open(CONF, "w") as f:
     f.write('webhook_secret = "%s"\n'
             "on item.* = %s %s\n"
             "on comment.create = %s\n"
-            "log * = %s\n" % (SECRET, RECORD, CMD_DIR, FLAKY, EVENTS))
+            "log * = %s\n"
+            "on_dead = %s %s\n" % (SECRET, RECORD, CMD_DIR, FLAKY, EVENTS,
+                                   ALERT, ALERTS))
 
 
 def body(type_, hook_id=1001, secret=SECRET, **ids):
@@ -392,6 +423,25 @@ with testlib.Sim() as sim:
          dead[0] and "exit status 1" in dead[0],
          "spool list shows the dead letter with its reason", r.stdout)
     dead_id = dead[0].split()[0] if dead else "0"
+    sim.wait_until(lambda: alerts(), 30 * SLOW, "the on_dead command")
+    got = alerts()
+    a = got[0][0] if got else {}
+    t.ok(len(got) == 1 and str(a.get("event_id")) == dead_id and
+         a.get("attempts") == 3 and
+         "flaky failure number" in (a.get("reason") or "") and
+         (a.get("event") or {}).get("type") == "comment.create" and
+         (a.get("event") or {}).get("comment_id") == 2 and
+         "item" not in (a.get("event") or {}) and
+         got[0][1] == "comment.create 1001 600" and
+         SECRET not in json.dumps(a),
+         "on_dead ran once with the dead letter's id, reason, tries and "
+         "event on stdin and an on command's environment", got)
+    sim.wait_until(lambda: re.search(r"event id=%s [^\n]*on_dead ran" %
+                                     dead_id, server_log()), 30 * SLOW,
+                   "the on_dead line")
+    t.ok(re.search(r"event id=%s [^\n]*on_dead ran" % dead_id,
+                   server_log()),
+         "serve logs that on_dead ran for it", server_log()[-1500:])
     r = pw(ENV, "spool", "show", dead_id)
     t.ok(r.returncode == 0 and "state:       dead" in r.stdout and
          "flaky failure number" in r.stdout and
@@ -477,11 +527,31 @@ with testlib.Sim() as sim:
     set_fails(1000)
     cgi(E0, body("comment.create", item_id=600, comment_id=3))
 
+    drains = []
+
     def drained_dead():
-        pw(ENV, "spool", "drain")
+        drains.append(pw(ENV, "spool", "drain"))
         return status(ENV).get("dead") == 1
+    # ... with on_dead failing: logged, the event stays dead, and it is
+    # not run again.
+    with open(os.path.join(ALERTS, "fail"), "w") as f:
+        f.write("1\n")
+    before = len(alerts())
     sim.wait_until(drained_dead, 60 * SLOW, "dead after drains")
     t.ok(len(runs()) == 3, "drain retries too, up to retry_max", runs())
+    r = pw(ENV, "spool", "drain")
+    got = alerts()[before:]
+    failed = [d for d in drains if re.search(
+        r"event id=\d+ type=comment\.create [^\n]*: on_dead failed: "
+        r"[^\n]*exit status 4[^\n]*alert failed on purpose", d.stderr)]
+    t.ok(len(got) == 1 and got[0][0].get("attempts") == 3 and
+         (got[0][0].get("event") or {}).get("comment_id") == 3 and
+         len(failed) == 1 and failed[0].returncode == 0 and
+         r.returncode == 0 and status(ENV).get("dead") == 1,
+         "spool drain runs on_dead once for the event it set aside; its "
+         "failure is logged, the event stays dead", (got, [
+             d.stderr[-800:] for d in drains]))
+    os.unlink(os.path.join(ALERTS, "fail"))
     r = pw(ENV, "spool", "purge", "--dead", "--older-than", "1h")
     t.ok(r.returncode == 0 and r.stdout.startswith("0 dead") and
          status(ENV).get("dead") == 1,
