@@ -1,8 +1,10 @@
 /*
  * spoolcmd.c: the spool commands (see spoolcmd.h).
  *
- *   spool status [--json]      pending, retrying, in flight, dead, bad
- *                              and the age of the oldest event
+ *   spool status [--json] [--max-age DURATION] [--max-dead N]
+ *                              pending, retrying, in flight, dead, bad
+ *                              and the age of the oldest event; exit 1
+ *                              when a threshold is passed (cron)
  *   spool list [--json]        one line per stored event
  *   spool show ID              one event with its JSON
  *   spool replay ID|--dead     dead letters back to pending
@@ -43,11 +45,18 @@ struct spoolcmd_info {
 };
 
 static const struct spoolcmd_info spoolcmd_info[] = {
-	{ "status", "spool status [--json]", "count the events by state",
+	{ "status", "spool status [--json] ...", "count the events by state",
 	    "  Pending, retrying, in flight, dead and undecodable events, the "
 	    "age of the\n  oldest, and the API budget the processors see "
 	    "(an outage: since when, and\n  when the next probe is due).\n"
-	    "  --json   print one JSON object\n" },
+	    "  --json              print one JSON object\n"
+	    "  --max-age DURATION  exit 1 when the oldest event not yet done "
+	    "is older\n"
+	    "  --max-dead N        exit 1 when more than N events are set "
+	    "aside (dead\n"
+	    "                      or undecodable)\n"
+	    "  One line per threshold passed (in --json: \"alerts\"); for "
+	    "cron.\n" },
 	{ "list", "spool list [--json]", "list the stored events",
 	    "  One line per event: id, state, type, hook, item, tries, age, "
 	    "last error.\n"
@@ -271,19 +280,90 @@ spoolcmd_outage(const struct budget *b, int json)
 		    " s\n", "api:", when, next);
 }
 
-/* spool status [--json] */
+/* The thresholds of `spool status`: -1 when not given.  The texts are
+ * the user's arguments, to say back. */
+struct spoolcmd_limits {
+	int64_t max_age_ms;
+	const char *max_age;
+	int64_t max_dead;
+	const char *max_dead_text;
+};
+
+/* Parses the options of `spool status` (argv[0..argc), after the
+ * command).  Returns 0, or the exit status of a usage error. */
+static int
+spoolcmd_status_args(int argc, char **argv, int *json,
+    struct spoolcmd_limits *lim)
+{
+	uint64_t n;
+	int i;
+
+	*json = 0;
+	lim->max_age_ms = lim->max_dead = -1;
+	lim->max_age = lim->max_dead_text = NULL;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			*json = 1;
+		else if (strcmp(argv[i], "--max-age") == 0 && i + 1 < argc) {
+			lim->max_age = argv[++i];
+			if (podio_parse_duration_ms(lim->max_age,
+			    &lim->max_age_ms) != 0)
+				return spoolcmd_usage_error("status",
+				    "--max-age wants a duration (30s, 1h)");
+		} else if (strcmp(argv[i], "--max-dead") == 0 &&
+		    i + 1 < argc) {
+			lim->max_dead_text = argv[++i];
+			if (podio_parse_u64(lim->max_dead_text, &n) != 0 ||
+			    n > INT64_MAX)
+				return spoolcmd_usage_error("status",
+				    "--max-dead wants a count (0, 5)");
+			lim->max_dead = (int64_t)n;
+		} else
+			return spoolcmd_usage_error("status", "expected "
+			    "--json, --max-age DURATION or --max-dead N");
+	}
+	return 0;
+}
+
+/*
+ * The thresholds of lim that st passes, one line each into lines (room
+ * for 2, of size 160).  Returns how many.
+ */
+static int
+spoolcmd_passed(const struct podio_spool_status *st,
+    const struct spoolcmd_limits *lim, char lines[2][160])
+{
+	size_t dead = st->dead + st->bad;
+	int n = 0;
+
+	if (lim->max_age_ms >= 0 && st->oldest_received_ms > 0 &&
+	    st->oldest_age_ms > lim->max_age_ms)
+		snprintf(lines[n++], 160, "over --max-age %.32s: the oldest "
+		    "event not yet done is %" PRId64 " s old", lim->max_age,
+		    st->oldest_age_ms / 1000);
+	if (lim->max_dead >= 0 && (uint64_t)dead > (uint64_t)lim->max_dead)
+		snprintf(lines[n++], 160, "over --max-dead %.24s: %zu dead "
+		    "letter%s", lim->max_dead_text, dead, dead == 1 ? "" :
+		    "s");
+	return n;
+}
+
+/* spool status [--json] [--max-age DURATION] [--max-dead N] */
 static int
 spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
-    int json)
+    int json, const struct spoolcmd_limits *lim)
 {
 	struct podio_spool_status st;
 	struct budget api, filter;
 	enum podio_err rc;
+	char lines[2][160];
+	int i, n;
 
 	if ((rc = podio_spool_status(spool, &st)) != PODIO_OK)
 		return spoolcmd_fail("status", rc);
 	budget_read(cfg, spool, 0, &api);
 	budget_read(cfg, spool, 1, &filter);
+	n = spoolcmd_passed(&st, lim, lines);
 	if (json) {
 		printf("{\"pending\": %zu, \"retrying\": %zu, \"in_flight\": "
 		    "%zu, \"dead\": %zu, \"bad\": %zu, \"oldest_age_s\": %"
@@ -292,8 +372,16 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 		spoolcmd_budget("api", &api, 1);
 		spoolcmd_budget("filter", &filter, 1);
 		spoolcmd_outage(&api, 1);
+		if (lim->max_age_ms >= 0 || lim->max_dead >= 0) {
+			printf(", \"alerts\": [");
+			for (i = 0; i < n; i++) {
+				printf("%s", i > 0 ? ", " : "");
+				spoolcmd_json_string(lines[i]);
+			}
+			printf("]");
+		}
 		printf("}\n");
-		return CLI_EXIT_OK;
+		return n > 0 ? CLI_EXIT_PODIO : CLI_EXIT_OK;
 	}
 	printf("pending:   %zu\nretrying:  %zu\nin flight: %zu\n"
 	    "dead:      %zu\n", st.pending, st.retrying, st.in_flight,
@@ -308,7 +396,9 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 	if (api.outage_since_ms == 0)
 		spoolcmd_budget("api:", &api, 0);
 	spoolcmd_budget("filter:", &filter, 0);
-	return CLI_EXIT_OK;
+	for (i = 0; i < n; i++)
+		printf("%s\n", lines[i]);
+	return n > 0 ? CLI_EXIT_PODIO : CLI_EXIT_OK;
 }
 
 /* spool list [--json] */
@@ -564,11 +654,13 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
     int argc, char **argv)
 {
 	const struct spoolcmd_info *info;
+	struct spoolcmd_limits limits;
 	struct podio_spool *spool = NULL;
 	const char *cmd;
 	char msg[128];
 	int status = CLI_EXIT_PODIO, json = 0, i;
 
+	memset(&limits, 0, sizeof(limits));
 	if (argc < 1)
 		return spoolcmd_usage_error(NULL, "missing command");
 	cmd = argv[0];
@@ -594,8 +686,11 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 			return spoolcmd_usage_error(cmd, "takes no argument");
 		return spoolcmd_drain(cfg, fns);
 	}
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "list") == 0 ||
-	    strcmp(cmd, "resume") == 0) {
+	if (strcmp(cmd, "status") == 0) {
+		if ((status = spoolcmd_status_args(argc - 1, argv + 1, &json,
+		    &limits)) != 0)
+			return status;
+	} else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "resume") == 0) {
 		if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
 			return spoolcmd_usage_error(cmd, "the only option is "
 			    "--json");
@@ -608,7 +703,7 @@ spoolcmd_run(struct podio_config **cfg, const struct podio_callbacks *fns,
 	if ((spool = spoolcmd_open(*cfg, cmd)) == NULL)
 		return CLI_EXIT_PODIO;
 	if (strcmp(cmd, "status") == 0)
-		status = spoolcmd_status(*cfg, spool, json);
+		status = spoolcmd_status(*cfg, spool, json, &limits);
 	else if (strcmp(cmd, "list") == 0)
 		status = spoolcmd_list(*cfg, spool, json);
 	else if (strcmp(cmd, "show") == 0)

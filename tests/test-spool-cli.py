@@ -4,7 +4,8 @@ simulator: the 200 goes out once the event is stored, before the item is
 fetched (the item reply held at a gate); callbacks that fail are retried
 with backoff and run no more once they succeeded; retry_max used up makes
 a dead letter with its reason, and on_dead runs once for it (its failure
-logged, never retried); `spool replay --dead`, `status --json`,
+logged, never retried); `spool replay --dead`, `status --json` and its
+thresholds (`--max-age`, `--max-dead`: exit 1 and one line each),
 `list`, `show`, `drain` (which gives back the events of processes that
 are gone) and `purge`; 503 when the spool cannot be written;
 a CGI process answers and exits while a detached child processes the
@@ -508,6 +509,33 @@ with testlib.Sim() as sim:
     r = pw(ENV, "spool", "status")
     t.ok(r.returncode == 0 and "pending:   3" in r.stdout,
          "spool status (text)", r.stdout)
+    r = pw(ENV, "spool", "status", "--max-age", "1h", "--max-dead", "0")
+    t.ok(r.returncode == 0 and "over" not in r.stdout,
+         "spool status --max-age 1h --max-dead 0: nothing passed, exit 0",
+         r.stdout + r.stderr)
+    r = pw(ENV, "spool", "status", "--max-age", "0s")
+    over = [ln for ln in r.stdout.splitlines() if ln.startswith("over ")]
+    t.ok(r.returncode == 1 and len(over) == 1 and
+         over[0].startswith("over --max-age 0s: the oldest event not yet "
+                            "done is "),
+         "spool status --max-age 0s: one line, exit 1", r.stdout + r.stderr)
+    r = pw(ENV, "spool", "status", "--json", "--max-age", "0s",
+           "--max-dead", "5")
+    try:
+        js = json.loads(r.stdout)
+    except ValueError:
+        js = {}
+    t.ok(r.returncode == 1 and js.get("pending") == 3 and
+         len(js.get("alerts", [])) == 1 and
+         js["alerts"][0].startswith("over --max-age 0s"),
+         "spool status --json with thresholds: \"alerts\", exit 1",
+         r.stdout + r.stderr)
+    for bad in (["--max-age", "soon"], ["--max-dead", "-1"],
+                ["--max-dead"]):
+        r = pw(ENV, "spool", "status", *bad)
+        t.ok(r.returncode == 2 and r.stdout == "",
+             "spool status %s: usage error, exit 2" % " ".join(bad),
+             r.stdout + r.stderr)
     r = pw(ENV, "spool", "drain")
     t.ok(r.returncode == 0 and r.stdout.startswith("3 done") and
          all(logged_for("item.delete", item_id=i) for i in (701, 702, 703)),
@@ -552,6 +580,14 @@ with testlib.Sim() as sim:
          "failure is logged, the event stays dead", (got, [
              d.stderr[-800:] for d in drains]))
     os.unlink(os.path.join(ALERTS, "fail"))
+    r = pw(ENV, "spool", "status", "--max-dead", "0")
+    t.ok(r.returncode == 1 and "over --max-dead 0: 1 dead letter" in
+         r.stdout, "spool status --max-dead 0 with a dead letter: exit 1",
+         r.stdout + r.stderr)
+    r = pw(ENV, "spool", "status", "--json", "--max-dead", "1")
+    t.ok(r.returncode == 0 and '"alerts": []' in r.stdout,
+         "spool status --json --max-dead 1: no alert, exit 0",
+         r.stdout + r.stderr)
     r = pw(ENV, "spool", "purge", "--dead", "--older-than", "1h")
     t.ok(r.returncode == 0 and r.stdout.startswith("0 dead") and
          status(ENV).get("dead") == 1,
