@@ -378,7 +378,8 @@ class Sim:
 
     def add_item(self, item_id, app_id=1234, raw=None, **fields):
         """Defines an item: the generated one with `fields` overriding its
-        top-level keys ("revision" sets current_revision.revision).  raw:
+        top-level keys ("revision" sets current_revision.revision and its
+        item_revision_id, "revision_by" its created_by).  raw:
         the exact text GET /item/{id} answers.  Returns the item."""
         return self.control("POST", "items", {
             "item_id": item_id, "app_id": app_id, "set": fields, "raw": raw})
