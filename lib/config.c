@@ -11,6 +11,7 @@
  *	token_cache =
  *	on PATTERN = /absolute/command arg "an arg with spaces"
  *	log PATTERN = /absolute/file
+ *	hook app 123 = item.create item.update
  *
  * White space around the key and the value is dropped.  The value is
  * everything after the first '=', so it may hold '=', '#' and spaces.  A
@@ -18,7 +19,9 @@
  * between them literally (no escapes), which is the way to keep leading
  * or trailing spaces.  Lines are at most 4096 bytes; CRLF line ends and a
  * UTF-8 byte order mark are accepted.  A key may appear once per file;
- * rule lines may repeat and keep their order.
+ * rule lines may repeat and keep their order.  Hook lines declare the
+ * hooks `hooks sync` keeps on Podio: an app and the event types of its
+ * hooks, each type once per app.
  *
  * Every source is parsed and checked as a whole into a staging area and
  * applied only when all of it is valid, so a failed load leaves the
@@ -60,6 +63,7 @@
 #define PODIO__CFG_PATTERN_MAX 64            /* bytes of a rule pattern */
 #define PODIO__CFG_QUOTE_MAX 64              /* bytes of a quoted value */
 #define PODIO__CFG_WHY_MAX   256             /* one reason */
+#define PODIO__CFG_HOOKS_MAX 1024            /* hook lines in all */
 
 /* Row flags. */
 #define PODIO__CFG_F_NONEMPTY 0x1  /* an empty value is an error */
@@ -107,6 +111,10 @@ static int podio__cfg_check_client_timeout(struct podio__cfg_value *,
 static int podio__cfg_check_spool_url(struct podio__cfg_value *, char *,
     size_t);
 static int podio__cfg_check_command(struct podio__cfg_value *, char *,
+    size_t);
+static int podio__cfg_check_hook_url(struct podio__cfg_value *, char *,
+    size_t);
+static int podio__cfg_check_heal_interval(struct podio__cfg_value *, char *,
     size_t);
 
 /*
@@ -180,7 +188,24 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	{ "allowed_hooks", PODIO__CFG_U64LIST, NULL, 0, NULL,
 	  "The hook ids whose deliveries are accepted, comma-separated (at "
 	  "most 1024); deliveries of other hooks get 403, after the secret "
-	  "was checked. Unset: any hook." },
+	  "was checked. Unset: any hook. A hook that `hooks sync` or `hooks "
+	  "heal` would create gets a new id, which this list refuses: with "
+	  "it set, they create no hook and say so." },
+	{ "hook_url", PODIO__CFG_STRING, NULL, 0, podio__cfg_check_hook_url,
+	  "The public URL of this receiver, as Podio reaches it (`https://` "
+	  "and a host; Podio delivers only to ports 80 and 443), without the "
+	  "secret: the URL of the hooks that `hook` lines declare. `hooks "
+	  "sync` creates them with `webhook_secret` added to its query, as "
+	  "`hooks create` does, and deletes the hooks with this URL that are "
+	  "no longer declared; `hooks heal` knows the hooks of this receiver "
+	  "by it, or by the secret in their URL." },
+	{ "heal_interval", PODIO__CFG_DURATION, "0", 0,
+	  podio__cfg_check_heal_interval,
+	  "How often a FastCGI server (`serve`, or on an inherited socket) "
+	  "runs `hooks heal` in a thread of its own, the first time as it "
+	  "starts, logging what it did; at least `1m`. `0`: never (run "
+	  "`hooks heal` from cron instead, as under mod_fcgid, whose every "
+	  "process would run its own)." },
 	{ "max_body", PODIO__CFG_SIZE, "64K", 0, podio__cfg_check_max_body,
 	  "The largest request body accepted, at most `1024M`; the query "
 	  "string has the same limit. A larger request gets 413 before its "
@@ -309,10 +334,21 @@ struct podio__cfg_rule {
 	int line;
 };
 
+/* A hook line: "hook app ID = EVENT...".  All strings owned. */
+struct podio__cfg_hook {
+	const char *ref_type; /* "app", static */
+	uint64_t ref_id;
+	char **events;        /* NULL-terminated */
+	char *file;           /* where it was read */
+	int line;
+};
+
 struct podio_config {
 	struct podio__cfg_value vals[PODIO__CFG_NKEYS];
 	struct podio__cfg_rule *rules;
 	size_t nrules;
+	struct podio__cfg_hook *hooks;
+	size_t nhooks;
 };
 
 /* What one source (a file, the environment) gives before it is applied. */
@@ -321,6 +357,8 @@ struct podio__cfg_stage {
 	int given[PODIO__CFG_NKEYS];  /* line (or 1) where given, 0 if not */
 	struct podio__cfg_rule *rules;
 	size_t nrules, arules;
+	struct podio__cfg_hook *hooks;
+	size_t nhooks, ahooks;
 };
 
 /* -------------------------------------------------------------- helpers */
@@ -413,6 +451,20 @@ podio__cfg_rule_clear(struct podio__cfg_rule *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Frees the strings of h. */
+static void
+podio__cfg_hook_clear(struct podio__cfg_hook *h)
+{
+	size_t i;
+
+	if (h->events != NULL)
+		for (i = 0; h->events[i] != NULL; i++)
+			free(h->events[i]);
+	free(h->events);
+	free(h->file);
+	memset(h, 0, sizeof(*h));
+}
+
 static void
 podio__cfg_stage_clear(struct podio__cfg_stage *st)
 {
@@ -423,6 +475,9 @@ podio__cfg_stage_clear(struct podio__cfg_stage *st)
 	for (i = 0; i < st->nrules; i++)
 		podio__cfg_rule_clear(&st->rules[i]);
 	free(st->rules);
+	for (i = 0; i < st->nhooks; i++)
+		podio__cfg_hook_clear(&st->hooks[i]);
+	free(st->hooks);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -537,6 +592,63 @@ podio__cfg_check_command(struct podio__cfg_value *v, char *why,
 	if (rc == PODIO_ERR_NOMEM)
 		podio__cfg_errf(why, whylen, "out of memory");
 	return rc == PODIO_OK ? 0 : -1;
+}
+
+/*
+ * hook_url: http:// or https://, a host, no white space or control
+ * character, no #fragment (Podio would not send it), and no secret
+ * parameter (webhook_secret is added to it).  Unlike api_url, a trailing
+ * slash is kept: it is part of the path the web server matches.
+ */
+static int
+podio__cfg_check_hook_url(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+	const char *s = v->text, *host, *p;
+	size_t i;
+
+	podio__cfg_quote(s, q, sizeof(q));
+	if (strncasecmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else
+		host = NULL;
+	for (i = 0; host != NULL && s[i] != '\0'; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			host = NULL;
+	if (host == NULL || host[0] == '\0' || strchr("/?#", host[0])) {
+		podio__cfg_errf(why, whylen, "bad URL '%s' (want http:// or "
+		    "https:// and a host)", q);
+		return -1;
+	}
+	if (strchr(s, '#') != NULL) {
+		podio__cfg_errf(why, whylen, "bad URL '%s' (a #fragment is "
+		    "never sent)", q);
+		return -1;
+	}
+	for (p = strchr(s, '?'); p != NULL; p = strchr(p + 1, '&'))
+		if (strncmp(p + 1, "secret", 6) == 0 &&
+		    (p[7] == '=' || p[7] == '&' || p[7] == '\0')) {
+			podio__cfg_errf(why, whylen, "the URL has a secret "
+			    "parameter; webhook_secret adds it");
+			return -1;
+		}
+	return 0;
+}
+
+/* heal_interval: 0 (never), or at least a minute: each run lists the
+ * hooks of every configured app. */
+static int
+podio__cfg_check_heal_interval(struct podio__cfg_value *v, char *why,
+    size_t whylen)
+{
+	if (v->num == 0 || v->num >= 60 * 1000)
+		return 0;
+	podio__cfg_errf(why, whylen, "too short '%s' (want 0 or at least 1m)",
+	    v->text);
+	return -1;
 }
 
 /* The parameter limit: 1 to 1000000. */
@@ -886,22 +998,169 @@ fail:
 	return rc;
 }
 
+/*
+ * The event types a hook on an app may have, as Podio documents them
+ * (developers.podio.com, the hooks' reference): the item, comment, file,
+ * app and form events.
+ */
+static const char *const podio__cfg_app_events[] = {
+	"item.create", "item.update", "item.delete", "comment.create",
+	"comment.delete", "file.change", "app.update", "app.delete",
+	"form.create", "form.update", "form.delete", NULL
+};
+
+/* Whether event is one of podio__cfg_app_events. */
+static int
+podio__cfg_app_event_ok(const char *event)
+{
+	size_t i;
+
+	for (i = 0; podio__cfg_app_events[i] != NULL; i++)
+		if (strcmp(podio__cfg_app_events[i], event) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Adds the hook line "hook object = value" read at file:line to st:
+ * object is "app ID", value the event types separated by blanks, each
+ * documented for hooks on apps and declared once per app (in this line
+ * and the lines of st before it).  Returns PODIO_OK, PODIO_ERR_NOMEM, or
+ * PODIO_ERR_CONFIG with a reason in why.
+ */
+static enum podio_err
+podio__cfg_add_hook(struct podio__cfg_stage *st, const char *object,
+    const char *value, const char *file, int line, char *why,
+    size_t whylen)
+{
+	struct podio__cfg_hook h, *nh;
+	char q[PODIO__CFG_QUOTE_MAX + 4], word[PODIO__CFG_PATTERN_MAX + 1];
+	const char *p, *id;
+	size_t n, na, nev = 0, i, j;
+	enum podio_err rc = PODIO_ERR_CONFIG;
+
+	memset(&h, 0, sizeof(h));
+	h.ref_type = "app";
+	h.line = line;
+	n = strcspn(object, " \t");
+	id = object + n;
+	while (*id == ' ' || *id == '\t')
+		id++;
+	if (n != 3 || strncmp(object, "app", 3) != 0) {
+		podio__cfg_quote(object, q, sizeof(q));
+		podio__cfg_errf(why, whylen, "hook: bad object '%s' (want 'hook "
+		    "app ID': hooks are declared on apps)", q);
+		return PODIO_ERR_CONFIG;
+	}
+	if (podio_parse_u64(id, &h.ref_id) != 0 || h.ref_id == 0) {
+		podio__cfg_quote(id, q, sizeof(q));
+		podio__cfg_errf(why, whylen, "hook app: bad id '%s' (want a "
+		    "positive decimal number)", q);
+		return PODIO_ERR_CONFIG;
+	}
+	if (st->nhooks == PODIO__CFG_HOOKS_MAX) {
+		podio__cfg_errf(why, whylen, "more than %d hook lines",
+		    PODIO__CFG_HOOKS_MAX);
+		return PODIO_ERR_CONFIG;
+	}
+	/* At most one of each documented type. */
+	if ((h.events = calloc(sizeof(podio__cfg_app_events) /
+	    sizeof(podio__cfg_app_events[0]), sizeof(*h.events))) == NULL)
+		return PODIO_ERR_NOMEM;
+	for (p = value;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		n = strcspn(p, " \t");
+		if (n < sizeof(word)) {
+			memcpy(word, p, n);
+			word[n] = '\0';
+			podio__cfg_quote(word, q, sizeof(q));
+		} else
+			podio__cfg_quote(p, q, sizeof(q));
+		if (n >= sizeof(word) || !podio__cfg_app_event_ok(word)) {
+			podio__cfg_errf(why, whylen, "hook app %" PRIu64 ": "
+			    "unknown event type '%s' (want item.create, "
+			    "item.update, item.delete, comment.create, "
+			    "comment.delete, file.change, app.update, "
+			    "app.delete, form.create, form.update or "
+			    "form.delete)", h.ref_id, q);
+			goto fail;
+		}
+		for (i = 0; i < nev; i++)
+			if (strcmp(h.events[i], word) == 0) {
+				podio__cfg_errf(why, whylen, "hook app %" PRIu64
+				    ": %s given twice", h.ref_id, word);
+				goto fail;
+			}
+		for (i = 0; i < st->nhooks; i++)
+			for (j = 0; st->hooks[i].ref_id == h.ref_id &&
+			    st->hooks[i].events[j] != NULL; j++)
+				if (strcmp(st->hooks[i].events[j], word) == 0) {
+					podio__cfg_errf(why, whylen, "hook app %"
+					    PRIu64 ": %s already declared on "
+					    "line %d", h.ref_id, word,
+					    st->hooks[i].line);
+					goto fail;
+				}
+		if ((h.events[nev] = strdup(word)) == NULL) {
+			rc = PODIO_ERR_NOMEM;
+			goto fail;
+		}
+		nev++;
+		p += n;
+	}
+	if (nev == 0) {
+		podio__cfg_errf(why, whylen, "hook app %" PRIu64 ": missing "
+		    "event types (e.g. item.create item.update)", h.ref_id);
+		goto fail;
+	}
+	rc = PODIO_ERR_NOMEM;
+	if ((h.file = strdup(file)) == NULL)
+		goto fail;
+	if (st->nhooks == st->ahooks) {
+		na = st->ahooks ? st->ahooks * 2 : 4;
+		if ((nh = reallocarray(st->hooks, na, sizeof(*nh))) == NULL)
+			goto fail;
+		st->hooks = nh;
+		st->ahooks = na;
+	}
+	st->hooks[st->nhooks++] = h;
+	return PODIO_OK;
+fail:
+	podio__cfg_hook_clear(&h);
+	return rc;
+}
+
 /* --------------------------------------------------------------- stages */
 
 /*
- * Applies st to cfg, taking its values and rules; st is left empty.
- * Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG when cfg would
- * hold more than PODIO__CFG_RULES_MAX rules; on failure cfg is unchanged.
+ * Applies st to cfg, taking its values, rules and hook lines; st is left
+ * empty.  Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG when cfg
+ * would hold more than PODIO__CFG_RULES_MAX rules or
+ * PODIO__CFG_HOOKS_MAX hook lines; on failure cfg is unchanged.
  */
 static enum podio_err
 podio__cfg_commit(struct podio_config *cfg, struct podio__cfg_stage *st)
 {
 	struct podio__cfg_rule *nr;
+	struct podio__cfg_hook *nh;
 	size_t i;
 
+	if (cfg->nrules + st->nrules > PODIO__CFG_RULES_MAX ||
+	    cfg->nhooks + st->nhooks > PODIO__CFG_HOOKS_MAX)
+		return PODIO_ERR_CONFIG;
+	/* Both arrays are grown first, so that nothing is taken from st
+	 * when either fails. */
+	if (st->nhooks > 0) {
+		nh = reallocarray(cfg->hooks, cfg->nhooks + st->nhooks,
+		    sizeof(*nh));
+		if (nh == NULL)
+			return PODIO_ERR_NOMEM;
+		cfg->hooks = nh;
+	}
 	if (st->nrules > 0) {
-		if (cfg->nrules + st->nrules > PODIO__CFG_RULES_MAX)
-			return PODIO_ERR_CONFIG;
 		nr = reallocarray(cfg->rules, cfg->nrules + st->nrules,
 		    sizeof(*nr));
 		if (nr == NULL)
@@ -911,6 +1170,12 @@ podio__cfg_commit(struct podio_config *cfg, struct podio__cfg_stage *st)
 		    st->nrules * sizeof(*nr));
 		cfg->nrules += st->nrules;
 		st->nrules = 0;
+	}
+	if (st->nhooks > 0) {
+		memcpy(cfg->hooks + cfg->nhooks, st->hooks,
+		    st->nhooks * sizeof(*nh));
+		cfg->nhooks += st->nhooks;
+		st->nhooks = 0;
 	}
 	for (i = 0; i < PODIO__CFG_NKEYS; i++) {
 		if (!st->given[i])
@@ -968,9 +1233,15 @@ podio__cfg_line(struct podio__cfg_stage *st, const char *path, int lineno,
 		return PODIO_ERR_CONFIG;
 	}
 
-	/* rule lines: "on PATTERN" or "log PATTERN" on the left */
+	/* rule lines: "on PATTERN" or "log PATTERN" on the left; hook
+	 * lines: "hook app ID" */
 	if (strcmp(key, "on") == 0 || strcmp(key, "log") == 0) {
 		podio__cfg_errf(why, whylen, "%s: missing pattern", key);
+		return PODIO_ERR_CONFIG;
+	}
+	if (strcmp(key, "hook") == 0) {
+		podio__cfg_errf(why, whylen, "hook: missing object (want "
+		    "'hook app ID')");
 		return PODIO_ERR_CONFIG;
 	}
 	n = strcspn(key, " \t");
@@ -980,8 +1251,11 @@ podio__cfg_line(struct podio__cfg_stage *st, const char *path, int lineno,
 		if (strcmp(key, "on") == 0 || strcmp(key, "log") == 0)
 			return podio__cfg_add_rule(st, key, pattern, value,
 			    path, lineno, why, whylen);
+		if (strcmp(key, "hook") == 0)
+			return podio__cfg_add_hook(st, pattern, value, path,
+			    lineno, why, whylen);
 		podio__cfg_errf(why, whylen, "bad key name (want one word, "
-		    "or 'on PATTERN' or 'log PATTERN')");
+		    "or 'on PATTERN', 'log PATTERN' or 'hook app ID')");
 		return PODIO_ERR_CONFIG;
 	}
 
@@ -1105,8 +1379,9 @@ podio__config_load_text(struct podio_config *cfg, const char *name,
 	}
 	rc = podio__cfg_commit(cfg, &st);
 	if (rc == PODIO_ERR_CONFIG)
-		podio__cfg_errf(err, errlen, "%s: more than %d rule lines in "
-		    "all", name, PODIO__CFG_RULES_MAX);
+		podio__cfg_errf(err, errlen, "%s: more than %d rule lines or "
+		    "%d hook lines in all", name, PODIO__CFG_RULES_MAX,
+		    PODIO__CFG_HOOKS_MAX);
 	else if (rc != PODIO_OK)
 		podio__cfg_errf(err, errlen, "%s: out of memory", name);
 fail:
@@ -1249,6 +1524,9 @@ podio_config_free(struct podio_config *cfg)
 	for (i = 0; i < cfg->nrules; i++)
 		podio__cfg_rule_clear(&cfg->rules[i]);
 	free(cfg->rules);
+	for (i = 0; i < cfg->nhooks; i++)
+		podio__cfg_hook_clear(&cfg->hooks[i]);
+	free(cfg->hooks);
 	free(cfg);
 }
 
@@ -1448,5 +1726,24 @@ podio_config_rule(const struct podio_config *cfg, size_t i,
 	out->path = r->path;
 	out->file = r->file;
 	out->line = r->line;
+	return 1;
+}
+
+/* See podio.h.  out is cleared past the end. */
+int
+podio_config_hook(const struct podio_config *cfg, size_t i,
+    struct podio_hook_decl *out)
+{
+	const struct podio__cfg_hook *h;
+
+	memset(out, 0, sizeof(*out));
+	if (cfg == NULL || i >= cfg->nhooks)
+		return 0;
+	h = &cfg->hooks[i];
+	out->ref_type = h->ref_type;
+	out->ref_id = h->ref_id;
+	out->events = (const char *const *)h->events;
+	out->file = h->file;
+	out->line = h->line;
 	return 1;
 }

@@ -175,6 +175,19 @@ struct podio_rule {
 int podio_config_rule(const struct podio_config *cfg, size_t i,
     struct podio_rule *out);
 
+/* Hook lines ("hook app ID = EVENT ..."), in file order: the hooks that
+ * `hooks sync` keeps.  Each event type appears once per object.  All
+ * borrowed.  Returns 0 past the end. */
+struct podio_hook_decl {
+	const char *ref_type;       /* "app" */
+	uint64_t ref_id;
+	const char *const *events;  /* NULL-terminated, at least one */
+	const char *file;           /* configuration file and line */
+	int line;
+};
+int podio_config_hook(const struct podio_config *cfg, size_t i,
+    struct podio_hook_decl *out);
+
 /* Parsers shared with the command line: "30s", "500ms", "5m", "2h", "1d"
  * (a bare number is seconds) and "64K", "1M" (a bare number is bytes).
  * Return 0 on success, -1 on a malformed or out-of-range value. */

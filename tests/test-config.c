@@ -446,6 +446,34 @@ unwrap(char *s)
 }
 
 /*
+ * Whether hook line i of cfg is "REF_TYPE REF_ID LINE EVENT..." (want,
+ * cut in place) read from path.
+ */
+static int
+check_hook_line(const struct podio_config *cfg, size_t i, char *want,
+    const char *path)
+{
+	struct podio_hook_decl d;
+	char *words[32], *save = NULL, *w;
+	size_t n = 0, j;
+	uint64_t id;
+
+	for (w = strtok_r(want, " ", &save); w != NULL && n < 32;
+	    w = strtok_r(NULL, " ", &save))
+		words[n++] = w;
+	if (n < 4 || podio_config_hook(cfg, i, &d) != 1 ||
+	    !streq(d.ref_type, words[0]) ||
+	    podio_parse_u64(words[1], &id) != 0 || d.ref_id != id ||
+	    d.line != atoi(words[2]) || !streq(d.file, path))
+		return 0;
+	for (j = 3; j < n; j++)
+		if (d.events[j - 3] == NULL || !streq(d.events[j - 3],
+		    words[j]))
+			return 0;
+	return d.events[n - 3] == NULL;
+}
+
+/*
  * Checks a good file against its "#=" lines:
  *   #= KEY=VALUE       podio_config_get(KEY) is VALUE (<...> strips)
  *   #= KEY             KEY is unset
@@ -453,15 +481,18 @@ unwrap(char *s)
  *   #= rule KIND PATTERN LINE   the next rule; then its words:
  *   #= arg WORD        (on; when given, all of them)
  *   #= path FILE       (log)
+ *   #= hooks N         N hook lines in all
+ *   #= hook REF_TYPE REF_ID LINE EVENT...   the next hook line
  */
 static void
 check_good(const char *path, const char *name)
 {
 	struct podio_config *cfg = podio_config_new();
 	struct podio_rule r, tmp;
+	struct podio_hook_decl hd;
 	char err[512], *text, *line, *next, *eq, *v;
 	char kind[16], pat[128];
-	size_t nrule = 0, narg = 0, n;
+	size_t nrule = 0, narg = 0, nhook = 0, n;
 	int lno, failures = 0, checks = 0;
 	enum podio_err rc;
 
@@ -479,7 +510,20 @@ check_good(const char *path, const char *name)
 			continue;
 		line += 3;
 		checks++;
-		if (sscanf(line, "rules %zu", &n) == 1) {
+		if (sscanf(line, "hooks %zu", &n) == 1) {
+			if (podio_config_hook(cfg, n, &hd) != 0 ||
+			    (n > 0 && podio_config_hook(cfg, n - 1, &hd) != 1)) {
+				tap_diag("%s: not %zu hook lines", name, n);
+				failures++;
+			}
+		} else if (strncmp(line, "hook ", 5) == 0) {
+			snprintf(pat, sizeof(pat), "%s", line + 5);
+			if (!check_hook_line(cfg, nhook++, line + 5, path)) {
+				tap_diag("%s: hook line %zu is not %s", name,
+				    nhook - 1, pat);
+				failures++;
+			}
+		} else if (sscanf(line, "rules %zu", &n) == 1) {
 			if (podio_config_rule(cfg, n, &tmp) != 0 ||
 			    (n > 0 && podio_config_rule(cfg, n - 1, &tmp) != 1)) {
 				tap_diag("%s: not %zu rules", name, n);

@@ -117,6 +117,7 @@ check_loaded(const struct podio_config *cfg)
 {
 	struct podio_config *again;
 	struct podio_rule r;
+	struct podio_hook_decl h;
 	const char *key, *text;
 	char err[512];
 	size_t i;
@@ -145,6 +146,13 @@ check_loaded(const struct podio_config *cfg)
 			    r.path != NULL && r.path[0] == '/',
 			    "rule %zu: bad log", i);
 	}
+	for (i = 0; podio_config_hook(cfg, i, &h); i++) {
+		FUZZ_CHECK(strcmp(h.ref_type, "app") == 0 && h.ref_id != 0 &&
+		    h.events != NULL && h.events[0] != NULL,
+		    "hook line %zu: no app or no event", i);
+		FUZZ_CHECK(strcmp(h.file, NAME) == 0 && h.line >= 1,
+		    "hook line %zu from %s:%d", i, h.file, h.line);
+	}
 	podio_config_free(again);
 }
 
@@ -154,6 +162,7 @@ check_untouched(const struct podio_config *cfg)
 {
 	struct podio_config *fresh;
 	struct podio_rule r;
+	struct podio_hook_decl h;
 	const char *key;
 	size_t i;
 
@@ -164,6 +173,8 @@ check_untouched(const struct podio_config *cfg)
 		    podio_config_get(fresh, key)),
 		    "a failed load changed %s", key);
 	FUZZ_CHECK(!podio_config_rule(cfg, 0, &r), "a failed load kept rules");
+	FUZZ_CHECK(!podio_config_hook(cfg, 0, &h),
+	    "a failed load kept hook lines");
 	podio_config_free(fresh);
 }
 
