@@ -1,7 +1,8 @@
 /*
- * cli.c: the subcommands of podio-webhook: hooks create/list/verify/
- * validate/delete, check, config and emit (and the dispatch of the spool
- * commands of spoolcmd.c and of doctor, doctor.c).
+ * cli.c: the subcommands of podio-webhook: the table of commands, check,
+ * config and emit, and the dispatch of every command (the hooks
+ * commands are in hooks.c, hooks_heal.c and hooks_sync.c, the spool
+ * commands in spoolcmd.c, doctor in doctor.c).
  *
  * Each command parses its arguments, talks to Podio through libpodio and
  * prints its result on stdout; a failure is one line on stderr,
@@ -13,59 +14,25 @@
  */
 #include <config.h>
 
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "podio.h"
 #include "backfill.h"
 #include "cli.h"
 #include "doctor.h"
+#include "cli_int.h"
 #include "emit.h"
+#include "hooks.h"
 #include "reference.h"
 #include "secret.h"
 #include "spool.h"
 #include "spoolcmd.h"
 
 #define PROG "podio-webhook"
-
-/* The most positional arguments any command takes. */
-#define CLI_MAX_ARGS 4
-/* Longest message line built here (Podio's text is cut to fit). */
-#define CLI_MSG_MAX 1024
-/* The longest URL accepted for a hook. */
-#define CLI_URL_MAX 2048
-
-/* Options a command accepts besides --help. */
-#define CLI_OPT_JSON 0x1
-#define CLI_OPT_KEYS 0x2
-/* --reference=man|md: the keys' reference for the build (not in --help;
- * see reference.c). */
-#define CLI_OPT_REFERENCE 0x4
-
-struct cli_command;
-
-/* One run of one command.  tokens and client are set by cli_connect(). */
-struct cli_ctx {
-	struct podio_config *cfg;        /* borrowed from *cfg_owner */
-	struct podio_config **cfg_owner; /* where the caller keeps it */
-	const struct podio_callbacks *fns; /* the program's C callbacks */
-	const struct cli_command *cmd;
-	const struct cli_source *src;    /* where cfg came from */
-	char what[32];                   /* "hooks create", for messages */
-	char *arg[CLI_MAX_ARGS];         /* borrowed from argv */
-	size_t nargs;
-	int json;
-	int keys;
-	const char *reference;           /* the format, or NULL */
-	struct podio_tokens *tokens;     /* owned */
-	struct podio_client *client;     /* owned */
-};
 
 struct cli_command {
 	const char *group;    /* "hooks", or NULL for a top-level command */
@@ -77,11 +44,6 @@ struct cli_command {
 	int (*run)(struct cli_ctx *ctx);
 };
 
-static int cli_hooks_create(struct cli_ctx *);
-static int cli_hooks_list(struct cli_ctx *);
-static int cli_hooks_verify(struct cli_ctx *);
-static int cli_hooks_validate(struct cli_ctx *);
-static int cli_hooks_delete(struct cli_ctx *);
 static int cli_check(struct cli_ctx *);
 static int cli_config(struct cli_ctx *);
 static int cli_emit(struct cli_ctx *);
@@ -89,15 +51,15 @@ static int cli_doctor(struct cli_ctx *);
 
 static const struct cli_command cli_commands[] = {
 	{ "hooks", "create", "REF_TYPE REF_ID URL EVENT", 4, 0,
-	    "register a webhook; prints its id", cli_hooks_create },
+	    "register a webhook; prints its id", hooks_cmd_create },
 	{ "hooks", "list", "REF_TYPE REF_ID [--json]", 2, CLI_OPT_JSON,
-	    "list the webhooks of an object", cli_hooks_list },
+	    "list the webhooks of an object", hooks_cmd_list },
 	{ "hooks", "verify", "HOOK_ID", 1, 0,
-	    "ask Podio to send hook.verify again", cli_hooks_verify },
+	    "ask Podio to send hook.verify again", hooks_cmd_verify },
 	{ "hooks", "validate", "HOOK_ID CODE", 2, 0,
-	    "activate a hook with its verify code", cli_hooks_validate },
+	    "activate a hook with its verify code", hooks_cmd_validate },
 	{ "hooks", "delete", "HOOK_ID", 1, 0,
-	    "delete a webhook", cli_hooks_delete },
+	    "delete a webhook", hooks_cmd_delete },
 	{ NULL, "check", "", 0, 0,
 	    "check the credentials and API access", cli_check },
 	{ NULL, "config", "[--keys]", 0, CLI_OPT_KEYS | CLI_OPT_REFERENCE,
@@ -164,6 +126,8 @@ cli_command_usage(const struct cli_command *cmd, FILE *fp)
 	if (cmd->opts & CLI_OPT_KEYS)
 		fprintf(fp, "  --keys   print the key names only, one per "
 		    "line\n");
+	if (cmd->opts & CLI_OPT_DRY_RUN)
+		fprintf(fp, "  --dry-run  print the plan, change nothing\n");
 }
 
 /* The usage of every command of group (e.g. "hooks"). */
@@ -182,11 +146,8 @@ cli_usage_hint(const char *what)
 	    what);
 }
 
-/* Prints "podio-webhook: WHAT: MESSAGE" on stderr, the message scrubbed
- * of secrets. */
-static void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void
+/* See cli_int.h. */
+void
 cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
 {
 	char msg[CLI_MSG_MAX], *safe;
@@ -216,12 +177,8 @@ cli_exit_for(enum podio_err err)
 	return CLI_EXIT_PODIO;
 }
 
-/*
- * Reports a failed library call of this command on stderr, in one line,
- * and returns the exit status for it.  Podio's own message comes from
- * podio_client_errmsg(); a rate limit adds the wait when Podio named one.
- */
-static int
+/* See cli_int.h. */
+int
 cli_fail(const struct cli_ctx *ctx, enum podio_err err)
 {
 	struct podio_call_info info;
@@ -254,7 +211,8 @@ cli_fail(const struct cli_ctx *ctx, enum podio_err err)
 
 /* ------------------------------------------------------ argument checks */
 
-static int
+/* See cli_int.h. */
+int
 cli_is_set(const struct podio_config *cfg, const char *key)
 {
 	const char *v = podio_config_get(cfg, key);
@@ -319,12 +277,8 @@ cli_missing_credentials(const struct podio_config *cfg, char *buf,
 	return buf[0] != '\0';
 }
 
-/*
- * Makes ctx->tokens and ctx->client from the configuration.  Returns 0,
- * or an exit status after printing the reason (incomplete credentials
- * name the missing keys).
- */
-static int
+/* See cli_int.h. */
+int
 cli_connect(struct cli_ctx *ctx)
 {
 	char err[512], missing[256];
@@ -350,8 +304,8 @@ cli_connect(struct cli_ctx *ctx)
 	return 0;
 }
 
-/* Parses an object or hook id argument; prints the reason on failure. */
-static int
+/* See cli_int.h. */
+int
 cli_parse_id(const struct cli_ctx *ctx, const char *what, const char *text,
     uint64_t *out)
 {
@@ -362,9 +316,8 @@ cli_parse_id(const struct cli_ctx *ctx, const char *what, const char *text,
 	return -1;
 }
 
-/* Whether s is non-empty, at most maxlen bytes, and made only of
- * lower-case letters, digits and characters of set. */
-static int
+/* See cli_int.h. */
+int
 cli_is_token(const char *s, const char *set, size_t maxlen)
 {
 	size_t i;
@@ -380,9 +333,8 @@ cli_is_token(const char *s, const char *set, size_t maxlen)
 	return 1;
 }
 
-/* Parses REF_TYPE and REF_ID (the first two arguments of hooks create and
- * list); prints the reason on failure. */
-static int
+/* See cli_int.h. */
+int
 cli_parse_ref(const struct cli_ctx *ctx, uint64_t *ref_id)
 {
 	if (!cli_is_token(ctx->arg[0], "_", 64)) {
@@ -393,9 +345,8 @@ cli_parse_ref(const struct cli_ctx *ctx, uint64_t *ref_id)
 	return cli_parse_id(ctx, "reference id", ctx->arg[1], ref_id);
 }
 
-/* Whether url is an http(s) URL with a host and no white space or
- * control characters. */
-static int
+/* See cli_int.h. */
+int
 cli_url_ok(const char *url)
 {
 	const char *host;
@@ -415,254 +366,6 @@ cli_url_ok(const char *url)
 		    (unsigned char)url[i] == 0x7f)
 			return 0;
 	return 1;
-}
-
-/* ------------------------------------------------------------ hooks */
-
-/* hooks create REF_TYPE REF_ID URL EVENT */
-static int
-cli_hooks_create(struct cli_ctx *ctx)
-{
-	const char *ref_type = ctx->arg[0], *url = ctx->arg[2],
-	    *event = ctx->arg[3], *secret;
-	char *full = NULL;
-	uint64_t ref_id, hook_id = 0;
-	enum podio_err rc;
-	int status = CLI_EXIT_USAGE;
-
-	if (cli_parse_ref(ctx, &ref_id) != 0)
-		goto fail;
-	if (!cli_url_ok(url) || strlen(url) > CLI_URL_MAX) {
-		cli_error(ctx, "invalid URL '%s' (expected http:// or "
-		    "https://, no spaces)", url);
-		goto fail;
-	}
-	if (!cli_is_token(event, "_.-", 64)) {
-		cli_error(ctx, "invalid event type '%s' (e.g. item.create)",
-		    event);
-		goto fail;
-	}
-	secret = podio_config_get(ctx->cfg, "webhook_secret");
-	if (secret != NULL && secret[0] != '\0') {
-		if (secret_url_has(url)) {
-			cli_error(ctx, "the URL already has a secret parameter;"
-			    " webhook_secret adds it");
-			goto fail;
-		}
-		if ((full = secret_url_with(url, secret)) == NULL) {
-			cli_error(ctx, "out of memory");
-			status = cli_exit_for(PODIO_ERR_NOMEM);
-			goto fail;
-		}
-		url = full;
-	}
-	if ((status = cli_connect(ctx)) != 0)
-		goto fail;
-	rc = podio_hook_create(ctx->client, ref_type, ref_id, url, event,
-	    &hook_id);
-	if (rc != PODIO_OK) {
-		status = cli_fail(ctx, rc);
-		goto fail;
-	}
-	printf("%" PRIu64 "\n", hook_id);
-	status = CLI_EXIT_OK;
-fail:
-	if (full != NULL) {
-		explicit_bzero(full, strlen(full));
-		free(full);
-	}
-	return status;
-}
-
-/* Prints hooks as a JSON array of {hook_id, status, type, url}, one
- * object per line, URLs masked (see secret_hook_url()).  Returns an exit
- * status. */
-static int
-cli_print_hooks_json(const struct cli_ctx *ctx,
-    const struct podio_hook *hooks, size_t n)
-{
-	cJSON *obj = NULL;
-	char id[32], *url = NULL, *text = NULL;
-	size_t i;
-	int status = CLI_EXIT_PODIO;
-
-	printf("[");
-	for (i = 0; i < n; i++) {
-		if ((obj = cJSON_CreateObject()) == NULL)
-			goto fail;
-		/* Written as raw digits: a double would round ids past 2^53. */
-		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
-		if ((url = secret_hook_url(ctx->cfg,
-		    hooks[i].url ? hooks[i].url : "")) == NULL)
-			goto fail;
-		if (cJSON_AddRawToObject(obj, "hook_id", id) == NULL ||
-		    cJSON_AddStringToObject(obj, "status",
-		    hooks[i].status ? hooks[i].status : "") == NULL ||
-		    cJSON_AddStringToObject(obj, "type",
-		    hooks[i].type ? hooks[i].type : "") == NULL ||
-		    cJSON_AddStringToObject(obj, "url", url) == NULL ||
-		    (text = cJSON_PrintUnformatted(obj)) == NULL)
-			goto fail;
-		printf("%s\n  %s", i > 0 ? "," : "", text);
-		free(text);
-		text = NULL;
-		free(url);
-		url = NULL;
-		cJSON_Delete(obj);
-		obj = NULL;
-	}
-	printf("%s]\n", n > 0 ? "\n" : "");
-	status = CLI_EXIT_OK;
-fail:
-	if (status != CLI_EXIT_OK) {
-		printf("\n");
-		cli_error(ctx, "out of memory");
-	}
-	free(url);
-	free(text);
-	cJSON_Delete(obj);
-	return status;
-}
-
-/* Prints hooks as a table with a header, columns aligned, URLs masked
- * (see secret_hook_url()).  Returns an exit status. */
-static int
-cli_print_hooks_table(const struct cli_ctx *ctx,
-    const struct podio_hook *hooks, size_t n)
-{
-	char id[32], *url;
-	size_t i, wid = 2, wstatus = 6, wtype = 4, l;
-	const char *st, *ty;
-
-	for (i = 0; i < n; i++) {
-		l = (size_t)snprintf(id, sizeof(id), "%" PRIu64,
-		    hooks[i].hook_id);
-		if (l > wid)
-			wid = l;
-		if (hooks[i].status && (l = strlen(hooks[i].status)) > wstatus)
-			wstatus = l;
-		if (hooks[i].type && (l = strlen(hooks[i].type)) > wtype)
-			wtype = l;
-	}
-	/* Widths come from short fields (ids, statuses, event names); cap
-	 * them so a hostile answer cannot ask printf for huge padding. */
-	if (wstatus > 64)
-		wstatus = 64;
-	if (wtype > 64)
-		wtype = 64;
-	printf("%-*s  %-*s  %-*s  %s\n", (int)wid, "ID", (int)wstatus,
-	    "STATUS", (int)wtype, "TYPE", "URL");
-	for (i = 0; i < n; i++) {
-		snprintf(id, sizeof(id), "%" PRIu64, hooks[i].hook_id);
-		st = hooks[i].status ? hooks[i].status : "-";
-		ty = hooks[i].type ? hooks[i].type : "-";
-		if ((url = secret_hook_url(ctx->cfg,
-		    hooks[i].url ? hooks[i].url : "-")) == NULL) {
-			cli_error(ctx, "out of memory");
-			return CLI_EXIT_PODIO;
-		}
-		printf("%-*s  %-*s  %-*s  %s\n", (int)wid, id, (int)wstatus,
-		    st, (int)wtype, ty, url);
-		free(url);
-	}
-	return CLI_EXIT_OK;
-}
-
-/* hooks list REF_TYPE REF_ID [--json] */
-static int
-cli_hooks_list(struct cli_ctx *ctx)
-{
-	struct podio_hook *hooks = NULL;
-	size_t n = 0;
-	uint64_t ref_id;
-	enum podio_err rc;
-	int status = CLI_EXIT_USAGE;
-
-	if (cli_parse_ref(ctx, &ref_id) != 0)
-		goto fail;
-	if ((status = cli_connect(ctx)) != 0)
-		goto fail;
-	rc = podio_hook_list(ctx->client, ctx->arg[0], ref_id, &hooks, &n,
-	    NULL);
-	if (rc != PODIO_OK) {
-		status = cli_fail(ctx, rc);
-		goto fail;
-	}
-	if (ctx->json)
-		status = cli_print_hooks_json(ctx, hooks, n);
-	else
-		status = cli_print_hooks_table(ctx, hooks, n);
-fail:
-	podio_hooks_free(hooks, n);
-	return status;
-}
-
-/* What cli_hook_action() does to the hook. */
-enum cli_hook_op {
-	CLI_HOOK_VERIFY,
-	CLI_HOOK_VALIDATE,
-	CLI_HOOK_DELETE
-};
-
-/*
- * The commands on one hook (verify, validate, delete): parses HOOK_ID
- * (and CODE), connects, calls the library and prints "hook ID: DONE".
- * Returns the exit status.
- */
-static int
-cli_hook_action(struct cli_ctx *ctx, enum cli_hook_op op, const char *done)
-{
-	uint64_t hook_id;
-	enum podio_err rc;
-	int status;
-
-	if (cli_parse_id(ctx, "hook id", ctx->arg[0], &hook_id) != 0)
-		return CLI_EXIT_USAGE;
-	if (op == CLI_HOOK_VALIDATE && ctx->arg[1][0] == '\0') {
-		cli_error(ctx, "empty verification code");
-		return CLI_EXIT_USAGE;
-	}
-	if ((status = cli_connect(ctx)) != 0)
-		return status;
-	switch (op) {
-	case CLI_HOOK_VERIFY:
-		rc = podio_hook_verify(ctx->client, hook_id);
-		break;
-	case CLI_HOOK_VALIDATE:
-		rc = podio_hook_validate(ctx->client, hook_id, ctx->arg[1]);
-		break;
-	case CLI_HOOK_DELETE:
-	default:
-		rc = podio_hook_delete(ctx->client, hook_id);
-		break;
-	}
-	if (rc != PODIO_OK)
-		return cli_fail(ctx, rc);
-	printf("hook %" PRIu64 ": %s\n", hook_id, done);
-	return CLI_EXIT_OK;
-}
-
-/* hooks verify HOOK_ID */
-static int
-cli_hooks_verify(struct cli_ctx *ctx)
-{
-	return cli_hook_action(ctx, CLI_HOOK_VERIFY,
-	    "verification requested");
-}
-
-/* hooks validate HOOK_ID CODE */
-static int
-cli_hooks_validate(struct cli_ctx *ctx)
-{
-	return cli_hook_action(ctx, CLI_HOOK_VALIDATE,
-	    "validated, now active");
-}
-
-/* hooks delete HOOK_ID */
-static int
-cli_hooks_delete(struct cli_ctx *ctx)
-{
-	return cli_hook_action(ctx, CLI_HOOK_DELETE, "deleted");
 }
 
 /* ------------------------------------------------------ check, config */
@@ -797,6 +500,9 @@ cli_parse_args(struct cli_ctx *ctx, int argc, char **argv)
 			} else if ((cmd->opts & CLI_OPT_KEYS) &&
 			    strcmp(argv[i], "--keys") == 0) {
 				ctx->keys = 1;
+			} else if ((cmd->opts & CLI_OPT_DRY_RUN) &&
+			    strcmp(argv[i], "--dry-run") == 0) {
+				ctx->dry_run = 1;
 			} else if ((cmd->opts & CLI_OPT_REFERENCE) &&
 			    strncmp(argv[i], "--reference=", 12) == 0) {
 				ctx->reference = argv[i] + 12;
