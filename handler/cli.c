@@ -60,6 +60,8 @@ static const struct cli_command cli_commands[] = {
 	    "activate a hook with its verify code", hooks_cmd_validate },
 	{ "hooks", "delete", "HOOK_ID", 1, 0,
 	    "delete a webhook", hooks_cmd_delete },
+	{ "hooks", "heal", "[--json]", 0, CLI_OPT_JSON,
+	    "verify or re-create inactive hooks", hooks_cmd_heal },
 	{ NULL, "check", "", 0, 0,
 	    "check the credentials and API access", cli_check },
 	{ NULL, "config", "[--keys]", 0, CLI_OPT_KEYS | CLI_OPT_REFERENCE,

@@ -7,7 +7,8 @@
  * connections and reads their requests as they come (server_reader.c);
  * the workers take the requests that have arrived from a queue and
  * handle them one at a time, so no client, however slow, holds a worker
- * while it sends; a few processor threads run the stored events.
+ * while it sends; a few processor threads run the stored events; a heal
+ * thread runs `hooks heal` every heal_interval (server_heal.c).
  *
  * A stored event's answer waits for the flush of its commit, but not in
  * the worker: the request is handed over with its connection (see
@@ -82,10 +83,9 @@
 /* ------------------------------------------------------------ workers */
 
 /*
- * Makes *rt the current runtime, with *client a client over it: when
- * the runtime changed since the worker's last request, the old client
- * and reference are let go (in that order: the client uses the old
- * token store).  Returns 0, or -1 when no client could be made.
+ * See server_int.h.  When the runtime changed since the thread's last
+ * turn, the old client and reference are let go (in that order: the
+ * client uses the old token store).
  */
 int
 server_take_runtime(struct server *srv, struct runtime **rt,
@@ -695,11 +695,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	struct server srv;
 	sigset_t set, old;
 	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX], finisher;
-	pthread_t reader, listener, keeper;
+	pthread_t reader, listener, keeper, healer;
 	const char *addrs;
 	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
-	int reader_up = 0, listener_up = 0, keeper_up = 0;
+	int reader_up = 0, listener_up = 0, keeper_up = 0, healer_up = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.sc = sc;
@@ -818,6 +818,10 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		(void)pthread_setname_np(keeper, "pw-keeper");
 		keeper_up = 1;
 	}
+	if (pthread_create(&healer, NULL, server_healer, &srv) == 0) {
+		(void)pthread_setname_np(healer, "pw-healer");
+		healer_up = 1;
+	}
 	podio_log(PODIO_LOG_INFO, "serving FastCGI on %s with %u worker%s "
 	    "and %u spool processor%s", sc->what, started,
 	    started == 1 ? "" : "s", nprocs, nprocs == 1 ? "" : "s");
@@ -866,6 +870,8 @@ fail:
 		pthread_join(listener, NULL);
 	if (keeper_up)
 		pthread_join(keeper, NULL);
+	if (healer_up)
+		pthread_join(healer, NULL);
 	process_spool_free(srv.ps);
 	if (started > 0)
 		podio_log(PODIO_LOG_INFO, "stopped");

@@ -109,6 +109,10 @@ struct podio_spool *server_own_spool(struct podio_spool **own,
  * processors stop. */
 void *server_keeper(void *arg);
 
+/* The heal thread (server_heal.c): runs `hooks heal` every
+ * heal_interval until the server stops. */
+void *server_healer(void *arg);
+
 /* Makes the reader's epoll set and eventfd (srv->ep, srv->evfd, both
  * -1 before).  Returns 0, or -1 with errno set. */
 int server_reader_setup(struct server *srv);
