@@ -23,7 +23,11 @@ The simulated API is strict the way Podio is:
                                      password or refresh token: 400
                                      "invalid_grant".  Refresh tokens are
                                      single use: each grant issues a new one.
-  POST /hook/{ref_type}/{ref_id}/    JSON {"url", "type"} -> {"hook_id"}
+  POST /hook/{ref_type}/{ref_id}/    JSON {"url", "type"} -> {"hook_id"};
+                                     an 11th hook of one type on one
+                                     object answers 400 (Podio allows 10;
+                                     the status and text it answers are
+                                     unconfirmed, these are a guess)
   GET  /hook/{ref_type}/{ref_id}/    the hooks of that object
   POST /hook/{id}/verify/request     new code, hook.verify sent again
   POST /hook/{id}/verify/validate    JSON {"code"}; the last issued code
@@ -183,7 +187,11 @@ never delayed, failed or gated):
   GET    /__sim/hooks        -> [{"hook_id", "status", "type", "url",
                              "ref_type", "ref_id", "code", "created_on"}]
   POST   /__sim/hooks        {"ref_type", "ref_id", "url", "type",
-                             "status": "inactive"} -> the hook (no delivery)
+                             "status": "inactive"} -> the hook (no
+                             delivery, no limit of 10)
+  POST   /__sim/hooks/{id}   {"status": "inactive"} -> the hook: sets its
+                             status (as Podio turns a failing hook
+                             inactive); 404 for an unknown hook
   GET    /__sim/items        -> the items added
   POST   /__sim/items        {"item_id", "app_id": 1234, "set": {...},
                              "raw": null} -> the item.  `set` overrides
@@ -204,10 +212,15 @@ never delayed, failed or gated):
   POST   /__sim/items/{id}/delete  {"gone": false}
   POST   /__sim/deliver      {"hook_id" or "url", "params": {} or [[k, v]],
                              "query_to_body": true, "body": null,
-                             "content_type": null, "method": "POST"}
+                             "content_type": null, "method": "POST",
+                             "active_only": false}
                              -> {"status" (0 = no answer), "body",
                              "headers", "error"}, delivered synchronously
-                             to a loopback URL only (400 otherwise)
+                             to a loopback URL only (400 otherwise); with
+                             active_only, a hook that is not active gets
+                             nothing, as Podio sends nothing to an
+                             inactive hook (status 0, error "not
+                             delivered: the hook is inactive")
   GET    /__sim/deliveries   -> [{"id", "kind", "hook_id", "url", "body",
                              "status", "response", "error", "time"}]
   DELETE /__sim/deliveries   clears them
@@ -237,6 +250,8 @@ MAX_RECORDS = 200000
 # The piece a streamed answer (fail rule stream_bytes) is written in.
 STREAM_PIECE = 64 * 1024
 U64_MAX = (1 << 64) - 1
+# Podio keeps at most this many hooks of one type on one object.
+HOOKS_PER_TYPE = 10
 
 DEFAULT_CONFIG = {
     "token_lifetime": 28800,
@@ -622,6 +637,13 @@ def route_hook_create(req, ref_type, ref_id):
     if not isinstance(typ, str) or not re.match(r"^[a-z_]+\.[a-z_]+$", typ):
         raise ApiError(400, "invalid_value", "Invalid value for type")
     with STATE.lock:
+        same = [h for h in STATE.hooks.values()
+                if h["ref_type"] == ref_type and h["ref_id"] == ref_id
+                and h["type"] == typ]
+        if len(same) >= HOOKS_PER_TYPE:
+            raise ApiError(400, "invalid_value",
+                           "There can be at most %d hooks of type %s on "
+                           "an object" % (HOOKS_PER_TYPE, typ))
         hook_id = STATE.config["next_hook_id"]
         STATE.config["next_hook_id"] = hook_id + 1
         hook = {"hook_id": hook_id, "ref_type": ref_type, "ref_id": ref_id,
@@ -1392,6 +1414,17 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"hook_id": hook["hook_id"], "code": hook["code"]}
         if name == "hooks":
             with STATE.lock:
+                if len(parts) == 2 and m == "POST":
+                    hook = STATE.hooks.get(parse_id(parts[1]))
+                    if hook is None:
+                        raise ApiError(404, "", "no such hook")
+                    status = body.get("status", hook["status"])
+                    if status not in ("active", "inactive"):
+                        raise ApiError(400, "", "bad status %r" % status)
+                    hook["status"] = status
+                    return 200, sim_hook(hook)
+                if len(parts) != 1:
+                    raise ApiError(404, "", "no such control")
                 if m == "POST":
                     hook_id = STATE.config["next_hook_id"]
                     STATE.config["next_hook_id"] = hook_id + 1
@@ -1452,12 +1485,17 @@ class Handler(BaseHTTPRequestHandler):
         if name == "deliver" and m == "POST":
             url = body.get("url")
             hook_id = body.get("hook_id")
-            if url is None:
+            if url is None or body.get("active_only"):
                 with STATE.lock:
                     hook = STATE.hooks.get(hook_id)
                     if hook is None:
                         raise ApiError(404, "", "no such hook")
-                    url = hook["url"]
+                    url = url or hook["url"]
+                    inactive = hook["status"] != "active"
+                if body.get("active_only") and inactive:
+                    return 200, {"status": 0, "body": None, "headers": {},
+                                 "error": "not delivered: the hook is "
+                                          "inactive"}
             try:
                 loopback_target(url)
             except ValueError as exc:

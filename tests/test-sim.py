@@ -263,6 +263,45 @@ def test_hooks(t, sim):
         t.ok(r == 200 and form3.get("item_id") == ["7"]
              and form3.get("secret") == ["s&cret"],
              "deliver() posts to the hook URL, query in the body", form3)
+        # Podio turns a hook inactive, and then sends it nothing.
+        h = sim.set_hook_status(hook_id, "inactive")
+        lst = call(sim, "GET", "/hook/app/1234/", token)
+        t.ok(h["status"] == "inactive" and
+             lst.json[0]["status"] == "inactive",
+             "/__sim/hooks/ID sets a hook's status", (h, lst))
+        posts = len(lis.posts)
+        r = sim.deliver_full(hook_id, {"type": "item.create"},
+                             active_only=True)
+        t.ok(r["status"] == 0 and "inactive" in (r["error"] or "") and
+             len(lis.posts) == posts,
+             "deliver with active_only sends nothing to an inactive hook",
+             r)
+        sim.set_hook_status(hook_id, "active")
+        r = sim.deliver_full(hook_id, {"type": "item.create"},
+                             active_only=True)
+        t.ok(r["status"] == 200 and len(lis.posts) == posts + 1,
+             "deliver with active_only sends to an active hook", r)
+        try:
+            sim.set_hook_status(999999, "inactive")
+            unknown = None
+        except testlib.SimError as exc:
+            unknown = str(exc)
+        t.ok(unknown and "404" in unknown,
+             "/__sim/hooks/ID of an unknown hook: 404", unknown)
+        # At most 10 hooks of one type on one object.
+        sim.configure(deliver_verify=False)
+        made = [call(sim, "POST", "/hook/app/77/", token,
+                     {"url": "http://example.com/%d" % i,
+                      "type": "item.delete"}).status for i in range(10)]
+        a = call(sim, "POST", "/hook/app/77/", token,
+                 {"url": "http://example.com/x", "type": "item.delete"})
+        b = call(sim, "POST", "/hook/app/77/", token,
+                 {"url": "http://example.com/x", "type": "item.update"})
+        t.ok(made == [200] * 10 and podio_error(a, 400) and
+             b.status == 200,
+             "an 11th hook of one type on one object: 400; another type "
+             "is fine", (made, a, b))
+        sim.configure(deliver_verify=True)
         # A non-loopback URL is never contacted, only recorded.
         a = call(sim, "POST", "/hook/app/1234/", token,
                  {"url": "http://example.com/cb", "type": "item.update"})

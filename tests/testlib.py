@@ -376,6 +376,12 @@ class Sim:
             url=url, ref_type=ref_type, ref_id=ref_id, type=type,
             status=status))
 
+    def set_hook_status(self, hook_id, status):
+        """Sets a hook's status ("active" or "inactive", as Podio turns
+        a failing hook inactive); returns the hook."""
+        return self.control("POST", "hooks/%d" % int(hook_id),
+                            {"status": status})
+
     def add_item(self, item_id, app_id=1234, raw=None, **fields):
         """Defines an item: the generated one with `fields` overriding its
         top-level keys ("revision" sets current_revision.revision and its
