@@ -9,11 +9,15 @@ request per connection, or several over a kept connection.
 
 Addresses are a unix socket path (str) or a (host, port) tuple.
 parse_cgi() also splits the output of a CGI run into status, headers and
-body.
+body.  HttpFront passes HTTP requests on to a FastCGI server, as a web
+server would, for the tests in which the Podio simulator must reach the
+handler (its hook.verify).
 """
 
 import socket
 import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = 1
 BEGIN_REQUEST = 1
@@ -242,3 +246,53 @@ def delivery(address, body, query="", timeout=60, **more):
         body = body.encode()
     return request(address, cgi_params(body, query=query, **more), body,
                    timeout=timeout)
+
+
+class _FrontHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        path, _, query = self.path.partition("?")
+        try:
+            r = delivery(self.server.address, body, query=query,
+                         content_type=self.headers.get("Content-Type"),
+                         timeout=self.server.timeout_s,
+                         SCRIPT_NAME=path,
+                         REQUEST_URI=self.path)
+            status, text = r.status or 200, r.body
+        except (OSError, ProtocolError) as exc:
+            status, text = 502, ("no answer from FastCGI: %s\n" %
+                                 exc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def log_message(self, *args):
+        pass
+
+
+class HttpFront:
+    """An HTTP server on 127.0.0.1, on a free port, that passes each POST
+    to the FastCGI server at address (its path, query, content type and
+    body, as a web server would) and answers with that server's status
+    and body.  url is its base, "http://127.0.0.1:PORT".  stop() ends
+    it."""
+
+    def __init__(self, address, timeout=60):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _FrontHandler)
+        self.server.daemon_threads = True
+        self.server.address = address
+        self.server.timeout_s = timeout
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()

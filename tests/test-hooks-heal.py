@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""`podio-webhook hooks heal` against the Podio API simulator and a running
+`podio-webhook serve`, which the simulator reaches through an HTTP front
+(fcgi.HttpFront, standing for the web server) to deliver hook.verify.
+
+A declared hook (hook app 1234 = item.create, at hook_url) is created and
+verified through the server, then set inactive: Podio sends it nothing.
+`hooks heal` asks Podio to verify it again, the server answers that
+hook.verify, the hook is active and receives events again.  Set inactive
+again, with verification deliveries off: a second run within the minute
+does not ask again; once the request is older than the minute (the state
+file aged), the next run re-creates the hook (the new one first, then the
+old one deleted), which the server verifies.  An undeclared hook of this
+receiver that stays inactive is reported with the command that
+re-creates it (exit 1), and not asked for again within the hour; a hook
+with another URL is never touched.  Last, `serve` with heal_interval
+heals an inactive hook by itself as it starts, and logs it.
+"""
+
+import json
+import os
+import re
+import subprocess
+import urllib.parse
+
+import fcgi
+import testlib
+
+t = testlib.Tap()
+
+SECRET = "heal-secret-4711-abcdef"
+D = testlib.tmpdir()
+CONF = os.path.join(D, "podio-webhook.conf")
+EVENTS = os.path.join(D, "events.jsonl")
+SOCK = os.path.join(D, "serve.sock")
+SPOOL = os.path.join(D, "spool")
+STATE = os.path.join(SPOOL, "hooks-heal.state")
+OUTPUTS = []
+WRITES = ("/hook/app/", "/hook/")
+
+
+def pw(env, *args):
+    r = testlib.run([testlib.PODIO_WEBHOOK, "-c", CONF] + list(args),
+                    env=env)
+    OUTPUTS.append((" ".join(args), r.stdout + r.stderr))
+    return r
+
+
+def show(r):
+    return "exit %d\nstdout: %s\nstderr: %s" % (r.returncode, r.stdout,
+                                                 r.stderr)
+
+
+def hook(sim, hook_id):
+    for h in sim.hooks():
+        if h["hook_id"] == hook_id:
+            return h
+    return None
+
+
+def writes(sim):
+    """The API calls that change hooks (verify requests, creations,
+    deletions), as (method, path)."""
+    return [(r["method"], r["path"]) for r in sim.requests("/hook/")
+            if r["method"] in ("POST", "DELETE") and
+            not r["path"].endswith("/verify/validate")]
+
+
+def event(hook_id, item_id):
+    """The parameters of an item.create delivery of hook_id."""
+    return {"type": "item.create", "hook_id": str(hook_id),
+            "item_id": str(item_id), "item_revision_id": "1"}
+
+
+def logged_items():
+    out = []
+    for line in testlib.read_text(EVENTS).splitlines():
+        if line.strip():
+            out.append(json.loads(line).get("item_id"))
+    return out
+
+
+def age_state(ms):
+    """Makes every request of the state file ms older."""
+    lines = []
+    for line in testlib.read_text(STATE).splitlines():
+        m = re.match(r"^(\d+) (\w+) (\d+)$", line)
+        lines.append("%s %s %d" % (m.group(1), m.group(2),
+                                   int(m.group(3)) - ms) if m else line)
+    with open(STATE, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def start_serve(env, log):
+    errf = open(log, "a")
+    proc = testlib.popen([testlib.PODIO_WEBHOOK, "-c", CONF, "serve",
+                          "--listen", "unix:" + SOCK, "--workers", "2"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=errf)
+    errf.close()
+    testlib.wait_for(lambda: "serving FastCGI" in testlib.read_text(log)
+                     or proc.poll() is not None, "the server to start")
+    return proc
+
+
+def main():
+    with testlib.Sim() as sim:
+        front = fcgi.HttpFront(SOCK)
+        hook_url = front.url + "/podio"
+        testlib.write_config(CONF, lines=[
+            "log * = " + EVENTS, "hook app 1234 = item.create"],
+            webhook_secret=SECRET, hook_url=hook_url, spool_dir=SPOOL,
+            coalesce_window="0")
+        env = testlib.base_env(sim)
+        log = os.path.join(D, "serve.log")
+        proc = start_serve(env, log)
+        try:
+            run(sim, env, hook_url)
+        finally:
+            testlib.stop_process(proc)
+        OUTPUTS.append(("serve", testlib.read_text(log)))
+        t.ok(proc.returncode == 0, "the server exits 0",
+             testlib.read_text(log)[-2000:])
+        heal_thread(sim, env)
+        front.stop()
+    leaks = [label for label, text in OUTPUTS
+             if SECRET in text or urllib.parse.quote(SECRET) in text]
+    t.ok(not leaks, "no secret in any output", leaks)
+    t.ok(not any(re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
+                           r"==\d+== ",
+                           text) for _, text in OUTPUTS),
+         "no memory error in any output")
+    t.done()
+
+
+def run(sim, env, hook_url):
+    # A declared hook, verified through the server.
+    r = pw(env, "hooks", "create", "app", "1234", hook_url, "item.create")
+    hid = int(r.stdout.strip()) if r.returncode == 0 else 0
+    testlib.wait_for(lambda: (hook(sim, hid) or {}).get("status") ==
+                     "active", "the new hook's verification")
+    t.ok(hid > 0, "a hook created and verified through the server",
+         show(r))
+    other = sim.add_hook("http://127.0.0.1:9/elsewhere", type="item.create")
+
+    # Podio turns it inactive: nothing arrives any more.
+    sim.set_hook_status(hid, "inactive")
+    d = sim.deliver_full(hid, event(hid, 11), active_only=True)
+    t.ok(d["status"] == 0 and 11 not in logged_items(),
+         "an inactive hook receives nothing", d)
+
+    sim.clear_requests()
+    r = pw(env, "hooks", "heal")
+    t.ok(r.returncode == 0 and r.stdout == "hook %d (app 1234, "
+         "item.create): inactive: verification requested\n" % hid,
+         "heal asks for verification, one line", show(r))
+    t.is_(writes(sim), [("POST", "/hook/%d/verify/request" % hid)],
+          "heal's one write: POST /hook/ID/verify/request (the other "
+          "URL's inactive hook untouched)")
+    testlib.wait_for(lambda: (hook(sim, hid) or {}).get("status") ==
+                     "active", "the hook to be active again")
+    t.ok(any(d["hook_id"] == hid and d["kind"] == "verify" and
+             d["status"] == 200 for d in sim.deliveries()),
+         "the server answered the new hook.verify 200", sim.deliveries())
+    d = sim.deliver_full(hid, event(hid, 12), active_only=True)
+    testlib.wait_for(lambda: 12 in logged_items(), "the event")
+    t.ok(d["status"] == 200, "healed, the hook receives events again", d)
+    t.ok(hook(sim, other["hook_id"])["status"] == "inactive",
+         "the hook with another URL is left inactive")
+
+    # Inactive again, and Podio's hook.verify does not get through.
+    sim.configure(deliver_verify=False)
+    sim.set_hook_status(hid, "inactive")
+    sim.clear_requests()
+    r = pw(env, "hooks", "heal")
+    t.ok(r.returncode == 0 and "waiting for its hook.verify" in r.stdout,
+         "a second run within the minute waits", show(r))
+    t.is_(writes(sim), [], "a second run does not ask again")
+
+    # A minute later, still inactive: re-created, the old one deleted.
+    age_state(2 * 60 * 1000)
+    sim.configure(deliver_verify=True)
+    sim.clear_requests()
+    r = pw(env, "hooks", "heal", "--json")
+    try:
+        lines = json.loads(r.stdout)
+    except ValueError:
+        lines = []
+    new = int(lines[0].get("new_hook_id", 0)) if len(lines) == 1 else 0
+    t.ok(r.returncode == 0 and len(lines) == 1 and
+         lines[0].get("action") == "recreated" and
+         lines[0].get("hook_id") == hid and new > 0,
+         "still inactive at the next run: re-created (--json)", show(r))
+    w = writes(sim)
+    t.ok(w == [("POST", "/hook/app/1234/"), ("DELETE", "/hook/%d" % hid)],
+         "re-created: the new hook first, then the old one deleted", w)
+    testlib.wait_for(lambda: (hook(sim, new) or {}).get("status") ==
+                     "active", "the re-created hook's verification")
+    made = hook(sim, new)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(
+        made["url"]).query)
+    t.ok(hook(sim, hid) is None and made["type"] == "item.create" and
+         made["url"].startswith(hook_url + "?") and
+         query == {"secret": [SECRET]},
+         "the new hook: hook_url with the secret, verified", made)
+    d = sim.deliver_full(new, event(new, 13), active_only=True)
+    testlib.wait_for(lambda: 13 in logged_items(), "the event")
+    t.ok(d["status"] == 200, "the re-created hook receives events", d)
+
+    # An undeclared hook of this receiver that stays inactive.
+    r = pw(env, "hooks", "create", "app", "1234", hook_url, "item.delete")
+    und = int(r.stdout.strip()) if r.returncode == 0 else 0
+    testlib.wait_for(lambda: (hook(sim, und) or {}).get("status") ==
+                     "active", "the undeclared hook's verification")
+    sim.configure(deliver_verify=False)
+    sim.set_hook_status(und, "inactive")
+    r = pw(env, "hooks", "heal")
+    t.ok(r.returncode == 0 and "verification requested" in r.stdout,
+         "an undeclared inactive hook: verification requested", show(r))
+    age_state(2 * 60 * 1000)
+    sim.clear_requests()
+    r = pw(env, "hooks", "heal")
+    fix = ("podio-webhook hooks create app 1234 '%s' item.delete && "
+           "podio-webhook hooks delete %d" % (hook_url, und))
+    t.ok(r.returncode == 1 and len(r.stdout.splitlines()) == 1 and
+         r.stdout.startswith("hook %d (app 1234, item.delete): still "
+                             "inactive" % und) and
+         r.stdout.rstrip("\n").endswith(fix),
+         "still inactive and undeclared: reported with the command that "
+         "re-creates it, exit 1", show(r))
+    r = pw(env, "hooks", "heal")
+    t.ok(r.returncode == 1 and writes(sim) == [],
+         "within the hour it is not asked for again, nor re-created",
+         show(r) + "\n%s" % writes(sim))
+    sim.configure(deliver_verify=True)
+    pw(env, "hooks", "delete", str(und))
+
+
+def heal_thread(sim, env):
+    """serve with heal_interval heals by itself as it starts."""
+    hooks = [h for h in sim.hooks() if h["type"] == "item.create" and
+             "secret=" in h["url"]]
+    hid = hooks[0]["hook_id"] if hooks else 0
+    sim.set_hook_status(hid, "inactive")
+    os.unlink(STATE)
+    log = os.path.join(D, "serve-heal.log")
+    proc = start_serve(dict(env, PODIO_HEAL_INTERVAL="1h"), log)
+    try:
+        testlib.wait_for(lambda: (hook(sim, hid) or {}).get("status") ==
+                         "active", "the server's heal thread")
+        testlib.wait_for(lambda: "hooks heal: hook %d" % hid in
+                         testlib.read_text(log), "its log line")
+    finally:
+        testlib.stop_process(proc)
+    text = testlib.read_text(log)
+    OUTPUTS.append(("serve heal_interval", text))
+    t.ok(proc.returncode == 0 and re.search(
+        r"hooks heal: hook %d \(app 1234, item.create\): inactive: "
+        r"verification requested" % hid, text),
+         "serve with heal_interval: the inactive hook is healed as it "
+         "starts, and logged", text[-3000:])
+
+
+testlib.main(main)
