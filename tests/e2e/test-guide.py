@@ -16,7 +16,8 @@ SETUP is setup1 or setup5; KIND is one of
              packages of deploy/packages.txt), but every package it
              names must be installed already (dpkg), so the guide names
              no package the tests did not install
-    hook     run it, read the hook id it prints, and wait until the
+    hook     run it, read the hook id it prints (alone on a line, or
+             in `created hook ID (...)`), and wait until the
              simulator's hook.verify went through the web server and the
              hook is active
     verify   run it and check its output: a GET answered 405 with
@@ -522,10 +523,13 @@ class Setup:
         return None
 
     def after_hook(self, r):
-        ids = [ln.strip() for ln in r.stdout.splitlines()
-               if ln.strip().isdigit()]
-        if not self.ok(len(ids) == 1, "hooks create printed the hook id",
-                       r.stdout + r.stderr):
+        # `hooks create` prints the id alone, `hooks sync` a line
+        # "created hook ID (app ...)".
+        ids = [m.group(1) for m in re.finditer(
+            r"^(?:created hook )?(\d+)(?: \(app \d+, [a-z._]+\))?$",
+            r.stdout, re.M)]
+        if not self.ok(len(ids) == 1, "the hook command printed the hook "
+                       "id", r.stdout + r.stderr):
             self.failed = "hooks create"
             return
         hid = int(ids[0])
