@@ -81,6 +81,22 @@ struct heal_state {
 	int dirty;        /* to be written back */
 };
 
+/* Fills err (errlen bytes) from a format; the path a message names may
+ * be long, and is cut. */
+static void
+heal_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+heal_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 /* Parses the text of the state file (NUL-terminated) into st->recs. */
 static int
 heal_state_parse(struct heal_state *st, char *text)
@@ -127,7 +143,7 @@ heal_state_open(const struct podio_config *cfg, struct heal_state *st,
 	memset(st, 0, sizeof(*st));
 	st->fd = -1;
 	if (dir == NULL || dir[0] == '\0') {
-		snprintf(err, errlen, "spool_dir is not set: it keeps when "
+		heal_errf(err, errlen, "spool_dir is not set: it keeps when "
 		    "each hook was last asked for");
 		return -1;
 	}
@@ -135,7 +151,7 @@ heal_state_open(const struct podio_config *cfg, struct heal_state *st,
 		return -1;
 	n = snprintf(path, sizeof(path), "%s/" HEAL_STATE_NAME, dir);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
-		snprintf(err, errlen, "spool_dir is too long");
+		heal_errf(err, errlen, "spool_dir is too long");
 		return -1;
 	}
 	while ((st->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC |
@@ -145,19 +161,19 @@ heal_state_open(const struct podio_config *cfg, struct heal_state *st,
 		st->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC |
 		    O_NOFOLLOW, 0600);
 	if (st->fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		heal_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(st->fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
 	    sb.st_uid != geteuid()) {
-		snprintf(err, errlen, "%s: not a regular file of uid %lu that "
+		heal_errf(err, errlen, "%s: not a regular file of uid %lu that "
 		    "runs this program: remove it", path,
 		    (unsigned long)geteuid());
 		goto fail;
 	}
 	while (flock(st->fd, LOCK_EX) != 0)
 		if (errno != EINTR) {
-			snprintf(err, errlen, "%s: cannot lock it: %s", path,
+			heal_errf(err, errlen, "%s: cannot lock it: %s", path,
 			    strerror(errno));
 			goto fail;
 		}
@@ -168,7 +184,7 @@ heal_state_open(const struct podio_config *cfg, struct heal_state *st,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			heal_errf(err, errlen, "%s: %s", path, strerror(errno));
 			goto fail;
 		}
 		len += (size_t)r;
@@ -179,7 +195,7 @@ heal_state_open(const struct podio_config *cfg, struct heal_state *st,
 	free(text);
 	return 0;
 nomem:
-	snprintf(err, errlen, "out of memory");
+	heal_errf(err, errlen, "out of memory");
 fail:
 	free(text);
 	free(st->recs);
@@ -256,7 +272,7 @@ heal_state_close(struct heal_state *st, int64_t now, char *err,
 	if (st->dirty) {
 		cap = 64 + st->n * 48;
 		if ((text = malloc(cap)) == NULL) {
-			snprintf(err, errlen, "out of memory");
+			heal_errf(err, errlen, "out of memory");
 			rc = -1;
 			goto done;
 		}
@@ -284,7 +300,7 @@ heal_state_close(struct heal_state *st, int64_t now, char *err,
 	}
 	goto done;
 ioerr:
-	snprintf(err, errlen, "the state file " HEAL_STATE_NAME " cannot be "
+	heal_errf(err, errlen, "the state file " HEAL_STATE_NAME " cannot be "
 	    "written: %s", strerror(errno));
 	rc = -1;
 done:
@@ -551,17 +567,17 @@ heal_run(const struct podio_config *cfg, struct podio_client *client,
 	memset(&st, 0, sizeof(st));
 	st.fd = -1;
 	if (hooks_apps(cfg, &apps, &napps) != 0) {
-		snprintf(err, errlen, "out of memory");
+		heal_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (napps == 0) {
-		snprintf(err, errlen, "no app is configured: set app_id, or "
+		heal_errf(err, errlen, "no app is configured: set app_id, or "
 		    "declare hooks with hook lines");
 		goto done;
 	}
 	if (!cli_is_set(cfg, "hook_url") && !cli_is_set(cfg,
 	    "webhook_secret")) {
-		snprintf(err, errlen, "this receiver's hooks cannot be told "
+		heal_errf(err, errlen, "this receiver's hooks cannot be told "
 		    "from others: set hook_url or webhook_secret");
 		goto done;
 	}
@@ -599,7 +615,7 @@ heal_run(const struct podio_config *cfg, struct podio_client *client,
 	status = 0;
 	goto done;
 nomem:
-	snprintf(err, errlen, "out of memory");
+	heal_errf(err, errlen, "out of memory");
 done:
 	podio_hooks_free(hooks, n);
 	if (heal_state_close(&st, podio__wall_ms(), cerr, sizeof(cerr)) != 0 &&

@@ -138,7 +138,7 @@ sync_step_hook(struct sync_plan *p, enum sync_op op, uint64_t app_id,
 static const char *
 sync_replace_why(const struct podio_config *cfg, const char *url)
 {
-	switch (secret_url_which(cfg, url)) {
+	switch (secret_url_state(cfg, url)) {
 	case SECRET_URL_NONE:
 		return "its URL has no secret";
 	case SECRET_URL_PREVIOUS:
