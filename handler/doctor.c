@@ -33,6 +33,7 @@
 #include "cli.h"
 #include "doctor.h"
 #include "doctor_int.h"
+#include "hooks.h"
 #include "secret.h"
 #include "spool.h"
 
@@ -192,20 +193,24 @@ doctor_app_flow(const struct podio_config *cfg)
 }
 
 /*
- * The apps whose hooks are checked: today the one app_id (an app of
- * the app flow, or one the password flow's user sees).  Further apps of
- * the configuration join this list.
+ * The apps whose hooks are checked: app_id (an app of the app flow, or
+ * one the password flow's user sees) and the apps of the hook lines
+ * (hooks_apps()), at most DOCTOR_APPS_MAX of them.
  */
 static void
 doctor_find_apps(struct doctor *d)
 {
-	uint64_t id;
+	uint64_t *ids = NULL;
+	size_t i, n = 0;
 
 	d->napps = 0;
-	if (doctor_is_set(d->cfg, "app_id") &&
-	    podio_parse_u64(podio_config_get(d->cfg, "app_id"), &id) == 0 &&
-	    id != 0)
-		d->apps[d->napps++] = id;
+	if (hooks_apps(d->cfg, &ids, &n) != 0) {
+		fprintf(stderr, PROG ": doctor: out of memory\n");
+		return;
+	}
+	for (i = 0; i < n && d->napps < DOCTOR_APPS_MAX; i++)
+		d->apps[d->napps++] = ids[i];
+	free(ids);
 }
 
 /* ------------------------------------------------------------ the configuration */

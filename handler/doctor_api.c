@@ -23,6 +23,7 @@
 #include "podio.h"
 #include "budget.h"
 #include "doctor_int.h"
+#include "hooks.h"
 #include "secret.h"
 #include "spool.h"
 
@@ -256,9 +257,9 @@ static void
 doctor_fix_inactive(const struct doctor *d, uint64_t hook_id, char *buf,
     size_t n)
 {
-	snprintf(buf, n, "ask Podio to verify it again: %s hooks verify %"
-	    PRIu64 " (the receiver must be reachable at its URL)", d->prog,
-	    hook_id);
+	snprintf(buf, n, "%s hooks heal (asks Podio to verify hook %" PRIu64
+	    " again, and re-creates it when a hook line declares it; the "
+	    "receiver must be reachable at its URL)", d->prog, hook_id);
 }
 
 /* Whether allowed_hooks lets deliveries of hook_id in: unset, or naming
@@ -303,6 +304,16 @@ doctor_hook(struct doctor *d, uint64_t app, const struct podio_hook *h)
 	if ((shown = secret_hook_url(d->cfg, h->url != NULL ? h->url : "-")) ==
 	    NULL)
 		goto nomem;
+	/* With hook_url set, a hook that neither is at it nor carries this
+	 * receiver's secret belongs to another service: left alone. */
+	if (doctor_is_set(d->cfg, "hook_url") && h->url != NULL &&
+	    !hooks_is_ours(d->cfg, "app", app, h->url) &&
+	    !hooks_at_hook_url(d->cfg, h->url)) {
+		doctor_line(d, 1, "hook", NULL, "%" PRIu64 " %s %s %s (not this "
+		    "receiver's: its URL is not hook_url; left alone)",
+		    h->hook_id, status, type, shown);
+		goto done;
+	}
 	if (doctor_is_set(d->cfg, "webhook_secret") && h->url != NULL) {
 		switch (secret_url_state(d->cfg, h->url)) {
 		case SECRET_URL_NONE:

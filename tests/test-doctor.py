@@ -371,10 +371,10 @@ def main():
                ["app 1234 has no hook", "hooks create app 1234"])
         sim.add_hook(hook_url(), type="item.create", status="active")
         h = sim.add_hook(hook_url(), type="item.update", status="inactive")
-        expect(s, "an inactive hook: FAIL hook, naming hooks verify",
+        expect(s, "an inactive hook: FAIL hook, naming hooks heal",
                ["hook"], ["%d inactive item.update" % h["hook_id"],
-                          "podio-webhook -c %s hooks verify %d" % (
-                              s.conf, h["hook_id"])])
+                          "podio-webhook -c %s hooks heal" % s.conf,
+                          "verify hook %d again" % h["hook_id"]])
         narrow = Setup(sim, allowed_hooks="1001")
         expect(narrow, "a hook not in allowed_hooks: FAIL hook", ["hook"],
                ["not in allowed_hooks", "add %d to allowed_hooks" %
@@ -389,6 +389,22 @@ def main():
                 "podio-webhook -c %s hooks delete %d && podio-webhook -c "
                 "%s hooks create app 1234 '%s?x=1' item.delete" % (
                     s.conf, h["hook_id"], s.conf, HOOK_URL)])
+        # With hook_url set, another service's hook (neither at hook_url
+        # nor carrying the secret) is left alone; a hook at hook_url
+        # without the secret is still this receiver's, and fails.
+        sim.reset()
+        sim.add_hook(hook_url(), type="item.create", status="active")
+        sim.add_hook(hook_url(None), type="item.delete", status="active")
+        other = sim.add_hook(hook_url(None) + "?x=1", type="item.update",
+                             status="inactive")
+        known = Setup(sim, hook_url=HOOK_URL)
+        lines = expect(known, "with hook_url: a hook at it without the "
+                       "secret fails, another service's hook does not",
+                       ["hook"], ["has no secret"])
+        t.ok(any(ok and "%d inactive" % other["hook_id"] in text and
+                 "not this receiver's" in text for ok, _n, text in lines),
+             "... the other service's inactive hook is an ok line, left "
+             "alone", lines)
         sim.reset()
         sim.add_hook(hook_url(OLD_SECRET), type="item.create",
                      status="active")
