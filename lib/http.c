@@ -34,6 +34,8 @@ struct podio__http {
 	long connect_timeout_ms;
 	long timeout_ms;
 	size_t max_response;
+	podio__http_observer_fn observer; /* or NULL */
+	void *observer_arg;
 };
 
 /* State of the request in flight, shared with the curl callbacks. */
@@ -455,6 +457,7 @@ podio__http_request(struct podio__http *h, const char *method,
 	CURLcode cc;
 	long status = 0;
 	size_t alen;
+	int performed = 0;
 
 	memset(&x, 0, sizeof(x));
 	if (r == NULL)
@@ -519,6 +522,7 @@ podio__http_request(struct podio__http *h, const char *method,
 	}
 
 	cc = curl_easy_perform(h->curl);
+	performed = 1;
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 	r->status = status;
 	err = http_map_curlcode(cc, x.too_large);
@@ -552,7 +556,20 @@ fail:
 	podio__wipe(auth_line, sizeof(auth_line));
 	podio__buf_free(&x.body);
 	http_log_request(method, url, status, err);
+	if (performed && h->observer != NULL)
+		h->observer(h->observer_arg, method, url, r);
 	return err;
+}
+
+/* See http.h. */
+void
+podio__http_set_observer(struct podio__http *h, podio__http_observer_fn fn,
+    void *arg)
+{
+	if (h == NULL)
+		return;
+	h->observer = fn;
+	h->observer_arg = arg;
 }
 
 /*

@@ -55,6 +55,17 @@ enum podio_err podio__http_request(struct podio__http *h, const char *method,
     const char *url, const char *authorization, const char *content_type,
     const char *body, size_t body_len, struct podio__http_response *r);
 
+/*
+ * Sets fn (NULL: none) to be called after every request h performs (not
+ * one refused before it was sent), in the thread that made it, with the
+ * method, the URL, the HTTP status (0 when no answer arrived) and the
+ * rate-limit headers of r.  fn must not use h.  arg is passed as is.
+ */
+typedef void (*podio__http_observer_fn)(void *arg, const char *method,
+    const char *url, const struct podio__http_response *r);
+void podio__http_set_observer(struct podio__http *h,
+    podio__http_observer_fn fn, void *arg);
+
 /* URL-encodes s for a form body or a query; the caller frees the result;
  * NULL on out of memory. */
 char *podio__http_escape(struct podio__http *h, const char *s);

@@ -55,6 +55,10 @@ struct podio_client {
 	char *error_description;
 	char *request_id;
 	char errmsg[512];
+
+	/* podio_client_set_observer()'s, or NULL. */
+	podio_call_observer_fn observer;
+	void *observer_arg;
 };
 
 /* ------------------------------------------------------------- library */
@@ -240,6 +244,40 @@ podio_client_free(struct podio_client *client)
 	podio__http_free(client->http);
 	free(client->api_url);
 	free(client);
+}
+
+/* The HTTP handle's observer: the note of one request, its path made
+ * relative to api_url (which token requests share), for the client's
+ * observer. */
+static void
+client_observe(void *arg, const char *method, const char *url,
+    const struct podio__http_response *r)
+{
+	struct podio_client *c = arg;
+	struct podio_call_note note;
+	size_t n = strlen(c->api_url);
+
+	if (c->observer == NULL)
+		return;
+	note.method = method;
+	note.path = strncmp(url, c->api_url, n) == 0 ? url + n : url;
+	note.http_status = r->status;
+	note.rate_limit = r->rate_limit;
+	note.rate_remaining = r->rate_remaining;
+	c->observer(&note, c->observer_arg);
+}
+
+/* See podio.h. */
+void
+podio_client_set_observer(struct podio_client *client,
+    podio_call_observer_fn fn, void *arg)
+{
+	if (client == NULL)
+		return;
+	client->observer = fn;
+	client->observer_arg = arg;
+	podio__http_set_observer(client->http, fn != NULL ? client_observe :
+	    NULL, client);
 }
 
 /*

@@ -262,6 +262,36 @@ const char *podio_client_errmsg(const struct podio_client *client);
 enum podio_err podio_client_self(const struct podio_client *client,
     const char **type, uint64_t *id);
 
+/*
+ * What one HTTP request of a client brought back, for the program's own
+ * counters (see podio_client_set_observer()).  The strings are borrowed
+ * for the duration of the observer's call.
+ */
+struct podio_call_note {
+	const char *method;      /* "GET", "POST", "PUT" or "DELETE" */
+	const char *path;        /* relative to api_url, query included:
+	                            "/item/42?mark_as_viewed=0", and
+	                            "/oauth/token" for a token request */
+	long http_status;        /* 0 when no HTTP answer arrived (network,
+	                            TLS, timeout) */
+	long rate_limit;         /* X-Rate-Limit-Limit, -1 if absent */
+	long rate_remaining;     /* X-Rate-Limit-Remaining, -1 if absent */
+};
+typedef void (*podio_call_observer_fn)(const struct podio_call_note *note,
+    void *arg);
+
+/*
+ * Has fn(note, arg) called after every HTTP request client sends to the
+ * API (a call sent again after a refused token counts twice), the token
+ * requests it makes for the shared token store included, in the calling
+ * thread before the call returns; fn NULL stops it.  The library keeps no
+ * count of its own: a program that counts calls across threads gives
+ * each client the same arg and makes fn thread-safe (and cheap: it runs
+ * on every call).  fn must not use client.
+ */
+void podio_client_set_observer(struct podio_client *client,
+    podio_call_observer_fn fn, void *arg);
+
 /* Makes sure a valid token is held (from memory, the cache file, or the
  * token endpoint).  Used by `podio-webhook check`. */
 enum podio_err podio_authenticate(struct podio_client *client);

@@ -9,6 +9,7 @@
  *     [--method M] [--body JSON]
  *     [--ref-type T] [--ref-id ID] [--url URL] [--event TYPE]
  *     [--hook ID] [--code CODE] [--interval MS] [--barrier] [--print]
+ *     [--observe]
  * podio-test-client --version
  *
  * Configuration: FILE (optional), then the environment (PODIO_*).
@@ -19,7 +20,9 @@
  * the last answer's text after that (ops item, call and hooklist) or
  * "hook_id=N" (hookcreate); for filter (podio_item_filter() of --ids in
  * app --app), one line per id in order: "filter ID TEXT" or
- * "filter ID missing".
+ * "filter ID missing".  With --observe every client has an observer
+ * (podio_client_set_observer()), and a line "observed: calls=N token=N
+ * no_answer=N last=METHOD PATH STATUS" follows "last:".
  * Exit 0 when every call succeeded, 1 otherwise, 2 on usage or
  * configuration errors.
  */
@@ -64,6 +67,7 @@ struct opts {
 	long interval_ms;
 	int barrier;
 	int print;
+	int observe;
 };
 
 /* Shared by the threads; every field after `lock` is guarded by it. */
@@ -81,6 +85,9 @@ struct shared {
 		char request_id[128];
 	} last;
 	char *last_text;
+	/* What the observers saw (--observe). */
+	unsigned long obs_calls, obs_token, obs_none;
+	char obs_last[300];
 };
 
 /* The enum's own name, as the tests match it. */
@@ -109,7 +116,8 @@ usage(void)
 	    "[--path P] [--method M] "
 	    "[--body JSON] [--ref-type T] [--ref-id ID] [--url URL] "
 	    "[--event TYPE] [--hook ID] [--code CODE] [--interval MS] "
-	    "[--barrier] [--print]\n       podio-test-client --version\n");
+	    "[--barrier] [--print] [--observe]\n"
+	    "       podio-test-client --version\n");
 }
 
 /* A whole decimal number in [min, max]; -1 when text is not one. */
@@ -258,6 +266,8 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->barrier = 1;
 		} else if (strcmp(a, "--print") == 0) {
 			o->print = 1;
+		} else if (strcmp(a, "--observe") == 0) {
+			o->observe = 1;
 		} else {
 			fprintf(stderr, "podio-test-client: unknown option "
 			    "%s\n", a);
@@ -358,6 +368,23 @@ sleep_ms(long ms)
 		;
 }
 
+/* The observer of --observe: tallies every request in s. */
+static void
+observe(const struct podio_call_note *note, void *arg)
+{
+	struct shared *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	s->obs_calls++;
+	if (strcmp(note->path, "/oauth/token") == 0)
+		s->obs_token++;
+	if (note->http_status == 0)
+		s->obs_none++;
+	snprintf(s->obs_last, sizeof(s->obs_last), "%s %.200s %ld",
+	    note->method, note->path, note->http_status);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* One thread: its own client, o->calls calls, tallied in s. */
 static void *
 worker(void *arg)
@@ -371,6 +398,8 @@ worker(void *arg)
 	long i;
 
 	rc = podio_client_new(s->cfg, s->tokens, &c);
+	if (rc == PODIO_OK && o->observe)
+		podio_client_set_observer(c, observe, s);
 	if (s->o->barrier)
 		pthread_barrier_wait(&s->barrier);
 	if (rc != PODIO_OK) {
@@ -504,6 +533,10 @@ main(int argc, char **argv)
 	    "retry_after=%ld error=%s request_id=%s\n", s.last.http_status,
 	    s.last.rate_limit, s.last.rate_remaining, s.last.retry_after,
 	    s.last.error, s.last.request_id);
+	if (o.observe)
+		printf("observed: calls=%lu token=%lu no_answer=%lu last=%s\n",
+		    s.obs_calls, s.obs_token, s.obs_none,
+		    s.obs_last[0] != '\0' ? s.obs_last : "-");
 	if (o.print && s.last_text != NULL)
 		printf("%s\n", s.last_text);
 	fflush(stdout);

@@ -2,7 +2,8 @@
 and the token store behind them) driven through tests/podio-test-client
 against the simulator: token reuse across calls and threads, refresh and
 replay on expiry, error mapping, transport failures, the size cap,
-timeouts, what goes on the wire, and connection reuse."""
+timeouts, what goes on the wire, connection reuse, and the observers a
+program gives its clients to count their calls."""
 
 import json
 import re
@@ -27,6 +28,7 @@ class Result:
         self.failures = []
         self.ok = self.failed = self.token_requests = None
         self.last = {}
+        self.observed = None
         self.rest = []
         RESULTS.append(self)
         for line in self.out.splitlines():
@@ -41,6 +43,8 @@ class Result:
                 for word in line[len("last: "):].split():
                     k, _, v = word.partition("=")
                     self.last[k] = v
+            elif line.startswith("observed: "):
+                self.observed = line[len("observed: "):]
             else:
                 self.rest.append(line)
 
@@ -157,6 +161,27 @@ with testlib.Sim() as sim:
           "8 concurrent threads share 1 token request")
     t.is_([q for q in sim.requests("/item/") if q["status"] != 200], [],
           "no concurrent call was refused")
+
+    # ---------------------------------------------------- observers
+    fresh(sim)
+    r = client(testlib.base_env(sim), "--threads", "4", "--calls", "5",
+               "--observe")
+    t.is_(r.observed, "calls=21 token=1 no_answer=0 last=GET "
+          "/item/1?mark_as_viewed=0 200", "the observer of each client "
+          "sees its calls, the shared token request among them, each "
+          "with its path relative to api_url and its status")
+    fresh(sim)
+    sim.fail("/item/", status=401, count=1, error="unauthorized",
+             error_description="expired_token", headers=EXPIRED_HEADERS)
+    r = client(testlib.base_env(sim), "--observe")
+    t.is_(r.observed, "calls=4 token=2 no_answer=0 last=GET "
+          "/item/1?mark_as_viewed=0 200", "a call replayed after a "
+          "refused token is seen twice, the refresh once")
+    fresh(sim)
+    r = client(testlib.base_env(sim, api_url="http://127.0.0.1:1"),
+               "--observe")
+    t.is_(r.observed, "calls=1 token=1 no_answer=1 last=POST /oauth/token "
+          "0", "a token request that got no answer is seen with status 0")
 
     # ---------------------------------------------------- hooks
     fresh(sim, deliver_verify=False)
