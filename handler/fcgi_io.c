@@ -574,7 +574,7 @@ fcgi_io_conn_request(struct fcgi_io_conn *c, struct request_io *io)
 }
 
 /* See fcgi_io.h. */
-void
+int
 fcgi_io_conn_refuse(struct fcgi_io_conn *c)
 {
 	struct request_io io;
@@ -582,6 +582,7 @@ fcgi_io_conn_refuse(struct fcgi_io_conn *c)
 	fcgi_io_conn_request(c, &io);
 	request_answer_error(&io, c->refuse_status, c->refuse_reason);
 	(void)fcgi_io_conn_answer(c);
+	return c->refuse_status;
 }
 
 /* See fcgi_io.h. */

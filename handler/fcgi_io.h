@@ -98,8 +98,8 @@ int fcgi_io_conn_has_rest(const struct fcgi_io_conn *c);
 void fcgi_io_conn_request(struct fcgi_io_conn *c, struct request_io *io);
 
 /* After FCGI_IO_REFUSE: answers and logs the refusal (431 or 400) of the
- * request read, on the connection at once. */
-void fcgi_io_conn_refuse(struct fcgi_io_conn *c);
+ * request read, on the connection at once.  Returns the status. */
+int fcgi_io_conn_refuse(struct fcgi_io_conn *c);
 
 /*
  * Sends the answer of the request (what io's write gathered) and ends

@@ -20,6 +20,7 @@
 #include "podio.h"
 #include "budget.h"
 #include "deliver.h"
+#include "metrics.h"
 #include "process.h"
 #include "request.h"
 #include "runtime.h"
@@ -241,8 +242,10 @@ request_spool(const struct runtime *rt, struct process_spool *ps,
 	rc = podio_spool_append_delivery(spool, d, &ack, err, sizeof(err));
 	if (rc != PODIO_OK)
 		res->err = rc;
-	else
+	else {
 		*queued = 1;
+		metrics_acked(rt->metrics, ack.duplicate);
+	}
 	res->status = request_spool_answer(ps, rc, &ack,
 	    process_due_after(rt, d), err, res->reason, sizeof(res->reason));
 	return res->status;
@@ -254,6 +257,7 @@ struct request_pending {
 	struct request_io io;
 	struct request_defer defer;
 	struct process_spool *ps;
+	struct metrics *metrics;       /* the runtime's, or NULL */
 	struct podio_delivery *d;      /* owned */
 	char method[REQUEST_METHOD_MAX + 1];
 	int64_t t0;
@@ -277,6 +281,9 @@ request_finish_pending(void *arg)
 
 	status = request_spool_answer(p->ps, p->e, &p->ack, p->later_ms,
 	    p->err, reason, sizeof(reason));
+	if (p->e == PODIO_OK)
+		metrics_acked(p->metrics, p->ack.duplicate);
+	metrics_delivery(p->metrics, p->d->type, status);
 	request_write_answer(&p->io, status, NULL, reason);
 	request_log(p->method, p->d, status, request_now_ms() - p->t0,
 	    reason);
@@ -330,6 +337,7 @@ request_spool_deferred(const struct runtime *rt, struct process_spool *ps,
 	p->io = *io;
 	p->defer = *defer;
 	p->ps = ps;
+	p->metrics = rt->metrics;
 	p->d = *dp;
 	p->t0 = t0;
 	p->later_ms = process_due_after(rt, p->d);
@@ -486,6 +494,8 @@ fail:
 			request_write_answer(io, status, header, reason);
 		request_log(req.method, d, status, request_now_ms() - t0,
 		    reason);
+		metrics_delivery(rt->metrics, d != NULL ? d->type : NULL,
+		    status);
 	}
 	if (verified && ps != NULL)
 		/* What Podio's answer says of the API budget, for the

@@ -420,7 +420,7 @@ run_server(const struct run_opts *opts, const struct podio_callbacks *fns,
 	struct run_ctx ctx;
 	struct runtime *rt = NULL;
 	char err[RUN_ERR_MAX], what[300], *path = NULL;
-	int fd = -1, status = CLI_EXIT_USAGE;
+	int fd = -1, mfd = -1, status = CLI_EXIT_USAGE;
 
 	if (run_make_runtime(opts, fns, NULL, &rt, err, sizeof(err)) != 0) {
 		fprintf(stderr, PROG ": %s\n", err);
@@ -440,6 +440,14 @@ run_server(const struct run_opts *opts, const struct podio_callbacks *fns,
 		goto fail;
 	}
 	memset(&sc, 0, sizeof(sc));
+	/* The metrics socket first: a failure leaves no socket file of
+	 * --listen behind. */
+	if (args->metrics_listen != NULL &&
+	    server_listen_metrics(args->metrics_listen, &mfd, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": serve: %s\n", err);
+		goto fail;
+	}
 	if (args->listen != NULL) {
 		if (server_listen(args->listen, args->socket_mode, &fd, &path,
 		    err, sizeof(err)) != 0) {
@@ -456,6 +464,9 @@ run_server(const struct run_opts *opts, const struct podio_callbacks *fns,
 	sc.unix_path = path;
 	sc.what = what;
 	sc.workers = args->workers;
+	sc.metrics_fd = mfd;
+	sc.metrics_what = args->metrics_listen;
+	mfd = -1;
 	ctx.opts = opts;
 	ctx.fns = fns;
 	sc.reload = run_reload;
@@ -466,13 +477,15 @@ fail:
 	runtime_unref(rt);
 	if (fd > 0)
 		close(fd);
+	if (mfd >= 0)
+		close(mfd);
 	free(path);
 	return status;
 }
 
 /*
  * FastCGI on fd 0.  argv may hold global options and, after them,
- * "serve" with --workers; nothing else runs here.
+ * "serve" with --workers and --metrics-listen; nothing else runs here.
  */
 static int
 run_fastcgi_fd0(int argc, char **argv, const struct podio_callbacks *fns)
@@ -492,8 +505,8 @@ run_fastcgi_fd0(int argc, char **argv, const struct podio_callbacks *fns)
 	}
 	if (next < argc && strcmp(argv[next], "serve") != 0) {
 		fprintf(stderr, PROG ": started on a listening socket (fd 0): "
-		    "only 'serve --workers N' may follow the options, not "
-		    "'%s'\n", argv[next]);
+		    "only 'serve' with --workers and --metrics-listen may "
+		    "follow the options, not '%s'\n", argv[next]);
 		status = CLI_EXIT_USAGE;
 		goto fail;
 	}

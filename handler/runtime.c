@@ -13,6 +13,7 @@
 #include "podio.h"
 #include "../lib/config.h"
 #include "deliver.h"
+#include "metrics.h"
 #include "runtime.h"
 
 /* A token store shared by runtimes of the same credentials. */
@@ -246,7 +247,12 @@ runtime_unref(struct runtime *rt)
 enum podio_err
 runtime_client(const struct runtime *rt, struct podio_client **out)
 {
-	return podio_client_new(rt->cfg, rt->tokens->tokens, out);
+	enum podio_err rc;
+
+	rc = podio_client_new(rt->cfg, rt->tokens->tokens, out);
+	if (rc == PODIO_OK && rt->metrics != NULL)
+		podio_client_set_observer(*out, metrics_api_call, rt->metrics);
+	return rc;
 }
 
 /* See runtime.h. */

@@ -16,6 +16,7 @@
 #include "podio.h"
 #include "deliver.h"
 
+struct metrics;
 struct runtime_tokens;
 
 struct runtime {
@@ -33,6 +34,9 @@ struct runtime {
 	                                           credentials */
 	int64_t exec_timeout_ms;
 	int64_t client_timeout_ms;  /* client_timeout */
+	struct metrics *metrics;    /* borrowed: the server's counters, set
+	                               before the runtime is in use; NULL
+	                               without --metrics-listen */
 	atomic_int refs;
 };
 
@@ -60,9 +64,9 @@ struct runtime *runtime_ref(struct runtime *rt);
 /* Drops one reference; the last frees rt.  Accepts NULL. */
 void runtime_unref(struct runtime *rt);
 
-/* A new client over the runtime's token store (one per thread); the
- * caller frees it with podio_client_free() before its last reference to
- * rt goes. */
+/* A new client over the runtime's token store (one per thread), its
+ * API calls counted in rt's metrics when there are; the caller frees it
+ * with podio_client_free() before its last reference to rt goes. */
 enum podio_err runtime_client(const struct runtime *rt,
     struct podio_client **out);
 

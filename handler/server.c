@@ -44,6 +44,8 @@
 #include "podio.h"
 #include "fcgi_io.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "process.h"
 #include "request.h"
 #include "runtime.h"
@@ -449,6 +451,7 @@ server_processor(void *arg)
 		}
 		memset(&counts, 0, sizeof(counts));
 		out = process_one(rt, client, spool, &counts);
+		metrics_processed(rt->metrics, &counts);
 		if (out == PROCESS_ERROR) {
 			(void)process_spool_wait(srv->ps, gen, SERVER_POLL_MS);
 			continue;
@@ -555,6 +558,25 @@ server_spool_tells(struct server *srv)
 	return tells;
 }
 
+/* ------------------------------------------------------------ metrics */
+
+/* The page of /metrics (metrics_http_page_fn), in the metrics thread:
+ * the counters and the state of the current runtime's spool. */
+static int
+server_metrics_page(void *arg, char **out, size_t *len)
+{
+	struct server *srv = arg;
+	struct runtime *rt;
+	int rc;
+
+	pthread_mutex_lock(&srv->lock);
+	rt = runtime_ref(srv->rt);
+	pthread_mutex_unlock(&srv->lock);
+	rc = metrics_render(srv->metrics, rt, out, len);
+	runtime_unref(rt);
+	return rc;
+}
+
 /* ------------------------------------------------------------ control */
 
 /*
@@ -582,6 +604,7 @@ server_reload(struct server *srv)
 		    err[0] != '\0' ? err : "no way to reload");
 		return;
 	}
+	next->metrics = srv->metrics;
 	pthread_mutex_lock(&srv->lock);
 	old = srv->rt;
 	srv->rt = next;
@@ -696,7 +719,10 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	sigset_t set, old;
 	pthread_t *threads = NULL, procs[SERVER_PROCESSORS_MAX], finisher;
 	pthread_t reader, listener, keeper, healer;
+	struct metrics_http *mh = NULL;
 	const char *addrs;
+	char mwhere[80];
+	int mfd = sc->metrics_fd;
 	unsigned i, started = 0, nprocs = 0, want;
 	int sfd = -1, flags, status = 1, masked = 0, locked = 0, rc;
 	int reader_up = 0, listener_up = 0, keeper_up = 0, healer_up = 0;
@@ -721,6 +747,8 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		/* These fail only for want of memory, which glibc's
 		 * mutexes and condition variables never need. */
 		podio_log(PODIO_LOG_ERROR, "cannot start: pthread_mutex_init");
+		if (mfd >= 0)
+			close(mfd);
 		return 1;
 	}
 	locked = 1;
@@ -730,6 +758,12 @@ server_run(const struct server_config *sc, struct runtime *rt)
 	if (sc->unix_path != NULL &&
 	    lstat(sc->unix_path, &srv.sock_st) == 0)
 		srv.sock_st_ok = 1;
+	/* The counters are in place before any thread counts. */
+	if (mfd >= 0 && (srv.metrics = metrics_new()) == NULL) {
+		podio_log(PODIO_LOG_ERROR, "cannot start: out of memory");
+		goto fail;
+	}
+	rt->metrics = srv.metrics;
 	addrs = getenv("FCGI_WEB_SERVER_ADDRS");
 	if (addrs != NULL && addrs[0] != '\0' &&
 	    (srv.allowed_addrs = strndup(addrs, SERVER_ADDRS_MAX)) == NULL) {
@@ -813,6 +847,18 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		(void)pthread_setname_np(listener, "pw-listener");
 		listener_up = 1;
 	}
+	if (mfd >= 0) {
+		server_sock_name(mfd, mwhere, sizeof(mwhere));
+		rc = metrics_http_start(mfd, server_metrics_page, &srv, &mh);
+		mfd = -1;
+		if (rc != 0) {
+			podio_log(PODIO_LOG_ERROR, "cannot start the metrics "
+			    "thread: %s", strerror(errno));
+			goto fail;
+		}
+		podio_log(PODIO_LOG_INFO, "serving metrics on http://%s/"
+		    "metrics", mwhere);
+	}
 	if (nprocs > 0 &&
 	    pthread_create(&keeper, NULL, server_keeper, &srv) == 0) {
 		(void)pthread_setname_np(keeper, "pw-keeper");
@@ -837,6 +883,11 @@ server_run(const struct server_config *sc, struct runtime *rt)
 		(void)shutdown(sc->listen_fd, SHUT_RDWR);
 fail:
 	atomic_store(&srv.stopping, 1);
+	/* The metrics thread first: it reads the runtime and the spool,
+	 * never a connection of the webhooks. */
+	metrics_http_stop(mh);
+	if (mfd >= 0)
+		close(mfd);
 	/* The reader ends once every connection is closed, then closes
 	 * the workers' queue; without it, the queue is closed here. */
 	if (reader_up) {
@@ -894,6 +945,7 @@ fail:
 		(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	runtime_unref(srv.rt);
+	metrics_free(srv.metrics);
 	free(srv.allowed_addrs);
 	if (locked) {
 		pthread_mutex_destroy(&srv.back_lock);

@@ -26,6 +26,8 @@
 /* The options of `serve` (and of a server on fd 0). */
 struct server_args {
 	const char *listen;       /* --listen SPEC, or NULL */
+	const char *metrics_listen; /* --metrics-listen [HOST:]PORT, or
+	                               NULL */
 	unsigned workers;         /* --workers N */
 	mode_t socket_mode;       /* --socket-mode MODE */
 	int socket_mode_given;
@@ -56,6 +58,18 @@ void server_usage(FILE *fp);
 int server_listen(const char *spec, mode_t mode, int *fd, char **path,
     char *err, size_t errlen);
 
+/*
+ * Opens the listening socket of --metrics-listen: "[HOST:]PORT", the
+ * host 127.0.0.1 when none is given (an IPv6 host in brackets).  Returns
+ * 0 with *fd set, or -1 with the reason in err.
+ */
+int server_listen_metrics(const char *spec, int *fd, char *err,
+    size_t errlen);
+
+/* The address a TCP socket is bound to, "HOST:PORT" ("[HOST]:PORT" for
+ * IPv6), into buf (size n); "?" when it cannot be read. */
+void server_sock_name(int fd, char *buf, size_t n);
+
 /* Rebuilds the runtime for SIGHUP from the configuration's sources:
  * returns 0 with *out set, or -1 with the reason (e.g. "FILE:LINE:
  * reason") in err. */
@@ -70,13 +84,17 @@ struct server_config {
 	                              NULL */
 	const char *what;          /* "unix:/run/x.sock", "fd 0": for logs */
 	unsigned workers;
+	int metrics_fd;            /* the socket of --metrics-listen (taken
+	                              over), or -1 */
+	const char *metrics_what;  /* its address, for the log */
 	server_reload_fn reload;
 	void *reload_arg;
 };
 
 /*
  * Serves FastCGI requests on sc->listen_fd with sc->workers threads and
- * rt (taken over) until SIGTERM or SIGINT: then it stops accepting (a
+ * rt (taken over) until SIGTERM or SIGINT, and with sc->metrics_fd (taken
+ * over too) a thread answering GET /metrics (metrics_http.h): then it stops accepting (a
  * unix socket file is removed at once), lets the requests in flight
  * finish, and returns 0.  SIGHUP builds a new runtime with sc->reload;
  * requests started before keep the old one; a failure keeps the old one

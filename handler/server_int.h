@@ -23,6 +23,7 @@
 #include "server.h"
 #include "spool.h"
 
+struct metrics;
 struct process_spool;
 struct server_deferred;
 
@@ -87,6 +88,8 @@ struct server {
 	char *allowed_addrs;           /* FCGI_WEB_SERVER_ADDRS, or NULL */
 	struct stat sock_st;           /* the unix socket file we made */
 	int sock_st_ok;
+	struct metrics *metrics;       /* --metrics-listen's counters, owned;
+	                                  NULL without */
 };
 
 /* The reader thread (server_reader.c): accepts connections and reads

@@ -34,6 +34,7 @@ server_usage(FILE *fp)
 	fprintf(fp,
 	    "Usage: " PROG " [-c FILE] [-o KEY=VALUE]... serve --listen SPEC\n"
 	    "           [--workers N] [--socket-mode MODE]\n"
+	    "           [--metrics-listen [HOST:]PORT]\n"
 	    "  Serve webhooks over FastCGI (nginx fastcgi_pass, Apache "
 	    "mod_proxy_fcgi).\n"
 	    "  --listen unix:PATH   a unix socket (a stale socket file is "
@@ -43,6 +44,10 @@ server_usage(FILE *fp)
 	    "  --workers N          requests served at once (default %d)\n"
 	    "  --socket-mode MODE   octal permissions of a unix socket "
 	    "(default %04o)\n"
+	    "  --metrics-listen [HOST:]PORT\n"
+	    "                       answer GET /metrics (Prometheus) over "
+	    "HTTP there\n"
+	    "                       (HOST 127.0.0.1 when none is given)\n"
 	    "  SIGTERM: finish the requests in flight and exit.  SIGHUP: "
 	    "reload the\n"
 	    "  configuration.\n",
@@ -157,6 +162,16 @@ server_parse_args(int argc, char **argv, int fd0, struct server_args *args)
 				return 2;
 			}
 			args->socket_mode_given = 1;
+		} else if (nlen == 16 &&
+		    strncmp(name, "--metrics-listen", nlen) == 0) {
+			if (value[0] == '\0' ||
+			    strncmp(value, "unix:", 5) == 0) {
+				server_usage_error("--metrics-listen wants "
+				    "[HOST:]PORT (e.g. 9464 or "
+				    "127.0.0.1:9464)");
+				return 2;
+			}
+			args->metrics_listen = value;
 		} else {
 			server_usage_error("unknown option '%.*s'", (int)nlen,
 			    name);
@@ -297,9 +312,11 @@ fail:
 	return -1;
 }
 
-/* The TCP half of server_listen(): spec is "HOST:PORT". */
+/* The TCP half of server_listen(): spec is "HOST:PORT"; opt names the
+ * option in messages. */
 static int
-server_listen_tcp(const char *spec, int *out, char *err, size_t errlen)
+server_listen_tcp(const char *spec, const char *opt, int *out, char *err,
+    size_t errlen)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	const char *colon;
@@ -310,8 +327,10 @@ server_listen_tcp(const char *spec, int *out, char *err, size_t errlen)
 
 	colon = strrchr(spec, ':');
 	if (colon == NULL || colon == spec) {
-		snprintf(err, errlen, "--listen wants unix:PATH or HOST:PORT "
-		    "(e.g. 127.0.0.1:9000)");
+		snprintf(err, errlen, "%s wants %s", opt,
+		    strcmp(opt, "--listen") == 0 ? "unix:PATH or HOST:PORT "
+		    "(e.g. 127.0.0.1:9000)" : "[HOST:]PORT (e.g. 9464 or "
+		    "127.0.0.1:9464)");
 		goto fail;
 	}
 	hlen = (size_t)(colon - spec);
@@ -321,8 +340,8 @@ server_listen_tcp(const char *spec, int *out, char *err, size_t errlen)
 	}
 	if (hlen == 0 || hlen >= sizeof(host) ||
 	    server_parse_uint(colon + 1, 1, 65535, &n) != 0) {
-		snprintf(err, errlen, "--listen wants HOST:PORT with a port "
-		    "from 1 to 65535");
+		snprintf(err, errlen, "%s wants HOST:PORT with a port "
+		    "from 1 to 65535", opt);
 		goto fail;
 	}
 	memcpy(host, spec, hlen);
@@ -392,5 +411,53 @@ server_listen(const char *spec, mode_t mode, int *fd, char **path,
 		}
 		return 0;
 	}
-	return server_listen_tcp(spec, fd, err, errlen);
+	return server_listen_tcp(spec, "--listen", fd, err, errlen);
+}
+
+/* See server.h. */
+void
+server_sock_name(int fd, char *buf, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	const void *addr;
+	int port;
+
+	snprintf(buf, n, "?");
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		addr = &((struct sockaddr_in *)&ss)->sin_addr;
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	} else
+		return;
+	if (inet_ntop(ss.ss_family, addr, host, sizeof(host)) == NULL)
+		return;
+	snprintf(buf, n, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
+	    host, port);
+}
+
+/* See server.h. */
+int
+server_listen_metrics(const char *spec, int *fd, char *err, size_t errlen)
+{
+	char full[300];
+
+	*fd = -1;
+	/* A bare port: loopback.  (An IPv6 host has brackets, so a colon
+	 * always follows a host.) */
+	if (strchr(spec, ':') == NULL) {
+		if ((size_t)snprintf(full, sizeof(full), "127.0.0.1:%s",
+		    spec) >= sizeof(full)) {
+			snprintf(err, errlen, "--metrics-listen wants "
+			    "[HOST:]PORT with a port from 1 to 65535");
+			return -1;
+		}
+		spec = full;
+	}
+	return server_listen_tcp(spec, "--metrics-listen", fd, err, errlen);
 }

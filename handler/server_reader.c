@@ -41,6 +41,7 @@
 #include "podio.h"
 #include "fcgi_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "runtime.h"
 #include "server_int.h"
@@ -285,7 +286,8 @@ reader_verdict(struct reader *rd, struct server_conn *c,
 		server_queue_put(rd->srv, c);
 		return;
 	case FCGI_IO_REFUSE:
-		fcgi_io_conn_refuse(c->io);
+		metrics_delivery(rd->srv->metrics, NULL,
+		    fcgi_io_conn_refuse(c->io));
 		reader_close(rd, c);
 		return;
 	case FCGI_IO_CLOSE:
@@ -428,8 +430,10 @@ reader_deadlines(struct reader *rd, int64_t now)
 			continue;
 		}
 		if (fcgi_io_conn_state(c->io) != FCGI_IO_DRAIN &&
-		    !reader_idle(c))
+		    !reader_idle(c)) {
 			request_log_late(now - c->t0);
+			metrics_delivery(rd->srv->metrics, NULL, 408);
+		}
 		reader_close(rd, c);
 	}
 	rd->next_check = earliest;
