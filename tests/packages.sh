@@ -10,15 +10,18 @@
 #                          be installed.  PODIO_SKIP_DEPS=1 skips it.
 # Needs $top, the top of the source tree.
 #
-# PostgreSQL: the tests start private servers of their own
-# (tests/pgserver.py).  Debian's postgresql package would create a
-# cluster "main" and start it on port 5432; so when postgresql is to be
-# installed, postgresql-common goes first, its createcluster.conf gets
-# create_main_cluster = false, and the rest installs with every service
-# start refused (a policy-rc.d that exits 101, there only meanwhile, and
-# only when the system had none).
+# Services: the tests start what they need themselves, never a system
+# service.  When a package that would start one (packages_no_start:
+# postgresql, prometheus, whose promtool the tests use) is to be
+# installed, the whole install runs with every service start refused (a
+# policy-rc.d that exits 101, there only meanwhile, and only when the
+# system had none).  PostgreSQL: the tests start private servers of
+# their own (tests/pgserver.py); Debian's postgresql package would also
+# create a cluster "main" on port 5432, so postgresql-common goes first
+# and its createcluster.conf gets create_main_cluster = false.
 # $packages_root (empty: /) is where those two files are looked for:
 # tests/test-packages.py runs packages_install against a fake apt-get.
+packages_no_start="postgresql prometheus"
 
 packages_of() {
 	for _g in "$@"; do
@@ -46,34 +49,44 @@ packages_install() {
 		return 1
 	fi
 	echo "   installing:$_missing"
-	case " $_missing " in
-	*" postgresql "*)
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-			packages_install_pg $_missing
-		return
-		;;
-	esac
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq || return
+	for _p in $packages_no_start; do
+		case " $_missing " in
+		*" $_p "*)
+			packages_refusing_starts packages_apt $_missing
+			return
+			;;
+		esac
+	done
 	# Installing nginx or apache2 may start the system's server on port
 	# 80: nothing here uses it or touches its configuration.
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $_missing
+	packages_apt $_missing
 }
 
-# packages_install_pg PACKAGE...: installs the packages, postgresql among
-# them, without a cluster of the system's and with no service started.
-packages_install_pg() {
+# packages_apt PACKAGE...: installs the packages (postgresql first
+# without a cluster of the system's, when it is one of them).
+packages_apt() {
+	case " $* " in
+	*" postgresql "*)
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends postgresql-common &&
+			packages_no_main_cluster || return
+		;;
+	esac
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "$@"
+}
+
+# packages_refusing_starts COMMAND...: runs the command with every
+# service start refused (see the top).
+packages_refusing_starts() {
 	_policy="${packages_root:-}/usr/sbin/policy-rc.d"
 	_own_policy=0
 	if [ ! -e "$_policy" ]; then
 		printf '#!/bin/sh\nexit 101\n' > "$_policy" &&
 			chmod 755 "$_policy" && _own_policy=1 || return 1
 	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends postgresql-common &&
-		packages_no_main_cluster &&
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends "$@"
+	"$@"
 	_rc=$?
 	[ "$_own_policy" = 1 ] && rm -f "$_policy"
 	return $_rc

@@ -12,7 +12,8 @@ everything that installs or names them agrees with it:
 - tests/packages.sh installs PostgreSQL without a cluster of the
   system's and without starting anything: postgresql-common first, then
   create_main_cluster = false, then the rest with service starts refused
-  (run against a fake apt-get).
+  (run against a fake apt-get); prometheus (for promtool) too installs
+  with service starts refused.
 """
 
 import os
@@ -269,6 +270,18 @@ t.ok(rc == 0 and pol == "#!/bin/sh\nexit 0\n" and len(log) == 2 and
      log[1].endswith("|create_main_cluster = false|0"),
      "a policy-rc.d of the system's is used and kept as it was",
      "\n".join(log) + "\n" + out)
+rc, log, conf, pol, out = fake_install("test: curl prometheus\n")
+t.ok(rc == 0 and log == ["install curl prometheus||101"] and not conf and
+     pol is None,
+     "prometheus installs with every service start refused (one install, "
+     "the policy-rc.d it made removed after)", "\n".join(log) + "\n" + out)
+rc, log, conf, pol, out = fake_install("test: prometheus postgresql\n")
+t.ok(rc == 0 and len(log) == 2 and log[0].startswith(
+    "install postgresql-common|") and log[0].endswith("|101") and
+     log[1] == "install prometheus postgresql|create_main_cluster = false|"
+     "101" and pol is None,
+     "prometheus beside postgresql: postgresql-common first, then both, "
+     "every service start refused", "\n".join(log) + "\n" + out)
 rc, log, conf, pol, out = fake_install("test: curl nginx\n")
 t.ok(rc == 0 and log == ["install curl nginx||none"] and not conf,
      "without postgresql: one install, nothing else touched",
