@@ -22,6 +22,7 @@ A scripted run, then the values of /metrics:
    (more than the metrics port serves at once) while webhook deliveries
    are still answered; the server cuts them off, then /metrics answers
    again;
+ - after SIGHUP the counters go on with the new configuration;
  - bad --metrics-listen values and a port in use are usage errors (2);
  - FastCGI on an inherited socket (fd 0) takes --metrics-listen too;
  - with a PostgreSQL spool (skipped without libpq or PostgreSQL 15): the
@@ -34,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -391,6 +393,35 @@ def http_side(s):
          "then /metrics answers again, the deliveries counted", body)
 
 
+def reload(s):
+    """SIGHUP: the counters go on with the new configuration's threads
+    and clients."""
+    _, _, body = get(s.port)
+    before = parse(body)
+    s.proc.send_signal(signal.SIGHUP)
+    testlib.wait_for(lambda: "configuration reloaded" in testlib.read_text(
+        s.errlog), "the reload")
+    r = testlib.run([PW, "-c", s.conf, "spool", "resume"], env=s.env)
+    t.is_(r.returncode, 0, "spool resume ends the 420's pause")
+    t.is_(s.deliver(item("item.update", 16, 1)), 200, "item 16: 200")
+    testlib.wait_for(lambda: 16 in s.logged_items(), "item 16")
+    _, _, body = get(s.port)
+    after = parse(body)
+
+    def fetches(p):
+        return sum(total(p, "podio_webhook_api_calls_total", endpoint=e,
+                         status="200") for e in ("item", "filter"))
+    t.ok(val(after, "podio_webhook_deliveries_total", type="item.update",
+             status="200") == val(before, "podio_webhook_deliveries_total",
+                                  type="item.update", status="200") + 1 and
+         val(after, "podio_webhook_events_acknowledged_total") ==
+         val(before, "podio_webhook_events_acknowledged_total") + 1 and
+         fetches(after) > fetches(before) and
+         val(after, "podio_webhook_api_paused", **{"class": "default"}) == 0,
+         "after SIGHUP the counters go on (the delivery, the event and "
+         "its fetch counted), the pause ended", body)
+
+
 def usage_errors(sim):
     env = testlib.base_env(sim, webhook_secret=SECRET,
                            spool_dir=os.path.join(D, "usage-spool"))
@@ -485,6 +516,7 @@ with testlib.Sim() as sim:
     usage_errors(sim)
     srv = scripted_run(sim)
     http_side(srv)
+    reload(srv)
     srv.stop()
     on_fd0(sim)
     sim.reset()
