@@ -30,6 +30,7 @@ A scripted run, then the values of /metrics:
 
 No check is about speed."""
 
+import atexit
 import http.client
 import json
 import os
@@ -144,6 +145,8 @@ class Server:
             testlib.wait_for(lambda: "serving FastCGI" in testlib.read_text(
                 self.errlog) or self.proc.poll() is not None, "the server")
             if self.proc.poll() is None:
+                # Not left running when the test ends early.
+                atexit.register(self.proc.kill)
                 break
             # Another program took the port meanwhile: another one.
             self.errf.close()
@@ -466,6 +469,7 @@ def on_fd0(sim):
                               "--metrics-listen", "127.0.0.1:%d" % port],
                              env=env, stdin=lsock.fileno(),
                              stdout=subprocess.DEVNULL, stderr=errf)
+    atexit.register(proc.kill)
     lsock.close()
     try:
         testlib.wait_for(lambda: "serving FastCGI" in testlib.read_text(
