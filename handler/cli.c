@@ -245,9 +245,18 @@ static int
 cli_missing_credentials(const struct podio_config *cfg, char *buf,
     size_t len)
 {
+	struct podio_credential c;
 	int app_full, user_full, app_any, user_any;
 
 	buf[0] = '\0';
+	/* With app lines, the keys' flow may be left out. */
+	if (podio_config_credential(cfg, 0, &c) && c.file != NULL) {
+		if (!cli_is_set(cfg, "client_id"))
+			cli_list_add(buf, len, "client_id");
+		if (!cli_is_set(cfg, "client_secret"))
+			cli_list_add(buf, len, "client_secret");
+		return buf[0] != '\0';
+	}
 	app_full = cli_is_set(cfg, "app_id") && cli_is_set(cfg, "app_token");
 	user_full = cli_is_set(cfg, "username") &&
 	    cli_is_set(cfg, "password");
@@ -383,8 +392,10 @@ cli_url_ok(const char *url)
 static int
 cli_check(struct cli_ctx *ctx)
 {
-	const char *api_url, *client_id;
+	const char *api_url, *client_id, *flow, *user;
 	enum podio_err rc;
+	uint64_t app;
+	size_t i;
 	int status;
 
 	api_url = podio_config_get(ctx->cfg, "api_url");
@@ -396,22 +407,41 @@ cli_check(struct cli_ctx *ctx)
 	}
 	if ((status = cli_connect(ctx)) != 0)
 		return status;
-	if ((rc = podio_authenticate(ctx->client)) != PODIO_OK)
-		return cli_fail(ctx, rc);
 	client_id = podio_config_get(ctx->cfg, "client_id");
-	if (cli_is_set(ctx->cfg, "app_id") &&
-	    cli_is_set(ctx->cfg, "app_token"))
-		printf("ok: authenticated to %s as app %s (client %s)\n",
-		    api_url, podio_config_get(ctx->cfg, "app_id"), client_id);
-	else
-		printf("ok: authenticated to %s as user %s (client %s)\n",
-		    api_url, podio_config_get(ctx->cfg, "username"),
-		    client_id);
+	/* Each credential in turn: one line each, the first failure ends. */
+	for (i = 0; podio_client_use(ctx->client, i) == 0; i++) {
+		if ((rc = podio_authenticate(ctx->client)) != PODIO_OK)
+			return cli_fail(ctx, rc);
+		(void)podio_tokens_identity(ctx->tokens, i, &flow, &app,
+		    &user);
+		if (strcmp(flow, "app") == 0)
+			printf("ok: authenticated to %s as app %" PRIu64
+			    " (client %s)\n", api_url, app, client_id);
+		else
+			printf("ok: authenticated to %s as user %s (client "
+			    "%s)\n", api_url, user, client_id);
+	}
+	(void)podio_client_use(ctx->client, 0);
 	return CLI_EXIT_OK;
 }
 
+/* The app lines of the configuration, their tokens as "(set)". */
+static void
+cli_config_apps(const struct cli_ctx *ctx)
+{
+	struct podio_credential c;
+	size_t i;
+
+	if (ctx->keys)
+		return;
+	for (i = 0; podio_config_credential(ctx->cfg, i, &c); i++)
+		if (c.file != NULL)
+			printf("app %" PRIu64 " = (set)\n", c.app_id);
+}
+
 /*
- * config [--keys]: every key in table order, secrets as "(set)".  With
+ * config [--keys]: every key in table order, secrets as "(set)", then the
+ * app lines ("app ID = (set)").  With
  * --reference=man or md, the reference of the keys instead (reference.c).
  */
 static int
@@ -448,6 +478,7 @@ cli_config(struct cli_ctx *ctx)
 		}
 		printf("%s = %s\n", key, val);
 	}
+	cli_config_apps(ctx);
 	return CLI_EXIT_OK;
 }
 

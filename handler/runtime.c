@@ -83,6 +83,7 @@ static int
 runtime_same_tokens(const struct podio_config *a,
     const struct podio_config *b)
 {
+	struct podio_credential ca, cb;
 	const char *x, *y;
 	size_t i;
 
@@ -93,7 +94,15 @@ runtime_same_tokens(const struct podio_config *a,
 		    (x != NULL && strcmp(x, y) != 0))
 			return 0;
 	}
-	return 1;
+	/* and the same app lines */
+	for (i = 0; podio_config_credential(a, i, &ca); i++)
+		if (!podio_config_credential(b, i, &cb) ||
+		    ca.app_id != cb.app_id ||
+		    (ca.app_token == NULL) != (cb.app_token == NULL) ||
+		    (ca.app_token != NULL &&
+		    strcmp(ca.app_token, cb.app_token) != 0))
+			return 0;
+	return !podio_config_credential(b, i, &cb);
 }
 
 /*

@@ -149,6 +149,7 @@ secret_scrub_url(char *out, size_t *len, const char *url)
 char *
 secret_scrub(const struct podio_config *cfg, const char *text)
 {
+	struct podio_credential c;
 	const char *key, *val;
 	char *out, *enc;
 	size_t i, len;
@@ -164,6 +165,16 @@ secret_scrub(const struct podio_config *cfg, const char *text)
 			continue;
 		secret_replace_all(out, &len, val);
 		if ((enc = secret_pct_encode(val)) != NULL) {
+			secret_replace_all(out, &len, enc);
+			explicit_bzero(enc, strlen(enc));
+			free(enc);
+		}
+	}
+	for (i = 0; podio_config_credential(cfg, i, &c); i++) {
+		if (c.file == NULL || strlen(c.app_token) < 4)
+			continue;
+		secret_replace_all(out, &len, c.app_token);
+		if ((enc = secret_pct_encode(c.app_token)) != NULL) {
 			secret_replace_all(out, &len, enc);
 			explicit_bzero(enc, strlen(enc));
 			free(enc);

@@ -15,6 +15,7 @@
  */
 #include <config.h>
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,10 @@ enum auth_grant {
 	GRANT_REFRESH
 };
 
-struct podio_tokens {
+/* One credential and its tokens.  Each has its own mutex, cache file and
+ * shared-store row, so the token requests of two apps do not wait for
+ * each other. */
+struct auth_cred {
 	pthread_mutex_t lock;
 
 	/* Credentials, copied from the configuration; wiped at free. */
@@ -56,6 +60,7 @@ struct podio_tokens {
 	char *client_secret;
 	int app_flow;          /* 1: app flow, 0: password flow */
 	char *app_id;          /* app flow */
+	uint64_t app;          /* app_id as a number */
 	char *app_token;
 	char *username;        /* password flow */
 	char *password;
@@ -89,6 +94,13 @@ struct podio_tokens {
 	char last_warning[256];
 };
 
+/* The store: every configured credential (podio_config_credential()
+ * order). */
+struct podio_tokens {
+	struct auth_cred **creds;
+	size_t n;
+};
+
 /* -------------------------------------------------------- creation, free */
 
 /* A copy of the value of key, or NULL when unset or empty. */
@@ -116,86 +128,9 @@ note_missing(char *list, size_t n, const char *key, const char *value)
 	snprintf(list + len, n - len, "%s%s", len > 0 ? ", " : "", key);
 }
 
-enum podio_err
-podio_tokens_new(const struct podio_config *cfg, struct podio_tokens **out,
-    char *err, size_t errlen)
-{
-	struct podio_tokens *t = NULL;
-	char miss_app[128] = "", miss_pw[128] = "";
-	const char *cache;
-	int app_ok, pw_ok;
-
-	if (out == NULL || cfg == NULL) {
-		snprintf(err, errlen, "podio_tokens_new: no configuration");
-		return PODIO_ERR_INVALID;
-	}
-	*out = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		goto nomem;
-	if (pthread_mutex_init(&t->lock, NULL) != 0) {
-		free(t);
-		t = NULL;
-		goto nomem;
-	}
-	if (cfg_dup(cfg, "client_id", &t->client_id) == -1 ||
-	    cfg_dup(cfg, "client_secret", &t->client_secret) == -1 ||
-	    cfg_dup(cfg, "app_id", &t->app_id) == -1 ||
-	    cfg_dup(cfg, "app_token", &t->app_token) == -1 ||
-	    cfg_dup(cfg, "username", &t->username) == -1 ||
-	    cfg_dup(cfg, "password", &t->password) == -1)
-		goto nomem;
-
-	note_missing(miss_app, sizeof(miss_app), "client_id", t->client_id);
-	note_missing(miss_app, sizeof(miss_app), "client_secret",
-	    t->client_secret);
-	memcpy(miss_pw, miss_app, sizeof(miss_pw));
-	note_missing(miss_app, sizeof(miss_app), "app_id", t->app_id);
-	note_missing(miss_app, sizeof(miss_app), "app_token", t->app_token);
-	note_missing(miss_pw, sizeof(miss_pw), "username", t->username);
-	note_missing(miss_pw, sizeof(miss_pw), "password", t->password);
-	app_ok = miss_app[0] == '\0';
-	pw_ok = miss_pw[0] == '\0';
-	if (!app_ok && !pw_ok) {
-		snprintf(err, errlen, "no complete Podio credentials: the app "
-		    "flow lacks %s; the password flow lacks %s", miss_app,
-		    miss_pw);
-		podio_tokens_free(t);
-		return PODIO_ERR_CONFIG;
-	}
-	/* Keep only the flow in use: the other flow's secrets are not
-	 * needed and are wiped now. */
-	t->app_flow = app_ok;
-	if (t->app_flow) {
-		podio__free_secret(t->username);
-		podio__free_secret(t->password);
-		t->username = t->password = NULL;
-	} else {
-		podio__free_secret(t->app_id);
-		podio__free_secret(t->app_token);
-		t->app_id = t->app_token = NULL;
-	}
-
-	cache = podio_config_get(cfg, "spool_url");
-	if (cache != NULL && podio_spool_is_url(cache) &&
-	    (t->spool_url = strdup(cache)) == NULL)
-		goto nomem;
-	cache = podio_config_get(cfg, "token_cache");
-	if (cache != NULL && cache[0] != '\0' &&
-	    (t->cache_path = strdup(cache)) == NULL)
-		goto nomem;
-	t->lock_timeout_ms = (long)podio_config_get_ms(cfg, "timeout");
-	if (t->lock_timeout_ms <= 0)
-		t->lock_timeout_ms = 30000;
-	*out = t;
-	return PODIO_OK;
-nomem:
-	podio_tokens_free(t);
-	snprintf(err, errlen, "out of memory");
-	return PODIO_ERR_NOMEM;
-}
-
-void
-podio_tokens_free(struct podio_tokens *t)
+/* Wipes and frees one credential.  Accepts NULL. */
+static void
+cred_free(struct auth_cred *t)
 {
 	if (t == NULL)
 		return;
@@ -217,17 +152,231 @@ podio_tokens_free(struct podio_tokens *t)
 	free(t);
 }
 
+/*
+ * A new credential c of cfg (the i-th: the first keeps token_cache as
+ * its cache file, the others add ".app-ID" to it).  Returns NULL on out
+ * of memory.
+ */
+static struct auth_cred *
+cred_new(const struct podio_config *cfg, const struct podio_credential *c,
+    size_t i)
+{
+	struct auth_cred *t;
+	const char *v;
+	char num[32];
+	size_t n;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		free(t);
+		return NULL;
+	}
+	snprintf(num, sizeof(num), "%" PRIu64, c->app_id);
+	t->app_flow = strcmp(c->flow, "app") == 0;
+	t->app = c->app_id;
+	if (cfg_dup(cfg, "client_id", &t->client_id) == -1 ||
+	    cfg_dup(cfg, "client_secret", &t->client_secret) == -1 ||
+	    (t->app_flow && ((t->app_id = strdup(num)) == NULL ||
+	    (t->app_token = strdup(c->app_token)) == NULL)) ||
+	    (!t->app_flow && (cfg_dup(cfg, "username", &t->username) == -1 ||
+	    cfg_dup(cfg, "password", &t->password) == -1)))
+		goto nomem;
+	v = podio_config_get(cfg, "spool_url");
+	if (v != NULL && podio_spool_is_url(v) &&
+	    (t->spool_url = strdup(v)) == NULL)
+		goto nomem;
+	v = podio_config_get(cfg, "token_cache");
+	if (v != NULL && v[0] != '\0') {
+		n = strlen(v) + strlen(".app-") + strlen(num) + 1;
+		if ((t->cache_path = malloc(n)) == NULL)
+			goto nomem;
+		if (i == 0)
+			snprintf(t->cache_path, n, "%s", v);
+		else
+			snprintf(t->cache_path, n, "%s.app-%s", v, num);
+	}
+	t->lock_timeout_ms = (long)podio_config_get_ms(cfg, "timeout");
+	if (t->lock_timeout_ms <= 0)
+		t->lock_timeout_ms = 30000;
+	return t;
+nomem:
+	cred_free(t);
+	return NULL;
+}
+
+/*
+ * Checks the credentials of cfg: client_id and client_secret, and the
+ * app or password flow of the keys fully given or not at all when app
+ * lines are there; no app given twice.  Returns 0, or -1 with a message
+ * in err.
+ */
+static int
+check_credentials(const struct podio_config *cfg, char *err, size_t errlen)
+{
+	struct podio_credential c, d;
+	char miss_app[128] = "", miss_pw[128] = "", miss_key[64] = "";
+	const char *id = podio_config_get(cfg, "app_id");
+	const char *tok = podio_config_get(cfg, "app_token");
+	const char *user = podio_config_get(cfg, "username");
+	const char *pw = podio_config_get(cfg, "password");
+	size_t i, k, lines = 0;
+
+#define SET(v) ((v) != NULL && (v)[0] != '\0' ? (v) : NULL)
+	note_missing(miss_key, sizeof(miss_key), "client_id",
+	    SET(podio_config_get(cfg, "client_id")));
+	note_missing(miss_key, sizeof(miss_key), "client_secret",
+	    SET(podio_config_get(cfg, "client_secret")));
+	memcpy(miss_app, miss_key, sizeof(miss_key));
+	memcpy(miss_pw, miss_key, sizeof(miss_key));
+	note_missing(miss_app, sizeof(miss_app), "app_id", SET(id));
+	note_missing(miss_app, sizeof(miss_app), "app_token", SET(tok));
+	note_missing(miss_pw, sizeof(miss_pw), "username", SET(user));
+	note_missing(miss_pw, sizeof(miss_pw), "password", SET(pw));
+	for (i = 0; podio_config_credential(cfg, i, &c); i++)
+		lines += c.file != NULL;
+	if (lines == 0) {
+		if (miss_app[0] != '\0' && miss_pw[0] != '\0') {
+			snprintf(err, errlen, "no complete Podio credentials: "
+			    "the app flow lacks %s; the password flow lacks %s",
+			    miss_app, miss_pw);
+			return -1;
+		}
+		return 0;
+	}
+	if (miss_key[0] != '\0') {
+		(void)podio_config_credential(cfg, i - lines, &c);
+		snprintf(err, errlen, "%s:%d: app %" PRIu64 " needs %s (the "
+		    "API key its token is used with)", c.file, c.line,
+		    c.app_id, miss_key);
+		return -1;
+	}
+	if ((SET(id) != NULL) != (SET(tok) != NULL) &&
+	    (SET(user) == NULL || SET(pw) == NULL)) {
+		snprintf(err, errlen, "app_id and app_token go together: "
+		    "%s is not set", SET(id) != NULL ? "app_token" :
+		    "app_id");
+		return -1;
+	}
+	if ((SET(user) != NULL) != (SET(pw) != NULL) &&
+	    (SET(id) == NULL || SET(tok) == NULL)) {
+		snprintf(err, errlen, "username and password go together: "
+		    "%s is not set", SET(user) != NULL ? "password" :
+		    "username");
+		return -1;
+	}
+#undef SET
+	for (i = 0; podio_config_credential(cfg, i, &c); i++)
+		for (k = 0; k < i && c.app_id != 0; k++)
+			if (podio_config_credential(cfg, k, &d) &&
+			    d.app_id == c.app_id) {
+				snprintf(err, errlen, "%s:%d: app %" PRIu64 " is "
+				    "given by app_id too: keep one", c.file,
+				    c.line, c.app_id);
+				return -1;
+			}
+	return 0;
+}
+
+enum podio_err
+podio_tokens_new(const struct podio_config *cfg, struct podio_tokens **out,
+    char *err, size_t errlen)
+{
+	struct podio_tokens *t = NULL;
+	struct podio_credential c;
+	size_t n;
+
+	if (out == NULL || cfg == NULL) {
+		snprintf(err, errlen, "podio_tokens_new: no configuration");
+		return PODIO_ERR_INVALID;
+	}
+	*out = NULL;
+	if (check_credentials(cfg, err, errlen) != 0)
+		return PODIO_ERR_CONFIG;
+	for (n = 0; podio_config_credential(cfg, n, &c); n++)
+		;
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->creds = calloc(n, sizeof(*t->creds))) == NULL)
+		goto nomem;
+	for (t->n = 0; t->n < n; t->n++)
+		if (!podio_config_credential(cfg, t->n, &c) ||
+		    (t->creds[t->n] = cred_new(cfg, &c, t->n)) == NULL)
+			goto nomem;
+	*out = t;
+	return PODIO_OK;
+nomem:
+	podio_tokens_free(t);
+	snprintf(err, errlen, "out of memory");
+	return PODIO_ERR_NOMEM;
+}
+
+void
+podio_tokens_free(struct podio_tokens *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++)
+		cred_free(t->creds[i]);
+	free(t->creds);
+	free(t);
+}
+
 unsigned long
 podio_tokens_requests(struct podio_tokens *t)
 {
-	unsigned long n;
+	unsigned long n = 0;
+	size_t i;
 
 	if (t == NULL)
 		return 0;
-	pthread_mutex_lock(&t->lock);
-	n = t->requests;
-	pthread_mutex_unlock(&t->lock);
+	for (i = 0; i < t->n; i++) {
+		pthread_mutex_lock(&t->creds[i]->lock);
+		n += t->creds[i]->requests;
+		pthread_mutex_unlock(&t->creds[i]->lock);
+	}
 	return n;
+}
+
+/* See podio.h. */
+size_t
+podio_tokens_count(const struct podio_tokens *t)
+{
+	return t != NULL ? t->n : 0;
+}
+
+/* See podio.h. */
+int
+podio_tokens_identity(const struct podio_tokens *t, size_t i,
+    const char **flow, uint64_t *app_id, const char **username)
+{
+	if (t == NULL || i >= t->n)
+		return -1;
+	if (flow != NULL)
+		*flow = t->creds[i]->app_flow ? "app" : "password";
+	if (app_id != NULL)
+		*app_id = t->creds[i]->app;
+	if (username != NULL)
+		*username = t->creds[i]->username;
+	return 0;
+}
+
+/* See podio.h. */
+long
+podio_tokens_for_app(const struct podio_tokens *t, uint64_t app_id)
+{
+	size_t i;
+
+	if (t == NULL)
+		return -1;
+	for (i = 0; i < t->n && app_id != 0; i++)
+		if (t->creds[i]->app_flow && t->creds[i]->app == app_id)
+			return (long)i;
+	for (i = 0; i < t->n; i++)
+		if (!t->creds[i]->app_flow)
+			return (long)i;
+	return -1;
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -238,7 +387,7 @@ podio_tokens_requests(struct podio_tokens *t)
  * memory.
  */
 static char *
-owner_key(const struct podio_tokens *t, const char *api_url)
+owner_key(const struct auth_cred *t, const char *api_url)
 {
 	struct podio__buf b = { NULL, 0, 0, 4096 };
 
@@ -253,7 +402,7 @@ owner_key(const struct podio_tokens *t, const char *api_url)
 
 /* Forgets the access token (the refresh token stays). */
 static void
-drop_access(struct podio_tokens *t)
+drop_access(struct auth_cred *t)
 {
 	podio__free_secret(t->access_token);
 	t->access_token = NULL;
@@ -262,7 +411,7 @@ drop_access(struct podio_tokens *t)
 
 /* Whether the held token belongs to owner and is not due for renewal. */
 static int
-token_fresh(const struct podio_tokens *t, const char *owner)
+token_fresh(const struct auth_cred *t, const char *owner)
 {
 	return t->access_token != NULL && t->owner != NULL &&
 	    strcmp(t->owner, owner) == 0 &&
@@ -272,7 +421,7 @@ token_fresh(const struct podio_tokens *t, const char *owner)
 /* Makes owner the owner of the held tokens, forgetting tokens of another
  * owner (another API URL).  Returns 0 or -1 on out of memory. */
 static int
-set_owner(struct podio_tokens *t, const char *owner)
+set_owner(struct auth_cred *t, const char *owner)
 {
 	char *copy;
 
@@ -306,7 +455,7 @@ json_free_wiped(cJSON *j)
 /* Takes c's tokens (then cleared): a refresh token, and an access token
  * that is fresh and not the one refused.  from names the store. */
 static void
-adopt_entry(struct podio_tokens *t, struct podio__cached_token *c,
+adopt_entry(struct auth_cred *t, struct podio__cached_token *c,
     const char *from)
 {
 	/* A refresh token is good once: an older one than this store's
@@ -342,7 +491,7 @@ adopt_entry(struct podio_tokens *t, struct podio__cached_token *c,
  * mutex held.
  */
 static struct podio_spool *
-shared_store(struct podio_tokens *t)
+shared_store(struct auth_cred *t)
 {
 	char err[512];
 
@@ -369,7 +518,7 @@ shared_store(struct podio_tokens *t)
 /* Takes what the shared store holds for owner, if anything.  Called with
  * the mutex held. */
 static void
-adopt_shared(struct podio_tokens *t, struct podio_spool *sp,
+adopt_shared(struct auth_cred *t, struct podio_spool *sp,
     const char *owner)
 {
 	struct podio__cached_token c = { NULL, NULL, 0, 0, 0 };
@@ -391,7 +540,7 @@ adopt_shared(struct podio_tokens *t, struct podio_spool *sp,
 /* Saves the held tokens in the shared store.  Called with the mutex
  * held. */
 static void
-save_shared(struct podio_tokens *t, struct podio_spool *sp)
+save_shared(struct auth_cred *t, struct podio_spool *sp)
 {
 	struct podio__cached_token c;
 	char *text;
@@ -414,7 +563,7 @@ save_shared(struct podio_tokens *t, struct podio_spool *sp)
  * lock (a host holding it replaces the token anyway).
  */
 static void
-drop_shared(struct podio_tokens *t, struct podio_spool *sp,
+drop_shared(struct auth_cred *t, struct podio_spool *sp,
     const char *token)
 {
 	struct podio__cached_token c = { NULL, NULL, 0, 0, 0 };
@@ -453,7 +602,7 @@ drop_shared(struct podio_tokens *t, struct podio_spool *sp,
  * file.  Called with the mutex held.
  */
 static void
-adopt_cache(struct podio_tokens *t, const char *owner)
+adopt_cache(struct auth_cred *t, const char *owner)
 {
 	struct podio__cached_token c = { NULL, NULL, 0, 0, 0 };
 	char why[256];
@@ -477,7 +626,7 @@ adopt_cache(struct podio_tokens *t, const char *owner)
 
 /* Saves the held tokens in the cache file.  Called with the mutex held. */
 static void
-save_cache(struct podio_tokens *t)
+save_cache(struct auth_cred *t)
 {
 	struct podio__cached_token c;
 
@@ -491,7 +640,7 @@ save_cache(struct podio_tokens *t)
 
 /* "app 1234" or "user NAME", for messages. */
 static void
-who(const struct podio_tokens *t, char *buf, size_t n)
+who(const struct auth_cred *t, char *buf, size_t n)
 {
 	if (t->app_flow)
 		snprintf(buf, n, "app %s", t->app_id);
@@ -520,7 +669,7 @@ form_add(struct podio__buf *b, struct podio__http *http, const char *name,
 /* Builds the form body of a token request; the caller frees it with
  * podio__buf_free() (which wipes it).  0 or -1 on out of memory. */
 static int
-form_body(const struct podio_tokens *t, struct podio__http *http,
+form_body(const struct auth_cred *t, struct podio__http *http,
     enum auth_grant grant, struct podio__buf *b)
 {
 	int r;
@@ -546,11 +695,12 @@ form_body(const struct podio_tokens *t, struct podio__http *http,
 	return r ? -1 : 0;
 }
 
-/* See auth.h.  Called with the mutex held (or before any thread can
- * see t). */
-enum podio_err
-podio__tokens_take_answer(struct podio_tokens *t, const char *body,
-    int64_t started, char *err, size_t errlen)
+/* Takes a token answer for credential t (see
+ * podio__tokens_take_answer()).  Called with t's mutex held (or before
+ * any thread can see t). */
+static enum podio_err
+cred_take_answer(struct auth_cred *t, const char *body, int64_t started,
+    char *err, size_t errlen)
 {
 	enum podio_err rc = PODIO_ERR_BAD_JSON;
 	cJSON *j = NULL;
@@ -630,7 +780,7 @@ fail:
  * Called with the mutex held.
  */
 static enum podio_err
-token_request(struct podio_tokens *t, struct podio__http *http,
+token_request(struct auth_cred *t, struct podio__http *http,
     const char *api_url, enum auth_grant grant, long *retry_after,
     char *err, size_t errlen)
 {
@@ -671,8 +821,8 @@ token_request(struct podio_tokens *t, struct podio__http *http,
 		goto fail;
 	}
 	if (r.status >= 200 && r.status < 300) {
-		rc = podio__tokens_take_answer(t,
-		    r.body != NULL ? r.body : "", started, err, errlen);
+		rc = cred_take_answer(t, r.body != NULL ? r.body : "",
+		    started, err, errlen);
 		goto fail;
 	}
 
@@ -730,7 +880,7 @@ fail:
  * mutex held.
  */
 static enum podio_err
-fetch(struct podio_tokens *t, struct podio__http *http, const char *api_url,
+fetch(struct auth_cred *t, struct podio__http *http, const char *api_url,
     long *retry_after, int *dropped_refresh, char *err, size_t errlen)
 {
 	enum podio_err rc;
@@ -758,7 +908,7 @@ fetch(struct podio_tokens *t, struct podio__http *http, const char *api_url,
 
 /* Copies the held token out; PODIO_ERR_INVALID when it does not fit. */
 static enum podio_err
-copy_token(const struct podio_tokens *t, char *token, size_t tokenlen,
+copy_token(const struct auth_cred *t, char *token, size_t tokenlen,
     char *err, size_t errlen)
 {
 	size_t n = strlen(t->access_token);
@@ -772,11 +922,24 @@ copy_token(const struct podio_tokens *t, char *token, size_t tokenlen,
 	return PODIO_OK;
 }
 
+/* See auth.h. */
 enum podio_err
-podio__tokens_get(struct podio_tokens *t, struct podio__http *http,
-    const char *api_url, char *token, size_t tokenlen, long *retry_after,
-    char *err, size_t errlen)
+podio__tokens_take_answer(struct podio_tokens *tokens, const char *body,
+    int64_t started, char *err, size_t errlen)
 {
+	if (tokens == NULL || tokens->n == 0) {
+		snprintf(err, errlen, "no credential");
+		return PODIO_ERR_INVALID;
+	}
+	return cred_take_answer(tokens->creds[0], body, started, err, errlen);
+}
+
+enum podio_err
+podio__tokens_get(struct podio_tokens *tokens, size_t cred,
+    struct podio__http *http, const char *api_url, char *token,
+    size_t tokenlen, long *retry_after, char *err, size_t errlen)
+{
+	struct auth_cred *t;
 	enum podio_err rc;
 	struct podio_spool *shared = NULL;
 	char *owner = NULL;
@@ -786,11 +949,12 @@ podio__tokens_get(struct podio_tokens *t, struct podio__http *http,
 		*retry_after = -1;
 	if (errlen > 0)
 		err[0] = '\0';
-	if (t == NULL || http == NULL || api_url == NULL || token == NULL ||
-	    tokenlen == 0) {
+	if (tokens == NULL || cred >= tokens->n || http == NULL ||
+	    api_url == NULL || token == NULL || tokenlen == 0) {
 		snprintf(err, errlen, "podio__tokens_get: invalid argument");
 		return PODIO_ERR_INVALID;
 	}
+	t = tokens->creds[cred];
 	pthread_mutex_lock(&t->lock);
 	if ((owner = owner_key(t, api_url)) == NULL ||
 	    set_owner(t, owner) == -1) {
@@ -848,10 +1012,14 @@ fail:
 }
 
 void
-podio__tokens_invalidate(struct podio_tokens *t, const char *token)
+podio__tokens_invalidate(struct podio_tokens *tokens, size_t cred,
+    const char *token)
 {
-	if (t == NULL || token == NULL)
+	struct auth_cred *t;
+
+	if (tokens == NULL || cred >= tokens->n || token == NULL)
 		return;
+	t = tokens->creds[cred];
 	pthread_mutex_lock(&t->lock);
 	if (t->access_token != NULL && strcmp(t->access_token, token) == 0) {
 		podio__free_secret(t->refused_token);

@@ -23,25 +23,27 @@
 #define PODIO__TOKEN_MARGIN_MS (5 * 60 * 1000)
 
 /*
- * Copies a valid access token into token (size tokenlen) using http for
+ * Copies a valid access token of credential cred (an index below
+ * podio_tokens_count(t)) into token (size tokenlen) using http for
  * any token request.  On failure err/errlen receive a one-line message
  * (never a secret) and the return value says why: PODIO_ERR_AUTH when the
  * credentials were refused, PODIO_ERR_RATE_LIMITED when the token
  * endpoint answered 420 (*retry_after set to its wait in seconds or -1),
  * transport errors as such.  retry_after may be NULL.
  */
-enum podio_err podio__tokens_get(struct podio_tokens *t,
+enum podio_err podio__tokens_get(struct podio_tokens *t, size_t cred,
     struct podio__http *http, const char *api_url, char *token,
     size_t tokenlen, long *retry_after, char *err, size_t errlen);
 
 /*
- * Reports that token was refused with 401 expired_token/invalid_token.
- * When it is still the current token it is dropped (in memory and in the
+ * Reports that token of credential cred was refused with 401
+ * expired_token/invalid_token.  When it is still the current token it is dropped (in memory and in the
  * cache file), so the next podio__tokens_get() refreshes; a token already
  * replaced by another thread is left alone, so concurrent failures cause
  * one refresh, not many.
  */
-void podio__tokens_invalidate(struct podio_tokens *t, const char *token);
+void podio__tokens_invalidate(struct podio_tokens *t, size_t cred,
+    const char *token);
 
 /*
  * Who this store's credential writes as in Podio, as a revision's
@@ -61,7 +63,7 @@ enum podio_err podio__tokens_self(struct podio_tokens *t, const char **type,
  * (seconds, capped at 30 days; 8 hours when absent) and "ref" (a user's
  * id is kept: see podio__tokens_self()).  started is the
  * wall clock when the request was sent: the lifetime counts from there,
- * to be safe.  On success t holds the new tokens (a refresh token only
+ * to be safe.  On success t's first credential holds the new tokens (a refresh token only
  * when the answer had one).  Returns PODIO_OK, or PODIO_ERR_BAD_JSON or
  * PODIO_ERR_NOMEM with a message in err (never a token), t unchanged.
  * The store calls it with its mutex held; anyone else only on a store no

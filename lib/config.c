@@ -59,6 +59,7 @@
 #define PODIO__CFG_LINE_MAX  4096            /* bytes per line */
 #define PODIO__CFG_FILE_MAX  (1024 * 1024)   /* bytes per file */
 #define PODIO__CFG_RULES_MAX 1024            /* rule lines in all */
+#define PODIO__CFG_APPS_MAX  256             /* app lines in all */
 #define PODIO__CFG_ARGS_MAX  256             /* words of one command */
 #define PODIO__CFG_PATTERN_MAX 64            /* bytes of a rule pattern */
 #define PODIO__CFG_QUOTE_MAX 64              /* bytes of a quoted value */
@@ -349,6 +350,10 @@ struct podio_config {
 	size_t nrules;
 	struct podio__cfg_hook *hooks;
 	size_t nhooks;
+	/* "app ID = TOKEN" lines, as rules of kind "app": pattern holds the
+	 * id, path the token (a secret). */
+	struct podio__cfg_rule *apps;
+	size_t napps;
 };
 
 /* What one source (a file, the environment) gives before it is applied. */
@@ -359,6 +364,8 @@ struct podio__cfg_stage {
 	size_t nrules, arules;
 	struct podio__cfg_hook *hooks;
 	size_t nhooks, ahooks;
+	struct podio__cfg_rule *apps;
+	size_t napps, aapps;
 };
 
 /* -------------------------------------------------------------- helpers */
@@ -478,6 +485,9 @@ podio__cfg_stage_clear(struct podio__cfg_stage *st)
 	for (i = 0; i < st->nhooks; i++)
 		podio__cfg_hook_clear(&st->hooks[i]);
 	free(st->hooks);
+	for (i = 0; i < st->napps; i++)
+		podio__cfg_rule_clear(&st->apps[i]);
+	free(st->apps);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -1133,6 +1143,68 @@ fail:
 	return rc;
 }
 
+/*
+ * Adds the app credential "app id = token" read at file:line to st.
+ * Returns PODIO_OK, PODIO_ERR_NOMEM, or PODIO_ERR_CONFIG with a reason in
+ * why (never quoting the token).
+ */
+static enum podio_err
+podio__cfg_add_app(struct podio__cfg_stage *st, const char *id,
+    const char *token, const char *file, int line, char *why,
+    size_t whylen)
+{
+	struct podio__cfg_rule r, *nr;
+	char q[PODIO__CFG_QUOTE_MAX + 4];
+	uint64_t v;
+	size_t i, n, na;
+
+	memset(&r, 0, sizeof(r));
+	if (podio_parse_u64(id, &v) != 0 || v == 0) {
+		podio__cfg_quote(id, q, sizeof(q));
+		podio__cfg_errf(why, whylen, "app: bad app id '%s' (want "
+		    "'app ID = TOKEN', ID digits only)", q);
+		return PODIO_ERR_CONFIG;
+	}
+	n = strlen(token);
+	if (n >= 2 && token[0] == '"' && token[n - 1] == '"') {
+		token++;
+		n -= 2;
+	}
+	if (n == 0) {
+		podio__cfg_errf(why, whylen, "app %s: missing app token", id);
+		return PODIO_ERR_CONFIG;
+	}
+	for (i = 0; i < st->napps; i++)
+		if (strcmp(st->apps[i].pattern, id) == 0) {
+			podio__cfg_errf(why, whylen, "app %s given twice (first "
+			    "on line %d)", id, st->apps[i].line);
+			return PODIO_ERR_CONFIG;
+		}
+	if (st->napps == PODIO__CFG_APPS_MAX) {
+		podio__cfg_errf(why, whylen, "more than %d app lines",
+		    PODIO__CFG_APPS_MAX);
+		return PODIO_ERR_CONFIG;
+	}
+	r.kind = "app";
+	r.line = line;
+	if ((r.pattern = strdup(id)) == NULL ||
+	    (r.path = strndup(token, n)) == NULL ||
+	    (r.file = strdup(file)) == NULL)
+		goto nomem;
+	if (st->napps == st->aapps) {
+		na = st->aapps ? st->aapps * 2 : 4;
+		if ((nr = reallocarray(st->apps, na, sizeof(*nr))) == NULL)
+			goto nomem;
+		st->apps = nr;
+		st->aapps = na;
+	}
+	st->apps[st->napps++] = r;
+	return PODIO_OK;
+nomem:
+	podio__cfg_rule_clear(&r);
+	return PODIO_ERR_NOMEM;
+}
+
 /* --------------------------------------------------------------- stages */
 
 /*
@@ -1146,7 +1218,7 @@ podio__cfg_commit(struct podio_config *cfg, struct podio__cfg_stage *st)
 {
 	struct podio__cfg_rule *nr;
 	struct podio__cfg_hook *nh;
-	size_t i;
+	size_t i, k;
 
 	if (cfg->nrules + st->nrules > PODIO__CFG_RULES_MAX ||
 	    cfg->nhooks + st->nhooks > PODIO__CFG_HOOKS_MAX)
@@ -1177,6 +1249,27 @@ podio__cfg_commit(struct podio_config *cfg, struct podio__cfg_stage *st)
 		cfg->nhooks += st->nhooks;
 		st->nhooks = 0;
 	}
+	for (i = 0; i < st->napps; i++) {
+		for (k = 0; k < cfg->napps; k++)
+			if (strcmp(cfg->apps[k].pattern,
+			    st->apps[i].pattern) == 0)
+				break;
+		if (k == cfg->napps) {
+			if (cfg->napps == PODIO__CFG_APPS_MAX)
+				return PODIO_ERR_CONFIG;
+			nr = reallocarray(cfg->apps, cfg->napps + 1,
+			    sizeof(*nr));
+			if (nr == NULL)
+				return PODIO_ERR_NOMEM;
+			cfg->apps = nr;
+			cfg->napps++;
+		} else {
+			podio__cfg_rule_clear(&cfg->apps[k]);
+		}
+		cfg->apps[k] = st->apps[i];
+		memset(&st->apps[i], 0, sizeof(st->apps[i]));
+	}
+	st->napps = 0;
 	for (i = 0; i < PODIO__CFG_NKEYS; i++) {
 		if (!st->given[i])
 			continue;
@@ -1234,7 +1327,7 @@ podio__cfg_line(struct podio__cfg_stage *st, const char *path, int lineno,
 	}
 
 	/* rule lines: "on PATTERN" or "log PATTERN" on the left; hook
-	 * lines: "hook app ID" */
+	 * lines: "hook app ID"; app credentials: "app ID" */
 	if (strcmp(key, "on") == 0 || strcmp(key, "log") == 0) {
 		podio__cfg_errf(why, whylen, "%s: missing pattern", key);
 		return PODIO_ERR_CONFIG;
@@ -1242,6 +1335,11 @@ podio__cfg_line(struct podio__cfg_stage *st, const char *path, int lineno,
 	if (strcmp(key, "hook") == 0) {
 		podio__cfg_errf(why, whylen, "hook: missing object (want "
 		    "'hook app ID')");
+		return PODIO_ERR_CONFIG;
+	}
+	if (strcmp(key, "app") == 0) {
+		podio__cfg_errf(why, whylen, "app: missing app id (want "
+		    "'app ID = TOKEN')");
 		return PODIO_ERR_CONFIG;
 	}
 	n = strcspn(key, " \t");
@@ -1254,8 +1352,12 @@ podio__cfg_line(struct podio__cfg_stage *st, const char *path, int lineno,
 		if (strcmp(key, "hook") == 0)
 			return podio__cfg_add_hook(st, pattern, value, path,
 			    lineno, why, whylen);
+		if (strcmp(key, "app") == 0)
+			return podio__cfg_add_app(st, pattern, value, path,
+			    lineno, why, whylen);
 		podio__cfg_errf(why, whylen, "bad key name (want one word, "
-		    "or 'on PATTERN', 'log PATTERN' or 'hook app ID')");
+		    "or 'on PATTERN', 'log PATTERN', 'hook app ID' or "
+		    "'app ID')");
 		return PODIO_ERR_CONFIG;
 	}
 
@@ -1527,6 +1629,9 @@ podio_config_free(struct podio_config *cfg)
 	for (i = 0; i < cfg->nhooks; i++)
 		podio__cfg_hook_clear(&cfg->hooks[i]);
 	free(cfg->hooks);
+	for (i = 0; i < cfg->napps; i++)
+		podio__cfg_rule_clear(&cfg->apps[i]);
+	free(cfg->apps);
 	free(cfg);
 }
 
@@ -1745,5 +1850,57 @@ podio_config_hook(const struct podio_config *cfg, size_t i,
 	out->events = (const char *const *)h->events;
 	out->file = h->file;
 	out->line = h->line;
+	return 1;
+}
+
+/* Whether key has a non-empty value in cfg. */
+static int
+podio__cfg_is_set(const struct podio_config *cfg, const char *key)
+{
+	const char *v = podio_config_get(cfg, key);
+
+	return v != NULL && v[0] != '\0';
+}
+
+/* See podio.h.  The credential of the keys comes first: app_id and
+ * app_token when both are set, else username and password when both
+ * are; then the app lines in file order. */
+int
+podio_config_credential(const struct podio_config *cfg, size_t i,
+    struct podio_credential *out)
+{
+	const struct podio__cfg_rule *a;
+	size_t first = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (cfg == NULL)
+		return 0;
+	if (podio__cfg_is_set(cfg, "app_id") &&
+	    podio__cfg_is_set(cfg, "app_token")) {
+		first = 1;
+		if (i == 0) {
+			out->flow = "app";
+			(void)podio_parse_u64(podio_config_get(cfg, "app_id"),
+			    &out->app_id);
+			out->app_token = podio_config_get(cfg, "app_token");
+			return 1;
+		}
+	} else if (podio__cfg_is_set(cfg, "username") &&
+	    podio__cfg_is_set(cfg, "password")) {
+		first = 1;
+		if (i == 0) {
+			out->flow = "password";
+			out->username = podio_config_get(cfg, "username");
+			return 1;
+		}
+	}
+	if (i - first >= cfg->napps)
+		return 0;
+	a = &cfg->apps[i - first];
+	out->flow = "app";
+	(void)podio_parse_u64(a->pattern, &out->app_id);
+	out->app_token = a->path;
+	out->file = a->file;
+	out->line = a->line;
 	return 1;
 }

@@ -44,6 +44,7 @@
 struct podio_client {
 	struct podio__http *http;
 	struct podio_tokens *tokens;  /* borrowed */
+	size_t cred;                  /* the credential the calls use */
 	char *api_url;                /* owned, no trailing slash */
 
 	/* The last call, for podio_client_last() and _errmsg(). */
@@ -234,6 +235,30 @@ fail:
 	return PODIO_ERR_NOMEM;
 }
 
+/* See podio.h. */
+int
+podio_client_use(struct podio_client *client, size_t cred)
+{
+	if (client == NULL || cred >= podio_tokens_count(client->tokens))
+		return -1;
+	client->cred = cred;
+	return 0;
+}
+
+/* See podio.h. */
+size_t
+podio_client_cred(const struct podio_client *client)
+{
+	return client != NULL ? client->cred : 0;
+}
+
+/* See podio.h. */
+struct podio_tokens *
+podio_client_tokens(const struct podio_client *client)
+{
+	return client != NULL ? client->tokens : NULL;
+}
+
 /* Frees the client and closes its connections.  Accepts NULL. */
 void
 podio_client_free(struct podio_client *client)
@@ -293,7 +318,7 @@ client_token(struct podio_client *c, char *token)
 	enum podio_err rc;
 
 	err[0] = '\0';
-	rc = podio__tokens_get(c->tokens, c->http, c->api_url, token,
+	rc = podio__tokens_get(c->tokens, c->cred, c->http, c->api_url, token,
 	    CLIENT_TOKEN_SIZE, &retry_after, err, sizeof(err));
 	if (rc == PODIO_OK)
 		return PODIO_OK;
@@ -406,7 +431,7 @@ client_request(struct podio_client *c, const char *method, const char *path,
 			goto fail;
 		podio__debug("podio: %s %s: token refused, refreshing and "
 		    "sending again", method, path);
-		podio__tokens_invalidate(c->tokens, token);
+		podio__tokens_invalidate(c->tokens, c->cred, token);
 		podio__wipe(token, sizeof(token));
 	}
 

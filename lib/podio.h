@@ -188,6 +188,25 @@ struct podio_hook_decl {
 int podio_config_hook(const struct podio_config *cfg, size_t i,
     struct podio_hook_decl *out);
 
+/*
+ * The credentials of cfg, in order: first the one of the keys (app_id
+ * and app_token when both are set, else username and password when both
+ * are), then each "app ID = TOKEN" line in file order.  A credential of
+ * the app flow serves the API calls made for its app; the password flow
+ * serves every app its user sees.  Strings borrowed from cfg; app_token
+ * is a secret.  Returns 0 past the end (out cleared).
+ */
+struct podio_credential {
+	const char *flow;       /* "app" or "password" */
+	uint64_t app_id;        /* app flow: the app, else 0 */
+	const char *app_token;  /* app flow: its token, else NULL */
+	const char *username;   /* password flow: the user, else NULL */
+	const char *file;       /* an app line: where it was read, else */
+	int line;               /* NULL and 0 (the keys) */
+};
+int podio_config_credential(const struct podio_config *cfg, size_t i,
+    struct podio_credential *out);
+
 /* Parsers shared with the command line: "30s", "500ms", "5m", "2h", "1d"
  * (a bare number is seconds) and "64K", "1M" (a bare number is bytes).
  * Return 0 on success, -1 on a malformed or out-of-range value. */
@@ -207,10 +226,15 @@ int podio_parse_u64(const char *text, uint64_t *out);
  */
 struct podio_tokens;
 
-/* Copies credentials and settings out of cfg (cfg may be freed after).
- * Fails with PODIO_ERR_CONFIG (message in err) when neither the app flow
+/* Copies credentials and settings out of cfg (cfg may be freed after):
+ * every credential podio_config_credential() lists, each with its own
+ * tokens (the first credential's cache file is token_cache, an app
+ * line's is token_cache with ".app-ID" added).  Fails with
+ * PODIO_ERR_CONFIG (message in err) when neither the app flow
  * (client_id, client_secret, app_id, app_token) nor the password flow
- * (client_id, client_secret, username, password) is fully configured.
+ * (client_id, client_secret, username, password) nor an app line is
+ * fully configured, when app lines lack client_id or client_secret, when
+ * a flow of the keys is half given, or when an app is given twice.
  * The caller frees *out with podio_tokens_free(). */
 enum podio_err podio_tokens_new(const struct podio_config *cfg,
     struct podio_tokens **out, char *err, size_t errlen);
@@ -218,6 +242,19 @@ enum podio_err podio_tokens_new(const struct podio_config *cfg,
 void podio_tokens_free(struct podio_tokens *tokens);
 /* How many token requests this process has made (for tests and stats). */
 unsigned long podio_tokens_requests(struct podio_tokens *tokens);
+/* How many credentials the store holds (podio_config_credential()
+ * order; at least one). */
+size_t podio_tokens_count(const struct podio_tokens *tokens);
+/* Who credential i is: *flow "app" or "password", *app_id the app (app
+ * flow, else 0), *username the user (password flow, else NULL); each may
+ * be NULL, strings borrowed.  Returns 0, or -1 when there is no i. */
+int podio_tokens_identity(const struct podio_tokens *tokens, size_t i,
+    const char **flow, uint64_t *app_id, const char **username);
+/* The credential for the calls made for app app_id: the app flow
+ * credential of that app, else the password flow's (which covers every
+ * app its user sees); -1 when none fits. */
+long podio_tokens_for_app(const struct podio_tokens *tokens,
+    uint64_t app_id);
 
 /* ------------------------------------------------------------------ client */
 
@@ -231,6 +268,15 @@ struct podio_client;
 enum podio_err podio_client_new(const struct podio_config *cfg,
     struct podio_tokens *tokens, struct podio_client **out);
 void podio_client_free(struct podio_client *client);
+/* Makes the client's calls use credential cred of its token store (an
+ * index below podio_tokens_count(); a new client uses 0).  Returns 0, or
+ * -1 when there is no such credential (nothing changed). */
+int podio_client_use(struct podio_client *client, size_t cred);
+/* The credential the client's calls use now: the one that made its last
+ * call (podio_tokens_identity() tells who it is). */
+size_t podio_client_cred(const struct podio_client *client);
+/* The token store of the client (borrowed). */
+struct podio_tokens *podio_client_tokens(const struct podio_client *client);
 
 /* Details of the last call on this client. */
 struct podio_call_info {

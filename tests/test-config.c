@@ -1027,6 +1027,52 @@ test_rules_api(void)
 	podio_config_free(cfg);
 }
 
+/* ------------------------------------------------------- credentials */
+
+static void
+test_credentials(void)
+{
+	struct podio_config *cfg = NULL;
+	struct podio_credential c;
+	struct podio_rule r;
+	char err[512];
+	enum podio_err rc;
+
+	rc = load_text("app_id = 5\napp_token = tok5\n"
+	    "app 42 = \"tok42\"\napp 7 = tok7\non * = /bin/x\n", &cfg, err,
+	    sizeof(err));
+	TAP_OK(rc == PODIO_OK);
+	tap_ok(podio_config_credential(cfg, 0, &c) == 1 &&
+	    streq(c.flow, "app") && c.app_id == 5 &&
+	    streq(c.app_token, "tok5") && c.file == NULL,
+	    "credential 0: app_id and app_token");
+	tap_ok(podio_config_credential(cfg, 1, &c) == 1 && c.app_id == 42 &&
+	    streq(c.app_token, "tok42") && c.line == 3,
+	    "credential 1: the first app line, quotes dropped");
+	tap_ok(podio_config_credential(cfg, 2, &c) == 1 && c.app_id == 7 &&
+	    podio_config_credential(cfg, 3, &c) == 0 && c.flow == NULL,
+	    "then the second app line; past the end 0, out cleared");
+	tap_ok(podio_config_rule(cfg, 0, &r) == 1 && streq(r.kind, "on") &&
+	    podio_config_rule(cfg, 1, &r) == 0,
+	    "app lines are not rule lines");
+	podio_config_free(cfg);
+	cfg = NULL;
+
+	rc = load_text("username = u\npassword = p\n", &cfg, err,
+	    sizeof(err));
+	tap_ok(rc == PODIO_OK && podio_config_credential(cfg, 0, &c) == 1 &&
+	    streq(c.flow, "password") && streq(c.username, "u") &&
+	    c.app_id == 0 && podio_config_credential(cfg, 1, &c) == 0,
+	    "the password flow is one credential");
+	podio_config_free(cfg);
+	cfg = NULL;
+	rc = load_text("app 9 = t9\n", &cfg, err, sizeof(err));
+	tap_ok(rc == PODIO_OK && podio_config_credential(cfg, 0, &c) == 1 &&
+	    c.app_id == 9 && podio_config_credential(cfg, 1, &c) == 0,
+	    "app lines alone");
+	podio_config_free(cfg);
+}
+
 /* ------------------------------------------------------ the config path */
 
 static void
@@ -1213,6 +1259,7 @@ main(void)
 	test_precedence();
 	test_secret_messages();
 	test_rules_api();
+	test_credentials();
 	test_config_path();
 	test_sample();
 
