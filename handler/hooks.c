@@ -29,19 +29,27 @@ hooks_url(const struct podio_config *cfg, const char *base,
     const char *ref_type, uint64_t ref_id, char *err, size_t errlen)
 {
 	const char *secret = podio_config_get(cfg, "webhook_secret");
-	char *url;
+	char *with_app = NULL, *url;
 
-	(void)ref_type;
-	(void)ref_id;
 	if (secret_url_has(base)) {
 		snprintf(err, errlen, "the URL already has a secret "
 		    "parameter; webhook_secret adds it");
 		return NULL;
 	}
+	/* A hook of an app names its app (podio_app), so that its events'
+	 * calls use that app's credential. */
+	if (strcmp(ref_type, "app") == 0) {
+		if ((with_app = secret_url_with_app(base, ref_id)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		base = with_app;
+	}
 	if (secret != NULL && secret[0] != '\0')
 		url = secret_url_with(base, secret);
 	else
 		url = strdup(base);
+	free(with_app);
 	if (url == NULL)
 		snprintf(err, errlen, "out of memory");
 	return url;
@@ -62,8 +70,12 @@ hooks_url_free(char *url)
 static int
 hooks_is_added_param(const char *p)
 {
-	return strncmp(p, "secret", 6) == 0 &&
-	    (p[6] == '=' || p[6] == '&' || p[6] == '#' || p[6] == '\0');
+	size_t n = strlen(PODIO_APP_PARAM);
+
+	return (strncmp(p, "secret", 6) == 0 &&
+	    (p[6] == '=' || p[6] == '&' || p[6] == '#' || p[6] == '\0')) ||
+	    (strncmp(p, PODIO_APP_PARAM, n) == 0 && (p[n] == '=' ||
+	    p[n] == '&' || p[n] == '#' || p[n] == '\0'));
 }
 
 /* See hooks.h. */

@@ -20,9 +20,10 @@ struct cli_ctx;
 
 /*
  * The URL a new hook of this receiver on ref_type ref_id gets: base with
- * the parameters the receiver adds to a hook's query (secret=
- * webhook_secret, percent-encoded, when that is set; '?' or '&' as
- * needed, before any #fragment).  Every command that creates a hook
+ * the parameters the receiver adds to a hook's query (podio_app=ID for
+ * a hook of an app, unless base names one; then secret=webhook_secret,
+ * percent-encoded, when that is set; '?' or '&' as needed, before any
+ * #fragment).  Every command that creates a hook
  * takes its URL from here.  Returns a string the caller frees with
  * hooks_url_free() (it holds the secret), or NULL with the reason in err
  * (size errlen): base already has such a parameter, or out of memory.
@@ -35,7 +36,8 @@ void hooks_url_free(char *url);
 
 /*
  * The base of a hook's url: url without the parameters hooks_url() adds
- * (every "secret" parameter; a query left empty loses its '?').  Returns
+ * (every "secret" and "podio_app" parameter; a query left empty loses
+ * its '?').  Returns
  * a string the caller frees, or NULL on out of memory.
  */
 char *hooks_url_base(const char *url);

@@ -4,6 +4,7 @@
  */
 #include <config.h>
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,37 @@ fail:
 		explicit_bzero(enc, strlen(enc));
 		free(enc);
 	}
+	return out;
+}
+
+/* See secret.h. */
+char *
+secret_url_with_app(const char *url, uint64_t app_id)
+{
+	const char *hash, *query, *sep, *p;
+	char *out;
+	size_t base, need;
+
+	hash = strchr(url, '#');
+	base = hash != NULL ? (size_t)(hash - url) : strlen(url);
+	query = memchr(url, '?', base);
+	for (p = query; p != NULL && p < url + base; p = strchr(p, '&')) {
+		p++;
+		if (strncmp(p, PODIO_APP_PARAM "=",
+		    sizeof(PODIO_APP_PARAM)) == 0)
+			return strdup(url);
+	}
+	if (query == NULL)
+		sep = "?";
+	else if (url[base - 1] == '?' || url[base - 1] == '&')
+		sep = "";
+	else
+		sep = "&";
+	need = strlen(url) + strlen(sep) + sizeof(PODIO_APP_PARAM) + 21 + 1;
+	if ((out = malloc(need)) == NULL)
+		return NULL;
+	snprintf(out, need, "%.*s%s%s=%" PRIu64 "%s", (int)base, url, sep,
+	    PODIO_APP_PARAM, app_id, hash != NULL ? hash : "");
 	return out;
 }
 

@@ -35,6 +35,15 @@ char *secret_pct_encode(const char *s);
  */
 char *secret_url_with(const char *url, const char *secret);
 
+/*
+ * Returns url with "podio_app=<app_id>" (PODIO_APP_PARAM) added to its
+ * query, as secret_url_with() adds the secret, so that each delivery of
+ * the hook names the app whose credential its API calls use; a copy of
+ * url when its query has that parameter already.  The caller frees the
+ * result; NULL on out of memory.
+ */
+char *secret_url_with_app(const char *url, uint64_t app_id);
+
 /* Whether the query of url (before any #fragment) has a parameter named
  * "secret". */
 int secret_url_has(const char *url);

@@ -607,7 +607,19 @@ struct podio_delivery {
 	const char *source;        /* NULL for a delivery of Podio; else
 	                              what made the event ("backfill"),
 	                              static */
+	uint64_t podio_app;        /* the app of the hook, from the
+	                              PODIO_APP_PARAM parameter; 0 when
+	                              absent or not an id */
 };
+
+/*
+ * The parameter that names the app of a hook in the hook's URL
+ * ("...?podio_app=123&secret=..."), which Podio moves into the body of
+ * each delivery.  No Podio event uses this name (app_id is taken by the
+ * app.* and form.* events).  It picks the credential of the event's API
+ * calls and stays in the event's "params" like any other parameter.
+ */
+#define PODIO_APP_PARAM "podio_app"
 
 /*
  * Checks what can be checked before the body is read, in the order of

@@ -277,6 +277,12 @@ podio__delivery_make(struct podio_params *params, const char *const *hide,
 		if (rc == 0)
 			d->has |= podio__ids[i].bit;
 	}
+	/* The app of the hook, as `hooks create` puts it in the hook's URL:
+	 * a value that is not an id is no reason to lose the event, which
+	 * then finds its credential as a hook created without it does. */
+	if (podio_parse_u64(podio_params_get(d->params, PODIO_APP_PARAM),
+	    &d->podio_app) != 0)
+		d->podio_app = 0;
 	d->external_id = podio_params_get(d->params, "external_id");
 	d->code = podio_params_get(d->params, "code");
 	if (strcmp(d->type, "hook.verify") == 0 &&

@@ -21,6 +21,10 @@ HOOK_SECRET = "Wh s3cr&t=/?#%+x"
 HOOK_SECRET_ENC = urllib.parse.quote(HOOK_SECRET, safe="")
 BAD_CLIENT_SECRET = "not-the-client-secret-4711"
 HOOK_URL = "https://hooks.example.com/podio"
+# What a hook of app 1234 made with `hooks create` points at: the URL with
+# the hook's app added (podio_app), which picks the credential of its
+# events' calls.
+APP_URL = HOOK_URL + "?podio_app=1234"
 
 
 def pw(args, env, label=None, input=None):
@@ -260,9 +264,10 @@ with testlib.Sim() as sim:
     hook1 = int(m.group(1)) if m else -1
     posts = requests_of(sim, "POST", "/hook/app/1234/")
     body = json.loads(posts[0]["body"]) if len(posts) == 1 else None
-    t.ok(body is not None and body.get("url") == HOOK_URL
+    t.ok(body is not None and body.get("url") == APP_URL
          and body.get("type") == "item.create",
-         "POST /hook/app/1234/ with JSON {url, type}", posts)
+         "POST /hook/app/1234/ with JSON {url, type}, the URL naming the "
+         "app (podio_app=1234)", posts)
     t.ok(hook1 in [h["hook_id"] for h in sim.hooks()],
          "the printed id is the simulator's hook", sim.hooks())
 
@@ -274,7 +279,7 @@ with testlib.Sim() as sim:
          "hooks list prints a header ID STATUS TYPE URL", show(r))
     mine = [x for x in rows if x["ID"] == str(hook1)]
     t.ok(len(mine) == 1 and mine[0]["STATUS"] == "inactive"
-         and mine[0]["TYPE"] == "item.create" and mine[0]["URL"] == HOOK_URL,
+         and mine[0]["TYPE"] == "item.create" and mine[0]["URL"] == APP_URL,
          "hooks list shows the new hook, inactive, in aligned columns",
          show(r))
 
@@ -285,7 +290,7 @@ with testlib.Sim() as sim:
         arr = None
     ok = (isinstance(arr, list) and
           any(h.get("hook_id") == hook1 and h.get("status") == "inactive"
-              and h.get("type") == "item.create" and h.get("url") == HOOK_URL
+              and h.get("type") == "item.create" and h.get("url") == APP_URL
               for h in arr))
     t.ok(r.returncode == 0 and ok, "hooks list --json prints a JSON array "
          "holding the hook", show(r))
@@ -309,7 +314,7 @@ with testlib.Sim() as sim:
     hook2 = int(m.group(1)) if m else -1
     posts = requests_of(sim, "POST", "/hook/app/1234/")
     sent = json.loads(posts[0]["body"])["url"] if len(posts) == 1 else None
-    t.is_(sent, HOOK_URL + "?secret=" + HOOK_SECRET_ENC,
+    t.is_(sent, APP_URL + "&secret=" + HOOK_SECRET_ENC,
           "webhook_secret: ?secret=<percent-encoded> appended to the URL")
     t.ok(sent is not None and
          urllib.parse.parse_qs(urllib.parse.urlsplit(sent).query)
@@ -323,8 +328,8 @@ with testlib.Sim() as sim:
     hook3 = int(m.group(1)) if m else -1
     posts = requests_of(sim, "POST", "/hook/app/1234/")
     sent = json.loads(posts[0]["body"])["url"] if len(posts) == 1 else None
-    t.is_(sent, "https://hooks.example.com/podio?app=crm&x=1&secret="
-          + HOOK_SECRET_ENC + "#frag",
+    t.is_(sent, "https://hooks.example.com/podio?app=crm&x=1&podio_app=1234"
+          "&secret=" + HOOK_SECRET_ENC + "#frag",
           "with an existing query: &secret=... before the #fragment")
 
     sim.clear_requests()
@@ -341,18 +346,20 @@ with testlib.Sim() as sim:
         header, rows = parse_table(r.stdout)
         urls = {x["ID"]: x["URL"] for x in rows}
         t.ok(r.returncode == 0
-             and urls.get(str(hook2)) == HOOK_URL + "?secret=***"
+             and urls.get(str(hook2)) == APP_URL + "&secret=***"
              and urls.get(str(hook3)) ==
-             "https://hooks.example.com/podio?app=crm&x=1&secret=***#frag",
+             "https://hooks.example.com/podio?app=crm&x=1&podio_app=1234"
+             "&secret=***#frag",
              "hooks list masks secret= in the table (%s)" % what, show(r))
     r = pw(["hooks", "list", "app", "1234", "--json"], env_s)
     try:
         urls = {h["hook_id"]: h["url"] for h in json.loads(r.stdout)}
     except (ValueError, KeyError, TypeError):
         urls = {}
-    t.ok(urls.get(hook2) == HOOK_URL + "?secret=***" and
+    t.ok(urls.get(hook2) == APP_URL + "&secret=***" and
          urls.get(hook3) ==
-         "https://hooks.example.com/podio?app=crm&x=1&secret=***#frag",
+         "https://hooks.example.com/podio?app=crm&x=1&podio_app=1234"
+         "&secret=***#frag",
          "hooks list --json masks secret=", show(r))
 
     # ------------------------------------------------ verify, validate

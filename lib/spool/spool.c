@@ -544,7 +544,11 @@ delivery_record(const struct podio_delivery *d,
 	rec->hook_id = d->hook_id;
 	rec->item_id = d->item_id;
 	rec->item_revision_id = d->item_revision_id;
-	rec->app_id = d->app_id;
+	/* The app of the hook when the delivery names none of its own:
+	 * the app of an item event's item, which its fetch then uses. */
+	rec->app_id = d->app_id != 0 ? d->app_id : d->podio_app;
+	if (rec->app_id != 0)
+		rec->has |= PODIO_HAS_APP_ID;
 	rec->event_json = *json;
 	rec->event_len = len;
 	return PODIO_OK;

@@ -197,7 +197,8 @@ struct podio_spool_event {
 	uint64_t hook_id;
 	uint64_t item_id;
 	uint64_t item_revision_id;
-	uint64_t app_id;           /* as delivered (item events carry none) */
+	uint64_t app_id;           /* as delivered, else the hook's app the
+	                              delivery named (PODIO_APP_PARAM) */
 	char *event_json;          /* NUL-terminated; NULL in a list */
 	size_t event_len;
 	char *progress;            /* podio_spool_progress() text, or NULL */
