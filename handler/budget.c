@@ -31,6 +31,23 @@ budget_cred(const struct podio_config *cfg, char *buf, size_t n)
 	    user != NULL ? user : "");
 }
 
+/* See budget.h. */
+void
+budget_cred_at(const struct podio_config *cfg, size_t i, char *buf,
+    size_t n)
+{
+	struct podio_credential c;
+	const char *client = podio_config_get(cfg, "client_id");
+	const char *url = podio_config_get(cfg, "api_url");
+
+	if (i == 0 || !podio_config_credential(cfg, i, &c)) {
+		budget_cred(cfg, buf, n);
+		return;
+	}
+	snprintf(buf, n, "%s %s app:%" PRIu64, client != NULL ? client : "",
+	    url != NULL ? url : "", c.app_id);
+}
+
 /*
  * The first probe interval of an outage (the longest is 60 times it).
  * Test seam: PODIO_TEST_PROBE_MS (milliseconds, 1 to 2000) replaces

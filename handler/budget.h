@@ -38,6 +38,14 @@
  * the spool's key size, PODIO_SPOOL_MAX_KEY).
  */
 void budget_cred(const struct podio_config *cfg, char *buf, size_t n);
+/*
+ * The same for the i-th credential of cfg (podio_config_credential()
+ * order; 0 is budget_cred()'s): every credential has its own 420 pauses,
+ * outage and reserve, since Podio counts its limits per user (or app)
+ * per API key.
+ */
+void budget_cred_at(const struct podio_config *cfg, size_t i, char *buf,
+    size_t n);
 
 /*
  * Whether err, a call's result, says the API is unavailable: 5xx, a

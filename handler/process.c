@@ -28,6 +28,7 @@
 #include "alert.h"
 #include "deliver.h"
 #include "budget.h"
+#include "creds.h"
 #include "event.h"
 #include "log.h"
 #include "process.h"
@@ -423,6 +424,11 @@ struct process_unit {
 	const char *source;        /* "get", "filter" */
 	const char *item_error;    /* "not_found", "gone", or NULL */
 	uint64_t learned;          /* the app the GET answer named, or 0 */
+	/* The credential of the unit's calls (creds.h), and whether it is
+	 * known to see the item's app: when not, a 403 or 404 is tried with
+	 * the other credentials before it counts. */
+	size_t cred;
+	int cred_sure;
 	/* The fetch did not happen: the events wait until defer_ms (0: the
 	 * backoff), counted as a try only when defer_counted (the item's
 	 * own trouble, not Podio's), for defer_why. */
@@ -486,31 +492,59 @@ process_learn(struct podio_spool *spool, const struct podio_spool_batch *b,
 }
 
 /*
- * Fetches u's item with GET, unless the budget gate says to wait (probing:
- * this caller holds the probe of an outage).  Learns the app of the
- * events' hooks from the answer.  Returns -1 when the call was not made,
- * was rate limited or found the API unavailable (the caller stops
- * calling), else 0.
+ * Fetches u's item with GET, with the unit's credential, unless its
+ * budget gate says to wait (probing: this caller holds the probe of that
+ * credential's outage; with several credentials a due probe of the
+ * unit's credential is claimed here).  When the credential is not sure
+ * to see the item's app (u->cred_sure), a 403 or 404 is tried with each
+ * other credential in turn before it counts: the answer of another app's
+ * credential says nothing of the item.  Learns the app of the events'
+ * hooks from the answer.  Returns -1 when the call was not made, was
+ * rate limited or found the API unavailable (the caller stops calling
+ * with that credential), else 0.
  */
 static int
 process_get(struct runtime *rt, struct podio_client *client,
-    struct podio_spool *spool, const char *cred, int probing,
-    struct process_unit *u)
+    struct podio_spool *spool, int probing, struct process_unit *u)
 {
-	char why[256];
+	char why[256], key[PODIO_SPOOL_MAX_KEY];
 	cJSON *item = NULL;
 	enum podio_err rc;
 	uint64_t app;
-	int64_t until;
+	int64_t claim = 0;
+	size_t tried = 1, ncreds;
+	int claimed;
 	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
 
-	if ((until = budget_gate(spool, cred, BUDGET_CLASS, reserve, probing,
-	    why, sizeof(why))) != 0) {
-		u->hold = 1;
-		return -1;
+	ncreds = podio_tokens_count(podio_client_tokens(client));
+	for (;;) {
+		claimed = 0;
+		budget_cred_at(rt->cfg, u->cred, key, sizeof(key));
+		if (budget_gate(spool, key, BUDGET_CLASS, reserve, probing,
+		    why, sizeof(why)) != 0) {
+			if (ncreds < 2 || probing ||
+			    !budget_claim_probe(spool, key,
+			    process_probe_lease_ms(rt), &claim)) {
+				u->hold = 1;
+				return -1;
+			}
+			claimed = 1;
+		}
+		(void)podio_client_use(client, u->cred);
+		rc = podio_item_get(client, u->batch.item_id, &u->text, &item);
+		budget_note_call(spool, client, key, BUDGET_CLASS, rc);
+		if (claimed)
+			budget_release_probe(spool, key, claim);
+		if ((rc != PODIO_ERR_NOT_FOUND && rc != PODIO_ERR_FORBIDDEN) ||
+		    u->cred_sure || tried == ncreds)
+			break;
+		podio_log(PODIO_LOG_DEBUG, "item %" PRIu64 ": %s with "
+		    "credential %zu, which may not see its app: trying the "
+		    "next", u->batch.item_id, podio_client_errmsg(client),
+		    u->cred);
+		u->cred = (u->cred + 1) % ncreds;
+		tried++;
 	}
-	rc = podio_item_get(client, u->batch.item_id, &u->text, &item);
-	budget_note_call(spool, client, cred, BUDGET_CLASS, rc);
 	switch (rc) {
 	case PODIO_OK:
 		u->have = 1;
@@ -895,6 +929,9 @@ process_unit_run(struct runtime *rt, struct podio_client *client,
 		return PROCESS_IDLE;
 	if (process_keep_lease(rt, spool, u) != 0)
 		return PROCESS_IDLE;
+	/* The events run with the credential that fetched their item
+	 * (podio_client_cred() tells which). */
+	(void)podio_client_use(client, u->cred);
 	if (u->hold) {
 		/* Not a failure and no delay of its own: the processors look
 		 * at the shared budget again (process_next_due()). */
@@ -1096,34 +1133,92 @@ process_note_revisions(struct podio_spool *spool,
 		(void)podio_spool_note_revisions(spool, ids, revs, k);
 }
 
+/* The credential of each unit that needs its item, from the app it
+ * belongs to (creds.h). */
+static void
+process_pick_creds(struct podio_client *client, struct process_unit *units,
+    size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (units[i].need && !units[i].have)
+			units[i].cred = creds_for_app(client,
+			    units[i].batch.app_id, &units[i].cred_sure);
+}
+
+/*
+ * With several credentials: the units held for their credential's budget
+ * (a 420 pause, an outage, the reserve) wait until it may open, without
+ * a try counted, while the other credentials' units go on.  (With one
+ * credential the processors stop taking such units instead:
+ * process_held_until().)
+ */
+static void
+process_defer_held(const struct runtime *rt, struct podio_spool *spool,
+    struct process_unit *units, size_t n)
+{
+	char key[PODIO_SPOOL_MAX_KEY], why[256];
+	int64_t until;
+	size_t i;
+	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
+
+	for (i = 0; i < n; i++) {
+		if (!units[i].hold)
+			continue;
+		budget_cred_at(rt->cfg, units[i].cred, key, sizeof(key));
+		why[0] = '\0';
+		until = budget_gate(spool, key, BUDGET_CLASS, reserve, 0, why,
+		    sizeof(why));
+		if (until == 0)
+			until = process_now_ms() + PROCESS_HOLD_RECHECK_MS;
+		units[i].hold = 0;
+		process_defer(&units[i], until, why[0] != '\0' ? why :
+		    "the API budget of its credential waits");
+		units[i].defer_counted = 0;
+	}
+}
+
 /*
  * Fetches the items the units need: the due items of the apps of those
  * units join in (one filter call may serve them all), filter calls per
- * app where they pay, then GET for the rest; when the budget says to
- * wait, or a call is rate limited or finds the API unavailable, the rest
- * waits as long.  probing: this caller holds the probe of an outage (its
- * first call is the probe).
+ * app where they pay, then GET for the rest, each with the credential of
+ * the unit's app; when the budget says to wait, or a call is rate
+ * limited or finds the API unavailable, the rest of that credential's
+ * units waits as long.  probe_cred: the credential whose outage probe
+ * this caller holds (its first call is the probe), or -1.
  */
 static void
 process_fetch_all(struct runtime *rt, struct podio_client *client,
     struct podio_spool *spool, const struct podio_spool_take_opts *opts,
-    int probing, struct process_unit **units, size_t *n, int *locked)
+    long probe_cred, struct process_unit **units, size_t *n, int *locked)
 {
 	struct podio_spool_take_opts now;
 	struct podio_spool_batch *more = NULL;
 	char cred[PODIO_SPOOL_MAX_KEY], why[256];
-	size_t i, k, nmore = 0, have;
+	size_t i, k, nmore = 0, have, ncreds;
 	uint64_t app, hook;
-	int rc = 0;
+	unsigned char *stopped = NULL;
+	int rc = 0, multi;
 
+#define PROCESS_PROBING(u) (probe_cred >= 0 && (u).cred == (size_t)probe_cred)
 	for (i = 0; i < *n && !(*units)[i].need; i++)
 		;
 	if (i == *n)
 		return;
+	ncreds = podio_tokens_count(podio_client_tokens(client));
+	multi = ncreds > 1;
+	if (multi && (stopped = calloc(ncreds, 1)) == NULL) {
+		for (i = 0; i < *n; i++)
+			if ((*units)[i].need)
+				(*units)[i].hold = 1;
+		process_defer_held(rt, spool, *units, *n);
+		return;
+	}
 	budget_cred(rt->cfg, cred, sizeof(cred));
-	if (budget_gate(spool, cred, BUDGET_CLASS,
-	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), probing, why,
-	    sizeof(why)) != 0) {
+	if (!multi && budget_gate(spool, cred, BUDGET_CLASS,
+	    (long)podio_config_get_int(rt->cfg, "rate_reserve"),
+	    probe_cred == 0, why, sizeof(why)) != 0) {
 		process_note_hold(why);
 		for (i = 0; i < *n; i++)
 			if ((*units)[i].need)
@@ -1131,6 +1226,16 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		return;
 	}
 	process_note_hold(NULL);
+	/* With several credentials, the app of a hook not known yet comes
+	 * from the configured apps' hook lists first. */
+	for (i = 0; multi && i < *n; i++)
+		if ((*units)[i].need && (*units)[i].batch.app_id == 0 &&
+		    (*units)[i].batch.n > 0 && process_app_of(
+		    (*units)[i].batch.events[0].hook_id) == 0) {
+			(void)creds_list_hooks(rt, client, spool,
+			    process_app_learned);
+			break;
+		}
 	/* An app not known yet is learned from the first item of its hook
 	 * (one GET); the units of the same hook then know it too. */
 	for (i = 0; i < *n; i++) {
@@ -1140,12 +1245,19 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 			continue;
 		hook = (*units)[i].batch.events[0].hook_id;
 		if ((app = process_app_of(hook)) == 0) {
-			rc = process_get(rt, client, spool, cred, probing,
-			    &(*units)[i]);
+			process_pick_creds(client, &(*units)[i], 1);
+			if (multi && stopped[(*units)[i].cred]) {
+				(*units)[i].hold = 1;
+				continue;
+			}
+			rc = process_get(rt, client, spool,
+			    PROCESS_PROBING((*units)[i]), &(*units)[i]);
 			if ((app = (*units)[i].learned) != 0)
 				process_app_learned(hook, app);
-			if (rc != 0)
+			if (rc != 0 && !multi)
 				break;
+			if (rc != 0)
+				stopped[(*units)[i].cred] = 1;
 		} else {
 			(*units)[i].batch.app_id = app;
 		}
@@ -1188,11 +1300,19 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 			have += nmore;
 		}
 	}
-	/* One filter call per app whose units are many enough. */
-	for (i = 0; i < *n; i++)
-		if (process_app_first(*units, i))
-			process_filter(rt, client, spool, cred, probing,
-			    (*units)[i].batch.app_id, *units, *n);
+	process_pick_creds(client, *units, *n);
+	/* One filter call per app whose units are many enough, with the
+	 * app's credential. */
+	for (i = 0; i < *n; i++) {
+		if (!process_app_first(*units, i) ||
+		    (multi && stopped[(*units)[i].cred]))
+			continue;
+		budget_cred_at(rt->cfg, (*units)[i].cred, cred, sizeof(cred));
+		(void)podio_client_use(client, (*units)[i].cred);
+		process_filter(rt, client, spool, cred,
+		    PROCESS_PROBING((*units)[i]), (*units)[i].batch.app_id,
+		    *units, *n);
+	}
 	if (*locked) {
 		pthread_mutex_unlock(&process_bulk_lock);
 		*locked = 0;
@@ -1201,9 +1321,18 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 		if (!(*units)[i].need || (*units)[i].have ||
 		    (*units)[i].defer || (*units)[i].hold)
 			continue;
-		if (process_get(rt, client, spool, cred, probing,
-		    &(*units)[i]) == 0)
+		if (multi && stopped[(*units)[i].cred]) {
+			(*units)[i].hold = 1;
 			continue;
+		}
+		if (process_get(rt, client, spool,
+		    PROCESS_PROBING((*units)[i]), &(*units)[i]) == 0)
+			continue;
+		if (multi) {
+			/* The other credentials' units go on. */
+			stopped[(*units)[i].cred] = 1;
+			continue;
+		}
 		/* No call now: the rest waits for the budget too. */
 		for (k = i + 1; k < *n; k++)
 			if ((*units)[k].need && !(*units)[k].have &&
@@ -1211,7 +1340,11 @@ process_fetch_all(struct runtime *rt, struct podio_client *client,
 				(*units)[k].hold = 1;
 		break;
 	}
+	if (multi)
+		process_defer_held(rt, spool, *units, *n);
 	process_note_revisions(spool, *units, *n);
+	free(stopped);
+#undef PROCESS_PROBING
 }
 
 static int64_t process_held_until(const struct runtime *,
@@ -1231,6 +1364,8 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 	size_t i, n = 0, ntaken = 0, nevents = 0, ndone = 0, held = 0;
 	char cred[PODIO_SPOOL_MAX_KEY];
 	int locked, probing = 0;
+	long probe_cred = -1;
+	size_t c, ncreds;
 
 	process_take_opts(rt, settle, &opts);
 	/* While the shared budget holds the item fetches, the items that
@@ -1239,10 +1374,17 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 	 * outage, the one caller that claims its due probe takes them: its
 	 * first call is the probe. */
 	budget_cred(rt->cfg, cred, sizeof(cred));
-	if ((opts.no_fetch = process_held_until(rt, spool) != 0) &&
-	    (probing = budget_claim_probe(spool, cred,
-	    process_probe_lease_ms(rt), &claim)) != 0)
-		opts.no_fetch = 0;
+	ncreds = creds_count(rt->cfg);
+	if ((opts.no_fetch = process_held_until(rt, spool) != 0))
+		for (c = 0; c < (ncreds > 0 ? ncreds : 1); c++) {
+			budget_cred_at(rt->cfg, c, cred, sizeof(cred));
+			if ((probing = budget_claim_probe(spool, cred,
+			    process_probe_lease_ms(rt), &claim)) != 0) {
+				opts.no_fetch = 0;
+				probe_cred = (long)c;
+				break;
+			}
+		}
 	/* Takes, learning apps and bulk calls happen one thread at a time
 	 * in this process: the first thread that takes items of a burst
 	 * takes the due items of their apps with them, in full filter
@@ -1267,7 +1409,7 @@ process_take_run(struct runtime *rt, struct podio_client *client,
 		return PROCESS_ERROR;
 	}
 	podio_spool_batches_free(taken, ntaken);
-	process_fetch_all(rt, client, spool, &opts, probing, &units, &n,
+	process_fetch_all(rt, client, spool, &opts, probe_cred, &units, &n,
 	    &locked);
 	if (locked)
 		pthread_mutex_unlock(&process_bulk_lock);
@@ -1352,12 +1494,13 @@ process_due(const struct runtime *rt, struct podio_spool *spool, int settle)
 static int64_t
 process_held_until(const struct runtime *rt, struct podio_spool *spool)
 {
-	char cred[PODIO_SPOOL_MAX_KEY], why[256];
+	char why[256];
 	int64_t until, next;
 
-	budget_cred(rt->cfg, cred, sizeof(cred));
-	until = budget_gate(spool, cred, BUDGET_CLASS,
-	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), 0, why,
+	/* With several credentials, while one may fetch the others' units
+	 * wait by themselves (process_defer_held()). */
+	until = creds_all_held_until(rt, spool,
+	    (long)podio_config_get_int(rt->cfg, "rate_reserve"), why,
 	    sizeof(why));
 	if (until == 0)
 		return 0;

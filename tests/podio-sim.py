@@ -99,6 +99,9 @@ Rate limits (three classes, each a counter of calls):
            also 420 while the general class is exhausted;
   token    every call to /oauth/token; rate_limit_limit /
            token_rate_limit_after.
+An app token also counts against its own app's limit when
+app_rate_limit_after names that app (420 past it, the other apps' tokens
+unaffected).
 The 420 body: {"error": "rate_limit", "error_description": "You have hit the
 rate limit. Please wait {rate_limit_wait} seconds before trying again"}.
 Setting any *_rate_limit_after through /__sim/config resets that counter.
@@ -133,6 +136,15 @@ never delayed, failed or gated):
            clients {"test-client": "test-secret"}
            apps {"1234": "app-token"}
            users {"user@example.com": {"password": "pw", "user_id": 5678}}
+           app_scope false             true: an app token sees only its
+                                       own app's items (GET /item of
+                                       another app's item and a filter of
+                                       another app answer 403 forbidden)
+           app_rate_limit_after {}     {"APP_ID": N}: 420 for the calls of
+                                       that app's tokens after its first N
+                                       (general and filter calls counted
+                                       per app token; setting it resets
+                                       the counts)
   GET    /__sim/fail         -> the fail rules
   POST   /__sim/fail         {"path_prefix": "/item/", "method": null,
                              "status": 503, "count": 1 (null = unlimited),
@@ -276,6 +288,8 @@ DEFAULT_CONFIG = {
     "clients": {"test-client": "test-secret"},
     "apps": {"1234": "app-token"},
     "users": {"user@example.com": {"password": "pw", "user_id": 5678}},
+    "app_scope": False,
+    "app_rate_limit_after": {},
 }
 
 REASONS = {
@@ -353,6 +367,8 @@ class State:
             old.set()
         self.hang_release = threading.Event()
         self.counters = {"general": 0, "filter": 0, "token": 0}
+        # General calls per app token (app_rate_limit_after).
+        self.app_counters = {}
         self.next_request = 1
         self.next_fail = 1
         self.next_gate = 1
@@ -715,6 +731,7 @@ def route_item_get(req, item_id):
     """GET /item/{id} and /item/{id}/basic."""
     with STATE.lock:
         entry = live_item(item_id)
+        app_scope_check(req, entry["item"]["app"]["app_id"])
         if entry["raw"] is not None:
             return 200, RawBody(entry["raw"])
         return 200, copy.deepcopy(entry["item"])
@@ -762,6 +779,7 @@ def route_filter(req, app_id):
     body = json_body(req)
     with STATE.lock:
         cfg = STATE.config
+        app_scope_check(req, app_id)
         if not cfg["filter_enabled"]:
             raise ApiError(400, "invalid_value",
                            "Invalid filter key item_id")
@@ -918,6 +936,30 @@ def over(klass):
                           "filter": "filter_rate_limit_after",
                           "token": "token_rate_limit_after"}[klass]]
     return after is not None and STATE.counters[klass] > after
+
+
+def app_over(token):
+    """Counts a call of an app token and says whether that app's own
+    limit (app_rate_limit_after) is exhausted; lock held."""
+    ref = token.get("ref") or {}
+    if ref.get("type") != "app":
+        return False
+    key = str(ref.get("id"))
+    after = STATE.config["app_rate_limit_after"].get(key)
+    STATE.app_counters[key] = STATE.app_counters.get(key, 0) + 1
+    return after is not None and STATE.app_counters[key] > after
+
+
+def app_scope_check(req, app_id):
+    """With app_scope on, an app token sees only its own app's items:
+    403 for another app's (as Podio answers an app token for an object it
+    has no right to); lock held."""
+    ref = (getattr(req, "token", None) or {}).get("ref") or {}
+    if (STATE.config["app_scope"] and ref.get("type") == "app"
+            and ref.get("id") != app_id):
+        raise ApiError(403, "forbidden",
+                       "The app %s has no access to app %s" % (
+                           ref.get("id"), app_id))
 
 
 def rate_headers(klass):
@@ -1117,6 +1159,8 @@ class Handler(BaseHTTPRequestHandler):
                 with STATE.lock:
                     STATE.counters[klass] += 1
                     if over("general") or over(klass):
+                        raise rate_error()
+                    if app_over(req.token):
                         raise rate_error()
             status, value = handler(req, *args)
         except ApiError as exc:
@@ -1321,6 +1365,8 @@ class Handler(BaseHTTPRequestHandler):
                                 STATE.counters[klass] = 0
                         if key == "rate_limit_after":
                             STATE.counters["general"] = 0
+                        if key == "app_rate_limit_after":
+                            STATE.app_counters = {}
                 return 200, copy.deepcopy(STATE.config)
         if name == "fail":
             with STATE.lock:

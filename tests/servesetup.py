@@ -37,9 +37,11 @@ def show(reqs, most=20):
 class ServeSetup:
     """The directory d (made here) with its configuration, spool and log
     file; `serve` started with 4 workers.  keys are configuration keys
-    (set through the environment), extra_env more environment."""
+    (set through the environment), extra_env more environment, conf_extra
+    more lines of the configuration file (app lines, say)."""
 
-    def __init__(self, tap, sim, d, secret, extra_env=None, **keys):
+    def __init__(self, tap, sim, d, secret, extra_env=None, conf_extra="",
+                 **keys):
         self.t = tap
         self.dir = d
         os.mkdir(d)
@@ -48,6 +50,7 @@ class ServeSetup:
         with open(self.conf, "w") as f:
             f.write('webhook_secret = "%s"\nlog * = %s\n' % (secret,
                                                               self.log))
+            f.write(conf_extra)
         self.env = testlib.base_env(sim, spool_dir=os.path.join(d, "spool"),
                                     **keys)
         self.env.update(extra_env or {})

@@ -485,6 +485,31 @@ def test_rate_limit(t, sim):
     sim.configure(token_rate_limit_after=None, rate_limit_wait=300)
 
 
+def test_apps(t, sim):
+    """Several apps with their own tokens: app_scope and per-app 420."""
+    sim.configure(apps={"1234": "app-token", "777": "tok-777"},
+                  app_scope=True, app_rate_limit_after={"777": 1})
+    sim.add_item(70, app_id=777)
+    a = grant(sim, grant_type="app", app_id="777", app_token="tok-777")
+    t777 = a.json["access_token"]
+    t1234 = app_token(sim)
+    t.ok(a.json["ref"] == {"type": "app", "id": 777},
+         "an app token of a second app", a)
+    own = call(sim, "GET", "/item/70", t777)
+    other = call(sim, "GET", "/item/70", t1234)
+    filt = call(sim, "POST", "/item/app/777/filter/", t1234,
+                {"filters": {"item_id": [70]}, "limit": 10})
+    t.ok(own.status == 200 and podio_error(other, 403, "forbidden")
+         and podio_error(filt, 403, "forbidden"),
+         "app_scope: another app's item and filter answer 403",
+         (own, other, filt))
+    again = call(sim, "GET", "/item/70", t777)
+    mine = call(sim, "GET", "/item/1", t1234)
+    t.ok(podio_error(again, 420, "rate_limit") and mine.status == 200,
+         "app_rate_limit_after: 420 for that app's token only",
+         (again, mine))
+
+
 def test_fail_and_gate(t, sim):
     token = app_token(sim)
     sim.fail("/item/", status=503, count=1)
@@ -650,7 +675,8 @@ def main():
     t = testlib.Tap()
     with testlib.Sim() as sim:
         for fn in (test_tokens, test_auth, test_hooks, test_items,
-                   test_revisions, test_rate_limit, test_fail_and_gate, test_records):
+                   test_revisions, test_rate_limit, test_apps,
+                   test_fail_and_gate, test_records):
             sim.reset()
             fn(t, sim)
         sim.reset()
