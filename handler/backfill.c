@@ -258,9 +258,14 @@ backfill_app(const struct runtime *rt, struct podio_client *client,
 	long reserve = (long)podio_config_get_int(rt->cfg, "rate_reserve");
 	enum podio_err rc;
 	int status = CLI_EXIT_PODIO, over;
+	long c;
 
 	memset(res, 0, sizeof(*res));
-	budget_cred(rt->cfg, cred, sizeof(cred));
+	/* The app's own credential (or the password flow's). */
+	c = podio_tokens_for_app(podio_client_tokens(client), app_id);
+	(void)podio_client_use(client, c >= 0 ? (size_t)c : 0);
+	budget_cred_at(rt->cfg, podio_client_cred(client), cred,
+	    sizeof(cred));
 	if ((rc = backfill_waiting(spool, app_id, &waiting, &nwaiting)) !=
 	    PODIO_OK) {
 		res->err = rc;

@@ -281,6 +281,8 @@ budget_note_verify(const struct runtime *rt, struct podio_spool *spool,
 
 	if (spool == NULL || client == NULL)
 		return;
-	budget_cred(rt->cfg, cred, sizeof(cred));
+	/* The credential that made the call (the hook's app's). */
+	budget_cred_at(rt->cfg, podio_client_cred(client), cred,
+	    sizeof(cred));
 	budget_note_call(spool, client, cred, BUDGET_CLASS, rc);
 }

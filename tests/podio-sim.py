@@ -137,9 +137,11 @@ never delayed, failed or gated):
            apps {"1234": "app-token"}
            users {"user@example.com": {"password": "pw", "user_id": 5678}}
            app_scope false             true: an app token sees only its
-                                       own app's items (GET /item of
-                                       another app's item and a filter of
-                                       another app answer 403 forbidden)
+                                       own app's items and hooks (GET
+                                       /item of another app's item, a
+                                       filter of another app, and listing
+                                       or creating another app's hooks
+                                       answer 403 forbidden)
            app_rate_limit_after {}     {"APP_ID": N}: 420 for the calls of
                                        that app's tokens after its first N
                                        (general and filter calls counted
@@ -653,6 +655,8 @@ def route_hook_create(req, ref_type, ref_id):
     if not isinstance(typ, str) or not re.match(r"^[a-z_]+\.[a-z_]+$", typ):
         raise ApiError(400, "invalid_value", "Invalid value for type")
     with STATE.lock:
+        if ref_type == "app":
+            app_scope_check(req, ref_id)
         same = [h for h in STATE.hooks.values()
                 if h["ref_type"] == ref_type and h["ref_id"] == ref_id
                 and h["type"] == typ]
@@ -674,6 +678,8 @@ def route_hook_create(req, ref_type, ref_id):
 def route_hook_list(req, ref_type, ref_id):
     """GET /hook/{ref_type}/{ref_id}/."""
     with STATE.lock:
+        if ref_type == "app":
+            app_scope_check(req, ref_id)
         return 200, [public_hook(h) for _, h in sorted(STATE.hooks.items())
                      if h["ref_type"] == ref_type and h["ref_id"] == ref_id]
 

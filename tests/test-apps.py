@@ -72,6 +72,21 @@ with testlib.Sim(apps={"1234": "app-token", "777": "tok-777"},
                               conf_extra="app 777 = tok-777\n",
                               coalesce_window="0")
 
+    # ------------------------------------------------ command line
+    r = s.pw("config")
+    t.ok(r.returncode == 0 and "app 777 = (set)\n" in r.stdout and
+         "tok-777" not in r.stdout + r.stderr,
+         "config shows the app line, its token masked", r.stdout[-300:])
+    r = s.pw("check")
+    t.ok(r.returncode == 0 and "as app 1234 " in r.stdout and
+         "as app 777 " in r.stdout, "check authenticates every "
+         "credential, one line each", r.stdout + r.stderr)
+    sim.clear_requests()
+    r = s.pw("hooks", "list", "app", "777")
+    t.ok(r.returncode == 0 and str(h777) in r.stdout,
+         "hooks list app 777 with app 777's token (app_scope)",
+         r.stdout + r.stderr)
+
     # ------------------------------------------------ own tokens
     t.ok(s.deliver(body(h777, 7001, 777)) == 200 and
          s.deliver(body(h1234, 5, 1234)) == 200, "two apps' events: 200")

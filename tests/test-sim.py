@@ -499,10 +499,12 @@ def test_apps(t, sim):
     other = call(sim, "GET", "/item/70", t1234)
     filt = call(sim, "POST", "/item/app/777/filter/", t1234,
                 {"filters": {"item_id": [70]}, "limit": 10})
+    hooks = call(sim, "GET", "/hook/app/777/", t1234)
     t.ok(own.status == 200 and podio_error(other, 403, "forbidden")
-         and podio_error(filt, 403, "forbidden"),
-         "app_scope: another app's item and filter answer 403",
-         (own, other, filt))
+         and podio_error(filt, 403, "forbidden")
+         and podio_error(hooks, 403, "forbidden"),
+         "app_scope: another app's item, filter and hooks answer 403",
+         (own, other, filt, hooks))
     again = call(sim, "GET", "/item/70", t777)
     mine = call(sim, "GET", "/item/1", t1234)
     t.ok(podio_error(again, 420, "rate_limit") and mine.status == 200,
