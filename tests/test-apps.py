@@ -152,6 +152,12 @@ with testlib.Sim(apps={"1234": "app-token", "777": "tok-777"},
           "a 403 with the first credential is tried with the other")
     t.ok(isinstance(e.get("item"), dict) and "item_error" not in e,
          "the event has its item, no item_error", e)
+    cache = s.env["PODIO_TOKEN_CACHE"] + ".app-777"
+    st = os.stat(cache) if os.path.exists(cache) else None
+    t.ok(st is not None and st.st_mode & 0o777 == 0o600 and
+         "app:777" in testlib.read_text(cache),
+         "app 777's tokens are cached in a file of their own (mode 0600)",
+         cache)
     text = s.stop()
     t.ok("tok-777" not in text and "app-token" not in text,
          "no app token in the server's log")

@@ -571,6 +571,21 @@ test_delivery(void)
 		tap_ok(podio_delivery_new(p, &d, NULL, 0) == PODIO_ERR_INVALID,
 		    "delivery_new without a reason buffer");
 	}
+
+	/* The hook's app, as `hooks create` puts it in the URL's query. */
+	decide_full("POST", FORM, 1, "podio_app=777&secret=" SECRET,
+	    BL("type=item.update&hook_id=5&item_id=9&item_revision_id=1"), &d);
+	tap_ok(ans.status == 200 && d != NULL && d->podio_app == 777 &&
+	    d->app_id == 0 && !(d->has & PODIO_HAS_APP_ID) &&
+	    strcmp(podio_params_get(d->params, "podio_app"), "777") == 0,
+	    "podio_app: the hook's app, kept as a parameter, not an app_id");
+	podio_delivery_free(d);
+	decide_full("POST", FORM, 1, NULL, BL("type=app.update&hook_id=5&"
+	    "app_id=12&podio_app=x1&secret=" SECRET), &d);
+	tap_ok(ans.status == 200 && d != NULL && d->podio_app == 0 &&
+	    d->app_id == 12,
+	    "a podio_app that is not an id is ignored, not refused");
+	podio_delivery_free(d);
 	podio_delivery_free(NULL);
 }
 
