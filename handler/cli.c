@@ -14,6 +14,7 @@
  */
 #include <config.h>
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1034,25 +1034,29 @@ podio__tokens_invalidate(struct podio_tokens *tokens, size_t cred,
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* See auth.h.  app_id is digits only (the configuration checks it). */
+/* See auth.h. */
 enum podio_err
-podio__tokens_self(struct podio_tokens *t, const char **type, uint64_t *id)
+podio__tokens_self(struct podio_tokens *t, size_t i, const char **type,
+    uint64_t *id)
 {
+	struct auth_cred *c;
 	enum podio_err rc = PODIO_ERR_NOT_FOUND;
 
-	if (t == NULL)
+	if (t == NULL || i >= t->n)
 		return PODIO_ERR_INVALID;
-	pthread_mutex_lock(&t->lock);
-	if (t->app_flow) {
-		if (podio_parse_u64(t->app_id, id) == 0) {
+	c = t->creds[i];
+	pthread_mutex_lock(&c->lock);
+	if (c->app_flow) {
+		if (c->app != 0) {
 			*type = "app";
+			*id = c->app;
 			rc = PODIO_OK;
 		}
-	} else if (t->self_user != 0) {
+	} else if (c->self_user != 0) {
 		*type = "user";
-		*id = t->self_user;
+		*id = c->self_user;
 		rc = PODIO_OK;
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&c->lock);
 	return rc;
 }

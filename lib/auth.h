@@ -46,15 +46,16 @@ void podio__tokens_invalidate(struct podio_tokens *t, size_t cred,
     const char *token);
 
 /*
- * Who this store's credential writes as in Podio, as a revision's
+ * Who credential i of this store writes as in Podio, as a revision's
  * "created_by" shows it: *type "app" (static) and *id the app id for
  * the app flow; "user" and the user's id for the password flow, known
  * from the "ref" of the token answer (or the cache entry that kept it)
  * once a token was obtained.  Returns PODIO_OK, PODIO_ERR_NOT_FOUND
- * while the user is not known yet, or PODIO_ERR_INVALID for no store.
+ * while the user is not known yet, or PODIO_ERR_INVALID for no store or
+ * no credential i.
  */
-enum podio_err podio__tokens_self(struct podio_tokens *t, const char **type,
-    uint64_t *id);
+enum podio_err podio__tokens_self(struct podio_tokens *t, size_t i,
+    const char **type, uint64_t *id);
 
 /*
  * Takes the tokens out of body, a 2xx answer of the token endpoint

@@ -177,7 +177,7 @@ podio_client_self(const struct podio_client *client, const char **type,
 {
 	if (client == NULL || type == NULL || id == NULL)
 		return PODIO_ERR_INVALID;
-	return podio__tokens_self(client->tokens, type, id);
+	return podio__tokens_self(client->tokens, client->cred, type, id);
 }
 
 /* --------------------------------------------------------------- client */
