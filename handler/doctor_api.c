@@ -45,6 +45,41 @@ doctor_whom(const struct doctor *d, char *buf, size_t n)
 		    podio_config_get(d->cfg, "client_id"));
 }
 
+/*
+ * The credentials after the first ("app ID = TOKEN" lines): one
+ * credential line each, a token granted or the shared one working, or
+ * what Podio refused.  The client uses the first credential again
+ * after.
+ */
+static void
+doctor_more_credentials(struct doctor *d)
+{
+	const char *flow = NULL;
+	uint64_t app = 0;
+	size_t i, n = podio_tokens_count(d->tokens);
+	unsigned long before;
+	enum podio_err rc;
+
+	for (i = 1; i < n; i++) {
+		if (podio_tokens_identity(d->tokens, i, &flow, &app, NULL) != 0)
+			continue;
+		(void)podio_client_use(d->client, i);
+		before = podio_tokens_requests(d->tokens);
+		rc = podio_authenticate(d->client);
+		if (rc == PODIO_OK)
+			doctor_line(d, 1, "credential", NULL, "app %" PRIu64
+			    " (an app line): %s", app,
+			    podio_tokens_requests(d->tokens) > before ?
+			    "Podio granted a token" : "the shared token works");
+		else
+			doctor_line(d, 0, "credential", "check the app's token "
+			    "in its app line (the app's Developer settings)",
+			    "app %" PRIu64 " (an app line): %s", app,
+			    podio_client_errmsg(d->client));
+	}
+	(void)podio_client_use(d->client, 0);
+}
+
 /* The wait a 420 of the client's last call named, as " (Podio names a
  * wait of N s)", or "". */
 static void
@@ -87,8 +122,8 @@ doctor_api_down(struct doctor *d, enum podio_err rc, const char *url,
  * hooks, kept for doctor_hooks(), or GET /user/status when no app is
  * configured - whose answer also carries the rate limit's count.
  */
-void
-doctor_api(struct doctor *d)
+static void
+doctor_api_first(struct doctor *d)
 {
 	struct podio_call_info info;
 	const char *url = podio_config_get(d->cfg, "api_url");
@@ -137,8 +172,10 @@ doctor_api(struct doctor *d)
 	}
 
 	if (d->napps > 0) {
+		hooks_use_app(d->client, "app", d->apps[0]);
 		rc = podio_hook_list(d->client, "app", d->apps[0], &d->hooks,
 		    &d->nhooks, NULL);
+		(void)podio_client_use(d->client, 0);
 		d->listed = 1;
 		d->list_rc = rc;
 		snprintf(d->list_msg, sizeof(d->list_msg), "%s",
@@ -198,6 +235,18 @@ doctor_api(struct doctor *d)
 	}
 	doctor_line(d, 1, "rate-limit", NULL, "%ld of %ld calls left this hour",
 	    info.rate_remaining, info.rate_limit);
+}
+
+/*
+ * api, credential and rate-limit of the first credential (see
+ * doctor_api_first()), then a credential line for each app line's.
+ */
+void
+doctor_api(struct doctor *d)
+{
+	doctor_api_first(d);
+	if (d->api_ok)
+		doctor_more_credentials(d);
 }
 
 /*
@@ -407,8 +456,10 @@ doctor_hooks(struct doctor *d)
 			snprintf(msg, sizeof(msg), "%s", d->list_msg);
 			wait = d->list_wait;
 		} else {
+			hooks_use_app(d->client, "app", d->apps[i]);
 			rc = podio_hook_list(d->client, "app", d->apps[i],
 			    &hooks, &n, NULL);
+			(void)podio_client_use(d->client, 0);
 			snprintf(msg, sizeof(msg), "%s", rc != PODIO_OK ?
 			    podio_client_errmsg(d->client) : "");
 			podio_client_last(d->client, &info);

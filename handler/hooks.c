@@ -57,6 +57,18 @@ hooks_url(const struct podio_config *cfg, const char *base,
 
 /* See hooks.h. */
 void
+hooks_use_app(struct podio_client *client, const char *ref_type,
+    uint64_t ref_id)
+{
+	long c = -1;
+
+	if (strcmp(ref_type, "app") == 0)
+		c = podio_tokens_for_app(podio_client_tokens(client), ref_id);
+	(void)podio_client_use(client, c >= 0 ? (size_t)c : 0);
+}
+
+/* See hooks.h. */
+void
 hooks_url_free(char *url)
 {
 	if (url == NULL)
@@ -139,20 +151,36 @@ int
 hooks_is_ours(const struct podio_config *cfg, const char *ref_type,
     uint64_t ref_id, const char *url)
 {
-	const char *hook_url = podio_config_get(cfg, "hook_url");
-	char *mine, why[128];
-	enum secret_url_state which;
-	int same;
+	enum secret_url_state which = secret_url_state(cfg, url);
 
-	which = secret_url_state(cfg, url);
 	if (which == SECRET_URL_CURRENT || which == SECRET_URL_PREVIOUS)
 		return 1;
-	if (hook_url == NULL || hook_url[0] == '\0' ||
-	    (mine = hooks_url(cfg, hook_url, ref_type, ref_id, why,
+	return hooks_is_current(cfg, ref_type, ref_id, url);
+}
+
+/* See hooks.h. */
+int
+hooks_is_current(const struct podio_config *cfg, const char *ref_type,
+    uint64_t ref_id, const char *url)
+{
+	const char *hook_url = podio_config_get(cfg, "hook_url");
+	char *mine, why[128];
+	int same;
+
+	if (hook_url == NULL || hook_url[0] == '\0' || url == NULL)
+		return 0;
+	if ((mine = hooks_url(cfg, hook_url, ref_type, ref_id, why,
 	    sizeof(why))) == NULL)
 		return 0;
 	same = strcmp(mine, url) == 0;
 	hooks_url_free(mine);
+	/* Made without podio_app (by an older version): as good, since the
+	 * app of its events is found by listing each app's hooks. */
+	if (!same && strcmp(ref_type, "app") == 0 && (mine = hooks_url(cfg,
+	    hook_url, "", ref_id, why, sizeof(why))) != NULL) {
+		same = strcmp(mine, url) == 0;
+		hooks_url_free(mine);
+	}
 	return same;
 }
 
@@ -313,6 +341,7 @@ hooks_cmd_create(struct cli_ctx *ctx)
 	}
 	if ((status = cli_connect(ctx)) != 0)
 		goto fail;
+	hooks_use_app(ctx->client, ref_type, ref_id);
 	rc = podio_hook_create(ctx->client, ref_type, ref_id, full, event,
 	    &hook_id);
 	if (rc != PODIO_OK) {
@@ -434,6 +463,7 @@ hooks_cmd_list(struct cli_ctx *ctx)
 		goto fail;
 	if ((status = cli_connect(ctx)) != 0)
 		goto fail;
+	hooks_use_app(ctx->client, ctx->arg[0], ref_id);
 	rc = podio_hook_list(ctx->client, ctx->arg[0], ref_id, &hooks, &n,
 	    NULL);
 	if (rc != PODIO_OK) {
@@ -465,7 +495,8 @@ static int
 hooks_action(struct cli_ctx *ctx, enum hooks_op op, const char *done)
 {
 	uint64_t hook_id;
-	enum podio_err rc;
+	enum podio_err rc = PODIO_OK;
+	size_t cred, ncreds;
 	int status;
 
 	if (cli_parse_id(ctx, "hook id", ctx->arg[0], &hook_id) != 0)
@@ -476,17 +507,26 @@ hooks_action(struct cli_ctx *ctx, enum hooks_op op, const char *done)
 	}
 	if ((status = cli_connect(ctx)) != 0)
 		return status;
-	switch (op) {
-	case HOOKS_OP_VERIFY:
-		rc = podio_hook_verify(ctx->client, hook_id);
-		break;
-	case HOOKS_OP_VALIDATE:
-		rc = podio_hook_validate(ctx->client, hook_id, ctx->arg[1]);
-		break;
-	case HOOKS_OP_DELETE:
-	default:
-		rc = podio_hook_delete(ctx->client, hook_id);
-		break;
+	/* A hook id does not say its app: a 403 or 404 with one
+	 * credential is tried with the next (another app's hook). */
+	ncreds = podio_tokens_count(ctx->tokens);
+	for (cred = 0; cred < (ncreds > 0 ? ncreds : 1); cred++) {
+		(void)podio_client_use(ctx->client, cred);
+		switch (op) {
+		case HOOKS_OP_VERIFY:
+			rc = podio_hook_verify(ctx->client, hook_id);
+			break;
+		case HOOKS_OP_VALIDATE:
+			rc = podio_hook_validate(ctx->client, hook_id,
+			    ctx->arg[1]);
+			break;
+		case HOOKS_OP_DELETE:
+		default:
+			rc = podio_hook_delete(ctx->client, hook_id);
+			break;
+		}
+		if (rc != PODIO_ERR_FORBIDDEN && rc != PODIO_ERR_NOT_FOUND)
+			break;
 	}
 	if (rc != PODIO_OK)
 		return cli_fail(ctx, rc);

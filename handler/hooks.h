@@ -31,24 +31,41 @@ struct cli_ctx;
 char *hooks_url(const struct podio_config *cfg, const char *base,
     const char *ref_type, uint64_t ref_id, char *err, size_t errlen);
 
+/*
+ * Makes client's calls use the credential of app ref_id when ref_type is
+ * "app" and the configuration has one for it (an "app ID = TOKEN" line
+ * or app_id), else the first credential: the calls about an app's hooks
+ * are that app's.
+ */
+void hooks_use_app(struct podio_client *client, const char *ref_type,
+    uint64_t ref_id);
+
 /* Wipes and frees a URL of hooks_url().  Accepts NULL. */
 void hooks_url_free(char *url);
 
 /*
  * The base of a hook's url: url without the parameters hooks_url() adds
  * (every "secret" and "podio_app" parameter; a query left empty loses
- * its '?').  Returns
- * a string the caller frees, or NULL on out of memory.
+ * its '?').  Returns a string the caller frees, or NULL on out of
+ * memory.
  */
 char *hooks_url_base(const char *url);
 
 /*
  * Whether the hook with url, on ref_type ref_id, points at this
  * receiver: its URL carries webhook_secret or webhook_secret_previous,
- * or is the URL hooks_url() makes of hook_url.  Returns 1 or 0 (also on
- * out of memory).
+ * or is the URL hooks_url() makes of hook_url (hooks_is_current()).
+ * Returns 1 or 0 (also on out of memory).
  */
 int hooks_is_ours(const struct podio_config *cfg, const char *ref_type,
+    uint64_t ref_id, const char *url);
+
+/*
+ * Whether url is the URL hooks_url() makes of hook_url for a hook on
+ * ref_type ref_id, or that URL without podio_app (a hook made before the
+ * receiver added it).  0 when hook_url is not set.
+ */
+int hooks_is_current(const struct podio_config *cfg, const char *ref_type,
     uint64_t ref_id, const char *url);
 
 /*

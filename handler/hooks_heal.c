@@ -584,6 +584,7 @@ heal_run(const struct podio_config *cfg, struct podio_client *client,
 	if (heal_state_open(cfg, &st, err, errlen) != 0)
 		goto done;
 	for (i = 0; i < napps; i++) {
+		hooks_use_app(client, "app", apps[i]);
 		rc = podio_hook_list(client, "app", apps[i], &hooks, &n, NULL);
 		if (rc != PODIO_OK) {
 			if ((l = heal_line_new(rep, HEAL_FAILED, apps[i],

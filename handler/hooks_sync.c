@@ -169,7 +169,8 @@ sync_plan_type(const struct podio_config *cfg, struct sync_plan *p,
 	for (i = 0; i < a->n; i++) {
 		h = &a->hooks[i];
 		if (h->type == NULL || strcmp(h->type, type) != 0 ||
-		    h->url == NULL || strcmp(h->url, url) != 0)
+		    h->url == NULL || (strcmp(h->url, url) != 0 &&
+		    !hooks_is_current(cfg, "app", a->id, h->url)))
 			continue;
 		if (keep == NULL || (h->status != NULL &&
 		    strcmp(h->status, "active") == 0 &&
@@ -346,6 +347,7 @@ sync_run_phase(struct cli_ctx *ctx, struct sync_plan *p, int phase)
 		s = &p->steps[i];
 		if (s->result != SYNC_PLANNED)
 			continue;
+		hooks_use_app(ctx->client, "app", s->ref_id);
 		if (phase == 1 && s->op == SYNC_CREATE) {
 			url = hooks_url(ctx->cfg, podio_config_get(ctx->cfg,
 			    "hook_url"), "app", s->ref_id, s->error,
@@ -513,6 +515,7 @@ hooks_cmd_sync(struct cli_ctx *ctx)
 		goto done;
 	for (i = 0; i < p.napps; i++) {
 		p.apps[i].id = ids[i];
+		hooks_use_app(ctx->client, "app", ids[i]);
 		rc = podio_hook_list(ctx->client, "app", ids[i],
 		    &p.apps[i].hooks, &p.apps[i].n, NULL);
 		if (rc != PODIO_OK) {

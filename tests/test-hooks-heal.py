@@ -200,8 +200,9 @@ def run(sim, env, hook_url):
         made["url"]).query)
     t.ok(hook(sim, hid) is None and made["type"] == "item.create" and
          made["url"].startswith(hook_url + "?") and
-         query == {"secret": [SECRET]},
-         "the new hook: hook_url with the secret, verified", made)
+         query == {"podio_app": ["1234"], "secret": [SECRET]},
+         "the new hook: hook_url with its app and the secret, verified",
+         made)
     d = sim.deliver_full(new, event(new, 13), active_only=True)
     testlib.wait_for(lambda: 13 in logged_items(), "the event")
     t.ok(d["status"] == 200, "the re-created hook receives events", d)
