@@ -1437,6 +1437,19 @@ test_revisions(void)
 	    podio_spool_set_mark(s, "schema_version", 1) == PODIO_OK &&
 	    podio_spool_get_mark(s, "other", &v) == PODIO_ERR_NOT_FOUND,
 	    "names checked, marks kept apart from each other");
+	tap_ok(podio_spool_set_mark(s, "1abc", 1) == PODIO_ERR_INVALID &&
+	    podio_spool_set_mark(s, "abc-1", 1) == PODIO_ERR_INVALID &&
+	    podio_spool_set_mark(s, "a234567890123456789012345678901234567890"
+	    "123456789012345678901234", 1) == PODIO_OK &&
+	    podio_spool_set_mark(s, "a234567890123456789012345678901234567890"
+	    "1234567890123456789012345", 1) == PODIO_ERR_INVALID,
+	    "a name starts with a letter or _, digits may follow, 64 at most");
+	tap_ok(podio_spool_set_mark(s, "hooks_active_1234", 7000) ==
+	    PODIO_OK && podio_spool_set_mark(s, "hooks_active_12345", 8000) ==
+	    PODIO_OK && podio_spool_get_mark(s, "hooks_active_1234", &v) ==
+	    PODIO_OK && v == 7000 && podio_spool_get_mark(s,
+	    "hooks_active_12345", &v) == PODIO_OK && v == 8000,
+	    "names with digits, each its own mark");
 	podio_spool_close(s);
 	s = open_or_bail(dir);
 	tap_ok(podio_spool_get_mark(s, PODIO_SPOOL_MARK_ALIVE, &v) ==

@@ -753,7 +753,8 @@ podio_spool_fetched_revisions(struct podio_spool *s,
 	return s->ops->fetched_revisions(s, item_ids, n, revisions);
 }
 
-/* Whether name names a mark: [a-z_]{1,64}. */
+/* Whether name names a mark: [a-z_][a-z0-9_]{0,63} (an app id may
+ * end it, as in "hooks_active_1234"). */
 static int
 mark_name_ok(const char *name)
 {
@@ -761,8 +762,10 @@ mark_name_ok(const char *name)
 
 	if (name == NULL)
 		return 0;
-	n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
-	return n >= 1 && n <= 64 && name[n] == '\0';
+	if (strspn(name, "abcdefghijklmnopqrstuvwxyz_") == 0)
+		return 0;
+	n = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_");
+	return n <= 64 && name[n] == '\0';
 }
 
 enum podio_err

@@ -352,9 +352,9 @@ enum podio_err podio_spool_fetched_revisions(struct podio_spool *spool,
 #define PODIO_SPOOL_MAX_REVISIONS 1000
 
 /*
- * Named times shared by every process using the spool (name: [a-z_]
- * {1,64}), e.g. PODIO_SPOOL_MARK_ALIVE, until when a receiver was
- * known to run.
+ * Named times shared by every process using the spool (name: 1 to 64
+ * characters of [a-z0-9_], the first not a digit), e.g.
+ * PODIO_SPOOL_MARK_ALIVE, until when a receiver was known to run.
  *  - set_mark: stores value; a lower value than the one kept never
  *    replaces it (several receivers may share the spool).
  *  - get_mark: *value receives it; PODIO_ERR_NOT_FOUND (*value 0) when
