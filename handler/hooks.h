@@ -110,13 +110,33 @@ int hooks_cmd_delete(struct cli_ctx *ctx);
 int hooks_cmd_heal(struct cli_ctx *ctx);
 int hooks_cmd_sync(struct cli_ctx *ctx);
 
+struct runtime;
+struct podio_spool;
+
+/*
+ * What a heal run uses besides the configuration and a client to keep,
+ * per app, when its hooks of this receiver were last all active and
+ * when one was seen inactive (marks of the spool), and to catch up with
+ * the edits of the time a hook was inactive (catch_up; see
+ * hooks_heal.c).  Every member may be NULL.
+ */
+struct hooks_heal_env {
+	const struct runtime *rt;   /* for a catch-up (backfill_app());
+	                               NULL: none, the gap is reported */
+	struct podio_spool *spool;  /* NULL: the times are not kept */
+	const char *spool_err;      /* why spool is NULL */
+	int (*stopping)(void *arg); /* asked between the catch-up's calls */
+	void *stop_arg;
+};
+
 /*
  * One run of `hooks heal` for a FastCGI server's heal thread
  * (heal_interval): what `hooks heal` prints is logged instead, one line
- * per hook (info; warn for a hook that stays broken or a failed call).
- * client is the thread's own.
+ * per hook or app (info; warn for a hook that stays broken, a failed
+ * call, or edits of an inactive hook's time not caught up).  client is
+ * the thread's own; env (may be NULL) as above.
  */
 void hooks_heal_log(const struct podio_config *cfg,
-    struct podio_client *client);
+    struct podio_client *client, const struct hooks_heal_env *env);
 
 #endif

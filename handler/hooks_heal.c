@@ -29,6 +29,23 @@
  * The file holds one line per hook, "HOOK_ID verify|created MS" (the
  * wall clock in milliseconds); lines an hour old or more are dropped
  * when it is written, lines that cannot be read are ignored.
+ *
+ * Podio sends an inactive hook nothing and never delivers it again, so
+ * a run also follows, per app, the time its hooks of this receiver were
+ * not all active, with two marks of the spool (shared by every process
+ * and host using it; a mark never moves back): A, "hooks_active_APP",
+ * the last listing that found them all active, and I,
+ * "hooks_inactive_APP", the listing that first found one inactive since.
+ * A listing with one inactive sets I when I <= A (a new episode); one
+ * with all active (at least one) sets A when I <= A, and else ends an
+ * episode: with catch_up the app is backfilled since A (less
+ * HEAL_GAP_SLACK_MS; with A unknown, or further back than catch_up_max,
+ * since catch_up_max ago), and A set only once that backfill is
+ * complete, so one cut short (a 420, the reserve, a stop) goes on at the
+ * next run; without catch_up, A is set and the gap reported with the
+ * `backfill` command that recovers it.  Two hosts listing at the same
+ * moment may both backfill the same gap: the spool's dedup keys and the
+ * revisions fetched keep every item to one event.
  */
 #include <config.h>
 
@@ -42,14 +59,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "podio.h"
+#include "backfill.h"
 #include "cli.h"
 #include "cli_int.h"
 #include "hooks.h"
+#include "runtime.h"
 #include "secret.h"
 #include "spool.h"
 #include "util.h"
@@ -63,6 +83,10 @@
 /* How long after a request a hook still inactive counts as not healed
  * by it. */
 #define HEAL_SETTLE_MS   ((int64_t)60 * 1000)
+/* A hook's failed deliveries come before Podio turns it inactive, and
+ * an edit's delivery may have been under way at a listing: a catch-up
+ * starts this long before the last listing that found all active. */
+#define HEAL_GAP_SLACK_MS ((int64_t)60 * 1000)
 
 /* ------------------------------------------------------------ the state */
 
@@ -320,11 +344,15 @@ enum heal_kind {
 	HEAL_WAITING,     /* asked for (or created) a moment ago */
 	HEAL_RECREATED,   /* re-created: new_id */
 	HEAL_BROKEN,      /* stays inactive: fix says what to do */
-	HEAL_FAILED       /* a call failed (err) */
+	HEAL_FAILED,      /* a call failed (err) */
+	HEAL_CAUGHT_UP,   /* the app: its hooks' inactive time backfilled */
+	HEAL_CATCH_UP_STOPPED, /* that backfill stopped: goes on next run */
+	HEAL_NOT_CAUGHT_UP /* the gap left (no catch_up): fix recovers it */
 };
 
 static const char *const heal_kind_names[] = {
-	"verify_requested", "waiting", "recreated", "broken", "failed"
+	"verify_requested", "waiting", "recreated", "broken", "failed",
+	"caught_up", "catch_up_stopped", "not_caught_up"
 };
 
 /* One line of the report. */
@@ -337,6 +365,9 @@ struct heal_line {
 	char text[CLI_MSG_MAX];
 	char fix[CLI_URL_MAX + 256]; /* a command that fixes it, or "" */
 	enum podio_err err;       /* HEAL_FAILED: the failure */
+	int unreached;            /* Podio could not be reached */
+	int64_t since_ms;         /* a gap's backfill: since when, or 0 */
+	long queued;              /* a catch-up: the events queued */
 };
 
 struct heal_report {
@@ -544,6 +575,170 @@ nomem:
 	return -1;
 }
 
+/* ------------------------------------------------------------ the gap */
+
+/* A time as "YYYY-MM-DDTHH:MM:SSZ" (iso) or "YYYY-MM-DD HH:MM:SS" into
+ * buf; "?" when it cannot be written. */
+static void
+heal_time(int64_t ms, int iso, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, len, iso ?
+	    "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+/* Sets mark NAME_APP of spool to value; a failure becomes a line of rep.
+ * Returns 0, or -1 on out of memory. */
+static int
+heal_set_mark(struct podio_spool *spool, const char *name, uint64_t app,
+    int64_t value, struct heal_report *rep)
+{
+	struct heal_line *l;
+	char mark[80];
+	enum podio_err e;
+
+	snprintf(mark, sizeof(mark), "%s_%" PRIu64, name, app);
+	if ((e = podio_spool_set_mark(spool, mark, value)) == PODIO_OK)
+		return 0;
+	if ((l = heal_line_new(rep, HEAL_FAILED, app, NULL)) == NULL)
+		return -1;
+	l->err = e;
+	heal_say(l, "cannot note the time %s in the spool: %s", mark,
+	    podio_strerror(e));
+	return 0;
+}
+
+/*
+ * The end of a time some hook of this receiver on app was inactive
+ * (see the top of this file): seen first at inactive, all active last
+ * at active (0: unknown); listed: when this run listed them all active.
+ * Backfills with catch_up, or reports the gap.  Returns 0, or -1 on out
+ * of memory.
+ */
+static int
+heal_gap_end(const struct podio_config *cfg, struct podio_client *client,
+    const struct hooks_heal_env *env, uint64_t app, int64_t active,
+    int64_t inactive, int64_t listed, struct heal_report *rep)
+{
+	struct backfill_opts opts;
+	struct backfill_result res;
+	struct heal_line *l;
+	char seen[32], from[32], iso[32], capped[128];
+	int64_t floor, since;
+	int status;
+
+	floor = listed - podio_config_get_ms(cfg, "catch_up_max");
+	since = active > 0 ? active - HEAL_GAP_SLACK_MS : floor;
+	capped[0] = '\0';
+	if (active <= 0)
+		snprintf(capped, sizeof(capped), " (when they were last all "
+		    "active is unknown: catch_up_max back)");
+	else if (since < floor)
+		snprintf(capped, sizeof(capped), " (catch_up_max back: the "
+		    "edits before that are left out)");
+	if (since < floor)
+		since = floor;
+	heal_time(inactive, 0, seen, sizeof(seen));
+	heal_time(since, 0, from, sizeof(from));
+	heal_time(since, 1, iso, sizeof(iso));
+	if (env->rt == NULL || !podio_config_get_bool(cfg, "catch_up")) {
+		if ((l = heal_line_new(rep, HEAL_NOT_CAUGHT_UP, app, NULL)) ==
+		    NULL)
+			return -1;
+		l->since_ms = since;
+		heal_say(l, "a hook was inactive (found so at %s UTC): Podio did not "
+		    "deliver the edits of that time, and catch_up is off; to "
+		    "catch up since %s UTC%s", seen, from, capped);
+		snprintf(l->fix, sizeof(l->fix), "podio-webhook backfill "
+		    "--app %" PRIu64 " --since %s", app, iso);
+		return heal_set_mark(env->spool, "hooks_active", app, listed,
+		    rep);
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.filter_reserve = BACKFILL_FILTER_RESERVE;
+	opts.stopping = env->stopping;
+	opts.stop_arg = env->stop_arg;
+	status = backfill_app(env->rt, client, env->spool, app, since, &opts,
+	    NULL, NULL, &res);
+	if ((l = heal_line_new(rep, res.complete ? HEAL_CAUGHT_UP :
+	    HEAL_CATCH_UP_STOPPED, app, NULL)) == NULL)
+		return -1;
+	l->since_ms = since;
+	l->queued = (long)res.queued;
+	if (!res.complete) {
+		l->err = res.err;
+		l->unreached = status == CLI_EXIT_UNREACHED;
+		heal_say(l, "a hook was inactive (found so at %s UTC): the catch-up "
+		    "since %s UTC%s stopped with %zu event%s queued: %s; the "
+		    "next run goes on, or", seen, from, capped, res.queued,
+		    res.queued == 1 ? "" : "s", res.why);
+		snprintf(l->fix, sizeof(l->fix), "podio-webhook backfill "
+		    "--app %" PRIu64 " --since %s", app, iso);
+		return 0;
+	}
+	heal_say(l, "a hook was inactive (found so at %s UTC): caught up since %s "
+	    "UTC%s: %zu item%s edited, %zu queued, %zu current, %zu pending, "
+	    "%zu duplicate; %zu filter call%s", seen, from, capped,
+	    res.listed, res.listed == 1 ? "" : "s", res.queued, res.current,
+	    res.pending, res.duplicates, res.calls, res.calls == 1 ? "" : "s");
+	return heal_set_mark(env->spool, "hooks_active", app, listed, rep);
+}
+
+/*
+ * Follows the hooks of this receiver on app (hooks: all of the app's, n
+ * of them, listed at listed) with the marks of the spool (see the top
+ * of this file).  Returns 0, or -1 on out of memory.
+ */
+static int
+heal_gap(const struct podio_config *cfg, struct podio_client *client,
+    const struct hooks_heal_env *env, uint64_t app,
+    const struct podio_hook *hooks, size_t n, int64_t listed,
+    struct heal_report *rep)
+{
+	struct heal_line *l;
+	char mark[80];
+	int64_t active = 0, inactive = 0;
+	size_t i, ours = 0, off = 0;
+	enum podio_err e;
+
+	for (i = 0; i < n; i++) {
+		if (hooks[i].url == NULL || !hooks_is_ours(cfg, "app", app,
+		    hooks[i].url))
+			continue;
+		ours++;
+		if (hooks[i].status == NULL ||
+		    strcmp(hooks[i].status, "active") != 0)
+			off++;
+	}
+	if (ours == 0 || env == NULL || env->spool == NULL)
+		return 0;
+	snprintf(mark, sizeof(mark), "hooks_active_%" PRIu64, app);
+	if ((e = podio_spool_get_mark(env->spool, mark, &active)) ==
+	    PODIO_OK || e == PODIO_ERR_NOT_FOUND) {
+		snprintf(mark, sizeof(mark), "hooks_inactive_%" PRIu64, app);
+		e = podio_spool_get_mark(env->spool, mark, &inactive);
+	}
+	if (e != PODIO_OK && e != PODIO_ERR_NOT_FOUND) {
+		if ((l = heal_line_new(rep, HEAL_FAILED, app, NULL)) == NULL)
+			return -1;
+		l->err = e;
+		heal_say(l, "cannot read in the spool when its hooks were "
+		    "active: %s", podio_strerror(e));
+		return 0;
+	}
+	if (off > 0)
+		return inactive <= active ? heal_set_mark(env->spool,
+		    "hooks_inactive", app, listed, rep) : 0;
+	if (inactive <= active)
+		return heal_set_mark(env->spool, "hooks_active", app, listed,
+		    rep);
+	return heal_gap_end(cfg, client, env, app, active, inactive, listed,
+	    rep);
+}
+
 /*
  * One run (see the top of this file): rep receives one line per hook
  * acted on or reported, and per app whose hooks could not be listed.
@@ -552,7 +747,8 @@ nomem:
  */
 static int
 heal_run(const struct podio_config *cfg, struct podio_client *client,
-    struct heal_report *rep, char *err, size_t errlen)
+    const struct hooks_heal_env *env, struct heal_report *rep, char *err,
+    size_t errlen)
 {
 	struct heal_state st;
 	struct podio_hook *hooks = NULL;
@@ -560,7 +756,7 @@ heal_run(const struct podio_config *cfg, struct podio_client *client,
 	char cerr[256];
 	uint64_t *apps = NULL;
 	size_t napps = 0, n = 0, i, j;
-	int64_t now;
+	int64_t now, listed;
 	enum podio_err rc;
 	int status = -1;
 
@@ -583,7 +779,14 @@ heal_run(const struct podio_config *cfg, struct podio_client *client,
 	}
 	if (heal_state_open(cfg, &st, err, errlen) != 0)
 		goto done;
+	if (env != NULL && env->spool == NULL && env->spool_err != NULL) {
+		if ((l = heal_line_new(rep, HEAL_FAILED, 0, NULL)) == NULL)
+			goto nomem;
+		heal_say(l, "when hooks were inactive is not kept: cannot open "
+		    "the spool: %s", env->spool_err);
+	}
 	for (i = 0; i < napps; i++) {
+		listed = podio__wall_ms();
 		hooks_use_app(client, "app", apps[i]);
 		rc = podio_hook_list(client, "app", apps[i], &hooks, &n, NULL);
 		if (rc != PODIO_OK) {
@@ -609,6 +812,9 @@ heal_run(const struct podio_config *cfg, struct podio_client *client,
 			    hooks, n, rep, now) != 0)
 				goto nomem;
 		}
+		if (heal_gap(cfg, client, env, apps[i], hooks, n, listed,
+		    rep) != 0)
+			goto nomem;
 		podio_hooks_free(hooks, n);
 		hooks = NULL;
 		n = 0;
@@ -635,8 +841,18 @@ heal_report_free(struct heal_report *rep)
 	memset(rep, 0, sizeof(*rep));
 }
 
+/* Whether a line of kind k needs a look: a hook that stays broken, a
+ * failed call, edits of an inactive hook's time not (all) caught up. */
+static int
+heal_kind_bad(enum heal_kind k)
+{
+	return k == HEAL_BROKEN || k == HEAL_FAILED ||
+	    k == HEAL_CATCH_UP_STOPPED || k == HEAL_NOT_CAUGHT_UP;
+}
+
 /* The exit status for rep: 3 when a call could not reach Podio, 1 when
- * a hook stays broken or a call failed, else 0. */
+ * a hook stays broken, a call failed or an inactive hook's edits were
+ * not caught up, else 0. */
 static int
 heal_status(const struct heal_report *rep)
 {
@@ -644,11 +860,11 @@ heal_status(const struct heal_report *rep)
 	int status = CLI_EXIT_OK;
 
 	for (i = 0; i < rep->n; i++) {
-		if (rep->lines[i].kind == HEAL_FAILED &&
-		    podio_err_is_transport(rep->lines[i].err))
+		if (heal_kind_bad(rep->lines[i].kind) &&
+		    (rep->lines[i].unreached ||
+		    podio_err_is_transport(rep->lines[i].err)))
 			return CLI_EXIT_UNREACHED;
-		if (rep->lines[i].kind == HEAL_BROKEN ||
-		    rep->lines[i].kind == HEAL_FAILED)
+		if (heal_kind_bad(rep->lines[i].kind))
 			status = CLI_EXIT_PODIO;
 	}
 	return status;
@@ -717,6 +933,17 @@ heal_print_json(const struct podio_config *cfg, const struct heal_report *rep)
 			    NULL)
 				goto done;
 		}
+		if (l->since_ms > 0) {
+			heal_time(l->since_ms, 1, id, sizeof(id));
+			if (cJSON_AddStringToObject(obj, "since", id) == NULL)
+				goto done;
+		}
+		if (l->kind == HEAL_CAUGHT_UP ||
+		    l->kind == HEAL_CATCH_UP_STOPPED) {
+			if (cJSON_AddNumberToObject(obj, "queued",
+			    (double)l->queued) == NULL)
+				goto done;
+		}
 		if (l->fix[0] != '\0') {
 			if ((safe = secret_scrub(cfg, l->fix)) == NULL ||
 			    cJSON_AddStringToObject(obj, "command", safe) ==
@@ -749,20 +976,80 @@ done:
 	return rc;
 }
 
+/*
+ * The client, the spool and, with catch_up, the runtime of `hooks heal`
+ * into env, *rt and *client (the caller frees them, the client before
+ * the runtime).  A runtime takes over the configuration: ctx->cfg is
+ * then rt's.  Returns 0, or an exit status after printing the reason.
+ * A spool that cannot be opened is not fatal: the run goes on, and
+ * says so.
+ */
+static int
+heal_cmd_open(struct cli_ctx *ctx, struct hooks_heal_env *env,
+    struct runtime **rt, struct podio_client **client, char *err,
+    size_t errlen)
+{
+	const char *dir;
+	int rc;
+
+	if (!podio_config_get_bool(ctx->cfg, "catch_up")) {
+		if ((rc = cli_connect(ctx)) != 0)
+			return rc;
+		*client = ctx->client;
+		ctx->client = NULL;
+	} else {
+		/* A catch-up runs the backfill of the handler, with its
+		 * credentials, budget and spool. */
+		rc = runtime_new(*ctx->cfg_owner, ctx->fns, NULL, rt, err,
+		    errlen);
+		*ctx->cfg_owner = NULL;
+		ctx->cfg = NULL;
+		if (rc != 0) {
+			fprintf(stderr, "podio-webhook: %s: catch_up is set, "
+			    "and the handler cannot run: %s\n", ctx->what,
+			    err);
+			return rc == RUNTIME_NOMEM ? CLI_EXIT_PODIO :
+			    CLI_EXIT_USAGE;
+		}
+		ctx->cfg = (*rt)->cfg;
+		if (runtime_client(*rt, client) != PODIO_OK) {
+			cli_error(ctx, "out of memory");
+			return CLI_EXIT_PODIO;
+		}
+	}
+	env->rt = *rt;
+	dir = podio_config_spool(ctx->cfg);
+	err[0] = '\0';
+	if (dir != NULL && dir[0] != '\0' && podio_spool_open(dir,
+	    &env->spool, err, errlen) != PODIO_OK) {
+		env->spool = NULL;
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s", podio_strerror(PODIO_ERR_IO));
+		env->spool_err = err;
+	}
+	return 0;
+}
+
 /* hooks heal [--json] */
 int
 hooks_cmd_heal(struct cli_ctx *ctx)
 {
+	struct hooks_heal_env env;
 	struct heal_report rep;
-	char err[512], line[CLI_MSG_MAX + CLI_URL_MAX + 384], *safe;
+	struct runtime *rt = NULL;
+	struct podio_client *client = NULL;
+	char err[512], serr[512];
+	char line[CLI_MSG_MAX + CLI_URL_MAX + 384], *safe;
 	size_t i;
 	int status;
 
 	memset(&rep, 0, sizeof(rep));
+	memset(&env, 0, sizeof(env));
 	err[0] = '\0';
-	if ((status = cli_connect(ctx)) != 0)
-		return status;
-	if (heal_run(ctx->cfg, ctx->client, &rep, err, sizeof(err)) != 0) {
+	if ((status = heal_cmd_open(ctx, &env, &rt, &client, serr,
+	    sizeof(serr))) != 0)
+		goto done;
+	if (heal_run(ctx->cfg, client, &env, &rep, err, sizeof(err)) != 0) {
 		cli_error(ctx, "%s", err);
 		status = strcmp(err, "out of memory") == 0 ? CLI_EXIT_PODIO :
 		    CLI_EXIT_USAGE;
@@ -788,12 +1075,18 @@ hooks_cmd_heal(struct cli_ctx *ctx)
 	}
 done:
 	heal_report_free(&rep);
+	podio_spool_close(env.spool);
+	podio_client_free(client);
+	if (rt != NULL)
+		ctx->cfg = NULL;
+	runtime_unref(rt);
 	return status;
 }
 
 /* See hooks.h. */
 void
-hooks_heal_log(const struct podio_config *cfg, struct podio_client *client)
+hooks_heal_log(const struct podio_config *cfg, struct podio_client *client,
+    const struct hooks_heal_env *env)
 {
 	struct heal_report rep;
 	char err[512], line[CLI_MSG_MAX + CLI_URL_MAX + 384], *safe;
@@ -802,7 +1095,7 @@ hooks_heal_log(const struct podio_config *cfg, struct podio_client *client)
 
 	memset(&rep, 0, sizeof(rep));
 	err[0] = '\0';
-	if (heal_run(cfg, client, &rep, err, sizeof(err)) != 0) {
+	if (heal_run(cfg, client, env, &rep, err, sizeof(err)) != 0) {
 		safe = secret_scrub(cfg, err);
 		podio_log(PODIO_LOG_ERROR, "hooks heal: %s",
 		    safe != NULL ? safe : "out of memory");
@@ -812,8 +1105,8 @@ hooks_heal_log(const struct podio_config *cfg, struct podio_client *client)
 		k = rep.lines[i].kind;
 		heal_format(&rep.lines[i], line, sizeof(line));
 		safe = secret_scrub(cfg, line);
-		podio_log(k == HEAL_BROKEN || k == HEAL_FAILED ?
-		    PODIO_LOG_WARN : PODIO_LOG_INFO, "hooks heal: %s",
+		podio_log(heal_kind_bad(k) ? PODIO_LOG_WARN : PODIO_LOG_INFO,
+		    "hooks heal: %s",
 		    safe != NULL ? safe : "(withheld: out of memory)");
 		free(safe);
 	}

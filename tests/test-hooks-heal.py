@@ -13,8 +13,18 @@ file aged), the next run re-creates the hook (the new one first, then the
 old one deleted), which the server verifies.  An undeclared hook of this
 receiver that stays inactive is reported with the command that
 re-creates it (exit 1), and not asked for again within the hour; a hook
-with another URL is never touched.  Last, `serve` with heal_interval
+with another URL is never touched.  Then `serve` with heal_interval
 heals an inactive hook by itself as it starts, and logs it.
+
+Last, the edits of the time a hook was inactive (Podio delivers them to
+no one), over a spool of their own: with catch_up = yes, a run that
+finds the hooks active notes it; the item.update hook is set inactive
+and items edited; the next run asks for verification, and the one after
+backfills since the last run that found all active: each item edited in
+the gap reaches the callbacks once, marked "source": "backfill", an item
+edited before it is not sent again, and a further run backfills nothing.
+Without catch_up, the run that finds the hook active again names the
+`backfill` command of the gap (exit 1), and that command recovers it.
 """
 
 import json
@@ -35,12 +45,14 @@ EVENTS = os.path.join(D, "events.jsonl")
 SOCK = os.path.join(D, "serve.sock")
 SPOOL = os.path.join(D, "spool")
 STATE = os.path.join(SPOOL, "hooks-heal.state")
+GAP_CONF = os.path.join(D, "gap.conf")
+GAP_EVENTS = os.path.join(D, "gap-events.jsonl")
 OUTPUTS = []
 WRITES = ("/hook/app/", "/hook/")
 
 
-def pw(env, *args):
-    r = testlib.run([testlib.PODIO_WEBHOOK, "-c", CONF] + list(args),
+def pw(env, *args, conf=CONF):
+    r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf] + list(args),
                     env=env)
     OUTPUTS.append((" ".join(args), r.stdout + r.stderr))
     return r
@@ -91,9 +103,9 @@ def age_state(ms):
         f.write("\n".join(lines) + "\n")
 
 
-def start_serve(env, log):
+def start_serve(env, log, conf=CONF):
     errf = open(log, "a")
-    proc = testlib.popen([testlib.PODIO_WEBHOOK, "-c", CONF, "serve",
+    proc = testlib.popen([testlib.PODIO_WEBHOOK, "-c", conf, "serve",
                           "--listen", "unix:" + SOCK, "--workers", "2"],
                          env=env, stdout=subprocess.DEVNULL, stderr=errf)
     errf.close()
@@ -121,6 +133,7 @@ def main():
         t.ok(proc.returncode == 0, "the server exits 0",
              testlib.read_text(log)[-2000:])
         heal_thread(sim, env)
+        gap(sim, env, hook_url)
         front.stop()
     leaks = [label for label, text in OUTPUTS
              if SECRET in text or urllib.parse.quote(SECRET) in text]
@@ -259,6 +272,125 @@ def heal_thread(sim, env):
         r"verification requested" % hid, text),
          "serve with heal_interval: the inactive hook is healed as it "
          "starts, and logged", text[-3000:])
+
+
+def gap_events():
+    """The events the callbacks got in the gap part: (item_id, source)."""
+    return [(e.get("item_id"), e.get("source"))
+            for e in (json.loads(line) for line in
+                      testlib.read_text(GAP_EVENTS).splitlines()
+                      if line.strip())]
+
+
+def spool_idle(env):
+    """Whether the gap part's spool holds no event still to run."""
+    r = pw(env, "spool", "status", "--json", conf=GAP_CONF)
+    try:
+        st = json.loads(r.stdout)
+    except ValueError:
+        return False
+    return st["pending"] + st["retrying"] + st["in_flight"] == 0
+
+
+def heal_json(env, *opts):
+    r = pw(env, *(list(opts) + ["hooks", "heal", "--json"]), conf=GAP_CONF)
+    try:
+        return r, json.loads(r.stdout)
+    except ValueError:
+        return r, None
+
+
+def gap(sim, env, hook_url):
+    """The edits of the time a hook was inactive (see the top)."""
+    testlib.write_config(GAP_CONF, lines=["log * = " + GAP_EVENTS],
+                         webhook_secret=SECRET, hook_url=hook_url,
+                         spool_dir=os.path.join(D, "gap-spool"),
+                         coalesce_window="0", catch_up="yes",
+                         app_id="1234")
+    log = os.path.join(D, "serve-gap.log")
+    proc = start_serve(env, log, conf=GAP_CONF)
+    try:
+        gap_run(sim, env, hook_url)
+    finally:
+        testlib.stop_process(proc)
+        OUTPUTS.append(("serve gap", testlib.read_text(log)))
+    t.ok(proc.returncode == 0, "the server of the gap part exits 0",
+         testlib.read_text(log)[-2000:])
+
+
+def gap_run(sim, env, hook_url):
+    r = pw(env, "hooks", "create", "app", "1234", hook_url, "item.update",
+           conf=GAP_CONF)
+    upd = int(r.stdout.strip()) if r.returncode == 0 else 0
+    testlib.wait_for(lambda: (hook(sim, upd) or {}).get("status") ==
+                     "active", "the item.update hook's verification")
+    sim.edit_item(21)
+    testlib.wait_for(lambda: (21, None) in gap_events(), "item 21's event")
+    r, lines = heal_json(env)
+    t.ok(r.returncode == 0 and lines == [],
+         "catch_up: a run that finds every hook active says nothing",
+         show(r))
+
+    # Inactive: Podio sends the edits of that time to no one.
+    sim.set_hook_status(upd, "inactive")
+    sim.clear_deliveries()
+    sim.edit_item(22)
+    sim.edit_item(23)
+    r, lines = heal_json(env)
+    t.ok(r.returncode == 0 and [(x.get("hook_id"), x.get("action"))
+                                for x in lines or []] ==
+         [(upd, "verify_requested")],
+         "the run that finds it inactive asks for verification", show(r))
+    testlib.wait_for(lambda: (hook(sim, upd) or {}).get("status") ==
+                     "active", "the hook to be active again")
+    t.ok(not [d for d in sim.deliveries() if d["kind"] == "item.update"],
+         "no delivery of the edits made while it was inactive",
+         sim.deliveries())
+
+    r, lines = heal_json(env)
+    caught = lines[0] if lines and len(lines) == 1 else {}
+    t.ok(r.returncode == 0 and caught.get("action") == "caught_up" and
+         caught.get("ref_id") == 1234 and caught.get("queued") == 2 and
+         "1 current" in caught.get("message", ""),
+         "the run that finds it active again catches up: 2 queued, the "
+         "item edited before the gap current", show(r))
+    testlib.wait_for(lambda: len(gap_events()) >= 3, "the caught-up events")
+    r, lines = heal_json(env)
+    t.ok(r.returncode == 0 and lines == [],
+         "a further run backfills nothing", show(r))
+    testlib.wait_for(lambda: spool_idle(env), "the spool to be idle")
+    t.is_(sorted(gap_events(), key=str),
+          sorted([(21, None), (22, "backfill"), (23, "backfill")], key=str),
+          "each item edited in the gap reached the callbacks once, "
+          "\"source\": \"backfill\"; the one edited before it not again")
+
+    # Without catch_up: the gap is reported with its backfill command.
+    sim.set_hook_status(upd, "inactive")
+    sim.edit_item(24)
+    r, lines = heal_json(env, "-o", "catch_up=no")
+    t.ok(r.returncode == 0 and len(lines or []) == 1,
+         "catch_up off: inactive, verification requested", show(r))
+    testlib.wait_for(lambda: (hook(sim, upd) or {}).get("status") ==
+                     "active", "the hook to be active again")
+    r = pw(env, "-o", "catch_up=no", "hooks", "heal", conf=GAP_CONF)
+    m = re.search(r"^app 1234: a hook was inactive .*catch_up is off.*: "
+                  r"(podio-webhook backfill --app 1234 --since "
+                  r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ))$", r.stdout)
+    t.ok(r.returncode == 1 and m and len(r.stdout.splitlines()) == 1,
+         "the run that finds it active again names the backfill command "
+         "of the gap, exit 1", show(r))
+    cmd = m.group(1).split()[1:] if m else ["backfill"]
+    b = pw(env, *cmd, conf=GAP_CONF)
+    t.ok(b.returncode == 0 and re.search(r"^queued item 24 ", b.stdout,
+                                         re.M) and
+         not re.search(r"^queued item 2[123] ", b.stdout, re.M),
+         "that command queues the item edited in the gap, and only it",
+         show(b))
+    r = pw(env, "-o", "catch_up=no", "hooks", "heal", conf=GAP_CONF)
+    t.ok(r.returncode == 0 and r.stdout == "",
+         "reported once: the next run says nothing", show(r))
+    testlib.wait_for(lambda: (24, "backfill") in gap_events(),
+                     "item 24's event")
 
 
 testlib.main(main)
