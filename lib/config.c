@@ -299,14 +299,19 @@ static const struct podio__cfg_key podio__cfg_keys[] = {
 	  "`coalesce_window`: an item edited without pause is still fetched "
 	  "this often." },
 	{ "catch_up", PODIO__CFG_BOOL, "no", 0, NULL,
-	  "`yes`: `serve` catches up by itself with the edits Podio did not "
-	  "deliver while it was down. It keeps in the spool until when it "
-	  "ran (noted every minute and when it stops) and, when it starts, "
-	  "backfills the items of `app_id` edited since then (see "
-	  "`podio-webhook backfill`), at most `catch_up_max` back, in a "
-	  "thread of its own that only logs what it did. It spends filter "
-	  "calls within the API budget and stops when it is paused. Deleted "
-	  "items, comments and other events are not recovered." },
+	  "`yes`: the receiver catches up by itself with the edits Podio did "
+	  "not deliver. While it was down: `serve` keeps in the spool until "
+	  "when it ran (noted every minute and when it stops) and, when it "
+	  "starts, backfills the items of `app_id` edited since then (see "
+	  "`podio-webhook backfill`), in a thread of its own that only logs "
+	  "what it did. While a hook of this receiver was inactive: `hooks "
+	  "heal` (from cron, or `serve` every `heal_interval`) keeps in the "
+	  "spool when it last found each app's hooks all active and, once an "
+	  "inactive one is active again, backfills the app since then; "
+	  "without `catch_up` it names the `backfill` command instead. Either "
+	  "goes at most `catch_up_max` back, spends filter calls within the "
+	  "API budget and stops when it is paused. Deleted items, comments "
+	  "and other events are not recovered." },
 	{ "catch_up_max", PODIO__CFG_DURATION, "24h", 0,
 	  podio__cfg_check_catch_up_max,
 	  "The furthest back a catch-up (`catch_up`) goes, 1m to 7d: the "
