@@ -741,7 +741,9 @@ heal_gap(const struct podio_config *cfg, struct podio_client *client,
 
 /*
  * One run (see the top of this file): rep receives one line per hook
- * acted on or reported, and per app whose hooks could not be listed.
+ * acted on or reported, per app whose hooks could not be listed, and
+ * per app whose inactive time ended (env: the spool of the marks and the
+ * runtime of a catch-up; NULL keeps no marks).
  * Returns 0, or -1 with the reason in err when the run could not start
  * (nothing to look after, the state file) or ran out of memory.
  */

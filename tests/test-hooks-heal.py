@@ -25,6 +25,7 @@ the gap reaches the callbacks once, marked "source": "backfill", an item
 edited before it is not sent again, and a further run backfills nothing.
 Without catch_up, the run that finds the hook active again names the
 `backfill` command of the gap (exit 1), and that command recovers it.
+`serve` with heal_interval catches up a gap that its first run ends.
 """
 
 import json
@@ -310,12 +311,37 @@ def gap(sim, env, hook_url):
     log = os.path.join(D, "serve-gap.log")
     proc = start_serve(env, log, conf=GAP_CONF)
     try:
-        gap_run(sim, env, hook_url)
+        upd = gap_run(sim, env, hook_url)
+        # A gap that serve's heal thread ends as it starts.
+        sim.set_hook_status(upd, "inactive")
+        sim.edit_item(25)
+        heal_json(env)
+        testlib.wait_for(lambda: (hook(sim, upd) or {}).get("status") ==
+                         "active", "the hook to be active again")
     finally:
         testlib.stop_process(proc)
         OUTPUTS.append(("serve gap", testlib.read_text(log)))
     t.ok(proc.returncode == 0, "the server of the gap part exits 0",
          testlib.read_text(log)[-2000:])
+    log = os.path.join(D, "serve-gap-heal.log")
+    proc = start_serve(dict(env, PODIO_HEAL_INTERVAL="1h"), log,
+                       conf=GAP_CONF)
+    try:
+        testlib.wait_for(lambda: "hooks heal: app 1234:" in
+                         testlib.read_text(log), "the heal thread's line")
+        testlib.wait_for(lambda: (25, "backfill") in gap_events(),
+                         "item 25's event")
+        testlib.wait_for(lambda: spool_idle(env), "the spool to be idle")
+    finally:
+        testlib.stop_process(proc)
+    text = testlib.read_text(log)
+    OUTPUTS.append(("serve gap heal_interval", text))
+    t.ok(proc.returncode == 0 and re.search(
+        r"hooks heal: app 1234: a hook was inactive \(found so at [^)]*\): "
+        r"caught up since ", text) and
+         gap_events().count((25, "backfill")) == 1,
+         "serve with heal_interval: the gap ended as it starts is caught up, "
+         "logged, and its item reaches the callbacks once", text[-3000:])
 
 
 def gap_run(sim, env, hook_url):
@@ -391,6 +417,7 @@ def gap_run(sim, env, hook_url):
          "reported once: the next run says nothing", show(r))
     testlib.wait_for(lambda: (24, "backfill") in gap_events(),
                      "item 24's event")
+    return upd
 
 
 testlib.main(main)
