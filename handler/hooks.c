@@ -220,6 +220,7 @@ int
 hooks_apps(const struct podio_config *cfg, uint64_t **ids, size_t *n)
 {
 	struct podio_hook_decl d;
+	struct podio_credential c;
 	uint64_t id;
 	size_t max = 1, i;
 
@@ -227,11 +228,16 @@ hooks_apps(const struct podio_config *cfg, uint64_t **ids, size_t *n)
 	*n = 0;
 	for (i = 0; podio_config_hook(cfg, i, &d); i++)
 		max++;
+	for (i = 0; podio_config_credential(cfg, i, &c); i++)
+		max++;
 	if ((*ids = calloc(max, sizeof(**ids))) == NULL)
 		return -1;
 	if (podio_parse_u64(podio_config_get(cfg, "app_id"), &id) == 0 &&
 	    id != 0)
 		hooks_add_id(*ids, n, max, id);
+	for (i = 0; podio_config_credential(cfg, i, &c); i++)
+		if (c.app_id != 0)
+			hooks_add_id(*ids, n, max, c.app_id);
 	for (i = 0; podio_config_hook(cfg, i, &d); i++)
 		if (strcmp(d.ref_type, "app") == 0)
 			hooks_add_id(*ids, n, max, d.ref_id);

@@ -81,8 +81,10 @@ int hooks_declared(const struct podio_config *cfg, const char *ref_type,
     uint64_t ref_id, const char *type);
 
 /*
- * The apps whose hooks heal and sync look after: app_id when set, then
- * the apps of the hook lines, each once, in that order.  *ids receives
+ * The configured apps, whose hooks heal, sync and doctor look after and
+ * which a catch-up backfills: app_id when set, then the apps of the "app
+ * ID = TOKEN" lines, then those of the hook lines, each once, in that
+ * order.  *ids receives
  * a new array of *n ids (NULL when there is none) that the caller
  * frees.  Returns 0, or -1 on out of memory.
  */

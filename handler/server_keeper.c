@@ -4,7 +4,7 @@
  * It notes in the spool until when a receiver ran (the mark
  * PODIO_SPOOL_MARK_ALIVE: when it starts, every SERVER_ALIVE_EVERY_MS and
  * when it stops), and with catch_up = yes, when it starts, backfills the
- * configured app for the time since the mark it found (the receiver was
+ * configured apps (hooks_apps()) for the time since the mark it found (the receiver was
  * down), at most catch_up_max back (backfill.h).  It never takes a
  * worker or a processor: a long catch-up holds up no request and no
  * event, and the events it queues go to the processors.  It only logs.
@@ -22,6 +22,7 @@
 
 #include "podio.h"
 #include "backfill.h"
+#include "hooks.h"
 #include "log.h"
 #include "process.h"
 #include "runtime.h"
@@ -64,26 +65,30 @@ server_keeper_nap(struct server *srv, int64_t ms)
 }
 
 /*
- * The catch-up of a start: the app of rt since the mark last (0 when the
- * spool knew none), at most catch_up_max back.
+ * The catch-up of a start: every configured app (hooks_apps()) since the
+ * mark last (0 when the spool knew none), at most catch_up_max back.
  */
 static void
 server_catch_up(struct server *srv, const struct runtime *rt,
     struct podio_client *client, struct podio_spool *spool, int64_t last)
 {
-	const char *app_text = podio_config_get(rt->cfg, "app_id");
 	int64_t now = podio__wall_ms(), since, floor;
-	uint64_t app = 0;
+	uint64_t *apps = NULL;
+	size_t napps = 0, i;
 
-	if (app_text == NULL || podio_parse_u64(app_text, &app) != 0 ||
-	    app == 0) {
-		podio_log(PODIO_LOG_WARN, "catch-up: no app_id is configured: "
-		    "nothing to catch up");
+	if (hooks_apps(rt->cfg, &apps, &napps) != 0) {
+		podio_log(PODIO_LOG_ERROR, "catch-up: out of memory");
+		return;
+	}
+	if (napps == 0) {
+		podio_log(PODIO_LOG_WARN, "catch-up: no app is configured "
+		    "(app_id, app lines or hook lines): nothing to catch up");
 		return;
 	}
 	if (last <= 0) {
 		podio_log(PODIO_LOG_INFO, "catch-up: the spool knows no "
 		    "earlier run: nothing to catch up");
+		free(apps);
 		return;
 	}
 	since = last - SERVER_ALIVE_EVERY_MS - SERVER_CATCH_UP_SLACK_MS;
@@ -95,8 +100,10 @@ server_catch_up(struct server *srv, const struct runtime *rt,
 		    1000);
 		since = floor;
 	}
-	(void)backfill_background(rt, client, spool, app, since, "catch-up",
-	    server_keeper_stopping, srv);
+	for (i = 0; i < napps && !server_keeper_stopping(srv); i++)
+		(void)backfill_background(rt, client, spool, apps[i], since,
+		    "catch-up", server_keeper_stopping, srv);
+	free(apps);
 }
 
 /* See server_int.h. */
