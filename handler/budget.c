@@ -176,13 +176,34 @@ void
 budget_read(const struct podio_config *cfg, struct podio_spool *spool,
     int filter, struct budget *b)
 {
+	budget_read_at(cfg, spool, 0, filter, b);
+}
+
+/* See budget.h. */
+void
+budget_cred_label(const struct podio_config *cfg, size_t i, char *buf,
+    size_t n)
+{
+	struct podio_credential c;
+
+	if (podio_config_credential(cfg, i, &c) && c.app_id != 0)
+		snprintf(buf, n, "app:%" PRIu64, c.app_id);
+	else
+		snprintf(buf, n, "user");
+}
+
+/* See budget.h. */
+void
+budget_read_at(const struct podio_config *cfg, struct podio_spool *spool,
+    size_t i, int filter, struct budget *b)
+{
 	char cred[PODIO_SPOOL_MAX_KEY];
 	const char *cls = filter ? BUDGET_FILTER_CLASS : BUDGET_CLASS;
 	struct podio_spool_outage o;
 
 	memset(b, 0, sizeof(*b));
 	b->remaining = b->limit = -1;
-	budget_cred(cfg, cred, sizeof(cred));
+	budget_cred_at(cfg, i, cred, sizeof(cred));
 	if (podio_spool_get_pause(spool, cred, cls, &b->paused_until_ms) !=
 	    PODIO_OK || b->paused_until_ms <= process_now_ms())
 		b->paused_until_ms = 0;

@@ -107,8 +107,19 @@ struct budget {
 	int64_t outage_since_ms;   /* start of an outage, 0 when none */
 	int64_t next_probe_ms;     /* its next probe */
 };
-/* Fills *b for the general rate class, or the filter's (filter 1). */
+/* Fills *b for the general rate class, or the filter's (filter 1), of
+ * the first credential. */
 void budget_read(const struct podio_config *cfg, struct podio_spool *spool,
     int filter, struct budget *b);
+/* The same for the i-th credential of cfg (budget_cred_at()). */
+void budget_read_at(const struct podio_config *cfg, struct podio_spool *spool,
+    size_t i, int filter, struct budget *b);
+/*
+ * A short name of the i-th credential of cfg for reports and metric
+ * labels, never a secret nor an address: "app:ID" for an app's, "user"
+ * for the password flow's; into buf (size n).
+ */
+void budget_cred_label(const struct podio_config *cfg, size_t i, char *buf,
+    size_t n);
 
 #endif

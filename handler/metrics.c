@@ -19,6 +19,7 @@
 
 #include "podio.h"
 #include "budget.h"
+#include "creds.h"
 #include "log.h"
 #include "metrics.h"
 #include "process.h"
@@ -32,6 +33,8 @@
 #define METRICS_STATUSES     (METRICS_STATUS_MAX - METRICS_STATUS_MIN + 2)
 /* The largest page made (a few KiB in practice). */
 #define METRICS_PAGE_MAX     (1024 * 1024)
+/* The most credentials whose API state a page shows (the first ones). */
+#define METRICS_CREDS_MAX    64
 
 /* The event types of the label "type": those Podio documents, then
  * "other" (an accepted type not listed) and "none" (refused before a
@@ -361,12 +364,13 @@ metrics_spool(struct metrics *m, const char *where)
 /* The API state of one rate class as every process sharing the spool
  * sees it (budget.h). */
 static void
-metrics_budget_class(struct metrics_page *p, const char *cls,
-    const struct budget *b, int part)
+metrics_budget_class(struct metrics_page *p, const char *cred,
+    const char *cls, const struct budget *b, int part)
 {
-	char labels[64];
+	char labels[96];
 
-	snprintf(labels, sizeof(labels), "{class=\"%s\"}", cls);
+	snprintf(labels, sizeof(labels), "{credential=\"%.31s\","
+	    "class=\"%.15s\"}", cred, cls);
 	switch (part) {
 	case 0:
 		metrics_put(p, "podio_webhook_api_paused%s %d\n", labels,
@@ -392,8 +396,10 @@ metrics_shared(struct metrics *m, const struct runtime *rt,
 {
 	struct podio_spool_status st;
 	struct podio_spool *spool;
-	struct budget b[2];
+	struct budget b[METRICS_CREDS_MAX][2];
 	static const char *const cls[2] = { BUDGET_CLASS, BUDGET_FILTER_CLASS };
+	char names[METRICS_CREDS_MAX][32], labels[64];
+	size_t c, ncreds;
 	int up = 0, part, i;
 
 	spool = metrics_spool(m, podio_config_spool(rt->cfg));
@@ -420,8 +426,17 @@ metrics_shared(struct metrics *m, const struct runtime *rt,
 	    ".%03d\n", st.oldest_age_ms / 1000, (int)(st.oldest_age_ms %
 	    1000));
 
-	for (i = 0; i < 2; i++)
-		budget_read(rt->cfg, spool, i, &b[i]);
+	/* Every credential has its own pauses, outage and count. */
+	ncreds = creds_count(rt->cfg);
+	if (ncreds == 0)
+		ncreds = 1;
+	if (ncreds > METRICS_CREDS_MAX)
+		ncreds = METRICS_CREDS_MAX;
+	for (c = 0; c < ncreds; c++) {
+		budget_cred_label(rt->cfg, c, names[c], sizeof(names[c]));
+		for (i = 0; i < 2; i++)
+			budget_read_at(rt->cfg, spool, c, i, &b[c][i]);
+	}
 	for (part = 0; part < 3; part++) {
 		if (part == 0)
 			metrics_head(p, "podio_webhook_api_paused", "gauge",
@@ -436,25 +451,37 @@ metrics_shared(struct metrics *m, const struct runtime *rt,
 			    "remaining", "gauge", "The last "
 			    "X-Rate-Limit-Remaining seen within the hour, "
 			    "by rate class.");
-		for (i = 0; i < 2; i++)
-			metrics_budget_class(p, cls[i], &b[i], part);
+		for (c = 0; c < ncreds; c++)
+			for (i = 0; i < 2; i++)
+				metrics_budget_class(p, names[c], cls[i],
+				    &b[c][i], part);
 	}
 	metrics_head(p, "podio_webhook_api_outage", "gauge",
-	    "Whether Podio is taken as unavailable (1: calls wait for the "
-	    "outage's probes) or not (0).");
-	metrics_put(p, "podio_webhook_api_outage %d\n",
-	    b[0].outage_since_ms > 0);
+	    "Whether Podio is taken as unavailable for the credential (1: "
+	    "its calls wait for the outage's probes) or not (0).");
+	for (c = 0; c < ncreds; c++)
+		metrics_put(p, "podio_webhook_api_outage{credential=\"%s\"} "
+		    "%d\n", names[c], b[c][0].outage_since_ms > 0);
 	metrics_head(p, "podio_webhook_api_outage_start_timestamp_seconds",
 	    "gauge", "When the outage began, while there is one.");
-	if (b[0].outage_since_ms > 0)
-		metrics_time(p, "podio_webhook_api_outage_start_timestamp_"
-		    "seconds", "", b[0].outage_since_ms);
+	for (c = 0; c < ncreds; c++) {
+		snprintf(labels, sizeof(labels), "{credential=\"%.31s\"}",
+		    names[c]);
+		if (b[c][0].outage_since_ms > 0)
+			metrics_time(p, "podio_webhook_api_outage_start_"
+			    "timestamp_seconds", labels,
+			    b[c][0].outage_since_ms);
+	}
 	metrics_head(p, "podio_webhook_api_next_probe_timestamp_seconds",
 	    "gauge", "When the outage's next probe is due, while there is "
 	    "one.");
-	if (b[0].outage_since_ms > 0)
-		metrics_time(p, "podio_webhook_api_next_probe_timestamp_"
-		    "seconds", "", b[0].next_probe_ms);
+	for (c = 0; c < ncreds; c++) {
+		snprintf(labels, sizeof(labels), "{credential=\"%.31s\"}",
+		    names[c]);
+		if (b[c][0].outage_since_ms > 0)
+			metrics_time(p, "podio_webhook_api_next_probe_"
+			    "timestamp_seconds", labels, b[c][0].next_probe_ms);
+	}
 }
 
 /* See metrics.h. */

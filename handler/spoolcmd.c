@@ -26,6 +26,7 @@
 
 #include "podio.h"
 #include "budget.h"
+#include "creds.h"
 #include "cli.h"
 #include "process.h"
 #include "runtime.h"
@@ -348,6 +349,48 @@ spoolcmd_passed(const struct podio_spool_status *st,
 	return n;
 }
 
+/*
+ * The API state of the credentials after the first (app lines), one
+ * block each: "app:ID" lines as the first's, or in JSON a member
+ * "credentials": [{"credential", api_..., filter_...}].  Nothing with
+ * one credential.
+ */
+static void
+spoolcmd_more_credentials(const struct podio_config *cfg,
+    struct podio_spool *spool, int json)
+{
+	struct budget api, filter;
+	char name[32], label[48];
+	size_t i, n = creds_count(cfg);
+
+	if (json && n > 1)
+		printf(", \"credentials\": [");
+	for (i = 1; i < n; i++) {
+		budget_cred_label(cfg, i, name, sizeof(name));
+		budget_read_at(cfg, spool, i, 0, &api);
+		budget_read_at(cfg, spool, i, 1, &filter);
+		if (json) {
+			printf("%s{\"credential\": ", i > 1 ? ", " : "");
+			spoolcmd_json_string(name);
+			/* The members of the first credential's, after a
+			 * first one: each begins with ", ". */
+			spoolcmd_budget("api", &api, 1);
+			spoolcmd_budget("filter", &filter, 1);
+			spoolcmd_outage(&api, 1);
+			printf("}");
+			continue;
+		}
+		printf("%s\n", name);
+		snprintf(label, sizeof(label), "  api:");
+		spoolcmd_outage(&api, 0);
+		if (api.outage_since_ms == 0)
+			spoolcmd_budget(label, &api, 0);
+		spoolcmd_budget("  filter:", &filter, 0);
+	}
+	if (json && n > 1)
+		printf("]");
+}
+
 /* spool status [--json] [--max-age DURATION] [--max-dead N] */
 static int
 spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
@@ -372,6 +415,7 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 		spoolcmd_budget("api", &api, 1);
 		spoolcmd_budget("filter", &filter, 1);
 		spoolcmd_outage(&api, 1);
+		spoolcmd_more_credentials(cfg, spool, 1);
 		if (lim->max_age_ms >= 0 || lim->max_dead >= 0) {
 			printf(", \"alerts\": [");
 			for (i = 0; i < n; i++) {
@@ -396,6 +440,7 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 	if (api.outage_since_ms == 0)
 		spoolcmd_budget("api:", &api, 0);
 	spoolcmd_budget("filter:", &filter, 0);
+	spoolcmd_more_credentials(cfg, spool, 0);
 	for (i = 0; i < n; i++)
 		printf("%s\n", lines[i]);
 	return n > 0 ? CLI_EXIT_PODIO : CLI_EXIT_OK;

@@ -16,6 +16,7 @@ server (`serve`), with app_id/app_token for app 1234 and the line
 Checks are on what the simulator recorded, never on the product's
 speed."""
 
+import json
 import os
 import urllib.parse
 
@@ -129,6 +130,25 @@ with testlib.Sim(apps={"1234": "app-token", "777": "tok-777"},
     t.ok(isinstance(e.get("item"), dict) and
          fetched_by(sim, 7002)[-1] == (200, 777),
          "after the pause app 777's event ran with its item", e)
+
+    # spool status shows each credential's API state: the first one's as
+    # before, an app line's in "credentials".
+    r = s.pw("spool", "status", "--json")
+    try:
+        st = json.loads(r.stdout)
+    except ValueError:
+        st = {}
+    creds = st.get("credentials") or []
+    t.ok(r.returncode == 0 and "api_remaining" in st and
+         [c.get("credential") for c in creds] == ["app:777"] and
+         all(k in creds[0] for k in ("api_paused_s", "api_remaining",
+                                     "filter_paused_s",
+                                     "api_unavailable_since")),
+         "spool status --json: the app line's credential has its own API "
+         "state", r.stdout + r.stderr)
+    r = s.pw("spool", "status")
+    t.ok(r.returncode == 0 and "\napp:777\n" in r.stdout,
+         "spool status: a block for the app line's credential", r.stdout)
 
     # ------------------------------------------------ no podio_app
     h2 = sim.add_hook(URL, ref_id=777, status="active")["hook_id"]

@@ -78,8 +78,22 @@ def parse(text):
     return out
 
 
+# The series of the API's state carry the credential they belong to:
+# the test's is the app of testlib.DEFAULT_CREDS.
+CRED = "app:" + testlib.DEFAULT_CREDS["app_id"]
+BY_CRED = ("podio_webhook_api_paused",
+           "podio_webhook_api_pause_end_timestamp_seconds",
+           "podio_webhook_api_rate_limit_remaining",
+           "podio_webhook_api_outage",
+           "podio_webhook_api_outage_start_timestamp_seconds",
+           "podio_webhook_api_next_probe_timestamp_seconds")
+
+
 def val(page, name, **labels):
-    """The value of one series, None when the page lacks it."""
+    """The value of one series, None when the page lacks it (the test's
+    credential added to the labels of the API state's series)."""
+    if name in BY_CRED:
+        labels.setdefault("credential", CRED)
     return page.get((name, tuple(sorted(labels.items()))))
 
 
