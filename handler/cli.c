@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "podio.h"
 #include "backfill.h"
 #include "cli.h"
@@ -494,6 +496,30 @@ cli_emit(struct cli_ctx *ctx)
 	status = emit_run(ctx->cfg_owner, ctx->fns, ctx->arg[0]);
 	ctx->cfg = NULL;
 	return status;
+}
+
+/* ------------------------------------------------------------ JSON */
+
+/* See cli_int.h. */
+int
+cli_json_element(cJSON **obj, size_t i)
+{
+	char *text;
+
+	if ((text = cJSON_PrintUnformatted(*obj)) == NULL)
+		return -1;
+	printf("%s\n  %s", i > 0 ? "," : "", text);
+	free(text);
+	cJSON_Delete(*obj);
+	*obj = NULL;
+	return 0;
+}
+
+/* See cli_int.h. */
+void
+cli_json_end(size_t n)
+{
+	printf("%s]\n", n > 0 ? "\n" : "");
 }
 
 /* ------------------------------------------------------------ doctor */

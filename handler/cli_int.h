@@ -30,6 +30,17 @@
 
 struct cli_command;
 struct cli_source;
+struct cJSON;
+
+/*
+ * Prints *obj as element i of a JSON array written one object per line
+ * (the caller prints "[" first), then deletes it and sets *obj to NULL.
+ * Returns 0, or -1 on out of memory (*obj left to the caller).
+ */
+int cli_json_element(struct cJSON **obj, size_t i);
+
+/* Ends an array of n elements written by cli_json_element(). */
+void cli_json_end(size_t n);
 
 /* One run of one command.  tokens and client are set by cli_connect(). */
 struct cli_ctx {

@@ -369,7 +369,7 @@ hooks_print_json(const struct cli_ctx *ctx,
     const struct podio_hook *hooks, size_t n)
 {
 	cJSON *obj = NULL;
-	char id[32], *url = NULL, *text = NULL;
+	char id[32], *url = NULL;
 	size_t i;
 	int status = CLI_EXIT_PODIO;
 
@@ -388,17 +388,12 @@ hooks_print_json(const struct cli_ctx *ctx,
 		    cJSON_AddStringToObject(obj, "type",
 		    hooks[i].type ? hooks[i].type : "") == NULL ||
 		    cJSON_AddStringToObject(obj, "url", url) == NULL ||
-		    (text = cJSON_PrintUnformatted(obj)) == NULL)
+		    cli_json_element(&obj, i) != 0)
 			goto fail;
-		printf("%s\n  %s", i > 0 ? "," : "", text);
-		free(text);
-		text = NULL;
 		free(url);
 		url = NULL;
-		cJSON_Delete(obj);
-		obj = NULL;
 	}
-	printf("%s]\n", n > 0 ? "\n" : "");
+	cli_json_end(n);
 	status = CLI_EXIT_OK;
 fail:
 	if (status != CLI_EXIT_OK) {
@@ -406,7 +401,6 @@ fail:
 		cli_error(ctx, "out of memory");
 	}
 	free(url);
-	free(text);
 	cJSON_Delete(obj);
 	return status;
 }

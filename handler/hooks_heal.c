@@ -901,7 +901,7 @@ heal_print_json(const struct podio_config *cfg, const struct heal_report *rep)
 {
 	const struct heal_line *l;
 	char id[32], line[CLI_MSG_MAX + sizeof(l->fix) + 128];
-	char *text = NULL, *safe = NULL;
+	char *safe = NULL;
 	cJSON *obj = NULL;
 	size_t i;
 	int rc = -1;
@@ -957,22 +957,16 @@ heal_print_json(const struct podio_config *cfg, const struct heal_report *rep)
 		heal_format(l, line, sizeof(line));
 		if ((safe = secret_scrub(cfg, line)) == NULL ||
 		    cJSON_AddStringToObject(obj, "message", safe) == NULL ||
-		    (text = cJSON_PrintUnformatted(obj)) == NULL)
+		    cli_json_element(&obj, i) != 0)
 			goto done;
-		printf("%s\n  %s", i > 0 ? "," : "", text);
-		free(text);
-		text = NULL;
 		free(safe);
 		safe = NULL;
-		cJSON_Delete(obj);
-		obj = NULL;
 	}
-	printf("%s]\n", rep->n > 0 ? "\n" : "");
+	cli_json_end(rep->n);
 	rc = 0;
 done:
 	if (rc != 0)
 		printf("\n");
-	free(text);
 	free(safe);
 	cJSON_Delete(obj);
 	return rc;

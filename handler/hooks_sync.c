@@ -390,7 +390,7 @@ static int
 sync_print_json(const struct podio_config *cfg, const struct sync_plan *p)
 {
 	const struct sync_step *s;
-	char id[32], *text = NULL, *safe = NULL;
+	char id[32], *safe = NULL;
 	cJSON *obj = NULL;
 	size_t i;
 	int rc = -1;
@@ -436,20 +436,14 @@ sync_print_json(const struct podio_config *cfg, const struct sync_plan *p)
 			free(safe);
 			safe = NULL;
 		}
-		if ((text = cJSON_PrintUnformatted(obj)) == NULL)
+		if (cli_json_element(&obj, i) != 0)
 			goto done;
-		printf("%s\n  %s", i > 0 ? "," : "", text);
-		free(text);
-		text = NULL;
-		cJSON_Delete(obj);
-		obj = NULL;
 	}
-	printf("%s]\n", p->n > 0 ? "\n" : "");
+	cli_json_end(p->n);
 	rc = 0;
 done:
 	if (rc != 0)
 		printf("\n");
-	free(text);
 	free(safe);
 	cJSON_Delete(obj);
 	return rc;
