@@ -80,17 +80,24 @@ with open(ALERT, "w") as f:
 os.chmod(ALERT, 0o755)
 
 
-def alerts():
-    """What the on_dead command got: (stdin parsed, environment line)."""
+def alerts(besides=()):
+    """What the on_dead command got: (stdin parsed, environment line, file
+    name), in the order the runs ended; the runs of besides (what an
+    earlier call returned) left out."""
+    seen = set(a[2] for a in besides)
     out = []
-    for name in sorted(os.listdir(ALERTS)):
+    names = [n for n in os.listdir(ALERTS) if n.endswith(".json") and
+             n not in seen]
+    # Named by PID, which says nothing of the order: by when each ended.
+    names.sort(key=lambda n: os.stat(os.path.join(ALERTS, n)).st_mtime_ns)
+    for name in names:
         if name.endswith(".json"):
             base = os.path.join(ALERTS, name[:-5])
             try:
                 out.append((json.loads(testlib.read_text(base + ".json")),
-                            testlib.read_text(base + ".env").strip()))
+                            testlib.read_text(base + ".env").strip(), name))
             except ValueError:
-                out.append(({"unparsable": name}, ""))
+                out.append(({"unparsable": name}, "", name))
     return out
 
 
@@ -564,11 +571,11 @@ with testlib.Sim() as sim:
     # not run again.
     with open(os.path.join(ALERTS, "fail"), "w") as f:
         f.write("1\n")
-    before = len(alerts())
+    before = alerts()
     sim.wait_until(drained_dead, 60 * SLOW, "dead after drains")
     t.ok(len(runs()) == 3, "drain retries too, up to retry_max", runs())
     r = pw(ENV, "spool", "drain")
-    got = alerts()[before:]
+    got = alerts(besides=before)
     failed = [d for d in drains if re.search(
         r"event id=\d+ type=comment\.create [^\n]*: on_dead failed: "
         r"[^\n]*exit status 4[^\n]*alert failed on purpose", d.stderr)]
