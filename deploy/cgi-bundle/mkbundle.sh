@@ -131,7 +131,16 @@ cp "$srcdir/deploy/podio-webhook.cgi" "$stage/web/podio-webhook.cgi"
 cp "$srcdir/deploy/htaccess" "$stage/web/htaccess"
 # The CGI sample, with ca_file (filled in by install.sh) before its
 # state section.
-awk '/^# -+ state$/ && !done {
+awk '/^# Save it as e\.g\./ {
+	print "# install.sh of the CGI bundle wrote this file and never replaces it:"
+	print "# fill in the credentials and the secret below, then run install.sh"
+	print "# again (it runs check)."
+	print "#"
+	skip = 1
+}
+/^# Check it from a shell/ { skip = 0 }
+skip { next }
+/^# -+ state$/ && !done {
 	print "# ------------------------------------------------------------ TLS"
 	print "# The CA certificates the API'"'"'s certificate is checked against: the"
 	print "# copy that came with the bundle, for hosts that keep theirs elsewhere."
@@ -140,8 +149,9 @@ awk '/^# -+ state$/ && !done {
 	done = 1
 }
 { print }' "$srcdir/deploy/podio-webhook-cgi.conf" > "$stage/etc/podio-webhook.conf"
-grep -q '^ca_file = @CA_FILE@$' "$stage/etc/podio-webhook.conf" ||
-	die "the sample configuration has no state section to put ca_file before"
+grep -q '^ca_file = @CA_FILE@$' "$stage/etc/podio-webhook.conf" &&
+	grep -q '^# install.sh of the CGI bundle' "$stage/etc/podio-webhook.conf" ||
+	die "deploy/podio-webhook-cgi.conf changed: adapt the sample's edits in $0"
 cp "$srcdir/deploy/cgi-bundle/install.sh" "$stage/install.sh"
 cp "$srcdir/deploy/cgi-bundle/INSTALL" "$stage/INSTALL"
 chmod 0755 "$stage/install.sh"
