@@ -73,6 +73,8 @@ esac
 	die "libsqlite3.a not found by $CC (install libsqlite3-dev)"
 
 # ------------------------------------------------------------ build
+# A tarball of an earlier run must not outlive a failed one.
+rm -f "$tarball"
 mkdir -p "$work"
 say "copying the sources to $work/src"
 (cd "$builddir" && $MAKE distdir distdir="$work/src" \
