@@ -104,7 +104,11 @@ def check_layout(top, name):
             "web/htaccess", "etc/podio-webhook.conf", "install.sh",
             "INSTALL"]
     missing = [w for w in want if not os.path.isfile(os.path.join(top, w))]
-    t.ok(not missing, "the bundle holds " + ", ".join(want), missing)
+    if not os.path.isdir(os.path.join(top, "lib")):
+        missing.append("lib/")
+    if not t.ok(not missing, "the bundle holds lib/, " + ", ".join(want),
+                missing):
+        t.bail_out("the bundle's layout is not the agreed one")
     libs = sorted(os.listdir(os.path.join(top, "lib")))
     t.ok(libs, "lib/ holds libraries", libs)
     t.diag("lib/: " + " ".join(libs))
@@ -228,14 +232,18 @@ class User:
 
 def main():
     tarball = build_bundle()
-    name = os.path.basename(tarball)[:-len(".tar.gz")]
+    with tarfile.open(tarball) as tf:
+        tops = sorted({n.split("/")[0] for n in tf.getnames()})
+    if not t.ok(len(tops) == 1, "it unpacks to one directory", tops):
+        t.bail_out("not a bundle")
+    name = tops[0]
     m = re.match(r"^podio-webhook-cgi-(.+)-x86_64$", name)
-    t.ok(m, "the tarball is named podio-webhook-cgi-VERSION-x86_64.tar.gz",
+    t.ok(m, "the directory is named podio-webhook-cgi-VERSION-x86_64",
          name)
     version = m.group(1) if m else "?"
-    with tarfile.open(tarball) as tf:
-        tops = {n.split("/")[0] for n in tf.getnames()}
-    t.is_(sorted(tops), [name], "it unpacks to one directory of its name")
+    if "PODIO_CGI_BUNDLE" not in os.environ:
+        t.is_(os.path.basename(tarball), name + ".tar.gz",
+              "the tarball has the directory's name")
 
     user = User()
     shutil.copy(tarball, os.path.join(user.home, "bundle.tar.gz"))
