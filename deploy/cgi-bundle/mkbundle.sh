@@ -143,7 +143,7 @@ awk '/^# Save it as e\.g\./ {
 /^# Check it from a shell/ { skip = 0 }
 skip { next }
 /^# -+ state$/ && !done {
-	print "# ------------------------------------------------------------ TLS"
+	print "# -------------------------------------------------------------------- TLS"
 	print "# The CA certificates the API'"'"'s certificate is checked against: the"
 	print "# copy that came with the bundle, for hosts that keep theirs elsewhere."
 	print "ca_file = @CA_FILE@"
