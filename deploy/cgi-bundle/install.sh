@@ -89,6 +89,12 @@ abspath() {
 	/*) _p=$1 ;;
 	*) _p=$(pwd -P)/$1 ;;
 	esac
+	while :; do
+		case $_p in
+		?*/) _p=${_p%/} ;;
+		*) break ;;
+		esac
+	done
 	_rest=
 	while [ ! -d "$_p" ]; do
 		_rest=/${_p##*/}$_rest
@@ -331,7 +337,7 @@ else
 	case $web_dir/ in
 	"$pub"/*)
 		rel=${web_dir#"$pub"}
-		user=$(id -un)
+		user=$(id -un 2>/dev/null) || user=USER
 		hook_url=https://YOUR-HOST$rel/podio-webhook.cgi
 		echo "The hook URL (this script cannot know your host's name: put it"
 		echo "in place of YOUR-HOST, or run ./install.sh again with --url):"

@@ -83,7 +83,7 @@ say "copying the sources to $work/src"
 
 mkdir -p "$work/obj"
 if [ ! -f "$work/obj/config.status" ] ||
-   [ "$work/src/configure" -nt "$work/obj/config.status" ]; then
+   [ -n "$(find "$work/src/configure" -newer "$work/obj/config.status")" ]; then
 	say "configuring in $work/obj (log: $work/obj/config.log)"
 	# \$$ORIGIN: configure writes LDFLAGS into the Makefile, where
 	# make turns $$ into $ and the shell \$ into $: the linker gets
