@@ -2,7 +2,7 @@
 """A Podio API simulator for the tests of podio-webhook.
 
 Usage: podio-sim.py --port 0 --port-file FILE [--host 127.0.0.1]
-                   [--parent-pid PID]
+                   [--parent-pid PID] [--tls-cert CERT --tls-key KEY]
 
 Listens on a loopback address only, writes the chosen port to FILE (written
 to a temporary name and renamed, so a reader never sees half a number) once
@@ -11,6 +11,15 @@ it is listening, and serves until SIGTERM or SIGINT (or, with
 with keep-alive; every answer carries Content-Length (except 204), and the
 whole answer goes out in one write with TCP_NODELAY, so a client reusing
 its connection sees no Nagle delays.  Python 3 standard library only.
+
+With --tls-cert and --tls-key (PEM files: the server's certificate, with
+its chain after it, and its key) it also listens on a second port of the
+same address for HTTPS: the same API and control routes, the same state.
+That port is the second line of the port file (or of standard output).
+Each TLS handshake runs in its connection's thread; a client that refuses
+the certificate (or any handshake that fails) is counted as tls_failures
+in /__sim/stats.  The "hang" fail rule peeks at the plain socket: meant
+for HTTP only.
 
 The simulated API is strict the way Podio is:
 
@@ -238,7 +247,8 @@ never delayed, failed or gated):
   GET    /__sim/deliveries   -> [{"id", "kind", "hook_id", "url", "body",
                              "status", "response", "error", "time"}]
   DELETE /__sim/deliveries   clears them
-  GET    /__sim/stats        -> {"api_calls", "filter_calls", "token_calls"}
+  GET    /__sim/stats        -> {"api_calls", "filter_calls", "token_calls",
+                             "tls_failures"}
 """
 
 import argparse
@@ -253,6 +263,7 @@ import secrets
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -369,6 +380,7 @@ class State:
             old.set()
         self.hang_release = threading.Event()
         self.counters = {"general": 0, "filter": 0, "token": 0}
+        self.tls_failures = 0
         # General calls per app token (app_rate_limit_after).
         self.app_counters = {}
         self.next_request = 1
@@ -1006,6 +1018,10 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 600
 
     def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            # Raises on a refused certificate: TlsServer.handle_error.
+            self.request.do_handshake()
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with STATE.lock:
@@ -1422,7 +1438,8 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 return 200, {"api_calls": STATE.counters["general"],
                              "filter_calls": STATE.counters["filter"],
-                             "token_calls": STATE.counters["token"]}
+                             "token_calls": STATE.counters["token"],
+                             "tls_failures": STATE.tls_failures}
         if name == "requests":
             with STATE.lock:
                 if m == "DELETE":
@@ -1581,6 +1598,29 @@ class Server6(Server):
     address_family = socket.AF_INET6
 
 
+def tls_server(cls, address, cert, key):
+    """A server of class cls (Server or Server6) for HTTPS on address,
+    with the certificate (and chain) and key of the PEM files; each
+    handshake is left to the connection's thread (Handler.setup)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    class TlsServer(cls):
+        def get_request(self):
+            sock, addr = self.socket.accept()
+            return context.wrap_socket(sock, server_side=True,
+                                       do_handshake_on_connect=False), addr
+
+        def handle_error(self, request, client_address):
+            if isinstance(sys.exc_info()[1], (ssl.SSLError, OSError)):
+                with STATE.lock:
+                    STATE.tls_failures += 1
+                return
+            super().handle_error(request, client_address)
+
+    return TlsServer(address, Handler)
+
+
 def main():
     parser = argparse.ArgumentParser(description="Podio API simulator")
     parser.add_argument("--port", type=int, default=0)
@@ -1588,7 +1628,12 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--parent-pid", type=int,
                         help="exit when this parent process goes away")
+    parser.add_argument("--tls-cert", help="also serve HTTPS with this "
+                        "certificate (PEM, chain after it)")
+    parser.add_argument("--tls-key", help="the key of --tls-cert (PEM)")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     host = "127.0.0.1" if args.host == "localhost" else args.host
     try:
         if not ipaddress.ip_address(host).is_loopback:
@@ -1597,7 +1642,10 @@ def main():
         parser.error("--host must be a loopback address")
     cls = Server6 if ":" in host else Server
     server = cls((host, args.port), Handler)
-    port = server.server_address[1]
+    servers_ = [server]
+    if args.tls_cert:
+        servers_.append(tls_server(cls, (host, 0), args.tls_cert,
+                                   args.tls_key))
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
@@ -1609,20 +1657,22 @@ def main():
             stopping.set()
 
         threading.Thread(target=watch, daemon=True).start()
-    serving = threading.Thread(target=server.serve_forever,
-                               kwargs={"poll_interval": 0.1}, daemon=True)
-    serving.start()
+    for srv in servers_:
+        threading.Thread(target=srv.serve_forever,
+                         kwargs={"poll_interval": 0.1}, daemon=True).start()
+    ports = "".join("%d\n" % srv.server_address[1] for srv in servers_)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
-            f.write("%d\n" % port)
+            f.write(ports)
         os.rename(tmp, args.port_file)
     else:
-        print(port, flush=True)
+        print(ports, end="", flush=True)
     while not stopping.wait(1.0):
         pass
-    server.shutdown()
-    server.server_close()
+    for srv in servers_:
+        srv.shutdown()
+        srv.server_close()
     return 0
 
 

@@ -186,12 +186,16 @@ class Sim:
     """The Podio API simulator, run as a child process.
 
     Use as a context manager (or call start() and stop()).  Keyword
-    arguments given to Sim() are passed to configure() once it runs."""
+    arguments given to Sim() are passed to configure() once it runs.
+    tls=(CERT, KEY), PEM files: it also serves HTTPS on tls_port (the
+    control API stays on url, plain HTTP)."""
 
-    def __init__(self, **config):
+    def __init__(self, tls=None, **config):
         self.proc = None
         self.port = None
         self.url = None
+        self.tls = tls
+        self.tls_port = None
         self.initial = config
         self._dir = None
 
@@ -206,10 +210,12 @@ class Sim:
     def start(self, timeout=30):
         self._dir = tempfile.mkdtemp(prefix="podio-sim-")
         port_file = os.path.join(self._dir, "port")
+        tls = ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]] \
+            if self.tls else []
         self.proc = subprocess.Popen(
             [sys.executable, SIM_SCRIPT, "--port", "0", "--port-file",
              port_file, "--host", "127.0.0.1",
-             "--parent-pid", str(os.getpid())],
+             "--parent-pid", str(os.getpid())] + tls,
             stdin=subprocess.DEVNULL)
         _SIMS.append(self)
         deadline = time.monotonic() + timeout
@@ -218,7 +224,10 @@ class Sim:
                 with open(port_file) as f:
                     text = f.read().strip()
                 if text:
-                    self.port = int(text)
+                    ports = [int(w) for w in text.split()]
+                    self.port = ports[0]
+                    if self.tls:
+                        self.tls_port = ports[1]
                     break
             if self.proc.poll() is not None:
                 raise SimError("the simulator exited with status %d"
