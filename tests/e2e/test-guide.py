@@ -89,18 +89,16 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import guide  # noqa: E402
+import namespace  # noqa: E402
 import scenario  # noqa: E402
 import servers  # noqa: E402
 import testlib  # noqa: E402
 
-NS_ENV = "PODIO_GUIDE_NAMESPACE"      # set inside the private namespace
-HOSTFD_ENV = "PODIO_GUIDE_HOST_ROOT"  # a descriptor of the host's /
 PRIVATE = ("/etc", "/usr/local", "/var/lib", "/var/log", "/run")
 # What setup 1 makes; on the host, none may change.
 HOST_PATHS = ("etc/passwd", "etc/group", "etc/shadow",
@@ -140,20 +138,6 @@ sys.exit(answer["rc"])
 # ------------------------------------------------------------------ namespace
 
 
-def enter_namespace():
-    """Runs this test again inside a private mount namespace (this
-    process is replaced), handing it a descriptor of the host's root."""
-    fd = os.open("/", os.O_PATH | os.O_DIRECTORY)
-    os.set_inheritable(fd, True)
-    env = dict(os.environ)
-    env[NS_ENV] = "1"
-    env[HOSTFD_ENV] = str(fd)
-    sys.stdout.flush()
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private",
-                           sys.executable, os.path.abspath(__file__)] +
-               sys.argv[1:], env)
-
-
 def host_state(fd):
     """(exists, size, mtime) of each of HOST_PATHS, seen through fd."""
     out = {}
@@ -165,90 +149,6 @@ def host_state(fd):
             out[p] = (False, 0, 0)
     return out
 
-
-def host_has_user(fd, name):
-    try:
-        f = os.open("etc/passwd", os.O_RDONLY, dir_fd=fd)
-    except OSError:
-        return False
-    with os.fdopen(f) as passwd:
-        return any(ln.split(":", 1)[0] == name for ln in passwd)
-
-
-def mountpoints():
-    """The mount points of this namespace (unescaped)."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            p = line.split()[4]
-            out.append(re.sub(r"\\([0-7]{3})",
-                              lambda m: chr(int(m.group(1), 8)), p))
-    return out
-
-
-def mount(*args):
-    r = subprocess.run(["mount"] + list(args), capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        raise servers.ServerError("mount %s: %s" % (" ".join(args),
-                                                    r.stderr.strip()))
-
-
-class Private:
-    """The overlays on PRIVATE, their upper layers on a tmpfs at base."""
-
-    def __init__(self):
-        tag = os.environ.get("PODIO_E2E_TAG", "")
-        self.base = tempfile.mkdtemp(prefix="podio-e2e-%sguide-ns-" % (
-            tag + "-" if tag else ""))
-        self.mounted = []
-
-    def setup(self):
-        mount("--make-rprivate", "/")
-        mount("-t", "tmpfs", "-o", "mode=0755,size=256m", "podio-guide",
-              self.base)
-        self.mounted.append(self.base)
-        all_mounts = mountpoints()
-        for n, target in enumerate(PRIVATE):
-            if not os.path.isdir(target):
-                continue
-            # Mounts below target would be hidden by the overlay (it
-            # shows the directories under them): move them onto it.
-            subs = sorted(p for p in all_mounts
-                          if p.startswith(target + "/"))
-            subs = [p for p in subs if not any(
-                p.startswith(q + "/") for q in subs if q != p)]
-            held = []
-            for k, sub in enumerate(subs):
-                hold = os.path.join(self.base, "hold-%d-%d" % (n, k))
-                if os.path.isdir(sub):
-                    os.mkdir(hold)
-                else:
-                    open(hold, "w").close()
-                mount("--rbind", sub, hold)
-                held.append((hold, sub))
-            upper = os.path.join(self.base, "upper-%d" % n)
-            work = os.path.join(self.base, "work-%d" % n)
-            os.mkdir(upper)
-            os.mkdir(work)
-            st = os.stat(target)
-            os.chmod(upper, st.st_mode & 0o7777)
-            os.chown(upper, st.st_uid, st.st_gid)
-            mount("-t", "overlay", "podio-guide", "-o",
-                  "lowerdir=%s,upperdir=%s,workdir=%s" % (target, upper,
-                                                          work), target)
-            self.mounted.append(target)
-            for hold, sub in held:
-                mount("--move", hold, sub)
-
-    def teardown(self):
-        for target in reversed(self.mounted):
-            subprocess.run(["umount", "-l", target], capture_output=True)
-        self.mounted = []
-        try:
-            os.rmdir(self.base)
-        except OSError:
-            pass
 
 # ------------------------------------------------------------------ stand-ins
 
@@ -742,23 +642,20 @@ def main():
                              "curl", "ldd")
     servers.require_files(t, os.path.join(servers.APACHE_MODULES,
                                           "mod_cgi.so"))
-    if os.environ.get(NS_ENV) != "1":
-        probe = subprocess.run(["unshare", "--mount", "--propagation",
-                                "private", "true"], capture_output=True,
-                               text=True)
-        if probe.returncode != 0:
-            t.skip_all("no private mount namespace here (unshare: %s)" %
-                       probe.stderr.strip())
-        enter_namespace()
-    hostfd = int(os.environ[HOSTFD_ENV])
-    if host_has_user(hostfd, "podio-webhook"):
+    if not namespace.inside():
+        why = namespace.unavailable()
+        if why:
+            t.skip_all(why)
+        namespace.enter()
+    hostfd = namespace.host_root()
+    if namespace.host_has_user(hostfd, "podio-webhook"):
         t.skip_all("this machine has a user podio-webhook: the guide's "
                    "useradd would fail")
     before = host_state(hostfd)
-    private = Private()
+    private = namespace.Private(PRIVATE, "guide")
     try:
         private.setup()
-    except (servers.ServerError, OSError) as exc:
+    except (namespace.NamespaceError, OSError) as exc:
         private.teardown()
         t.skip_all("cannot make the private overlays: %s" % exc)
 
