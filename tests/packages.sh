@@ -60,6 +60,9 @@ packages_install() {
 	done
 	# Installing nginx or apache2 may start the system's server on port
 	# 80: nothing here uses it or touches its configuration.
+	# apache2-suexec-pristine (tests/e2e/test-cgi-bundle-hosts.py) starts
+	# nothing: it needs only apache2-bin, and its postinst just makes it
+	# the suexec alternative (/usr/lib/apache2/suexec).
 	packages_apt $_missing
 }
 
