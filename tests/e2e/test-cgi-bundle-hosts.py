@@ -48,6 +48,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -250,14 +251,15 @@ def part_suexec(t, tarball, home):
     else:
         r = install_by_hand(acct, top, web)
         how = "placed by hand after the layout (the bundle has no install.sh)"
-    t.diag("install: %s\n%s%s" % (how, r.stdout, r.stderr))
     wrapper = os.path.join(web, "podio-webhook.cgi")
     prog, conf = wrapper_paths(wrapper)
     if not t.ok(r.returncode == 0 and prog and conf and
                 os.path.isfile(conf), p + "installed as the account: %s"
-                % how, "status %d, wrapper runs %r with %r" % (
-                    r.returncode, prog, conf)):
+                % how, "status %d, wrapper runs %r with %r\n%s%s" % (
+                    r.returncode, prog, conf, r.stdout, r.stderr)):
         return
+    t.diag("%s, the end of its output:\n%s" % (how, "\n".join(
+        (r.stdout + r.stderr).splitlines()[-12:])))
     st = os.stat(conf)
     t.ok(st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o600,
          p + "the configuration is the account's, mode 0600",
@@ -302,20 +304,35 @@ ScriptSock "%(root)s/apache/run/cgid.sock"
         if log_target.startswith("file:"):
             logs.append(("podio-webhook log", log_target[len("file:"):]))
         ck = scenario.Checker(t, scenario_dep(logs), p)
+        path = "/~%s/podio/podio-webhook.cgi" % ACCOUNT
+        url = "http://127.0.0.1:%d%s" % (port, path)
+        create = [prog, "-c", conf, "hooks", "create", "app", str(APP_ID),
+                  url, "item.create"]
+        if os.path.exists(installer):
+            # The credentials are in: install.sh again checks them and
+            # prints the command that creates the hook, which runs next.
+            r = acct.run(["./install.sh", "--url", os.path.dirname(url),
+                          web], cwd=top)
+            printed = [m.group(1) for m in re.finditer(
+                r"^\s*(\S+ -c \S+ hooks create app \S+ \S+ item\.create)"
+                r"\s*$", r.stdout, re.M)]
+            ck.ok(r.returncode == 0 and printed and
+                  shlex.split(printed[0]) == create,
+                  "./install.sh again (the keys filled in) checks them and "
+                  "prints the command creating the hook",
+                  "status %d, printed %r\n%s%s" % (
+                      r.returncode, printed, r.stdout, r.stderr))
         apache.start()
         ck.ok("suEXEC mechanism enabled" in testlib.read_text(
             apache.error_log), "Apache starts with suEXEC enabled "
               "(%s, %s)" % (SUEXEC, os.path.realpath(SUEXEC)))
 
-        path = "/~%s/podio/podio-webhook.cgi" % ACCOUNT
-        url = "http://127.0.0.1:%d%s" % (port, path)
         st_, hdrs, body = scenario.http(port, "GET", path)
         ck.ok(st_ == 405 and "POST" in hdrs.get("allow", ""),
               "GET %s answers 405 with Allow: POST" % path,
               "%d %r %s" % (st_, hdrs, body[:300]))
 
-        r = acct.run([prog, "-c", conf, "hooks", "create", "app",
-                      str(APP_ID), url, "item.create"])
+        r = acct.run(create)
         hid = int(r.stdout.strip()) if r.stdout.strip().isdigit() else None
         ck.ok(r.returncode == 0 and hid, "hooks create (as the account) "
               "prints the hook id", r.stdout + r.stderr)
@@ -555,6 +572,12 @@ def in_jail(t, root, jail):
          p + "on the build host, every library outside the bundle's lib/ "
          "is glibc's", listing.stdout + listing.stderr)
 
+    t.diag("the chroot, outside the bundle:\n" + "\n".join(sorted(
+        "/" + os.path.relpath(os.path.join(d, f), jail.dir)
+        for d, _dirs, files in os.walk(jail.dir)
+        if not (d + "/").startswith(jail.path(jail.top) + "/") and
+        not (d + "/").startswith(jail.proc + "/")
+        for f in files)))
     r = jail.run(["/lib64/ld-linux-x86-64.so.2", "--list", jail.prog])
     text = r.stdout.decode(errors="replace")
     t.diag("what the program loads in the chroot (ld.so --list):\n" + text +
@@ -593,6 +616,8 @@ def in_jail(t, root, jail):
         r = jail.run([jail.prog, "-c", conf, "check"])
         out = (r.stdout + r.stderr).decode(errors="replace")
         stats = sim.stats()
+        t.diag("check with the bundle's cacert.pem as shipped (status "
+               "%d):\n%s" % (r.returncode, out.strip()))
         ck.ok(r.returncode == 3 and re.search(r"certificate|SSL|TLS", out)
               and stats["tls_failures"] >= 1 and stats["token_calls"] == 0,
               "with the bundle's cacert.pem as shipped, `check` fails on "
