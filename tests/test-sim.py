@@ -6,6 +6,9 @@ import http.client
 import http.server
 import json
 import os
+import shutil
+import socket
+import ssl
 import sys
 import threading
 import urllib.error
@@ -673,8 +676,57 @@ def test_records(t, sim):
     t.ok(sim.requests() == [], "clear_requests empties the record")
 
 
+def test_tls(t):
+    """--tls-cert/--tls-key: the API over HTTPS on a second port."""
+    if not shutil.which("openssl"):
+        t.skip("the simulator over HTTPS", "no openssl command here")
+        return
+    host = "api.podio.test"
+    ca, cert, key = testlib.make_certs(testlib.tmpdir(), host)
+
+    class Conn(http.client.HTTPSConnection):
+        # To 127.0.0.1, the certificate checked against host.
+        def connect(self):
+            self.sock = self._context.wrap_socket(
+                socket.create_connection(("127.0.0.1", self.port), 30),
+                server_hostname=host)
+
+    form = urllib.parse.urlencode(dict(
+        grant_type="app", client_id="test-client",
+        client_secret="test-secret", app_id="1234", app_token="app-token"))
+    with testlib.Sim(tls=(cert, key)) as sim:
+        t.ok(sim.tls_port and sim.tls_port != sim.port,
+             "with tls, the simulator has a second port", sim.tls_port)
+        conn = Conn(host, sim.tls_port,
+                    context=ssl.create_default_context(cafile=ca))
+        conn.request("POST", "/oauth/token", form, {
+            "Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        body = json.loads(r.read() or b"null") or {}
+        conn.close()
+        t.ok(r.status == 200 and body.get("access_token"),
+             "a token over HTTPS, the certificate verified against the "
+             "test CA and the name %s" % host, body)
+        t.ok(len(sim.token_requests()) == 1 and
+             sim.stats()["tls_failures"] == 0,
+             "recorded like any request; no TLS failure", sim.stats())
+        refused = False
+        try:
+            # The system's CA store, without the test CA.
+            Conn(host, sim.tls_port, context=ssl.create_default_context(
+            )).request("GET", "/user/status")
+        except ssl.SSLError:
+            refused = True
+        t.ok(refused, "a client that does not trust the test CA refuses "
+             "the certificate")
+        n = sim.wait_until(lambda: sim.stats()["tls_failures"],
+                           what="the failed handshake counted")
+        t.is_(n, 1, "the refused handshake is counted as tls_failures")
+
+
 def main():
     t = testlib.Tap()
+    test_tls(t)
     with testlib.Sim() as sim:
         for fn in (test_tokens, test_auth, test_hooks, test_items,
                    test_revisions, test_rate_limit, test_apps,

@@ -432,6 +432,32 @@ class Sim:
         self.control("DELETE", "deliveries")
 
 
+def make_certs(d, host):
+    """A throwaway CA and a server certificate for the name host signed
+    by it, made with the openssl command in directory d; returns the
+    paths (ca.pem, server.pem, server.key).  Raises
+    subprocess.CalledProcessError when openssl fails."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True,
+                       capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", "ca.key", "-out", "ca.pem",
+            "-subj", "/CN=podio-webhook test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=" + host)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n" % host)
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
+            "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-out", "server.pem", "-extfile", "server.ext")
+    return tuple(os.path.join(d, n) for n in ("ca.pem", "server.pem",
+                                               "server.key"))
+
+
 _SIMS = []
 
 
