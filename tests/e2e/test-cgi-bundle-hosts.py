@@ -10,33 +10,36 @@ Part 1, Apache with mod_userdir and suexec (Debian's
 apache2-suexec-pristine: its compiled-in caller is www-data, user
 directories are ~/public_html, uid and gid 100 and up, and it logs to
 /var/log/apache2/suexec.log).  An account of its own uploads the bundle
-to its home, unpacks and installs it there (the bundle's install.sh into
-~/public_html/podio; a bundle without one is placed by hand after its
-layout), and fills in its 0600 configuration.  Apache (mod_cgid under
-the event MPM, its children www-data) serves
+to its home and unpacks it there; the bundle's install.sh puts it in
+place with ~/public_html/podio as the web directory (a bundle without
+one is placed by hand after its layout), the account fills in the keys
+of its 0600 configuration, and install.sh run again checks them and
+prints the command that creates the hook.  Apache (mod_cgid under the
+event MPM, its children www-data) serves
 /~ACCOUNT/podio/podio-webhook.cgi through suexec as the account: a GET
-is answered 405; `hooks create` (as the account) gets its hook.verify
+is answered 405; that command (as the account) gets its hook.verify
 answered by the CGI calling validate; an item.create is stored and its
 item fetched by the CGI's detached worker; with cgi_budget = 0 (a host
 that kills detached processes) the next one waits for `spool drain`,
 run as cron runs it; one token request for all of it.  suexec's log
-line, the owner of what the CGI wrote and www-data's refused read of the
-configuration show who ran it.
+lines, the owner of what the CGI wrote and www-data's refused read of
+the configuration show who ran it.
 
 Part 2, a chroot holding only the unpacked bundle and the C library: the
 glibc files the program needs (the loader, libc and what else of glibc
-`ld.so --list` names), /etc/hosts, /etc/resolv.conf and three more
-things said below.  The simulator serves HTTPS there under the name
-api.podio.test (in the chroot's /etc/hosts) with a certificate of a
-throwaway CA made here (openssl), appended to the bundle's own
-share/cacert.pem, which ca_file names.  The program runs in the chroot as
-an unprivileged uid, as a CGI (CGI variables, the body on stdin) and
+`ld.so --list` names on the build host), /etc/hosts, /etc/resolv.conf,
+and, as every host has them, /etc/nsswitch.conf, /dev/null and /proc
+(Jail says why each is needed).  The simulator serves HTTPS there under
+the name api.podio.test (in the chroot's /etc/hosts) with a certificate
+of a throwaway CA made here (openssl), appended to the bundle's own
+share/cacert.pem, which ca_file names.  The program runs in the chroot
+as the account's uid, as a CGI (CGI variables, the body on stdin) and
 from the command line: hook.verify reaches validate over TLS, an item
 event is fetched by the CGI's worker, another by `spool drain`, one
-token request for all.  The log shows what the loader loads
-(`ld.so --list` in the chroot); each library must come from the bundle's
-lib/ or be glibc's.  Before the test CA is appended, the same call
-fails on the certificate: verification is on.
+token request for all.  The log shows what the loader loads (`ld.so
+--list` in the chroot); each library must come from the bundle's lib/ or
+be glibc's.  Before the test CA is appended, `check` fails on the
+certificate: verification is on.
 
 Nothing of the host changes: the test runs in a private mount namespace
 with throwaway overlays on /etc (the account) and /var/log (suexec's
@@ -428,30 +431,6 @@ def scenario_dep(logs):
 # ------------------------------------------------------------------ part 2
 
 
-def make_certs(d):
-    """A throwaway CA and a certificate of API_HOST signed by it, in d:
-    (ca.pem, server.pem, server.key)."""
-    def openssl(*args):
-        subprocess.run(["openssl"] + list(args), cwd=d, check=True,
-                       capture_output=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-keyout", "ca.key", "-out", "ca.pem",
-            "-subj", "/CN=podio-webhook test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-            "-out", "server.csr", "-subj", "/CN=" + API_HOST)
-    servers.write_file(os.path.join(d, "ext"),
-                       "subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n"
-                       "keyUsage=digitalSignature,keyEncipherment\n"
-                       "extendedKeyUsage=serverAuth\n" % API_HOST)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
-            "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-out", "server.pem", "-extfile", "ext")
-    return tuple(os.path.join(d, n) for n in ("ca.pem", "server.pem",
-                                               "server.key"))
-
-
 def loaded(listing):
     """(name, path) of each library of an `ld.so --list` listing (path
     None when not found)."""
@@ -590,7 +569,7 @@ def in_jail(t, root, jail):
          repr(bad))
 
     cadir = servers.mkdir(os.path.join(root, "ca"))
-    ca, cert, key = make_certs(cadir)
+    ca, cert, key = testlib.make_certs(cadir, API_HOST)
     cacert = jail.top + "/share/cacert.pem"
     conf = "/state/podio-webhook.conf"
     events = "/state/events.jsonl"
@@ -707,7 +686,9 @@ def in_jail(t, root, jail):
 
 def main():
     t = testlib.Tap()
-    servers.require_root(t)
+    if os.geteuid() != 0:
+        t.skip_all("needs root: it adds an account (in a private mount "
+                   "namespace), runs Apache with suexec and a chroot")
     servers.require_programs(t, servers.APACHE, "setpriv", "useradd",
                              "unshare", "mount", CHROOT, "openssl", "tar",
                              "make")
