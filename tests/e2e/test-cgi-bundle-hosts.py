@@ -476,8 +476,8 @@ class Jail:
         # /dev/null: the CGI hands its standard streams to it before its
         # detached worker starts (handler/run.c); without it the worker
         # would hold the web server's pipe.  No /dev/urandom (OpenSSL
-        # and the program use getrandom()), no /tmp (SQLite keeps its
-        # temporary data in memory for a spool this small).
+        # and the program use getrandom()), no /tmp (the test's spool is
+        # small enough for SQLite to keep its temporary data in memory).
         servers.mkdir(self.path("/dev"))
         os.mknod(self.path("/dev/null"), stat.S_IFCHR | 0o666,
                  os.makedev(1, 3))
@@ -509,9 +509,11 @@ class Jail:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copy2(os.path.realpath(host_path), dest)
 
-    def run(self, argv, env=None, input=None, uid=True, timeout=60):
+    def run(self, argv, env=None, input=None, timeout=60):
+        """Runs argv in the chroot as uid:gid (no other group), with env
+        (nothing by default); returns the CompletedProcess (bytes)."""
         user = ["--userspec=%d:%d" % (self.uid, self.gid),
-                "--groups=%d" % self.gid] if uid else []
+                "--groups=%d" % self.gid]
         return subprocess.run([CHROOT] + user + [self.dir] + list(argv),
                               env=env if env is not None else {},
                               input=input, capture_output=True,
@@ -519,7 +521,6 @@ class Jail:
 
 
 def part_chroot(t, tarball):
-    p = "chroot: "
     root = servers.make_root()
     pw = pwd.getpwnam(ACCOUNT)
     jail = Jail(root, tarball, pw.pw_uid, pw.pw_gid)
