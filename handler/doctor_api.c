@@ -24,6 +24,7 @@
 #include "budget.h"
 #include "doctor_int.h"
 #include "hooks.h"
+#include "http.h"
 #include "secret.h"
 #include "spool.h"
 
@@ -127,7 +128,7 @@ doctor_api_first(struct doctor *d)
 {
 	struct podio_call_info info;
 	const char *url = podio_config_get(d->cfg, "api_url");
-	char whom[300], wait[96], fix[DOCTOR_MSG_MAX];
+	char whom[300], wait[96], fix[DOCTOR_MSG_MAX], why[256];
 	unsigned long before;
 	enum podio_err rc;
 	long reserve;
@@ -137,6 +138,15 @@ doctor_api_first(struct doctor *d)
 		return;
 	if (url == NULL)
 		url = "the API";
+	/* A build that loads libcurl at its first use finds out here
+	 * whether it can. */
+	if (podio__http_ready(why, sizeof(why)) != 0) {
+		doctor_line(d, 0, "api", "install libcurl (Debian and Ubuntu: "
+		    "libcurl4; RHEL and its kin: libcurl), or keep the lib "
+		    "directory the program came with beside its bin",
+		    "%s cannot be used: %s", url, why);
+		return;
+	}
 	if ((rc = podio_client_new(d->cfg, d->tokens, &d->client)) !=
 	    PODIO_OK) {
 		doctor_line(d, 0, "api", "check api_url, ca_file and timeout",

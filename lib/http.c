@@ -5,6 +5,11 @@
  * leaks from one request into the next.  TLS is always verified, only
  * http and https are spoken, redirects are not followed, and the answer
  * body is capped.  This file knows HTTP, not Podio.
+ *
+ * The curl handle is made by the first request, not with the handle:
+ * a process that makes a client but no call (a CGI run that only stores
+ * a delivery) then never needs libcurl, which a build with
+ * --enable-lazy-libcurl does not load until then (curl_lazy.h).
  */
 #include <config.h>
 
@@ -15,8 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
+#include "curl_lazy.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -29,7 +33,7 @@
 #define HTTP_MAX_AUTHORIZATION 4096
 
 struct podio__http {
-	CURL *curl;
+	CURL *curl;                 /* made by the first request, or NULL */
 	char *ca_file;              /* owned copy, or NULL */
 	long connect_timeout_ms;
 	long timeout_ms;
@@ -46,9 +50,9 @@ struct http_xfer {
 };
 
 /*
- * A new handle with its own curl easy handle and a copy of opts.  Returns
- * NULL on out of memory or when curl cannot make a handle.  The caller
- * frees it with podio__http_free().
+ * A new handle with a copy of opts (its curl easy handle is made by the
+ * first request).  Returns NULL on out of memory.  The caller frees it
+ * with podio__http_free().
  */
 struct podio__http *
 podio__http_new(const struct podio__http_opts *opts)
@@ -67,8 +71,6 @@ podio__http_new(const struct podio__http_opts *opts)
 	h->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
 	h->max_response = opts->max_response > 0 ?
 	    opts->max_response : HTTP_DEFAULT_MAX_RESPONSE;
-	if ((h->curl = curl_easy_init()) == NULL)
-		goto fail;
 	return h;
 fail:
 	podio__http_free(h);
@@ -470,6 +472,17 @@ podio__http_request(struct podio__http *h, const char *method,
 	}
 	x.body.cap = h->max_response;
 
+	if (h->curl == NULL) {
+		/* Nothing was sent: a library that cannot be loaded is, for
+		 * the caller, an API that cannot be reached (retried later,
+		 * reported by check). */
+		if (podio__curl_load(r->errbuf, sizeof(r->errbuf)) != 0) {
+			err = PODIO_ERR_TRANSPORT;
+			goto fail;
+		}
+		if ((h->curl = curl_easy_init()) == NULL)
+			goto fail;
+	}
 	curl_easy_reset(h->curl);
 
 	/* An empty "Expect:" stops curl from waiting for 100-continue. */
@@ -550,8 +563,10 @@ fail:
 		podio__strlcpy(r->errbuf, "out of memory", sizeof(r->errbuf));
 	/* The error buffer belongs to r; curl must not keep a pointer to
 	 * it past this call. */
-	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	if (h->curl != NULL) {
+		curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+	}
 	http_free_headers(headers);
 	podio__wipe(auth_line, sizeof(auth_line));
 	podio__buf_free(&x.body);
@@ -572,22 +587,55 @@ podio__http_set_observer(struct podio__http *h, podio__http_observer_fn fn,
 	h->observer_arg = arg;
 }
 
+/* 1 when c is an unreserved character of RFC 3986 (section 2.3). */
+static int
+http_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~';
+}
+
+/* See http.h.  Loads libcurl (in a build that loads it lazily) and says
+ * why it cannot be used. */
+int
+podio__http_ready(char *msg, size_t n)
+{
+	return podio__curl_load(msg, n);
+}
+
 /*
- * URL-encodes s (every byte but unreserved ones becomes %XX) for a form
- * body or a query.  The caller frees the result with free() (it may hold
- * a secret: wipe it with podio__free_secret()).  NULL on out of memory.
+ * URL-encodes s for a form body or a query: every byte but the unreserved
+ * ones of RFC 3986 (ALPHA DIGIT - . _ ~) becomes %XX, as
+ * curl_easy_escape() does; done here so that building a URL never needs
+ * libcurl.  h is not used.  The caller frees the result with free() (it
+ * may hold a secret: wipe it with podio__free_secret()).  NULL on out of
+ * memory.
  */
 char *
 podio__http_escape(struct podio__http *h, const char *s)
 {
-	char *e, *copy;
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	size_t n = 0;
+	char *e, *q;
 
+	(void)h;
 	if (s == NULL)
 		return NULL;
-	if ((e = curl_easy_escape(h != NULL ? h->curl : NULL, s, 0)) == NULL)
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		n += http_unreserved(*p) ? 1 : 3;
+	if ((e = malloc(n + 1)) == NULL)
 		return NULL;
-	copy = strdup(e);
-	podio__wipe(e, strlen(e));
-	curl_free(e);
-	return copy;
+	for (p = (const unsigned char *)s, q = e; *p != '\0'; p++) {
+		if (http_unreserved(*p)) {
+			*q++ = (char)*p;
+			continue;
+		}
+		*q++ = '%';
+		*q++ = hex[*p >> 4];
+		*q++ = hex[*p & 0x0f];
+	}
+	*q = '\0';
+	return e;
 }

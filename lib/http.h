@@ -66,8 +66,16 @@ typedef void (*podio__http_observer_fn)(void *arg, const char *method,
 void podio__http_set_observer(struct podio__http *h,
     podio__http_observer_fn fn, void *arg);
 
-/* URL-encodes s for a form body or a query; the caller frees the result;
- * NULL on out of memory. */
+/*
+ * 0 when requests can be made.  Else -1 and why in msg (n bytes): only
+ * in a build with --enable-lazy-libcurl, whose libcurl.so.4 cannot be
+ * loaded.  Loads libcurl in that build.
+ */
+int podio__http_ready(char *msg, size_t n);
+
+/* URL-encodes s (RFC 3986 unreserved characters kept) for a form body or
+ * a query, without libcurl; the caller frees the result; NULL on out of
+ * memory. */
 char *podio__http_escape(struct podio__http *h, const char *s);
 
 #endif

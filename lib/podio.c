@@ -20,7 +20,8 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
+
+#include "curl_lazy.h"
 
 #include "podio.h"
 #include "api.h"
@@ -64,22 +65,36 @@ struct podio_client {
 
 /* ------------------------------------------------------------- library */
 
-/* Calls curl_global_init() (not thread-safe: once, from main()). */
+/*
+ * Calls curl_global_init() (not thread-safe: once, from main()).  Built
+ * with --enable-lazy-libcurl, does nothing: curl_global_init() is then
+ * called where libcurl is loaded, at the first request (curl_lazy.c).
+ */
 enum podio_err
 podio_global_init(void)
 {
+#ifdef PODIO_LAZY_CURL
+	return PODIO_OK;
+#else
 	CURLcode cc;
 
 	cc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (cc == CURLE_OK)
 		return PODIO_OK;
 	return cc == CURLE_OUT_OF_MEMORY ? PODIO_ERR_NOMEM : PODIO_ERR_TLS;
+#endif
 }
 
+/* curl_global_cleanup(); with --enable-lazy-libcurl only when a request
+ * loaded libcurl. */
 void
 podio_global_cleanup(void)
 {
+#ifdef PODIO_LAZY_CURL
+	podio__curl_global_cleanup();
+#else
 	curl_global_cleanup();
+#endif
 }
 
 const char *
