@@ -7,7 +7,11 @@
  *
  * The library is loaded once per process under pthread_once(), then
  * curl_global_init() is called there, so that podio_global_init() does
- * no curl work in this build.  It is never dlclose()d: curl keeps
+ * no curl work in this build.  Other threads may be running by then (a
+ * FastCGI server's): they wait in pthread_once() while it runs, and
+ * libcurl 7.84 and later make curl_global_init() thread-safe anyway
+ * (CURL_VERSION_THREADSAFE); an older one initialises its TLS library
+ * there, which nothing else in this program does.  It is never dlclose()d: curl keeps
  * process-wide state (its TLS backend's) until exit, and tools such as
  * valgrind and ASan need the library mapped at exit to name its frames.
  *

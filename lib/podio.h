@@ -11,7 +11,8 @@
  *    struct podio_client per thread is safe; struct podio_tokens is shared
  *    by all clients of a process and is thread-safe.
  *  - The caller must call curl_global_init() once before any thread starts
- *    (podio_global_init() does that).
+ *    (podio_global_init() does that; built with --enable-lazy-libcurl,
+ *    libcurl is loaded and initialised at the first request instead).
  */
 #ifndef PODIO_H
 #define PODIO_H
@@ -63,7 +64,8 @@ const char *podio_strerror(enum podio_err err);
  */
 int podio_err_is_transport(enum podio_err err);
 
-/* Calls curl_global_init(); call once from main() before threads start. */
+/* Calls curl_global_init() (with --enable-lazy-libcurl: nothing, see
+ * above); call once from main() before threads start. */
 enum podio_err podio_global_init(void);
 void podio_global_cleanup(void);
 
