@@ -18,8 +18,10 @@
 # was configured in place works too), without PostgreSQL, with SQLite
 # linked statically.  libcurl and its dependencies, and cJSON, have no
 # usable static archives on Debian: they are carried in lib/ and found
-# through the run path.  (libfcgi is not linked at all: the program
-# speaks FastCGI itself.)  The result is checked before it is packed:
+# through the run path.  libcurl is not linked but loaded at the first
+# API call (--enable-lazy-libcurl): a CGI run that only stores an event
+# starts with cJSON and glibc alone, not libcurl's thirty libraries.
+# (libfcgi is not linked at all: the program speaks FastCGI itself.)  The result is checked before it is packed:
 # no library needed outside lib/ but glibc's, no glibc symbol version
 # above 2.34; any failure fails the build.
 #
@@ -90,7 +92,7 @@ if [ ! -f "$work/obj/config.status" ] ||
 	# $ORIGIN.  --disable-new-dtags: DT_RPATH, which (unlike
 	# DT_RUNPATH) also applies to the libraries' own dependencies.
 	(cd "$work/obj" && "$work/src/configure" --quiet \
-		--without-postgresql --disable-shared \
+		--without-postgresql --disable-shared --enable-lazy-libcurl \
 		CC="$CC" CFLAGS='-O2' \
 		LDFLAGS='-Wl,--disable-new-dtags,-rpath,\$$ORIGIN/../lib' \
 		SQLITE_LIBS="$sqlite_a -lm -lz") >/dev/null ||
@@ -110,8 +112,14 @@ strip "$stage/bin/podio-webhook"
 chmod 0755 "$stage/bin/podio-webhook"
 
 # Every shared library the program loads, but glibc's, under its
-# SONAME (the name the loader looks for), as a real file.
-ldd "$prog" > "$work/ldd.txt" || die "ldd $prog failed"
+# SONAME (the name the loader looks for), as a real file: those it
+# links, and libcurl with its own, which it loads (dlopen) at its first
+# API call only, so that a CGI run that makes none starts without them.
+curl_so=$(ldconfig -p 2>/dev/null | awk '$1 == "libcurl.so.4" && /x86-64/ { print $NF; exit }')
+[ -n "$curl_so" ] || curl_so=$(pkg-config --variable=libdir libcurl 2>/dev/null)/libcurl.so.4
+[ -f "$curl_so" ] || die "libcurl.so.4 not found (install libcurl4-openssl-dev)"
+{ ldd "$prog" && echo "	libcurl.so.4 => $curl_so (0)" && ldd "$curl_so"; } \
+	> "$work/ldd.txt" || die "ldd $prog or $curl_so failed"
 if grep -q 'not found' "$work/ldd.txt"; then
 	cat "$work/ldd.txt" >&2
 	die "the program needs a library that is not installed"
@@ -206,6 +214,8 @@ while read -r needed arrow path rest; do
 done < "$work/ldd-bundle.txt"
 LD_LIBRARY_PATH= "$stage/bin/podio-webhook" --version >/dev/null 2>&1 ||
 	bad "bin/podio-webhook --version fails"
+[ -f "$stage/lib/libcurl.so.4" ] ||
+	bad "lib/libcurl.so.4 is missing (the program loads it at its first API call)"
 if [ "$fail" != 0 ]; then
 	cat "$work/ldd-bundle.txt" >&2
 	die "the bundle failed its check (see above); nothing was packed"

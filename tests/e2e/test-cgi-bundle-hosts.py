@@ -535,22 +535,31 @@ def in_jail(t, root, jail):
     lib = jail.top + "/lib/"
 
     # What the loader takes from the host, found on the host: everything
-    # outside the bundle's lib/ must be glibc's, and is copied in.
-    listing = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--list",
-                              jail.path(jail.prog)], capture_output=True,
-                             text=True)
-    outside = []
-    for name, path in loaded(listing.stdout):
-        if path is None:
-            outside.append(name + " (not found)")
-        elif not path.startswith(jail.path(lib)):
-            if GLIBC.match(name) or GLIBC.match(os.path.basename(path)):
-                jail.add_glibc(path)
-            else:
-                outside.append("%s => %s" % (name, path))
-    t.ok(listing.returncode == 0 and not outside,
+    # outside the bundle's lib/ must be glibc's, and is copied in.  The
+    # program's own libraries, and those of each library in lib/: libcurl
+    # and its dependencies are loaded (dlopen) at the first API call.
+    targets = [jail.prog] + sorted(
+        lib + f for f in os.listdir(jail.path(lib)))
+    outside, out, rcs = [], "", 0
+    for target in targets:
+        listing = subprocess.run(
+            ["/lib64/ld-linux-x86-64.so.2", "--library-path",
+             jail.path(lib), "--list", jail.path(target)],
+            capture_output=True, text=True)
+        out += "%s:\n%s%s" % (target, listing.stdout, listing.stderr)
+        rcs |= listing.returncode
+        for name, path in loaded(listing.stdout):
+            if path is None:
+                outside.append(name + " (not found)")
+            elif not path.startswith(jail.path(lib)):
+                if GLIBC.match(name) or GLIBC.match(os.path.basename(path)):
+                    jail.add_glibc(path)
+                else:
+                    outside.append("%s => %s" % (name, path))
+    t.ok(rcs == 0 and not outside,
          p + "on the build host, every library outside the bundle's lib/ "
-         "is glibc's", listing.stdout + listing.stderr)
+         "that the program or a library in lib/ needs is glibc's",
+         "%r\n%s" % (outside, out))
 
     t.diag("the chroot, outside the bundle:\n" + "\n".join(sorted(
         "/" + os.path.relpath(os.path.join(d, f), jail.dir)
@@ -558,16 +567,24 @@ def in_jail(t, root, jail):
         if not (d + "/").startswith(jail.path(jail.top) + "/") and
         not (d + "/").startswith(jail.proc + "/")
         for f in files)))
-    r = jail.run(["/lib64/ld-linux-x86-64.so.2", "--list", jail.prog])
-    text = r.stdout.decode(errors="replace")
-    t.diag("what the program loads in the chroot (ld.so --list):\n" + text +
-           r.stderr.decode(errors="replace"))
-    libs = loaded(text)
-    bad = [(n, pth) for n, pth in libs if pth is None or not (
-        pth.startswith(lib) or GLIBC.match(os.path.basename(pth)))]
-    t.ok(r.returncode == 0 and libs and not bad,
-         p + "every library resolves in the bundle's lib/ or to glibc",
-         repr(bad))
+    # The program at its start, and libcurl, which it loads at its first
+    # API call (found through the program's run path, as --library-path
+    # stands in for here).
+    bad, rcs, listed = [], 0, 0
+    for argv in (["--list", jail.prog],
+                 ["--library-path", lib, "--list", lib + "libcurl.so.4"]):
+        r = jail.run(["/lib64/ld-linux-x86-64.so.2"] + argv)
+        text = r.stdout.decode(errors="replace")
+        t.diag("what %s loads in the chroot (ld.so --list):\n%s%s" % (
+            argv[-1], text, r.stderr.decode(errors="replace")))
+        libs = loaded(text)
+        listed += len(libs)
+        rcs |= r.returncode
+        bad += [(n, pth) for n, pth in libs if pth is None or not (
+            pth.startswith(lib) or GLIBC.match(os.path.basename(pth)))]
+    t.ok(rcs == 0 and listed and not bad,
+         p + "every library of the program and of libcurl resolves in the "
+         "bundle's lib/ or to glibc", repr(bad))
 
     cadir = servers.mkdir(os.path.join(root, "ca"))
     ca, cert, key = testlib.make_certs(cadir, API_HOST)
