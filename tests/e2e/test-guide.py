@@ -27,8 +27,9 @@ SETUP is setup1 or setup5; KIND is one of
              then run it and check that it shows the event and the
              handler's log line of the request
     crontab  a crontab: each entry's command runs once, as cron would
-             (/bin/sh -c in HOME, cron's environment); it must exit 0,
-             or 1 without output when it ends in `| grep ...`
+             (/bin/sh -c in HOME, cron's environment, standard input
+             /dev/null and no controlling terminal); it must exit 0, or
+             1 without output when it ends in `| grep ...`
 Every shell block of setup 1's sections ("Common steps", "1. ...") and
 setup 5's ("5. ...") must carry a mark of its setup, so that none drifts
 untested.
@@ -40,6 +41,8 @@ and nothing else:
     fresh secret;
   - the API: an `api_url = SIMULATOR` line follows the guide's
     `webhook_secret = YOUR-SECRET` line;
+  - setup 5's bundle: podio-webhook-cgi-VERSION-x86_64 becomes the
+    name of the one under test;
   - the host: http://hooks.example.com (setup 1) and
     http(s)://www.example.com (setup 5) become http://127.0.0.1:PORT of
     the test's nginx or Apache, a bare host name 127.0.0.1.  The
@@ -74,10 +77,17 @@ descriptor of the host's root opened before, the test checks at the end
 that none of these paths changed on the host.
 
 Setup 5 runs as an account of its own (made by useradd in the private
-/etc), its HOME in a temporary directory, in a copy of deploy/ with the
-binary as handler/podio-webhook; Apache with mod_cgi (prefork) runs its
-children as that account, as suexec would, and serves ~/public_html.
+/etc), its HOME in a temporary directory, from the CGI bundle: the
+tarball of `make cgi-bundle` in the build directory under test (or
+$PODIO_CGI_BUNDLE), reused when it is newer than the program under test
+and than every file it is made of outside the program's sources
+(deploy/, configure.ac, Makefile.am), is copied into that HOME, owned by
+the account, as the guide's skipped `scp` would; the guide's blocks
+unpack it there and run its install.sh.  Apache with mod_cgi (prefork)
+runs its children as that account, as suexec would, and serves
+~/public_html.
 """
+import glob
 import json
 import os
 import pwd
@@ -114,6 +124,7 @@ ACCOUNT = "podio-guide"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CRON_PATH = "/usr/bin:/bin"
 EVENT_ITEM = 42     # the item of the guide's test event
+TARBALL = "podio-webhook-cgi-*-x86_64.tar.gz"
 
 STANDIN = r"""#!/usr/bin/python3
 # Stand-in of the test of deploy/README.md: asks the test to do the
@@ -306,6 +317,7 @@ class Setup:
         self.hook_id = None
         self.logs = []          # (label, path) shown when a check fails
         self.before = 0         # events of EVENT_ITEM before Verify
+        self.extra = {}         # more stand-ins and their values
 
     def values(self):
         c = testlib.DEFAULT_CREDS
@@ -319,13 +331,13 @@ class Setup:
         text = text.replace("webhook_secret = YOUR-SECRET",
                             "webhook_secret = YOUR-SECRET\napi_url = " +
                             self.sim.url)
-        for k, v in self.values().items():
+        for k, v in list(self.values().items()) + list(self.extra.items()):
             text = text.replace(k, v)
         url = "http://127.0.0.1:%d" % self.port
         scheme = r"https?://" if self.host_tls else r"http://"
         text = re.sub(scheme + re.escape(self.host), url, text)
         text = text.replace(self.host, "127.0.0.1")
-        left = re.findall(r"YOUR-[A-Z-]+|HOOK-ID", text)
+        left = re.findall(r"YOUR-[A-Z-]+|HOOK-ID|-VERSION-", text)
         if left:
             raise guide.GuideError("no value for %s" % ", ".join(left))
         return text
@@ -337,10 +349,13 @@ class Setup:
                       "--regid=" + self.user, "--init-groups", "--"]
         return prefix + ["bash", "-e", "-o", "pipefail", "-c", script]
 
-    def run(self, argv, env=None, cwd=None):
+    def run(self, argv, env=None, cwd=None, session=False):
+        """argv's result; with session, in a session of its own, so
+        without a controlling terminal (as cron runs its jobs)."""
         return subprocess.run(argv, capture_output=True, text=True,
                               env=env or self.env, cwd=cwd or self.cwd,
-                              stdin=subprocess.DEVNULL, timeout=120)
+                              stdin=subprocess.DEVNULL, timeout=120,
+                              start_new_session=session)
 
     def show_logs(self):
         for label, path in self.logs:
@@ -410,7 +425,8 @@ class Setup:
             cmd = fields[5]
             r = self.run(["setpriv", "--reuid=" + self.user,
                           "--regid=" + self.user, "--init-groups", "--",
-                          "/bin/sh", "-c", cmd], env=env, cwd=home)
+                          "/bin/sh", "-c", cmd], env=env, cwd=home,
+                         session=True)
             greps = re.search(r"\|\s*grep\b[^|]*$", cmd) is not None
             passed = r.returncode == 0 or (
                 greps and r.returncode == 1 and not r.stdout + r.stderr)
@@ -556,7 +572,68 @@ def setup1(t, blocks, binary):
 # ------------------------------------------------------------------ setup 5
 
 
-def setup5(t, blocks, binary):
+def bundle_sources():
+    """The files a bundle is made of besides the program's sources,
+    which the program under test stands for."""
+    paths = [os.path.join(testlib.SRCDIR, f)
+             for f in ("configure.ac", "Makefile.am")]
+    for d, _dirs, files in os.walk(os.path.join(testlib.SRCDIR, "deploy")):
+        paths += [os.path.join(d, f) for f in files]
+    return paths + [testlib.PODIO_WEBHOOK]
+
+
+def bundle(t):
+    """The CGI bundle's tarball: $PODIO_CGI_BUNDLE; else the newest one
+    in the build directory when it is newer than what it is made of;
+    else what `make cgi-bundle` makes there.  None (after a failed
+    check) without one."""
+    given = os.environ.get("PODIO_CGI_BUNDLE")
+    if given:
+        t.diag("setup 5: the bundle: %s (PODIO_CGI_BUNDLE)" % given)
+        return given if t.ok(os.path.isfile(given), "setup 5: "
+                             "PODIO_CGI_BUNDLE names a file", given) else None
+    pattern = os.path.join(testlib.BUILDDIR, TARBALL)
+    found = sorted(glob.glob(pattern), key=os.path.getmtime)
+    newest = max(os.path.getmtime(p) for p in bundle_sources()
+                 if os.path.exists(p))
+    if found and os.path.getmtime(found[-1]) > newest:
+        t.diag("setup 5: the bundle: %s, newer than its sources and the "
+               "program under test" % found[-1])
+        return found[-1]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PODIO_", "MAKE", "MFLAGS"))}
+    r = subprocess.run(["make", "cgi-bundle"], cwd=testlib.BUILDDIR,
+                       env=env, capture_output=True, text=True,
+                       timeout=1200, stdin=subprocess.DEVNULL)
+    found = sorted(glob.glob(pattern), key=os.path.getmtime)
+    if not t.ok(r.returncode == 0 and found, "setup 5: make cgi-bundle "
+                "makes %s in the build directory" % TARBALL,
+                "status %d\n%s%s" % (r.returncode, r.stdout[-3000:],
+                                     r.stderr[-3000:])):
+        return None
+    t.diag("setup 5: the bundle: %s (made now)" % found[-1])
+    return found[-1]
+
+
+def bundle_top(tarball):
+    """The one directory the tarball unpacks to, or None."""
+    r = subprocess.run(["tar", "-tzf", tarball], capture_output=True,
+                       text=True)
+    tops = {n.split("/", 1)[0] for n in r.stdout.split()}
+    return tops.pop() if r.returncode == 0 and len(tops) == 1 else None
+
+
+def setup5(t, blocks, tarball):
+    if tarball is None:
+        for b in blocks:
+            t.skip("setup 5: %s" % b.name(), "no CGI bundle to install")
+        return
+    top = bundle_top(tarball)
+    if not t.ok(top is not None and re.match(
+            r"^podio-webhook-cgi-[^/]+-x86_64$", top),
+            "setup 5: the bundle unpacks to one directory "
+            "podio-webhook-cgi-VERSION-x86_64", repr(top)):
+        return
     root = servers.make_root()
     home = os.path.join(root, "home", ACCOUNT)
     servers.mkdir(os.path.dirname(home))
@@ -570,17 +647,11 @@ def setup5(t, blocks, binary):
     # What the host provides: the web directory, served by Apache.
     www = servers.mkdir(os.path.join(home, "public_html"), 0o755, ACCOUNT,
                         ACCOUNT)
-    # What the user uploads: the source's deploy/ and the binary.
-    src = os.path.join(home, "src")
-    shutil.copytree(os.path.join(testlib.SRCDIR, "deploy"),
-                    os.path.join(src, "deploy"))
-    servers.mkdir(os.path.join(src, "handler"))
-    shutil.copy(binary, os.path.join(src, "handler", "podio-webhook"))
-    for d, _dirs, files in os.walk(src):
-        shutil.chown(d, ACCOUNT, ACCOUNT)
-        for f in files:
-            shutil.chown(os.path.join(d, f), ACCOUNT, ACCOUNT)
-    os.chmod(os.path.join(src, "handler", "podio-webhook"), 0o755)
+    # What the account uploads: the tarball, under its own name.
+    upload = os.path.join(home, top + ".tar.gz")
+    shutil.copy(tarball, upload)
+    shutil.chown(upload, ACCOUNT, ACCOUNT)
+    os.chmod(upload, 0o644)
 
     port = servers.free_port()
     extra = ('<Directory "%s">\n'
@@ -597,7 +668,8 @@ def setup5(t, blocks, binary):
         var = os.path.join(home, "podio-webhook", "var")
         s = Setup(t, sim, "setup 5", port,
                   os.path.join(var, "events.jsonl"), "www.example.com",
-                  user=ACCOUNT, env=env, cwd=src, host_tls=True)
+                  user=ACCOUNT, env=env, cwd=home, host_tls=True)
+        s.extra = {"podio-webhook-cgi-VERSION-x86_64": top}
         s.logs = apache.logs() + [("podio-webhook log",
                                    os.path.join(var, "podio-webhook.log"))]
         s.run_all(blocks)
@@ -686,9 +758,8 @@ def main():
                     "host (the private overlays work)"):
             t.bail_out("the overlays do not isolate the host")
 
-        binary = testlib.PODIO_WEBHOOK
-        setup1(t, guide.for_setup(blocks, "setup1"), binary)
-        setup5(t, guide.for_setup(blocks, "setup5"), binary)
+        setup1(t, guide.for_setup(blocks, "setup1"), testlib.PODIO_WEBHOOK)
+        setup5(t, guide.for_setup(blocks, "setup5"), bundle(t))
     finally:
         left = servers.cleanup()
         private.teardown()
