@@ -85,7 +85,8 @@ and than every file it is made of outside the program's sources
 the account, as the guide's skipped `scp` would; the guide's blocks
 unpack it there and run its install.sh.  Apache with mod_cgi (prefork)
 runs its children as that account, as suexec would, and serves
-~/public_html.
+~/public_html.  The guide's cron lines must be those of the bundle's
+INSTALL, and its table of installed paths INSTALL's list.
 """
 import glob
 import json
@@ -693,6 +694,46 @@ def setup5(t, blocks, tarball):
              "still running: %r" % servers.pids_under(root))
 
 
+def install_agrees(t, blocks):
+    """The bundle's INSTALL and setup 5 of the guide name the same cron
+    lines and the same installed paths."""
+    path = os.path.join(testlib.SRCDIR, "deploy", "cgi-bundle", "INSTALL")
+    install = testlib.read_text(path)
+    cron = re.compile(r"^[0-9*/,-]+(?: [0-9*/,-]+){4} \S")
+    in_install = {ln.strip() for ln in install.splitlines()
+                  if cron.match(ln.strip())}
+    in_guide = set()
+    for b in guide.for_setup(blocks, "setup5"):
+        if b.kind == "crontab":
+            in_guide |= {ln.strip() for ln in b.text.splitlines()
+                         if cron.match(ln.strip())}
+    # The lines for good: the guide's cron step, INSTALL's Cron section.
+    for_good = {ln for ln in in_install if " -c " in ln and
+                ln.split(" -c ", 1)[0].endswith("/bin/podio-webhook")}
+    t.ok(for_good and in_install <= in_guide,
+         "setup 5: every cron line of the bundle's INSTALL is the guide's",
+         "only in INSTALL:\n" + "\n".join(sorted(in_install - in_guide)))
+    step = [b for b in guide.for_setup(blocks, "setup5")
+            if b.kind == "crontab"][:1]
+    step_lines = {ln.strip() for b in step for ln in b.text.splitlines()
+                  if cron.match(ln.strip())}
+    t.ok(step_lines and step_lines == for_good,
+         "setup 5: the guide's cron step is INSTALL's cron lines",
+         "guide: %r\nINSTALL: %r" % (sorted(step_lines), sorted(for_good)))
+    with open(guide.PATH, encoding="utf-8") as f:
+        text = f.read()
+    sec = text[text.index("\n## 5. "):]
+    sec = sec[:sec.index("\n## ", 1)]
+    paths = set(re.findall(r"^\| `(~/podio-webhook/[^`]*)` \|", sec, re.M))
+    # "  ~/podio-webhook/PATH   what it is": two blanks or more before
+    # the description.
+    listed = set(re.findall(r"^  (~/podio-webhook/\S*) {2,}\S", install,
+                            re.M))
+    t.ok(paths and paths == listed,
+         "setup 5: the guide's table of installed paths is INSTALL's list",
+         "guide: %r\nINSTALL: %r" % (sorted(paths), sorted(listed)))
+
+
 class _Dep:
     """What scenario.Checker needs of a deployment: its logs."""
 
@@ -745,6 +786,7 @@ def main():
         t.ok("hook" in kinds and "verify" in kinds and "events" in kinds,
              "%s has a hook, a verify and an events block" % setup,
              repr(kinds))
+    install_agrees(t, blocks)
 
     try:
         probe = "/etc/.podio-guide-probe-%d" % os.getpid()
