@@ -57,6 +57,15 @@ is_glibc() {
 	return 1
 }
 
+# One build at a time in a build directory: tests that need the bundle
+# may run make cgi-bundle at once, and would otherwise share
+# cgi-bundle-build/.  The lock goes with the process (flock(1), from
+# util-linux; without it, runs are not serialized).
+mkdir -p "$work"
+if [ -z "${PODIO_CGI_BUNDLE_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+	PODIO_CGI_BUNDLE_LOCKED=1 exec flock "$work.lock" /bin/sh "$0" "$@"
+fi
+
 for tool in readelf objdump strip ldd tar; do
 	command -v "$tool" >/dev/null 2>&1 ||
 		die "$tool is missing (binutils, libc-bin, tar)"

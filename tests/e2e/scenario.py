@@ -22,6 +22,7 @@ import secrets
 import shutil
 import socket
 import threading
+import time
 import urllib.parse
 
 import servers
@@ -686,12 +687,19 @@ def run(tap, dep, port, path, prefix="", no_length=411):
 
 def check_workers(ck, server):
     """The processes the web server started run as its unprivileged user
-    (its master alone stays root)."""
+    (its master alone stays root).  A child the master has just forked
+    is root until it drops its privileges: the processes are looked at
+    again (up to 20 times, 0.1 s apart) until none is, so that only a
+    child that stays root fails."""
     uid = pwd.getpwnam(servers.WEB_USER).pw_uid
     leader = server.proc.sid
-    uids = {p: servers.proc_uid(p) for p in servers.pids_in_session(leader)
-            if p != leader}
-    uids = {p: u for p, u in uids.items() if u is not None}
+    for _ in range(20):
+        uids = {p: servers.proc_uid(p)
+                for p in servers.pids_in_session(leader) if p != leader}
+        uids = {p: u for p, u in uids.items() if u is not None}
+        if uids and all(u == uid for u in uids.values()):
+            break
+        time.sleep(0.1)
     ck.ok(uids and all(u == uid for u in uids.values()),
           "%s's workers run as %s" % (server.name, servers.WEB_USER),
           "\n".join("%d uid %s %s" % (p, u, servers.proc_cmdline(p))
