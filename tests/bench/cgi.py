@@ -16,7 +16,8 @@ Apache (event MPM, mod_cgid) on 127.0.0.1, started as root with its
 children as www-data, serves a web directory laid out as on a shared
 host: deploy/htaccess as .htaccess, the wrapper deploy/podio-webhook.cgi
 (placeholders replaced; the binary and its configuration outside the web
-directory) and minimal.cgi (tests/bench/cgi-minimal).  The bundle is
+directory), minimal.cgi (tests/bench/cgi-minimal) and durable.cgi (the
+same program, given MINIMAL_SYNC_FILE by SetEnv).  The bundle is
 installed as users install it, as www-data (whom the CGI runs as: this
 Apache has no suexec): unpacked in that user's home, its install.sh run
 with --prefix ~/podio-webhook and a web directory of its own (bundle/),
@@ -37,9 +38,13 @@ wrote (its state, spool and `log *` file in ~/podio-webhook/var).  wrk at
       shared hosts run it;
   (f) and (g): (b) and (c) against the bundle's binary called directly
       (/bundle-direct.cgi, a copy beside it in ~/podio-webhook/bin, with
-      PODIO_WEBHOOK_CONFIG from SetEnv), so that the wrapper's cost shows.
+      PODIO_WEBHOOK_CONFIG from SetEnv), so that the wrapper's cost shows;
+  (h) durable.cgi, the durable reference, posted item.delete deliveries:
+      it reads the body, appends it to a file (O_APPEND) and answers 200
+      once fdatasync() of that file returned (what any CGI that answers
+      only after a durable write costs, with nothing else to do).
 
-The runs alternate, (a) to (g), in each of the rounds; after each
+The runs alternate, (a) to (h), in each of the rounds; after each
 delivery run, without any `spool drain`, it waits until every event
 acknowledged in it reached the `log *` file and the worker has ended (so
 that the next run starts on a quiet machine) and says how long that
@@ -52,7 +57,11 @@ and the most podio-webhook processes seen alive at once during (c)
 direct calls' ratios, and the bundle's targets, judged on the bundle as
 installed, through its wrapper: requests/s at least the normal build's
 ((d)/(b) and (e)/(c) at least 1) and at least 0.5 of the minimal C CGI's
-((d)/(a) and (e)/(a)), each met or NOT met.  Last, the 2,000-delivery
+((d)/(a) and (e)/(a)), each met or NOT met.  Then the durable
+reference's median, its ratio to the minimal C CGI ((h)/(a): what the
+flush alone costs) and the deliveries' ratios to it ((c)/(h), and the
+bundle's (e)/(h) and (g)/(h)): how close each comes to what any CGI that
+answers only after a durable write can do on this machine.  Last, the 2,000-delivery
 check (the normal build): exactly 2,000 item.delete deliveries from 8
 threads of a Python client; every one must reach the `log *` file, and
 the workers' lines in the log ("cgi worker pid=N started" / "... ended")
@@ -64,7 +73,7 @@ missing (it says why).
 
 Usage: cgi.py [BUILDDIR]   (default: $top_builddir, else .)
 Environment: PODIO_BENCH_CGI_SECONDS (per wrk run, default 10),
-PODIO_BENCH_CGI_ROUNDS (rounds of (a) to (g) in turn, default 2),
+PODIO_BENCH_CGI_ROUNDS (rounds of (a) to (h) in turn, default 2),
 PODIO_BENCH_CGI_DELIVERIES (the check's deliveries, default 2000),
 MAKE (for make cgi-bundle, default make).
 """
@@ -472,14 +481,26 @@ def main():
                        servers.substitute("podio-webhook.cgi",
                                           BINDIR=bindir, CONFIG=config),
                        0o755)
-    shutil.copy(minimal, os.path.join(hookdir, "minimal.cgi"))
-    os.chmod(os.path.join(hookdir, "minimal.cgi"), 0o755)
+    for name in ("minimal.cgi", "durable.cgi"):
+        shutil.copy(minimal, os.path.join(hookdir, name))
+        os.chmod(os.path.join(hookdir, name), 0o755)
+    # The durable reference's file, beside the spools (the same file
+    # system), written as the CGI's user.
+    durable_dir = servers.mkdir(os.path.join(root, "durable"), 0o700,
+                                user, group)
+    durable_file = os.path.join(durable_dir, "bodies.log")
     port = servers.free_port()
     extra = ('<Directory "%s">\n'
              '    AllowOverride AuthConfig FileInfo Limit '
              'Options=ExecCGI,Indexes\n'
              '</Directory>\n'
-             'ScriptSock "%s/apache/run/cgid.sock"\n' % (www, root))
+             '<Directory "%s">\n'
+             '    <Files "durable.cgi">\n'
+             '        SetEnv MINIMAL_SYNC_FILE "%s"\n'
+             '    </Files>\n'
+             '</Directory>\n'
+             'ScriptSock "%s/apache/run/cgid.sock"\n' % (
+                 www, hookdir, durable_file, root))
     bundle = None
     if tarball:
         try:
@@ -521,7 +542,9 @@ def main():
             apache_version(), CONNECTIONS, rounds, seconds,
             os.cpu_count() or 0))
     say("  the web directory: deploy/htaccess, deploy/podio-webhook.cgi "
-        "(the wrapper), minimal.cgi (tests/bench/cgi-minimal)")
+        "(the wrapper), minimal.cgi (tests/bench/cgi-minimal) and "
+        "durable.cgi (the same, appending each body to %s with "
+        "O_APPEND and fdatasync() before its 200)" % durable_file)
     say("  %s" % webhook)
     if bundle:
         say("  the bundle: unpacked and installed by its install.sh as %s "
@@ -535,7 +558,7 @@ def main():
     say()
     try:
         run_all(base, port, binary, config, secret, events_log, wlog,
-                seconds, rounds, check_n, bundle)
+                seconds, rounds, check_n, bundle, durable_file)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         say("CGI benchmark: stopped: %s" % exc)
     apache.stop()
@@ -612,8 +635,8 @@ def say_drained(fc):
 
 
 def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
-            rounds, check_n, bundle):
-    runs = {k: [] for k in "abcdefg"}
+            rounds, check_n, bundle, durable_file):
+    runs = {k: [] for k in "abcdefgh"}
     for r in range(rounds):
         fa = run_wrk(base + "minimal.cgi", seconds, (secret, 1 + r, HOOK_ID))
         row("round %d (a) minimal C CGI, item.delete" % (r + 1), fa)
@@ -626,28 +649,12 @@ def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
         runs["a"].append(fa)
         runs["b"].append(fb)
         runs["c"].append(fc)
-        if not bundle:
-            continue
-        # The bundle as installed, through its wrapper, then its binary
-        # called directly: the same spool, log and `log *` file.
-        url = base.replace("/podio/", "/bundle/") + "podio-webhook.cgi"
-        direct = base.replace("/podio/", "/bundle-direct.cgi")
-        fd = run_wrk(url, seconds)
-        row("round %d (d) bundle, wrapper, GET (405)" % (r + 1), fd)
-        fe = run_c(url, bundle["binary"], secret, bundle["events_log"],
-                   seconds, 60 + r)
-        row("round %d (e) bundle, wrapper, item.delete" % (r + 1), fe)
-        say_drained(fe)
-        ff = run_wrk(direct, seconds)
-        row("round %d (f) bundle, direct, GET (405)" % (r + 1), ff)
-        fg = run_c(direct, bundle["direct"], secret, bundle["events_log"],
-                   seconds, 70 + r)
-        row("round %d (g) bundle, direct, item.delete" % (r + 1), fg)
-        say_drained(fg)
-        runs["d"].append(fd)
-        runs["e"].append(fe)
-        runs["f"].append(ff)
-        runs["g"].append(fg)
+        if bundle:
+            run_bundle(base, secret, seconds, r, bundle, runs)
+        fh = run_wrk(base + "durable.cgi", seconds, (secret, 80 + r, HOOK_ID))
+        row("round %d (h) durable C CGI, item.delete" % (r + 1), fh,
+            "; its file holds %d bodies" % count_lines(durable_file))
+        runs["h"].append(fh)
     say()
     med = {k: {key: median_of(v, key) for key in ("rps", "p50", "p99")}
            for k, v in runs.items() if v}
@@ -686,7 +693,53 @@ def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
         say()
         say_bundle_runs(runs, med, rounds, bundle)
     say()
+    say_durable(med, rounds, bundle)
+    say()
     check(port, binary, config, secret, events_log, wlog, check_n)
+
+
+def run_bundle(base, secret, seconds, r, bundle, runs):
+    """Round r's runs (d) to (g): the bundle as installed, through its
+    wrapper, then its binary called directly; the same spool, log and
+    `log *` file."""
+    url = base.replace("/podio/", "/bundle/") + "podio-webhook.cgi"
+    direct = base.replace("/podio/", "/bundle-direct.cgi")
+    fd = run_wrk(url, seconds)
+    row("round %d (d) bundle, wrapper, GET (405)" % (r + 1), fd)
+    fe = run_c(url, bundle["binary"], secret, bundle["events_log"],
+               seconds, 60 + r)
+    row("round %d (e) bundle, wrapper, item.delete" % (r + 1), fe)
+    say_drained(fe)
+    ff = run_wrk(direct, seconds)
+    row("round %d (f) bundle, direct, GET (405)" % (r + 1), ff)
+    fg = run_c(direct, bundle["direct"], secret, bundle["events_log"],
+               seconds, 70 + r)
+    row("round %d (g) bundle, direct, item.delete" % (r + 1), fg)
+    say_drained(fg)
+    runs["d"].append(fd)
+    runs["e"].append(fe)
+    runs["f"].append(ff)
+    runs["g"].append(fg)
+
+
+def say_durable(med, rounds, bundle):
+    """The durable reference's median and the deliveries' ratios to
+    it (not a target: how close each comes to the limit of a CGI that
+    answers only after a durable write)."""
+    say("  median of %d, %-22s %8.1f req/s  p50 %9s  p99 %9s" % (
+        rounds, "(h) durable C CGI", med["h"]["rps"],
+        fmt_ms(med["h"]["p50"]), fmt_ms(med["h"]["p99"])))
+    say("  the durable reference to the minimal C CGI, (h)/(a): %s (what "
+        "one O_APPEND write and its fdatasync() cost a CGI here)" %
+        fmt_ratio(ratio(med, "h", "a")))
+    say("  item deliveries to the durable reference (how close to what any "
+        "CGI that answers only after a durable write can do on this "
+        "machine): the normal build (c)/(h) %s%s" % (
+            fmt_ratio(ratio(med, "c", "h")),
+            "; the bundle through its wrapper (e)/(h) %s, called directly "
+            "(g)/(h) %s" % (fmt_ratio(ratio(med, "e", "h")),
+                            fmt_ratio(ratio(med, "g", "h")))
+            if bundle else ""))
 
 
 def ratio(med, k, base):
