@@ -543,7 +543,8 @@ class Apache:
                     "env", "setenvif", "headers")
 
     def __init__(self, root, site, port, modules=(), mpm="event",
-                 user=WEB_USER, group=WEB_GROUP, docroot=None, extra=""):
+                 user=WEB_USER, group=WEB_GROUP, docroot=None, extra="",
+                 suexec=False):
         self.dir = os.path.join(root, "apache")
         self.port = port
         self.conf = os.path.join(self.dir, "conf", "httpd.conf")
@@ -569,6 +570,10 @@ Listen 127.0.0.1:%(port)d
 ServerName 127.0.0.1
 User %(user)s
 Group %(group)s
+# suEXEC only where a test asks for it: with Debian's suexec binary
+# installed (the test packages have it) Apache turns it on by itself, and
+# then keeps mod_fcgid's process manager and mod_cgid's daemon root.
+Suexec %(suexec)s
 PidFile "%(dir)s/run/httpd.pid"
 DefaultRuntimeDir "%(dir)s/run"
 Mutex file:%(dir)s/run default
@@ -593,7 +598,8 @@ DocumentRoot "%(docroot)s"
 Include "%(dir)s/conf/site.conf"
 """ % dict(dir=self.dir, modules="\n".join(mods), port=port, user=user,
            group=group, error_log=self.error_log,
-           access_log=self.access_log, docroot=docroot, extra=extra))
+           access_log=self.access_log, docroot=docroot, extra=extra,
+           suexec="On" if suexec else "Off"))
 
     def argv(self, *more):
         return [APACHE, "-d", self.dir, "-f", self.conf] + list(more)

@@ -290,7 +290,7 @@ ScriptSock "%(root)s/apache/run/cgid.sock"
 """ % dict(homes=os.path.dirname(home), root=root)
     apache = servers.Apache(root, site, port,
                             modules=["cgid", "userdir", "suexec"],
-                            mpm="event")
+                            mpm="event", suexec=True)
     logged = os.path.getsize(SUEXEC_LOG) if os.path.exists(SUEXEC_LOG) \
         else 0
     with testlib.Sim() as sim:
