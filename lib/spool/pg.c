@@ -1400,6 +1400,7 @@ static const struct spool_ops pg_ops = {
 	.token_put = pg_token_put,
 	.token_lock = pg_token_lock,
 	.token_unlock = pg_token_unlock,
+	.tidy_oneshot = NULL,        /* the server keeps its own log */
 	.wait = pg_wait,
 	.set_max_pages = NULL,
 };

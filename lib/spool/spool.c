@@ -333,6 +333,14 @@ podio_spool_wait(struct podio_spool *s, int64_t timeout_ms)
 	return s->ops->wait(s, timeout_ms);
 }
 
+/* See spool.h. */
+void
+podio_spool_tidy_oneshot(struct podio_spool *s)
+{
+	if (s != NULL && s->ops->tidy_oneshot != NULL)
+		s->ops->tidy_oneshot(s);
+}
+
 long
 podio__spool_set_max_pages(struct podio_spool *s, long max_pages)
 {

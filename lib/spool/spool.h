@@ -587,6 +587,19 @@ const char *podio_spool_path(const struct podio_spool *spool);
  */
 int podio_spool_wait(struct podio_spool *spool, int64_t timeout_ms);
 
+/*
+ * For a process that opened the spool for one append and is about to
+ * exit (a CGI request), once its answer is out and no worker holds the
+ * spool: keeps what the next such process reads on opening bounded.  The
+ * SQLite spool's next process, opening alone, reads every frame of the
+ * log that the commits left since it last started over; past a few MiB
+ * this copies the log into the database and starts it over, within a
+ * few tens of milliseconds, or does nothing when another process writes
+ * meanwhile.  Nothing to do for PostgreSQL.  Never fails: what it could
+ * not do waits for the next call or a processor.
+ */
+void podio_spool_tidy_oneshot(struct podio_spool *spool);
+
 /* The backend: "sqlite" or "postgresql"; static. */
 const char *podio_spool_backend(const struct podio_spool *spool);
 

@@ -176,6 +176,9 @@ struct spool_ops {
 	    long timeout_ms);
 	void (*token_unlock)(struct podio_spool *s, const char *cred);
 
+	/* podio_spool_tidy_oneshot(); NULL when there is nothing to do. */
+	void (*tidy_oneshot)(struct podio_spool *s);
+
 	/* podio_spool_wait(); NULL when the backend cannot tell. */
 	int (*wait)(struct podio_spool *s, int64_t timeout_ms);
 

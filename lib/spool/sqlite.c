@@ -60,6 +60,9 @@
 #define SPOOL_CKPT_FULL_PAGES 4000
 /* How long a checkpoint that holds the writers waits for old readers. */
 #define SPOOL_CKPT_BUSY_MS 20
+/* WAL pages past which a one-shot process starts the log over after its
+ * append (see sqlite_tidy_oneshot()): 2 MiB, some 50 deliveries. */
+#define SPOOL_CKPT_ONESHOT_PAGES 512
 
 /* See spool_int.h. */
 enum podio_err
@@ -296,6 +299,78 @@ podio__sqlite_commit(struct spool_sqlite *s)
 		(void)sqlite3_wal_checkpoint_v2(s->db, "main",
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
+}
+
+/*
+ * podio_spool_tidy_oneshot().  A process that opens the spool while no
+ * other has it open rebuilds SQLite's WAL index by reading the log from
+ * its header to the last valid frame, and that index starts with no frame
+ * copied into the database: whatever an earlier process copied, the new
+ * one's first write appends to the log rather than start it over, so a
+ * log that only one-shot processes write keeps every frame valid and is
+ * read whole by each of them.  Checkpointing alone does not help; what
+ * helps is starting the log over: a write whose first frame finds the
+ * whole log copied writes a new header with new salts, and the recovery
+ * of the next process stops at the first frame of the old ones.
+ *
+ * So, when the last commit left more than SPOOL_CKPT_ONESHOT_PAGES: a
+ * PASSIVE checkpoint copies the log without holding up anybody; then,
+ * only if the lock file is free at once (else another process writes and
+ * this one leaves), RESTART copies what came meanwhile and waits at most
+ * SPOOL_CKPT_BUSY_MS for readers of the old frames, and a one-row synced
+ * write (the mark "wal_restarted") starts the log over.  The file keeps
+ * its size: the appends that follow overwrite blocks already there, as
+ * with SQLITE_FCNTL_PERSIST_WAL.  Every event was durable before; this
+ * moves nothing that was not copied and synced by the checkpoint.
+ */
+static void
+sqlite_tidy_oneshot(struct podio_spool *sp)
+{
+	struct spool_sqlite *s = SQ(sp);
+	sqlite3_stmt *st = NULL;
+	int rc, log = -1, copied = -1;
+
+	pthread_mutex_lock(&s->db_lock);
+	if (s->wal_pages < SPOOL_CKPT_ONESHOT_PAGES ||
+	    !sqlite3_get_autocommit(s->db))
+		goto done;
+	sqlite3_busy_timeout(s->db, SPOOL_CKPT_BUSY_MS);
+	(void)sqlite3_wal_checkpoint_v2(s->db, "main",
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (s->lock_fd >= 0) {
+		while ((rc = flock(s->lock_fd, LOCK_EX | LOCK_NB)) == -1 &&
+		    errno == EINTR)
+			;
+		if (rc == -1)
+			goto done;
+		s->locked = 1;
+	}
+	rc = sqlite3_wal_checkpoint_v2(s->db, "main",
+	    SQLITE_CHECKPOINT_RESTART, &log, &copied);
+	if (rc != SQLITE_OK || log != copied)
+		goto done;
+	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK)
+		goto done;
+	if ((rc = podio__sqlite_prep(s, "INSERT INTO marks (name, value)"
+	    " VALUES ('wal_restarted', ?1) ON CONFLICT (name) DO UPDATE SET"
+	    " value = excluded.value", &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, podio__spool_now(sp));
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto fail;
+	podio__sqlite_fin(s, st);
+	st = NULL;
+	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
+		goto fail;
+	podio__debug("spool %s: the log of %d pages was copied "
+	    "and starts over", s->base.path, log);
+	goto done;
+fail:
+	podio__sqlite_fin(s, st);
+done:
+	podio__sqlite_abort(s);
+	sqlite3_busy_timeout(s->db, SPOOL_BUSY_MS);
+	pthread_mutex_unlock(&s->db_lock);
 }
 
 /* Rolls back an open transaction (if any) and drops the lock. */
@@ -803,6 +878,7 @@ fail:
 
 static void sqlite_close(struct podio_spool *sp);
 static long sqlite_set_max_pages(struct podio_spool *sp, long max_pages);
+static void sqlite_tidy_oneshot(struct podio_spool *sp);
 
 static const struct spool_ops sqlite_ops = {
 	.name = "sqlite",
@@ -835,6 +911,7 @@ static const struct spool_ops sqlite_ops = {
 	.release_probe = podio__sqlite_release_probe,
 	.end_outage = podio__sqlite_end_outage,
 	.resume = podio__sqlite_resume,
+	.tidy_oneshot = sqlite_tidy_oneshot,
 	.set_max_pages = sqlite_set_max_pages,
 };
 
