@@ -529,12 +529,58 @@ fail:
 }
 
 /*
+ * Ends the CGI request for the web server while this process goes on:
+ * the answer is flushed and stdin, stdout and stderr are let go (to
+ * /dev/null), so that the server sees the response complete.  Apache
+ * waits until the script's output is closed, then sends SIGTERM (and
+ * SIGKILL 3 s later): SIGTERM is ignored from here on, and what follows
+ * must be short.  What is logged to stderr afterwards is lost.
+ */
+static void
+run_cgi_let_go(void)
+{
+	int fd;
+
+	signal(SIGTERM, SIG_IGN);
+	(void)fflush(stdout);
+	(void)fflush(stderr);
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
+		(void)dup2(fd, STDIN_FILENO);
+		(void)dup2(fd, STDOUT_FILENO);
+		(void)dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+/*
+ * After a CGI request that stored an event when no worker will process
+ * the spool (a cgi_budget of 0): the spool's log grows by every such
+ * request until `spool drain`, and each new process reads all of it on
+ * opening.  Once the answer is out (run_cgi_let_go()), the spool keeps
+ * that bounded (podio_spool_tidy_oneshot(): a few tens of milliseconds
+ * now and then, nothing when another process writes).
+ */
+static void
+run_cgi_tidy(struct runtime *rt, struct process_spool *ps)
+{
+	struct podio_spool *spool;
+	char err[RUN_ERR_MAX];
+
+	if (podio_config_get_ms(rt->cfg, "cgi_budget") > 0)
+		return;
+	if ((spool = process_spool_get(ps, podio_config_spool(rt->cfg), err,
+	    sizeof(err))) == NULL)
+		return;
+	run_cgi_let_go();
+	podio_spool_tidy_oneshot(spool);
+}
+
+/*
  * The rest of a CGI request that stored an event, apart from the web
  * server.  When a worker already holds the spool (cgi_worker.h), it
- * takes the event and this process just exits.  Otherwise: Apache waits
- * until the script's output is closed and kills it 3 s after the
- * request ended, so the answer is flushed and stdin, stdout and stderr
- * are let go (to /dev/null) before anything else.  Then the process
+ * takes the event and this process just exits.  Otherwise the request
+ * is ended for the web server (run_cgi_let_go()).  Then the process
  * forks: the parent returns at once (the request is over for the web
  * server); the child starts a session of its own, closes every
  * descriptor it inherited, and becomes the spool's worker for at most
@@ -556,18 +602,8 @@ run_cgi_detach(struct runtime *rt)
 		return 0;
 	if (cgi_worker_busy(podio_config_get(rt->cfg, "spool_dir")))
 		return 0;
-	/* Apache sends SIGTERM as soon as the output is closed (and SIGKILL
-	 * 3 s later): this process must live until the worker is forked. */
-	signal(SIGTERM, SIG_IGN);
-	(void)fflush(stdout);
-	(void)fflush(stderr);
-	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
-		(void)dup2(fd, STDIN_FILENO);
-		(void)dup2(fd, STDOUT_FILENO);
-		(void)dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
-	}
+	/* This process must live until the worker is forked. */
+	run_cgi_let_go();
 	/* Two forks: the first child starts a session and forks the
 	 * worker, then exits; the parent waits for it, so that the worker
 	 * has left the web server's process group before the parent's exit
@@ -657,6 +693,7 @@ run_cgi(const struct podio_callbacks *fns)
 	if (queued) {
 		podio_client_free(client);
 		client = NULL;
+		run_cgi_tidy(rt, ps);
 		process_spool_free(ps);
 		ps = NULL;
 		(void)run_cgi_detach(rt);
