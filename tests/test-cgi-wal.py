@@ -19,12 +19,18 @@ every event is still there: each answer was 200, `spool status` counts
 them all pending, `spool drain` writes each to the log rule once, and
 the database passes PRAGMA integrity_check.  item.delete events are
 used, so no API call is made.
+
+A second spool gets the same number of deliveries from 4 threads at once
+(the runs that find the lock file taken leave the log to a later one):
+every answer is 200, every event is there once and the database is
+sound; its log's valid frames are reported, not checked.
 """
 import json
 import os
 import sqlite3
 import struct
 import subprocess
+import threading
 import urllib.parse
 
 import fcgi
@@ -93,74 +99,125 @@ def wal_frames(path):
     return last
 
 
+def deliver(env, item):
+    """One CGI run storing an item.delete of item: (status, exit
+    problem or None)."""
+    body = urllib.parse.urlencode([
+        ("type", "item.delete"), ("hook_id", "1001"),
+        ("item_id", str(item)), ("item_revision_id", "1"),
+        ("secret", SECRET)]).encode()
+    e = dict(env)
+    e.update(fcgi.cgi_params(body))
+    r = subprocess.run(testlib.wrapper() + [testlib.PODIO_WEBHOOK], env=e,
+                       input=body, capture_output=True, timeout=120)
+    bad = None if r.returncode == 0 else (item, r.returncode,
+                                          r.stderr[-300:])
+    return fcgi.parse_cgi(r.stdout)[0], bad
+
+
+def check_stored(t, env, conf, d, total, tag):
+    """spool status, spool drain, the log rule's lines and the
+    database's integrity after total deliveries of items 1..total."""
+    spool = os.path.join(d, "spool")
+    log = os.path.join(d, "events.jsonl")
+    r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf, "spool",
+                     "status", "--json"], env=env, timeout=120)
+    try:
+        st = json.loads(r.stdout)
+    except ValueError:
+        st = {"error": r.stdout + r.stderr}
+    t.ok(st.get("pending") == total,
+         "spool status counts %d pending%s" % (total, tag), st)
+    r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf, "spool",
+                     "drain"], env=env, timeout=600)
+    t.ok(r.returncode == 0, "spool drain ends well" + tag,
+         r.stdout + r.stderr)
+    seen = {}
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                ev = json.loads(line)
+                seen[ev.get("item_id")] = seen.get(ev.get("item_id"), 0) + 1
+    t.ok(set(seen) == set(range(1, total + 1)) and
+         all(v == 1 for v in seen.values()),
+         "spool drain delivers each of the %d events once%s" % (total, tag),
+         "%d distinct, %d lines" % (len(seen), sum(seen.values())))
+    db = sqlite3.connect(os.path.join(spool, "spool.db"), timeout=30)
+    ok = db.execute("PRAGMA integrity_check").fetchall()
+    db.close()
+    t.ok(ok == [("ok",)], "PRAGMA integrity_check: ok" + tag, ok)
+
+
+def setup(sim, name):
+    """A directory, its configuration and environment: (d, conf, env)."""
+    d = os.path.join(testlib.tmpdir(), name)
+    os.mkdir(d)
+    conf = os.path.join(d, "handler.conf")
+    with open(conf, "w") as f:
+        f.write('webhook_secret = "%s"\nlog * = %s\n'
+                % (SECRET, os.path.join(d, "events.jsonl")))
+    env = testlib.base_env(sim, spool_dir=os.path.join(d, "spool"),
+                           cgi_budget="0", coalesce_window="0")
+    env["PODIO_WEBHOOK_CONFIG"] = conf
+    return d, conf, env
+
+
+def one_by_one(t, sim, total):
+    d, conf, env = setup(sim, "one-by-one")
+    wal = os.path.join(d, "spool", "spool.db-wal")
+    statuses, bad_exits, frames = [], [], []
+    for i in range(total):
+        status, bad = deliver(env, i + 1)
+        statuses.append(status)
+        if bad:
+            bad_exits.append(bad)
+        if (i + 1) % EVERY == 0 or i + 1 == total:
+            frames.append(wal_frames(wal))
+    t.ok(statuses == [200] * total and not bad_exits,
+         "%d CGI deliveries answered 200" % total,
+         repr([s for s in statuses if s != 200][:3]) + repr(bad_exits[:2]))
+    t.diag("valid WAL frames every %d deliveries: %s" % (EVERY, frames))
+    t.ok(frames and max(frames) < MAX_FRAMES,
+         "the log a new process reads stays below %d frames" % MAX_FRAMES,
+         "max %d" % max(frames or [0]))
+    t.ok(os.path.exists(wal), "the log file is kept between processes")
+    check_stored(t, env, conf, d, total, "")
+
+
+def at_once(t, sim, total):
+    d, conf, env = setup(sim, "at-once")
+    wal = os.path.join(d, "spool", "spool.db-wal")
+    threads = 4
+    results = []
+    lock = threading.Lock()
+
+    def worker(w):
+        for item in range(w + 1, total + 1, threads):
+            res = deliver(env, item)
+            with lock:
+                results.append(res)
+
+    ths = [threading.Thread(target=worker, args=(w,))
+           for w in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    t.ok(len(results) == total and
+         all(s == 200 and b is None for s, b in results),
+         "%d CGI deliveries from %d threads answered 200"
+         % (total, threads),
+         repr([r for r in results if r != (200, None)][:3]))
+    t.diag("valid WAL frames after them: %d" % wal_frames(wal))
+    check_stored(t, env, conf, d, total, " (at once)")
+
+
 def main():
     t = testlib.Tap()
     total = deliveries()
-    d = testlib.tmpdir()
-    spool = os.path.join(d, "spool")
-    log = os.path.join(d, "events.jsonl")
-    conf = os.path.join(d, "handler.conf")
-    with open(conf, "w") as f:
-        f.write('webhook_secret = "%s"\nlog * = %s\n' % (SECRET, log))
     with testlib.Sim() as sim:
-        env = testlib.base_env(sim, spool_dir=spool, cgi_budget="0",
-                               coalesce_window="0")
-        env["PODIO_WEBHOOK_CONFIG"] = conf
-        wal = os.path.join(spool, "spool.db-wal")
-        statuses, bad_exits, frames = [], [], []
-        for i in range(total):
-            body = urllib.parse.urlencode([
-                ("type", "item.delete"), ("hook_id", "1001"),
-                ("item_id", str(i + 1)), ("item_revision_id", "1"),
-                ("secret", SECRET)]).encode()
-            e = dict(env)
-            e.update(fcgi.cgi_params(body))
-            r = subprocess.run(testlib.wrapper() + [testlib.PODIO_WEBHOOK],
-                               env=e, input=body, capture_output=True,
-                               timeout=120)
-            statuses.append(fcgi.parse_cgi(r.stdout)[0])
-            if r.returncode != 0:
-                bad_exits.append((i, r.returncode, r.stderr[-300:]))
-            if (i + 1) % EVERY == 0 or i + 1 == total:
-                frames.append(wal_frames(wal))
-        t.ok(statuses == [200] * total and not bad_exits,
-             "%d CGI deliveries answered 200" % total,
-             repr([s for s in statuses if s != 200][:3]) + repr(
-                 bad_exits[:2]))
-        t.diag("valid WAL frames every %d deliveries: %s" % (EVERY, frames))
-        t.ok(frames and max(frames) < MAX_FRAMES,
-             "the log a new process reads stays below %d frames"
-             % MAX_FRAMES, "max %d" % max(frames or [0]))
-        t.ok(os.path.exists(os.path.join(spool, "spool.db-wal")),
-             "the log file is kept between processes")
-
-        r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf, "spool",
-                         "status", "--json"], env=env, timeout=120)
-        try:
-            st = json.loads(r.stdout)
-        except ValueError:
-            st = {"error": r.stdout + r.stderr}
-        t.ok(st.get("pending") == total,
-             "spool status counts %d pending" % total, st)
-        r = testlib.run([testlib.PODIO_WEBHOOK, "-c", conf, "spool",
-                         "drain"], env=env, timeout=600)
-        t.ok(r.returncode == 0, "spool drain ends well",
-             r.stdout + r.stderr)
-        seen = {}
-        if os.path.exists(log):
-            with open(log) as f:
-                for line in f:
-                    ev = json.loads(line)
-                    seen[ev.get("item_id")] = seen.get(
-                        ev.get("item_id"), 0) + 1
-        t.ok(set(seen) == set(range(1, total + 1)) and
-             all(v == 1 for v in seen.values()),
-             "spool drain delivers each of the %d events once" % total,
-             "%d distinct, %d lines" % (len(seen), sum(seen.values())))
-        db = sqlite3.connect(os.path.join(spool, "spool.db"), timeout=30)
-        ok = db.execute("PRAGMA integrity_check").fetchall()
-        db.close()
-        t.ok(ok == [("ok",)], "PRAGMA integrity_check: ok", ok)
+        one_by_one(t, sim, total)
+        at_once(t, sim, total)
         t.ok(not sim.api_requests() and not sim.token_requests(),
              "item.delete made no API call")
     t.done()
