@@ -320,8 +320,9 @@ podio__sqlite_commit(struct spool_sqlite *s)
  * SPOOL_CKPT_BUSY_MS for readers of the old frames, and a one-row synced
  * write (the mark "wal_restarted") starts the log over.  The file keeps
  * its size: the appends that follow overwrite blocks already there, as
- * with SQLITE_FCNTL_PERSIST_WAL.  Every event was durable before; this
- * moves nothing that was not copied and synced by the checkpoint.
+ * with SQLITE_FCNTL_PERSIST_WAL.  Every event was durable before, and
+ * stays so: SQLite starts the log over only once a checkpoint copied all
+ * of it into the database and synced that.
  */
 static void
 sqlite_tidy_oneshot(struct podio_spool *sp)
@@ -332,8 +333,12 @@ sqlite_tidy_oneshot(struct podio_spool *sp)
 
 	pthread_mutex_lock(&s->db_lock);
 	if (s->wal_pages < SPOOL_CKPT_ONESHOT_PAGES ||
-	    !sqlite3_get_autocommit(s->db))
-		goto done;
+	    !sqlite3_get_autocommit(s->db)) {
+		/* Small, or a transaction of the caller's is open: not ours
+		 * to end. */
+		pthread_mutex_unlock(&s->db_lock);
+		return;
+	}
 	sqlite3_busy_timeout(s->db, SPOOL_CKPT_BUSY_MS);
 	(void)sqlite3_wal_checkpoint_v2(s->db, "main",
 	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
