@@ -680,15 +680,7 @@ def run_all(base, port, binary, config, secret, events_log, wlog, seconds,
         verdict(p99_b <= TARGET_P99, "%.2fx" % p99_b)))
     say("  podio-webhook processes alive at once during (c): at most %d"
         % max(f["most"] for f in runs["c"]))
-    turns = servers.worker_turns(wlog)
-    bad = servers.turn_overlaps(turns)
-    say("  worker turns of the lock during and after (c): %d, by %d "
-        "processes, never two at once: %s" % (
-            sum(1 for _p, w in turns if w == "started"),
-            len({p for p, _w in turns}), "OK" if turns and not bad
-            else "FAILED"))
-    for line in bad[:10]:
-        say("    " + line)
+    say_turns("worker turns of the lock during and after (c)", wlog)
     if bundle:
         say()
         say_bundle_runs(runs, med, rounds, bundle)
@@ -796,13 +788,19 @@ def say_bundle_runs(runs, med, rounds, bundle):
             fmt_ratio(r[k]) for k in ("fb", "gc", "fa", "ga")))
     say("  bundle processes alive at once during (e) and (g): at most %d" %
         max(f["most"] for f in runs["e"] + runs["g"]))
-    turns = servers.worker_turns(bundle["wlog"])
+    say_turns("the bundle's worker turns of its lock during and after (e) "
+              "and (g)", bundle["wlog"])
+
+
+def say_turns(what, wlog):
+    """Says how many worker turns of the lock the log at wlog shows, by
+    how many processes, and whether they never overlapped."""
+    turns = servers.worker_turns(wlog)
     bad = servers.turn_overlaps(turns)
-    say("  the bundle's worker turns of its lock during and after (e) and "
-        "(g): %d, by %d processes, never two at once: %s" % (
-            sum(1 for _p, w in turns if w == "started"),
-            len({p for p, _w in turns}), "OK" if turns and not bad
-            else "FAILED"))
+    say("  %s: %d, by %d processes, never two at once: %s" % (
+        what, sum(1 for _p, w in turns if w == "started"),
+        len({p for p, _w in turns}), "OK" if turns and not bad
+        else "FAILED"))
     for line in bad[:10]:
         say("    " + line)
 
