@@ -11,9 +11,10 @@
  * FastCGI server's): they wait in pthread_once() while it runs, and
  * libcurl 7.84 and later make curl_global_init() thread-safe anyway
  * (CURL_VERSION_THREADSAFE); an older one initialises its TLS library
- * there, which nothing else in this program does.  It is never dlclose()d: curl keeps
- * process-wide state (its TLS backend's) until exit, and tools such as
- * valgrind and ASan need the library mapped at exit to name its frames.
+ * there, which nothing else in this program does.  It is never
+ * dlclose()d: curl keeps process-wide state (its TLS backend's) until
+ * exit, and tools such as valgrind and ASan need the library mapped at
+ * exit to name its frames.
  *
  * The state below is the one process-wide exception of the library,
  * like curl's own global state: written once inside pthread_once(),

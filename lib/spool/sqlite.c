@@ -1093,8 +1093,8 @@ sqlite_set_max_pages(struct podio_spool *sp, long max_pages)
 /*
  * Writes the queued appends of list in one transaction, filling each
  * request's result, id and duplicate flag (done is set by the caller).
- * Called by the leader of spool.c's queue without q_lock; the requests are not touched by
- * their threads until they are posted.
+ * Called by the leader of spool.c's queue without q_lock; the requests
+ * are not touched by their threads until they are posted.
  */
 void
 podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
