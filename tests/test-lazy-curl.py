@@ -11,9 +11,10 @@ PODIO_LAZY_CURL); any other build reports itself skipped.  Checks:
    delivery's detached worker does the same, and a hook.verify loads it
    and the simulator records the validate call;
  - when libcurl.so.4 cannot be loaded (an empty file mounted over it in a
-   private mount namespace, unshare -rm), a hook.verify is answered 502,
-   the log says "cannot load libcurl.so.4: ..." once, `check` and
-   `doctor` say it too, and nothing crashes.  Skipped where no namespace can be made.
+   private mount namespace: unshare --mount as root, -rm otherwise), a
+   hook.verify is answered 502, the log says "cannot load libcurl.so.4:
+   ..." once, `check` and `doctor` say it too, and nothing crashes.
+   Skipped where no namespace can be made.
 """
 import json
 import os
@@ -203,15 +204,20 @@ def missing_curl(t, sim, env, conf, path, verify):
     unshare = shutil.which("unshare")
     empty = os.path.join(testlib.tmpdir(), "empty.so")
     open(empty, "w").close()
-    prefix = [unshare or "unshare", "-rm", "sh", "-c",
+    # As root a mount namespace alone does (and works where user
+    # namespaces are refused, as in a chroot); otherwise a user namespace
+    # gives the right to mount.
+    flags = (["--mount", "--propagation", "private"] if os.geteuid() == 0
+             else ["-rm"])
+    prefix = [unshare or "unshare"] + flags + ["sh", "-c",
               'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh",
               empty, path]
     probe = subprocess.run(prefix + ["true"], capture_output=True,
                            text=True) if unshare else None
     if probe is None or probe.returncode != 0:
         why = ("no unshare(1)" if probe is None else
-               "cannot make a mount namespace here (unshare -rm: %s)" %
-               probe.stderr.strip())
+               "cannot make a mount namespace here (unshare %s: %s)" % (
+                   " ".join(flags), probe.stderr.strip()))
         for name in names:
             t.skip(name, why)
         return

@@ -94,7 +94,7 @@ say "copying the sources to $work/src"
 
 mkdir -p "$work/obj"
 if [ ! -f "$work/obj/config.status" ] ||
-   [ -n "$(find "$work/src/configure" -newer "$work/obj/config.status")" ]; then
+   [ -n "$(find "$work/src/configure" "$0" -newer "$work/obj/config.status")" ]; then
 	say "configuring in $work/obj (log: $work/obj/config.log)"
 	# \$$ORIGIN: configure writes LDFLAGS into the Makefile, where
 	# make turns $$ into $ and the shell \$ into $: the linker gets
@@ -104,7 +104,7 @@ if [ ! -f "$work/obj/config.status" ] ||
 		--without-postgresql --disable-shared --enable-lazy-libcurl \
 		CC="$CC" CFLAGS='-O2' \
 		LDFLAGS='-Wl,--disable-new-dtags,-rpath,\$$ORIGIN/../lib' \
-		SQLITE_LIBS="$sqlite_a -lm -lz") >/dev/null ||
+		SQLITE_LIBS="$sqlite_a -lm") >/dev/null ||
 		die "configure failed (see $work/obj/config.log)"
 fi
 say "building the program"
