@@ -92,9 +92,12 @@ say "copying the sources to $work/src"
 	top_distdir="$work/src" >/dev/null) ||
 	die "make distdir failed"
 
-mkdir -p "$work/obj"
 if [ ! -f "$work/obj/config.status" ] ||
    [ -n "$(find "$work/src/configure" "$0" -newer "$work/obj/config.status")" ]; then
+	# From scratch: what an earlier configure wrote into the objects
+	# and libtool's files (their libraries) would stay otherwise.
+	rm -rf "$work/obj"
+	mkdir -p "$work/obj"
 	say "configuring in $work/obj (log: $work/obj/config.log)"
 	# \$$ORIGIN: configure writes LDFLAGS into the Makefile, where
 	# make turns $$ into $ and the shell \$ into $: the linker gets
