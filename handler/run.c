@@ -9,7 +9,8 @@
  *  - CGI, when GATEWAY_INTERFACE is set: one request, argv ignored (a
  *    web server makes argv out of a query string without '=', so no
  *    argument may ever choose what runs or where the configuration
- *    comes from);
+ *    comes from), but for the configuration named on the first line of
+ *    a script the program is the interpreter of, checked to be that;
  *  - the command line: serve, emit and the commands of cli.c (doctor
  *    also when the configuration cannot be made, to report it).
  */
@@ -97,7 +98,8 @@ run_usage(FILE *fp)
 	    "FastCGI on it;\n"
 	    "started as a CGI program (GATEWAY_INTERFACE set), it answers one "
 	    "request and\n"
-	    "ignores its arguments.\n"
+	    "ignores its arguments, except a script's first line\n"
+	    "\"#!PROGRAM --cgi-config=FILE\" naming the configuration.\n"
 	    "\n"
 	    "Configuration: -c FILE, else $PODIO_WEBHOOK_CONFIG, else %s.\n"
 	    "Every key KEY can also be set as environment variable "
@@ -639,15 +641,83 @@ run_cgi_detach(struct runtime *rt)
 	return 1;
 }
 
+/* The argument of a CGI script's first line naming the configuration. */
+#define RUN_CGI_CONFIG_OPT "--cgi-config="
+/* The bytes of a script's first line the kernel reads (Linux 5.1 on). */
+#define RUN_SCRIPT_LINE_MAX 256
+
 /*
- * CGI: one request.  The configuration comes from $PODIO_WEBHOOK_CONFIG
- * or the compiled-in path, and the environment; argv is never looked at.
- * A stored event is then processed by a detached child (run_cgi_detach()).
- * A configuration that cannot be used is answered 503 and logged.
- * Returns 0 once an answer was given.
+ * A CGI script may name the program as its interpreter, the way the
+ * bundle's install.sh writes podio-webhook.cgi into the web directory:
+ *
+ *	#!/home/USER/podio-webhook/bin/podio-webhook --cgi-config=FILE
+ *
+ * The web server then starts the program itself, without a shell in
+ * between, and the kernel passes the program as written there in
+ * argv[0], "--cgi-config=FILE" in argv[1] and the script in argv[2].
+ * Since a web server also makes arguments out of a query string without
+ * '=', the argument counts only when argv[2] is the file the server ran
+ * ($SCRIPT_FILENAME, compared by device and inode: suexec passes a name
+ * relative to the script's directory) and that file's first line is
+ * "#!", argv[0], blanks and argv[1]: a query can choose neither.
+ * Returns FILE (within argv[1]), or NULL when there is no such argument
+ * or it does not count (then ignored like any argument, with a warning).
+ */
+static const char *
+run_cgi_script_config(int argc, char **argv)
+{
+	char line[RUN_SCRIPT_LINE_MAX + 1];
+	const char *script, *conf;
+	struct stat ran, named;
+	ssize_t n;
+	size_t len;
+	char *p, *end;
+	int fd;
+
+	if (argc < 3 || strncmp(argv[1], RUN_CGI_CONFIG_OPT,
+	    sizeof(RUN_CGI_CONFIG_OPT) - 1) != 0)
+		return NULL;
+	conf = argv[1] + sizeof(RUN_CGI_CONFIG_OPT) - 1;
+	script = getenv("SCRIPT_FILENAME");
+	if (conf[0] == '\0' || script == NULL || stat(script, &ran) == -1 ||
+	    stat(argv[2], &named) == -1 || ran.st_dev != named.st_dev ||
+	    ran.st_ino != named.st_ino ||
+	    (fd = open(argv[2], O_RDONLY | O_CLOEXEC)) == -1)
+		goto ignored;
+	n = read(fd, line, RUN_SCRIPT_LINE_MAX);
+	(void)close(fd);
+	if (n <= 2 || (end = memchr(line, '\n', (size_t)n)) == NULL)
+		goto ignored;
+	/* The kernel drops the blanks that end the line. */
+	while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	len = strlen(argv[0]);
+	p = line + 2 + strspn(line + 2, " \t");
+	if (memcmp(line, "#!", 2) != 0 || strncmp(p, argv[0], len) != 0 ||
+	    (p[len] != ' ' && p[len] != '\t'))
+		goto ignored;
+	p += len + strspn(p + len, " \t");
+	if (strcmp(p, argv[1]) != 0)
+		goto ignored;
+	return conf;
+ignored:
+	podio_log(PODIO_LOG_WARN, "CGI: the argument " RUN_CGI_CONFIG_OPT
+	    "... is ignored: it is not on the first line of the script that "
+	    "was run ($SCRIPT_FILENAME) after this program's name");
+	return NULL;
+}
+
+/*
+ * CGI: one request.  The configuration comes from the script's first
+ * line (run_cgi_script_config()), else $PODIO_WEBHOOK_CONFIG or the
+ * compiled-in path, and the environment; no other argument is looked
+ * at.  A stored event is then processed by a detached child
+ * (run_cgi_detach()).  A configuration that cannot be used is answered
+ * 503 and logged.  Returns 0 once an answer was given.
  */
 static int
-run_cgi(const struct podio_callbacks *fns)
+run_cgi(int argc, char **argv, const struct podio_callbacks *fns)
 {
 	struct run_opts opts;
 	struct request_io io;
@@ -659,6 +729,7 @@ run_cgi(const struct podio_callbacks *fns)
 	int rc, queued = 0;
 
 	memset(&opts, 0, sizeof(opts));
+	opts.config_path = run_cgi_script_config(argc, argv);
 	request_cgi_io(&io);
 	if (run_build_config(&opts, &cfg, err, sizeof(err)) != 0) {
 		podio_log(PODIO_LOG_ERROR, "%s", err);
@@ -794,7 +865,7 @@ podio_webhook_main(int argc, char **argv, const struct podio_callbacks *reg)
 	if (run_fd0_listens())
 		status = run_fastcgi_fd0(argc, argv, reg);
 	else if (getenv("GATEWAY_INTERFACE") != NULL)
-		status = run_cgi(reg);
+		status = run_cgi(argc, argv, reg);
 	else
 		status = run_command_line(argc, argv, reg);
 	podio_global_cleanup();

@@ -285,10 +285,11 @@ def main():
                  and os.stat(p).st_uid != os.stat(home).st_uid]
     t.ok(not bad_owner, "they belong to the user", bad_owner)
     wrapper = testlib.read_text(cgi)
-    t.ok("PODIO_WEBHOOK_CONFIG='%s'" % conf in wrapper
-         and "exec '%s'" % binpath in wrapper and "@" not in
-         "".join(l for l in wrapper.splitlines() if not l.startswith("#")),
-         "the wrapper names the program and the configuration", wrapper)
+    lines = wrapper.splitlines()
+    t.ok(lines and lines[0] == "#!%s --cgi-config=%s" % (binpath, conf)
+         and all(l.startswith("#") for l in lines),
+         "the CGI script is one line naming the program as its "
+         "interpreter and the configuration, then comments", wrapper)
     t.ok(testlib.read_text(os.path.join(web, ".htaccess")) ==
          testlib.read_text(os.path.join(top, "web/htaccess")),
          "the .htaccess is the bundle's")
@@ -335,15 +336,38 @@ def main():
              and "spool purge --dead" in out and "hooks heal" in out,
              "and the cron lines", out)
 
-        # The wrapper as Apache runs a CGI program: suexec's empty
-        # environment, a GET (405: only POST is taken).
-        r = user.run(["env", "-i", "GATEWAY_INTERFACE=CGI/1.1",
-                      "REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1",
-                      "SCRIPT_NAME=/podio/podio-webhook.cgi", cgi],
-                     cwd=web)
+        # The script as Apache runs a CGI program through suexec: its
+        # name relative to its directory, suexec's empty environment, a
+        # GET (405: only POST is taken; without the configuration, 503).
+        def as_cgi(script, ran, cwd):
+            return user.run(["env", "-i", "GATEWAY_INTERFACE=CGI/1.1",
+                             "REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1",
+                             "SCRIPT_NAME=/podio/podio-webhook.cgi",
+                             "SCRIPT_FILENAME=" + ran, script], cwd=cwd)
+        r = as_cgi("./podio-webhook.cgi", cgi, web)
         t.ok(r.returncode == 0 and re.match(r"Status: 405", r.stdout),
-             "the wrapper runs the program as a CGI program (GET: 405)",
+             "the script runs the program as a CGI program with its "
+             "configuration (GET: 405)", r.stdout + r.stderr)
+        # The path is taken only from the script the server ran: a copy
+        # of the script (or arguments a query string made) names none.
+        copy = os.path.join(home, "copy.cgi")
+        user.run(["cp", "-p", cgi, copy])
+        r = as_cgi(copy, cgi, home)
+        t.ok(re.match(r"Status: 503", r.stdout) and
+             "--cgi-config=... is ignored" in r.stderr,
+             "run through another script than the one the server names, "
+             "the program ignores the path (503, and says why)",
              r.stdout + r.stderr)
+        r = user.run(
+            ["env", "-i", "GATEWAY_INTERFACE=CGI/1.1",
+             "REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + binpath,
+             binpath, "--cgi-config=" + conf, cgi], cwd=home)
+        t.ok(re.match(r"Status: 503", r.stdout) and
+             "--cgi-config=... is ignored" in r.stderr,
+             "so does the program run directly with the script's "
+             "arguments, as a query string without '=' would give them",
+             r.stdout + r.stderr)
+        user.run(["rm", "-f", copy])
 
         # --- an edit is kept, a third run changes nothing
         user.write(conf, "# my own note\nhook app 1234 = item.create\n")
@@ -374,6 +398,27 @@ def main():
              and tree(prefix, os.path.join(home, "public_html")) == after,
              "a changed library is replaced by the bundle's",
              r.stdout + r.stderr)
+
+        # --- paths too long for a script's first line: the shell wrapper
+        lprefix = os.path.join(home, "p" * 130, "podio-webhook")
+        lweb = os.path.join(home, "public_html", "long")
+        lconf = os.path.join(lprefix, "podio-webhook.conf")
+        r = user.run(install + ["--prefix", lprefix, lweb], cwd=top)
+        lcgi = os.path.join(lweb, "podio-webhook.cgi")
+        text = testlib.read_text(lcgi) if os.path.exists(lcgi) else ""
+        t.ok(r.returncode == 0 and text.startswith("#!/bin/sh\n")
+             and "PODIO_WEBHOOK_CONFIG='%s'" % lconf in text
+             and "exec '%s/bin/podio-webhook'" % lprefix in text,
+             "with a first line over 255 bytes it installs the shell "
+             "wrapper, paths filled in", r.stdout + r.stderr + text)
+        user.write(lconf, "\n" + "".join(
+            "%s = %s\n" % kv for kv in testlib.DEFAULT_CREDS.items()) +
+                   "webhook_secret = %s\n" % SECRET)
+        r = as_cgi("./podio-webhook.cgi", lcgi, lweb)
+        t.ok(r.returncode == 0 and re.match(r"Status: 405", r.stdout),
+             "which runs the program with its configuration (GET: 405)",
+             r.stdout + r.stderr)
+        user.run(["rm", "-rf", os.path.join(home, "p" * 130), lweb])
 
     # --- refusals
     inside = os.path.join(web, "program")

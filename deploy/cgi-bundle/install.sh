@@ -20,7 +20,10 @@
 #                                  once from etc/podio-webhook.conf and
 #                                  never replaced afterwards
 #   PREFIX/var/                    spool, token cache, logs (mode 0700)
-#   WEB_DIR/podio-webhook.cgi      the wrapper, paths filled in (0755)
+#   WEB_DIR/podio-webhook.cgi      the CGI script (0755): "#!PROGRAM
+#                                  --cgi-config=CONFIG", else (a path
+#                                  too long or with a blank) the shell
+#                                  wrapper with the paths filled in
 #   WEB_DIR/.htaccess              from web/htaccess (0644)
 #
 # Running it again changes nothing; with a newer bundle it replaces the
@@ -242,9 +245,37 @@ fi
 # The web directory: new directories get 0755 (the web server must
 # enter them); existing ones keep their mode.
 mkdir_mode "$web_dir" 0755 || die "cannot create $web_dir"
-sed -e "s|@BINDIR@|$(sedarg "$prefix/bin")|g" \
-    -e "s|@CONFIG@|$(sedarg "$conf")|g" \
-    "$bundle/web/podio-webhook.cgi" > "$tmp/cgi" &&
+# The CGI script names the program as its interpreter, so that the web
+# server starts the program directly: its first line carries the
+# configuration's path, which the program takes from there only after
+# checking that the script run is this one.  Linux reads 255 bytes of
+# that line (127 before Linux 5.1) and splits it at the first blank, so
+# a longer line or a program path with a blank gets the shell wrapper
+# web/podio-webhook.cgi instead (the same paths, one more program
+# started per request).
+shebang="#!$bin --cgi-config=$conf"
+case $bin in
+*' '*|*'	'*) shebang= ;;
+esac
+line_max=127
+case $(uname -r 2>/dev/null) in
+[1-4].*|5.0|5.0.*|5.0-*) ;;
+[0-9]*) line_max=255 ;;
+esac
+if [ -n "$shebang" ] && [ ${#shebang} -le $line_max ]; then
+	{
+		printf '%s\n' "$shebang" \
+		    "# podio-webhook as a CGI program, written by install.sh: the web" \
+		    "# server runs the program named on the first line, which takes its" \
+		    "# configuration from there.  Mode 0755, owned by your account" \
+		    "# (suexec refuses group- or world-writable scripts).  To move the" \
+		    "# program or the configuration, run install.sh again."
+	} > "$tmp/cgi"
+else
+	sed -e "s|@BINDIR@|$(sedarg "$prefix/bin")|g" \
+	    -e "s|@CONFIG@|$(sedarg "$conf")|g" \
+	    "$bundle/web/podio-webhook.cgi" > "$tmp/cgi"
+fi &&
 	put "$tmp/cgi" "$web_dir/podio-webhook.cgi" 0755 ||
 	die "cannot install $web_dir/podio-webhook.cgi"
 htaccess=$web_dir/.htaccess

@@ -207,8 +207,13 @@ chmod 644 "$WEB/.htaccess"
 
 
 def wrapper_paths(path):
-    """(the program, the configuration) the installed wrapper runs."""
+    """(the program, the configuration) the installed CGI script runs:
+    install.sh's one line "#!PROGRAM --cgi-config=CONFIG", or the shell
+    wrapper."""
     text = testlib.read_text(path)
+    m = re.match(r"#!(\S+) --cgi-config=(.+)\n", text)
+    if m:
+        return m.group(1), m.group(2)
     conf = re.search(r"^PODIO_WEBHOOK_CONFIG='([^']*)'", text, re.M)
     prog = re.search(r"^exec '([^']*)'", text, re.M)
     return (prog.group(1) if prog else None,
@@ -261,6 +266,11 @@ def part_suexec(t, tarball, home):
                 % how, "status %d, wrapper runs %r with %r\n%s%s" % (
                     r.returncode, prog, conf, r.stdout, r.stderr)):
         return
+    if os.path.exists(installer):
+        t.ok(testlib.read_text(wrapper).startswith(
+            "#!%s --cgi-config=%s\n" % (prog, conf)),
+             p + "the CGI script names the program as its interpreter "
+             "(no shell runs per request)", testlib.read_text(wrapper))
     t.diag("%s, the end of its output:\n%s" % (how, "\n".join(
         (r.stdout + r.stderr).splitlines()[-12:])))
     st = os.stat(conf)
