@@ -9,13 +9,22 @@
  * units it claims with SELECT ... FOR UPDATE SKIP LOCKED, so no two
  * takers claim one head, and a head another take holds is passed over,
  * not waited for.  Before it claims an item it also takes the item's
- * transaction lock (pg_try_advisory_xact_lock(), see item_lock()) and
+ * transaction lock (pg_try_advisory_xact_lock(), see lock_items()) and
  * passes the item over when another take holds it: two appends that
  * commit out of order can give two takers two different heads of one
  * item, and the lock keeps them from claiming events of one item at
  * once.  Once it holds that lock, a take reads the item afresh (each
  * statement of a READ COMMITTED transaction sees what committed before
  * it), so it sees every claim made before.
+ *
+ * A take works in rounds of heads, and a round costs the same few
+ * statements however many units it claims (take_round()): one finds and
+ * locks the heads, one takes the locks of all their items, one reads
+ * the rows of every unit it may claim (each item's locked FOR UPDATE,
+ * in a LATERAL subquery per unit), and one leases all that was claimed.
+ * The locks and the read must stay two statements: the read's snapshot
+ * is taken when it starts, after the locks are held, which is what makes
+ * it see every claim made before.
  */
 #include <config.h>
 
@@ -43,7 +52,7 @@
 #define PG_ITEM_LOCK_CLASS 0x506f6449  /* "PoDI" */
 
 /* The columns after PG_COLS and the event in a unit's rows. */
-enum { U_LAST = 18, U_APP, U_BUSY };
+enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
 
 /* The app of event e: its own, else the one learned for its hook. */
 #define APP_OF(e) "coalesce(" e ".app_id, (SELECT ha.app_id FROM" \
@@ -104,39 +113,22 @@ static const char *const heads_sql[2][3] = {
 
 /* ---------------------------------------------------------------- taking */
 
-/*
- * Takes the transaction lock of item (see the top of this file) without
- * waiting: 1 when this transaction holds it (also when it did before),
- * 0 when another does, -1 on failure.
- */
-static int
-item_lock(struct spool_pg *s, int64_t item)
-{
-	static const char sql[] = "SELECT pg_try_advisory_xact_lock("
-	    "$1::integer, $2::integer)::integer::bigint";
-	struct pg_params pa;
-	PGresult *r;
-	uint64_t u = (uint64_t)item;
-	int got;
-
-	memset(&pa, 0, sizeof(pa));
-	podio__pg_i64(&pa, PG_ITEM_LOCK_CLASS);
-	podio__pg_i64(&pa, (int64_t)((u ^ (u >> 32)) & 0x7fffffff));
-	if ((r = podio__pg_run(s, sql, &pa)) == NULL)
-		return -1;
-	got = PQntuples(r) == 1 && podio__pg_int(r, 0, 0) == 1;
-	PQclear(r);
-	return got;
-}
+/* A head of a round of a take, and where its unit's rows are. */
+struct take_head {
+	int64_t id;                 /* the head event */
+	int64_t item;               /* its item, when has_item */
+	int has_item;
+	int locked;                 /* has_item: this transaction holds the
+	                               item's lock */
+	int row, rows;              /* its rows in the result of units_sql */
+};
 
 /*
- * Writes "{id,id,...}" of the n ids (taken from events when ids is
- * NULL) into a new string the caller frees: an array parameter bound
- * as text.  NULL on out of memory.
+ * Writes "{id,id,...}" of the n ids into a new string the caller frees:
+ * an array parameter bound as text.  NULL on out of memory.
  */
 static char *
-id_array(const int64_t *ids, const struct podio_spool_event *events,
-    size_t n)
+id_array(const int64_t *ids, size_t n)
 {
 	char *a, *p;
 	size_t i;
@@ -146,78 +138,227 @@ id_array(const int64_t *ids, const struct podio_spool_event *events,
 	p = a;
 	*p++ = '{';
 	for (i = 0; i < n; i++)
-		p += sprintf(p, "%s%lld", i > 0 ? "," : "", (long long)
-		    (ids != NULL ? ids[i] : events[i].id));
+		p += sprintf(p, "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
 	*p++ = '}';
 	*p = '\0';
 	return a;
 }
 
 /*
- * Claims the unit whose head is head (locked by this transaction): the
- * head alone, or the head and the due events of its item after it, in
- * id order, up to max_events, stopping at the first one not due and
- * setting aside the undecodable ones.  Returns 0 with b filled, 1 when
- * nothing was claimed (the item is busy, another take holds it, an
- * older event of it committed late), 2 when every event read was set
- * aside, -1 on failure (*e set).
+ * Binds the n numbers of v as an array parameter of pa; *a receives the
+ * text, which the caller frees once the statement ran.  0, or -1 on out
+ * of memory.
  */
 static int
-claim_unit(struct spool_pg *s, int64_t head, int has_item, int64_t item,
+bind_array(struct pg_params *pa, char **a, const int64_t *v, size_t n)
+{
+	if ((*a = id_array(v, n)) == NULL)
+		return -1;
+	podio__pg_str(pa, *a);
+	return 0;
+}
+
+/*
+ * Takes the transaction locks of the items of the n heads of hs (see
+ * the top of this file) without waiting, in one statement, and sets
+ * each head's locked: 1 when this transaction holds its item's lock
+ * (also when it did before, or when another item of the round has the
+ * same key), 0 when another transaction does.  Returns 0, or -1 on
+ * failure (*e set).
+ */
+static int
+lock_items(struct spool_pg *s, struct take_head *hs, size_t n,
+    enum podio_err *e)
+{
+	/* Row k of the result is the k-th key: pg_try_advisory_xact_lock()
+	 * runs once for each, and a key named twice is held twice. */
+	static const char sql[] = "SELECT pg_try_advisory_xact_lock("
+	    "$1::integer, u.k::integer)::integer::bigint"
+	    " FROM unnest($2::text::bigint[]) WITH ORDINALITY AS u(k, i)"
+	    " ORDER BY u.i";
+	struct pg_params pa;
+	PGresult *r = NULL;
+	int64_t *keys = NULL;
+	char *a = NULL;
+	size_t i, k = 0;
+	uint64_t u;
+	int rc = -1;
+
+	for (i = 0; i < n; i++)
+		k += hs[i].has_item != 0;
+	if (k == 0)
+		return 0;
+	*e = PODIO_ERR_NOMEM;
+	if ((keys = calloc(k, sizeof(*keys))) == NULL)
+		goto fail;
+	for (i = k = 0; i < n; i++)
+		if (hs[i].has_item) {
+			/* 31 bits of the item: two items may share a key. */
+			u = (uint64_t)hs[i].item;
+			keys[k++] = (int64_t)((u ^ (u >> 32)) & 0x7fffffff);
+		}
+	memset(&pa, 0, sizeof(pa));
+	podio__pg_i64(&pa, PG_ITEM_LOCK_CLASS);
+	if (bind_array(&pa, &a, keys, k) == -1)
+		goto fail;
+	*e = PODIO_ERR_IO;
+	if ((r = podio__pg_run(s, sql, &pa)) == NULL)
+		goto fail;
+	if ((size_t)PQntuples(r) != k) {
+		snprintf(s->down_msg, sizeof(s->down_msg), "%d results of %zu "
+		    "item locks", PQntuples(r), k);
+		goto fail;
+	}
+	for (i = k = 0; i < n; i++)
+		if (hs[i].has_item)
+			hs[i].locked = podio__pg_int(r, (int)k++, 0) == 1;
+	rc = 0;
+fail:
+	PQclear(r);
+	free(a);
+	free(keys);
+	return rc;
+}
+
+/*
+ * Reads the rows of the units of the n heads of hs that may be claimed
+ * (the heads of no item, and those whose item this transaction locked)
+ * in one statement, ordered by unit and id, and sets each head's row and
+ * rows (0 rows for the others).  The rows of an item's unit are locked
+ * (FOR UPDATE, waiting: no other take claims the item while this one
+ * holds its lock).  Returns the result (the caller PQclear()s it), or
+ * NULL on failure (*e set); *r is NULL as well when no unit could be
+ * read (then *e is PODIO_OK).
+ *
+ * The rows of a unit are those claim_unit() walks: PG_COLS, the event,
+ * then U_LAST, U_APP, U_BUSY (see there) and U_UNIT, the unit's index in
+ * hs.  The LATERAL subquery of an item's unit is the statement one unit
+ * alone would run: PostgreSQL runs it once for each unit, locking its
+ * rows before the LIMIT counts them, as in a statement of its own.
+ */
+static int
+read_units(struct spool_pg *s, const struct spool_take *p,
+    struct take_head *hs, size_t n, PGresult **res, enum podio_err *e)
+{
+	static const char sql[] = "SELECT x.* FROM unnest($1::text::bigint[],"
+	    " $2::text::bigint[], $3::text::bigint[]) AS u(unit, item, head)"
+	    " CROSS JOIN LATERAL (SELECT " PG_COLS ", event,"
+	    "  (SELECT max(p.received_at) FROM podio_events p"
+	    "   WHERE p.item_id = u.item AND p.state = 'pending'),"
+	    "  " APP_OF("e") ","
+	    "  (SELECT count(*) FROM podio_events p"
+	    "   WHERE p.item_id = u.item AND p.state = 'pending'"
+	    "   AND (p.id < u.head"
+	    "   OR coalesce(p.lease_until, 0) > $6::bigint)),"
+	    "  u.unit AS unit"
+	    "  FROM podio_events e"
+	    "  WHERE e.item_id = u.item AND e.state = 'pending'"
+	    "  AND e.id >= u.head ORDER BY e.id LIMIT $7::bigint"
+	    "  FOR UPDATE OF e) x"
+	    " UNION ALL SELECT " PG_COLS ", event, NULL::bigint,"
+	    " " APP_OF("e") ", 0::bigint, u.unit"
+	    " FROM unnest($4::text::bigint[], $5::text::bigint[])"
+	    " AS u(unit, head)"
+	    " JOIN podio_events e ON e.id = u.head AND e.state = 'pending'"
+	    " ORDER BY unit, id";
+	struct pg_params pa;
+	PGresult *r = NULL;
+	int64_t *v = NULL, *iu, *ii, *ih, *pu, *ph;
+	char *a[5] = { NULL, NULL, NULL, NULL, NULL };
+	size_t i, ni = 0, np = 0, limit = p->max_events;
+	int rows, row, rc = -1;
+	int64_t u;
+
+	*res = NULL;
+	*e = PODIO_ERR_NOMEM;
+	/* The units of items, then the others: 5 arrays of n. */
+	if ((v = calloc(5 * n, sizeof(*v))) == NULL)
+		goto fail;
+	iu = v;
+	ii = v + n;
+	ih = v + 2 * n;
+	pu = v + 3 * n;
+	ph = v + 4 * n;
+	for (i = 0; i < n; i++) {
+		hs[i].row = hs[i].rows = 0;
+		if (!hs[i].has_item) {
+			pu[np] = (int64_t)i;
+			ph[np++] = hs[i].id;
+		} else if (hs[i].locked) {
+			iu[ni] = (int64_t)i;
+			ii[ni] = hs[i].item;
+			ih[ni++] = hs[i].id;
+		}
+	}
+	if (ni + np == 0) {
+		*e = PODIO_OK;
+		rc = 0;
+		goto fail;
+	}
+	memset(&pa, 0, sizeof(pa));
+	if (bind_array(&pa, &a[0], iu, ni) == -1 ||
+	    bind_array(&pa, &a[1], ii, ni) == -1 ||
+	    bind_array(&pa, &a[2], ih, ni) == -1 ||
+	    bind_array(&pa, &a[3], pu, np) == -1 ||
+	    bind_array(&pa, &a[4], ph, np) == -1)
+		goto fail;
+	podio__pg_i64(&pa, p->now);
+	podio__pg_i64(&pa, limit < INT64_MAX - PG_UNIT_SLACK ?
+	    (int64_t)(limit + PG_UNIT_SLACK) : INT64_MAX);
+	*e = PODIO_ERR_IO;
+	if ((r = podio__pg_run(s, sql, &pa)) == NULL)
+		goto fail;
+	rows = PQntuples(r);
+	for (row = 0; row < rows; row++) {
+		u = podio__pg_int(r, row, U_UNIT);
+		if (u < 0 || (size_t)u >= n || (hs[u].rows > 0 &&
+		    hs[u].row + hs[u].rows != row)) {
+			/* Cannot happen: the statement names only these. */
+			snprintf(s->down_msg, sizeof(s->down_msg), "a row of "
+			    "unit %lld of %zu", (long long)u, n);
+			goto fail;
+		}
+		if (hs[u].rows++ == 0)
+			hs[u].row = row;
+	}
+	*res = r;
+	r = NULL;
+	rc = 0;
+fail:
+	PQclear(r);
+	for (i = 0; i < 5; i++)
+		free(a[i]);
+	free(v);
+	return rc;
+}
+
+/*
+ * Claims the unit of the head h, whose rows read_units() read into r:
+ * the head alone, or the head and the due events of its item after it,
+ * in id order, up to max_events, stopping at the first one not due and
+ * setting aside the undecodable ones.  The lease is left to
+ * lease_units().  Returns 0 with b filled, 1 when nothing was claimed
+ * (the item is busy, another take holds it, an older event of it
+ * committed late), 2 when every event read was set aside, -1 on failure
+ * (*e set).
+ */
+static int
+claim_unit(struct spool_pg *s, const PGresult *r, const struct take_head *h,
     const struct spool_take *p, struct podio_spool_batch *b,
     enum podio_err *e)
 {
-	static const char item_sql[] = "SELECT " PG_COLS ", event,"
-	    " (SELECT max(p.received_at) FROM podio_events p"
-	    "  WHERE p.item_id = $1::bigint AND p.state = 'pending'),"
-	    " " APP_OF("e") ","
-	    " (SELECT count(*) FROM podio_events p"
-	    "  WHERE p.item_id = $1::bigint AND p.state = 'pending'"
-	    "  AND (p.id < $2::bigint"
-	    "  OR coalesce(p.lease_until, 0) > $3::bigint))"
-	    " FROM podio_events e"
-	    " WHERE e.item_id = $1::bigint AND e.state = 'pending'"
-	    " AND e.id >= $2::bigint ORDER BY e.id LIMIT $4::bigint"
-	    " FOR UPDATE OF e";
-	static const char plain_sql[] = "SELECT " PG_COLS ", event,"
-	    " NULL::bigint, " APP_OF("e") ", 0::bigint"
-	    " FROM podio_events e WHERE e.id = $1::bigint"
-	    " AND e.state = 'pending'";
-	static const char lease_sql[] = "UPDATE podio_events SET"
-	    " lease_owner = $1::text, lease_key = $2::bigint,"
-	    " lease_until = $3::bigint, leases = leases + 1"
-	    " WHERE id = ANY ($4::text::bigint[])";
 	struct podio_spool_event ev;
-	struct pg_params pa;
-	PGresult *r = NULL;
-	char why[64], *ids = NULL;
-	size_t i, limit = p->max_events, nbad = 0, changed = 0;
-	int rows, row, first = -1, got;
+	char why[64];
+	size_t limit = p->max_events, nbad = 0;
+	int row, end = h->row + h->rows, first = -1, got;
 
 	memset(b, 0, sizeof(*b));
 	*e = PODIO_ERR_IO;
-	memset(&pa, 0, sizeof(pa));
-	if (has_item) {
-		if ((got = item_lock(s, item)) != 1)
-			return got == 0 ? 1 : -1;
-		podio__pg_i64(&pa, item);
-		podio__pg_i64(&pa, head);
-		podio__pg_i64(&pa, p->now);
-		podio__pg_i64(&pa, limit < INT64_MAX - PG_UNIT_SLACK ?
-		    (int64_t)(limit + PG_UNIT_SLACK) : INT64_MAX);
-		r = podio__pg_run(s, item_sql, &pa);
-	} else {
-		podio__pg_i64(&pa, head);
-		r = podio__pg_run(s, plain_sql, &pa);
-	}
-	if (r == NULL)
-		return -1;
-	rows = PQntuples(r);
-	if (rows == 0 || podio__pg_int(r, 0, U_BUSY) > 0) {
-		PQclear(r);
+	if (h->has_item && !h->locked)
 		return 1;
-	}
-	for (row = 0; row < rows && b->n < limit; row++) {
+	if (h->rows == 0 || podio__pg_int(r, h->row, U_BUSY) > 0)
+		return 1;
+	for (row = h->row; row < end && b->n < limit; row++) {
 		if ((got = podio__pg_read_row(r, row, p->now, 1, &ev, why,
 		    sizeof(why))) == -1) {
 			*e = PODIO_ERR_NOMEM;
@@ -244,50 +385,126 @@ claim_unit(struct spool_pg *s, int64_t head, int has_item, int64_t item,
 		if (first < 0)
 			first = row;
 	}
-	if (b->n == 0) {
-		PQclear(r);
+	if (b->n == 0)
 		return nbad > 0 ? 2 : 1;
-	}
-
-	if ((ids = id_array(NULL, b->events, b->n)) == NULL) {
-		*e = PODIO_ERR_NOMEM;
-		goto fail;
-	}
-	b->lease_until_ms = p->now + p->lease_ms;
-	memset(&pa, 0, sizeof(pa));
-	podio__pg_str(&pa, s->base.owner);
-	podio__pg_i64(&pa, s->lock_key);
-	podio__pg_i64(&pa, b->lease_until_ms);
-	podio__pg_str(&pa, ids);
-	if (podio__pg_do(s, lease_sql, &pa, &changed) == -1)
-		goto fail;
-	if (changed != b->n) {
-		/* Cannot happen: this transaction holds every row. */
-		snprintf(s->down_msg, sizeof(s->down_msg), "%zu of %zu "
-		    "events claimed", changed, b->n);
-		goto fail;
-	}
-	free(ids);
-	ids = NULL;
-	for (i = 0; i < b->n; i++) {
-		b->events[i].state = PODIO_SPOOL_IN_FLIGHT;
-		b->events[i].lease_until_ms = b->lease_until_ms;
-		b->events[i].leases++;
-	}
-	b->has_item = has_item;
+	b->has_item = h->has_item;
 	b->item_id = b->events[0].item_id;
 	b->first_received_ms = b->events[0].received_ms;
 	b->last_received_ms = b->events[b->n - 1].received_ms;
 	/* The item's newest pending event, in the batch or not. */
-	if (has_item && podio__pg_int(r, first, U_LAST) > b->last_received_ms)
+	if (h->has_item && podio__pg_int(r, first, U_LAST) >
+	    b->last_received_ms)
 		b->last_received_ms = podio__pg_int(r, first, U_LAST);
 	b->app_id = (uint64_t)podio__pg_int(r, first, U_APP);
-	PQclear(r);
 	return 0;
 fail:
-	PQclear(r);
-	free(ids);
 	podio_spool_batch_clear(b);
+	return -1;
+}
+
+/*
+ * Leases every event of the n batches of bs (claimed by this
+ * transaction) to this handle until now + lease_ms, in one statement,
+ * and marks them in flight.  Returns 0, or -1 on failure (*e set).
+ */
+static int
+lease_units(struct spool_pg *s, const struct spool_take *p,
+    struct podio_spool_batch *bs, size_t n, enum podio_err *e)
+{
+	static const char sql[] = "UPDATE podio_events SET"
+	    " lease_owner = $1::text, lease_key = $2::bigint,"
+	    " lease_until = $3::bigint, leases = leases + 1"
+	    " WHERE id = ANY ($4::text::bigint[])";
+	struct pg_params pa;
+	int64_t *ids = NULL, until = p->now + p->lease_ms;
+	char *a = NULL;
+	size_t i, j, k, total = 0, changed = 0;
+	int rc = -1;
+
+	for (i = 0; i < n; i++)
+		total += bs[i].n;
+	if (total == 0)
+		return 0;
+	*e = PODIO_ERR_NOMEM;
+	if ((ids = calloc(total, sizeof(*ids))) == NULL)
+		goto fail;
+	for (i = k = 0; i < n; i++)
+		for (j = 0; j < bs[i].n; j++)
+			ids[k++] = bs[i].events[j].id;
+	memset(&pa, 0, sizeof(pa));
+	podio__pg_str(&pa, s->base.owner);
+	podio__pg_i64(&pa, s->lock_key);
+	podio__pg_i64(&pa, until);
+	if (bind_array(&pa, &a, ids, total) == -1)
+		goto fail;
+	*e = PODIO_ERR_IO;
+	if (podio__pg_do(s, sql, &pa, &changed) == -1)
+		goto fail;
+	if (changed != total) {
+		/* Cannot happen: this transaction holds every row. */
+		snprintf(s->down_msg, sizeof(s->down_msg), "%zu of %zu "
+		    "events claimed", changed, total);
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		bs[i].lease_until_ms = until;
+		for (j = 0; j < bs[i].n; j++) {
+			bs[i].events[j].state = PODIO_SPOOL_IN_FLIGHT;
+			bs[i].events[j].lease_until_ms = until;
+			bs[i].events[j].leases++;
+		}
+	}
+	rc = 0;
+fail:
+	free(a);
+	free(ids);
+	return rc;
+}
+
+/*
+ * Claims the units of the n heads of hs (a round of a take, oldest
+ * first) in a fixed number of statements, however many they are: one
+ * takes the items' locks, one reads the units, one leases what was
+ * claimed (and one per undecodable event sets it aside).  The batches
+ * go to bs[*nb], bs[*nb + 1], ..., in the order of hs; *nb counts them
+ * (the caller frees them, also on failure).  Returns the number of heads
+ * whose unit could not be claimed, or -1 on failure (*e set).
+ *
+ * The units are read before any is leased, but no unit sees another's
+ * claim: a round has one head per item (the heads statement takes only
+ * an item's oldest pending event), and should two heads of one item
+ * ever meet in a round, the newer one is busy (the older is pending).
+ */
+static int
+take_round(struct spool_pg *s, const struct spool_take *p,
+    struct take_head *hs, size_t n, struct podio_spool_batch *bs,
+    size_t *nb, enum podio_err *e)
+{
+	PGresult *r = NULL;
+	size_t i, first = *nb;
+	int got, missed = 0;
+
+	if (lock_items(s, hs, n, e) == -1 ||
+	    read_units(s, p, hs, n, &r, e) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (r == NULL)
+			got = 1;
+		else if ((got = claim_unit(s, r, &hs[i], p, &bs[*nb], e)) ==
+		    -1)
+			goto fail;
+		if (got == 0)
+			(*nb)++;
+		else
+			missed++;
+	}
+	PQclear(r);
+	r = NULL;
+	if (lease_units(s, p, bs + first, *nb - first, e) == -1)
+		goto fail;
+	return missed;
+fail:
+	PQclear(r);
 	return -1;
 }
 
@@ -298,29 +515,33 @@ fail:
  *
  * Leases of sessions that ended are given back first (at most once a
  * second, podio__pg_reclaim_due()).  Then one statement finds and locks
- * the heads, oldest first, and each is claimed with the due events of
- * its item.  When some could not be claimed (their events were set
- * aside as undecodable, another take holds the item), the search goes
- * on with the heads after them.
+ * the heads, oldest first, and take_round() claims each with the due
+ * events of its item.  When some could not be claimed (their events
+ * were set aside as undecodable, another take holds the item), the
+ * search goes on with the heads after them.
  */
 enum podio_err
 podio__pg_take(struct podio_spool *sp, const struct spool_take *t,
     size_t max, struct podio_spool_batch **out, size_t *n)
 {
 	struct spool_pg *s = PGS(sp);
-	struct podio_spool_batch *bs = NULL, b;
+	struct podio_spool_batch *bs = NULL;
+	struct take_head *hs = NULL;
 	struct spool_take p = *t;
 	struct pg_params pa;
 	PGresult *r = NULL;
 	enum podio_err e = PODIO_ERR_IO;
 	int64_t after = 0, limit;
 	size_t rounds;
-	int rows, row, got, missed;
+	int rows, row, missed;
 
 	*out = NULL;
 	*n = 0;
-	if ((bs = calloc(max, sizeof(*bs))) == NULL)
+	if ((bs = calloc(max, sizeof(*bs))) == NULL ||
+	    (hs = calloc(max, sizeof(*hs))) == NULL) {
+		free(bs);
 		return PODIO_ERR_NOMEM;
+	}
 	pthread_mutex_lock(&s->db_lock);
 	if (podio__pg_begin_lazy(s) == -1)
 		goto fail;
@@ -341,21 +562,18 @@ podio__pg_take(struct podio_spool *sp, const struct spool_take *t,
 		    &pa)) == NULL)
 			goto fail;
 		rows = PQntuples(r);
-		missed = 0;
-		for (row = 0; row < rows; row++) {
-			after = podio__pg_int(r, row, 0);
-			got = claim_unit(s, after,
-			    podio__pg_int(r, row, 1) != 0,
-			    podio__pg_int(r, row, 2), &p, &b, &e);
-			if (got == -1)
-				goto fail;
-			if (got == 0)
-				bs[(*n)++] = b;
-			else
-				missed++;
+		for (row = 0; row < rows && row < limit; row++) {
+			memset(&hs[row], 0, sizeof(hs[row]));
+			hs[row].id = podio__pg_int(r, row, 0);
+			hs[row].has_item = podio__pg_int(r, row, 1) != 0;
+			hs[row].item = podio__pg_int(r, row, 2);
+			after = hs[row].id;
 		}
 		PQclear(r);
 		r = NULL;
+		if ((missed = take_round(s, &p, hs, (size_t)row, bs, n,
+		    &e)) == -1)
+			goto fail;
 		/* Every head claimed, or no more of them. */
 		if (missed == 0 || rows < limit)
 			break;
@@ -365,6 +583,7 @@ podio__pg_take(struct podio_spool *sp, const struct spool_take *t,
 		goto fail;
 	}
 	pthread_mutex_unlock(&s->db_lock);
+	free(hs);
 	if (*n == 0) {
 		free(bs);
 		return PODIO_ERR_NOT_FOUND;
@@ -375,6 +594,7 @@ fail:
 	PQclear(r);
 	e = podio__pg_failed(s, "take", e);
 	pthread_mutex_unlock(&s->db_lock);
+	free(hs);
 	podio_spool_batches_free(bs, *n);
 	*n = 0;
 	return e;
@@ -520,7 +740,7 @@ podio__pg_done_many(struct podio_spool *sp, const int64_t *ids, size_t n)
 		goto fail;
 	for (i = 0; i < n; i += k) {
 		k = n - i < PG_DONE_CHUNK ? n - i : PG_DONE_CHUNK;
-		if ((a = id_array(ids + i, NULL, k)) == NULL) {
+		if ((a = id_array(ids + i, k)) == NULL) {
 			e = PODIO_ERR_NOMEM;
 			goto fail;
 		}
