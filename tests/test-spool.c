@@ -1518,6 +1518,100 @@ test_bad(void)
 	podio_spool_close(s);
 }
 
+/*
+ * A take of many units of one event each (the processors' common case,
+ * which PostgreSQL claims a round at a time): every unit claimed, oldest
+ * first, each event with its batch's lease (on PostgreSQL the one lease
+ * of the take), stored as taken; an undecodable event
+ * among them set aside; two items whose transaction locks share a key
+ * both claimed.
+ */
+static void
+test_take_many(void)
+{
+	enum { UNITS = 64, BAD = 10, LEASE_MS = 120000 };
+	char dir[512], sql[300];
+	struct podio_spool *s;
+	struct podio_spool_batch *bs = NULL;
+	struct podio_spool_take_opts o;
+	struct podio_spool_event *ev = NULL;
+	int64_t ids[UNITS], t0, t1, until = 0, now = podio__wall_ms();
+	uint64_t items[UNITS];
+	size_t nb = 0, nev = 0, i, k, order = 0, lease = 0, stored = 0;
+	enum podio_err e;
+
+	s = open_or_bail(newdir(dir, sizeof(dir), "take-many"));
+	for (i = 0; i < UNITS; i++) {
+		/* Items 5000 and 5000 + 2^31 share a lock key. */
+		items[i] = i % 3 == 2 ? 0 : i == 1 ? 5000 + (1ULL << 31) :
+		    5000 + i;
+		ids[i] = add(s, items[i] != 0 ? "item.update" : "app.update",
+		    1, items[i], items[i] != 0 ? 1 : 0, now - 10000 +
+		    (int64_t)i);
+	}
+	podio_spool_close(s);
+	if (pg_url != NULL)
+		snprintf(sql, sizeof(sql), "UPDATE podio_events SET event = "
+		    "convert_to('{\"type\": tru', 'UTF8') WHERE id = %lld",
+		    (long long)ids[BAD]);
+	else
+		snprintf(sql, sizeof(sql), "UPDATE events SET event = "
+		    "'{\"type\": tru' WHERE id = %lld", (long long)ids[BAD]);
+	tap_ok(raw_sql(dir, sql) == 0, "take many: %d units of one event, "
+	    "one of them damaged", UNITS);
+	s = open_or_bail(dir);
+
+	memset(&o, 0, sizeof(o));
+	o.lease_ms = LEASE_MS;
+	t0 = podio__wall_ms();
+	e = podio_spool_take_many(s, &o, UNITS, &bs, &nb);
+	t1 = podio__wall_ms();
+	tap_ok(e == PODIO_OK && nb == UNITS - 1, "take many: one take "
+	    "claims every unit but the damaged one (%s, %zu units)",
+	    podio_strerror(e), nb);
+	if (e == PODIO_OK && nb > 0)
+		until = bs[0].lease_until_ms;
+	for (i = k = 0; e == PODIO_OK && i < nb; i++, k++) {
+		if (k == BAD)
+			k++;
+		if (k < UNITS && bs[i].n == 1 && bs[i].events[0].id ==
+		    ids[k] && bs[i].has_item == (items[k] != 0) &&
+		    (items[k] == 0 || bs[i].item_id == items[k]))
+			order++;
+		/* SQLite commits a long take in parts, each with its
+		 * own lease; PostgreSQL in one transaction. */
+		if ((pg_url == NULL || bs[i].lease_until_ms == until) &&
+		    bs[i].lease_until_ms >= t0 + LEASE_MS &&
+		    bs[i].lease_until_ms <= t1 + LEASE_MS && bs[i].n == 1 &&
+		    bs[i].events[0].state == PODIO_SPOOL_IN_FLIGHT &&
+		    bs[i].events[0].lease_until_ms == bs[i].lease_until_ms &&
+		    bs[i].events[0].leases == 1)
+			lease++;
+	}
+	tap_ok(order == UNITS - 1, "take many: the units in arrival order, "
+	    "each its own event (%zu of %d)", order, UNITS - 1);
+	tap_ok(lease == UNITS - 1, "take many: each event in flight, taken "
+	    "once, with the lease of the take (%zu of %d)", lease, UNITS - 1);
+	if (podio_spool_list(s, PODIO_SPOOL_MASK(PODIO_SPOOL_IN_FLIGHT), 0,
+	    0, &ev, &nev) == PODIO_OK)
+		for (i = 0; i < nev && i < nb; i++)
+			if (ev[i].id == bs[i].events[0].id && ev[i].leases == 1 &&
+			    ev[i].lease_until_ms == bs[i].lease_until_ms)
+				stored++;
+	tap_ok(nev == UNITS - 1 && stored == nev, "take many: the spool "
+	    "holds them so (%zu of %zu in flight)", stored, nev);
+	podio_spool_events_free(ev, nev);
+	podio_spool_batches_free(bs, nb);
+	bs = NULL;
+	nb = 0;
+	tap_ok(count(s, PODIO_SPOOL_MASK(PODIO_SPOOL_BAD)) == 1 &&
+	    podio_spool_take_many(s, &o, UNITS, &bs, &nb) ==
+	    PODIO_ERR_NOT_FOUND && nb == 0, "take many: the damaged event "
+	    "set aside, and nothing left to take");
+	podio_spool_batches_free(bs, nb);
+	podio_spool_close(s);
+}
+
 /* ------------------------------------------------------- processes */
 
 static void
@@ -2698,6 +2792,7 @@ main(void)
 	test_revisions();
 	test_items_table();
 	test_bad();
+	test_take_many();
 	test_full();
 	test_group_commit();
 	test_async();
