@@ -120,7 +120,7 @@ struct take_head {
 	int has_item;
 	int locked;                 /* has_item: this transaction holds the
 	                               item's lock */
-	int row, rows;              /* its rows in the result of units_sql */
+	int row, rows;              /* its rows in read_units()'s result */
 };
 
 /*
