@@ -35,6 +35,9 @@ ack.lua) to three FastCGI backends in turn:
     that PostgreSQL (minimal+pg): fcgi-minimal inserting each body into
     a table of its own, one commit per delivery with synchronous_commit
     on, from 16 connections, nothing else.
+  - the same with its API closed (pw PG closed), at the first
+    connection count: the intake alone on PostgreSQL, beside the
+    PostgreSQL spool's p99.
 
 Sections, each run in every round, the backends alternating: item events
 (ack.lua's default: item.update of items drawn from a pool of 2,000,
@@ -98,7 +101,8 @@ the disk to measure, not on a tmpfs), PODIO_BENCH_WRAPPER (a command
 prefixed to podio-webhook's, e.g. "strace -f -c -w -o FILE" to see where
 its time goes; the figures are then those of the wrapped server),
 PODIO_BENCH_BACKENDS (a comma-separated list of the backends to run, out
-of minimal, podio-webhook, "pw API closed", "pw PostgreSQL", php-fpm,
+of minimal, podio-webhook, "pw API closed", "pw PostgreSQL" (with "pw PG
+closed"), php-fpm,
 webhook; the
 flushing reference always runs; default all), PODIO_BENCH_OUT (where
 ack.json and ack.png go, default BUILDDIR/bench).
@@ -136,6 +140,7 @@ TARGET_PG = 0.7           # requests/s, 16 connections, PostgreSQL spool
                           # times the SQLite spool's
 TARGET_PG_P99_MS = 15.0   # its p99 at 16 connections
 PG = "pw PostgreSQL"
+PG_CLOSED = "pw PG closed"    # the same with its API closed
 MINIMAL_PG = "minimal+pg"     # the PostgreSQL reference
 OTHERS = ("php-fpm", "webhook")   # what users run instead
 API_APP_ID = 4242         # the app of every item the stand-in serves
@@ -782,7 +787,7 @@ def main():
 
     def want(name):
         return not wanted or name in wanted or name == "minimal+sync" or \
-            (name == MINIMAL_PG and PG in wanted)
+            (name in (MINIMAL_PG, PG_CLOSED) and PG in wanted)
     php_fpm = want("php-fpm") and installed("php-fpm", ["php-fpm"],
                                             find_php_fpm)
     webhook_bin = want("webhook") and installed(
@@ -967,7 +972,7 @@ server {
     sections = [
         ("item events, %d connections" % conns, "item", conns,
          ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
-         ((MINIMAL_PG, PG) if b.pg else ()) + tuple(others)),
+         ((MINIMAL_PG, PG, PG_CLOSED) if b.pg else ()) + tuple(others)),
         ("item events, %d connections" % conns_high, "item", conns_high,
          ("minimal", "minimal+sync", "podio-webhook", "pw API closed") +
          ((MINIMAL_PG, PG) if b.pg else ())),
@@ -1022,7 +1027,7 @@ server {
             spool = b.new_spool()
             b.api_stats(reset=True)
             spool_url = None
-            if name == PG:
+            if name in (PG, PG_CLOSED):
                 spool_url = b.pg.new_database("run%d" % state["run"])
             proc, env, events = b.start(spool,
                                         b.api if with_api else b.closed_api,
@@ -1287,6 +1292,10 @@ def report(results, sections, rounds, drain, imported, pending, lat,
         say("  %s, %s: p99 %s, target under %.0f ms: %s" % (
             s16, PG, fmt_ms(p), TARGET_PG_P99_MS,
             verdict(p, TARGET_PG_P99_MS, None)))
+    if (s16, PG_CLOSED) in p99_of:
+        say("  %s, %s (the intake alone on PostgreSQL, the processors "
+            "holding item events back): p99 %s" % (
+                s16, PG_CLOSED, fmt_ms(p99_of[(s16, PG_CLOSED)])))
     for sec in (s16, s64):
         if (sec, MINIMAL_PG) not in results or (sec, PG) not in results:
             continue
