@@ -336,6 +336,15 @@ ScriptSock "%(root)s/apache/run/cgid.sock"
                   "status %d, printed %r\n%s%s" % (
                       r.returncode, printed, r.stdout, r.stderr))
         apache.start()
+        # Apache listens before it has written its start-up lines: wait
+        # for the suEXEC line a while, rather than read the log at once.
+        try:
+            servers.wait_until(lambda: "suEXEC mechanism enabled" in
+                               testlib.read_text(apache.error_log), 10,
+                               "the suEXEC line in Apache's error log",
+                               apache.proc)
+        except servers.ServerError:
+            pass
         ck.ok("suEXEC mechanism enabled" in testlib.read_text(
             apache.error_log), "Apache starts with suEXEC enabled "
               "(%s, %s)" % (SUEXEC, os.path.realpath(SUEXEC)))
