@@ -672,20 +672,22 @@ run_cgi_script_config(int argc, char **argv)
 	ssize_t n;
 	size_t len;
 	char *p, *end;
-	int fd;
+	int fd = -1;
 
 	if (argc < 3 || strncmp(argv[1], RUN_CGI_CONFIG_OPT,
 	    sizeof(RUN_CGI_CONFIG_OPT) - 1) != 0)
 		return NULL;
 	conf = argv[1] + sizeof(RUN_CGI_CONFIG_OPT) - 1;
 	script = getenv("SCRIPT_FILENAME");
+	/* The file compared is the one read: fstat() of the open file. */
 	if (conf[0] == '\0' || script == NULL || stat(script, &ran) == -1 ||
-	    stat(argv[2], &named) == -1 || ran.st_dev != named.st_dev ||
-	    ran.st_ino != named.st_ino ||
-	    (fd = open(argv[2], O_RDONLY | O_CLOEXEC)) == -1)
+	    (fd = open(argv[2], O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &named) == -1 || ran.st_dev != named.st_dev ||
+	    ran.st_ino != named.st_ino)
 		goto ignored;
 	n = read(fd, line, RUN_SCRIPT_LINE_MAX);
 	(void)close(fd);
+	fd = -1;
 	if (n <= 2 || (end = memchr(line, '\n', (size_t)n)) == NULL)
 		goto ignored;
 	/* The kernel drops the blanks that end the line. */
@@ -702,6 +704,8 @@ run_cgi_script_config(int argc, char **argv)
 		goto ignored;
 	return conf;
 ignored:
+	if (fd != -1)
+		(void)close(fd);
 	podio_log(PODIO_LOG_WARN, "CGI: the argument " RUN_CGI_CONFIG_OPT
 	    "... is ignored: it is not on the first line of the script that "
 	    "was run ($SCRIPT_FILENAME) after this program's name");
