@@ -398,6 +398,14 @@ test_open_pg(void)
 	    "a spool of version 1 without the revisions gets them (%s)", err);
 	podio_spool_close(s);
 	s = NULL;
+	pg_exec(NULL, "DROP INDEX podio_events_nofetch");
+	tap_ok(podio_spool_open(url, &s, err, sizeof(err)) == PODIO_OK &&
+	    pg_value(NULL, "SELECT count(*) FROM pg_indexes WHERE indexname ="
+	    " 'podio_events_nofetch' AND indexdef LIKE '%WHERE%pending%'") ==
+	    1, "a spool of version 1 without the index of the events that "
+	    "need no fetch gets it (%s)", err);
+	podio_spool_close(s);
+	s = NULL;
 
 	pg_exec(NULL, "UPDATE podio_meta SET value = value + 1"
 	    " WHERE name = 'schema_version'");
@@ -1161,6 +1169,33 @@ test_no_fetch(void)
 	add(s, "comment.create", 1, 0, 0, now - 500);
 	tap_ok(podio_spool_next_due(s, &o, &when) == PODIO_OK && when > 0 &&
 	    when <= now, "no fetch: an event without an item is due now");
+	podio_spool_close(s);
+
+	/* With a settle window: an item of deletes only is due when its
+	 * window closes; one whose older head needs no fetch but whose
+	 * newer event does is held all the same. */
+	s = open_or_bail(newdir(dir, sizeof(dir), "nofetch-window"));
+	o.settle_ms = 2000;
+	o.settle_max_ms = 30000;
+	add(s, "item.update", 1, 904, 1, now - 5000);
+	add(s, "item.delete", 1, 905, 1, now - 10000);
+	add(s, "item.update", 1, 905, 2, now - 100);
+	del = add(s, "item.delete", 1, 903, 1, now - 300);
+	later = add(s, "item.delete", 1, 903, 2, now - 200);
+	tap_ok(podio_spool_next_due(s, &o, &when) == PODIO_OK &&
+	    when == now - 200 + 2000, "no fetch, settle window: the item of "
+	    "deletes only is due when its window closes, the held ones not "
+	    "at all");
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_ERR_NOT_FOUND,
+	    "no fetch, settle window: nothing is taken before");
+	podio__spool_set_clock_skew(s, 1801);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.n == 2 &&
+	    b.item_id == 903 && b.events[0].id == del &&
+	    b.events[1].id == later, "no fetch, settle window: then the item "
+	    "of deletes only is taken, and nothing held");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_ERR_NOT_FOUND,
+	    "no fetch, settle window: the held items stay");
 	podio_spool_close(s);
 }
 

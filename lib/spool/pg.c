@@ -317,18 +317,23 @@ static const char schema_sql[] =
 	" refreshing_until bigint NOT NULL DEFAULT 0,"
 	" updated_at bigint NOT NULL DEFAULT 0);";
 
-/* Added within version 1 (an older build leaves it alone): the revision
- * of each item last fetched (pg_admin.c). */
+/* Added within version 1 (an older build leaves them alone): the
+ * revision of each item last fetched (pg_admin.c); the pending events
+ * that need no fetch, which is all that the takes and the next due time
+ * of processors held by the API budget look at (pg_queue.c): without it
+ * they would read every held event each time they look. */
 static const char added_sql[] =
 	"CREATE TABLE IF NOT EXISTS podio_revisions ("
 	" item_id bigint PRIMARY KEY,"
 	" revision bigint NOT NULL,"
 	" fetched_at bigint NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS podio_revisions_at"
-	" ON podio_revisions (fetched_at);";
+	" ON podio_revisions (fetched_at);"
+	"CREATE INDEX IF NOT EXISTS podio_events_nofetch ON podio_events (id)"
+	" WHERE state = 'pending' AND type NOT IN " PG_FETCH_TYPES ";";
 
-/* Whether the tables added within version 1 exist: 1, 0, or -1 with the
- * error noted. */
+/* Whether the tables and indexes added within version 1 exist: 1, 0,
+ * or -1 with the error noted. */
 static int
 schema_complete(struct spool_pg *s)
 {
@@ -336,7 +341,8 @@ schema_complete(struct spool_pg *s)
 	int have;
 
 	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_revisions')"
-	    " IS NOT NULL", NULL)) == NULL)
+	    " IS NOT NULL AND to_regclass('podio_events_nofetch') IS NOT NULL",
+	    NULL)) == NULL)
 		return -1;
 	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
 	PQclear(r);

@@ -65,6 +65,12 @@ struct spool_pg {
 /* The channel appends notify and podio_spool_wait() listens on. */
 #define PG_CHANNEL "podio_spool"
 
+/* The types of the events that need their item fetched: a take with
+ * no_fetch (the API budget holds the fetches) passes them over.  The
+ * partial index podio_events_nofetch (pg.c) names the same list, word
+ * for word, so that those takes can use it. */
+#define PG_FETCH_TYPES "('item.create', 'item.update')"
+
 /* Parameters of one statement: numbers as text, strings as raw bytes. */
 #define PG_PARAMS_MAX 12
 struct pg_params {

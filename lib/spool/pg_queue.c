@@ -59,7 +59,7 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
 	" podio_hook_apps ha WHERE ha.hook_id = " e ".hook_id))"
 
 /* The types of the events that need their item fetched. */
-#define FETCH_TYPES "('item.create', 'item.update')"
+#define FETCH_TYPES PG_FETCH_TYPES
 
 /*
  * The heads of the units a take may claim after id $5, oldest first, at
@@ -73,15 +73,22 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
  * event of the item in flight, and settled (its newest pending event is
  * $2 old, or its head $3 old).  With no_fetch, an item with a pending
  * event that needs the item fetched is passed over, and so is such an
- * event of no item.
+ * event of no item: no such event is the head of a unit a take with
+ * no_fetch claims, which top says, so that the take reads the index of
+ * the events that need no fetch (podio_events_nofetch) and none of the
+ * held events, however many wait.  An item's head was received $2 ago
+ * at least, or $3 (its newest event is no older): a condition that
+ * passes over the events of the window before any subquery runs.
  */
-#define HEADS_SQL(plain, item, p_fetch) \
+#define HEADS_SQL(top, plain, item, p_fetch) \
 	"SELECT e.id, (e.item_id IS NOT NULL)::integer::bigint, e.item_id" \
 	" FROM podio_events e" \
-	" WHERE e.state = 'pending' AND e.id > $5::bigint" \
+	" WHERE e.state = 'pending'" top " AND e.id > $5::bigint" \
 	" AND e.next_at <= $1::bigint" \
 	" AND coalesce(e.lease_until, 0) <= $1::bigint" \
 	" AND (" plain " OR (e.item_id IS NOT NULL" item \
+	"  AND ($2::bigint <= 0 OR e.received_at <= $1::bigint" \
+	"   - least($2::bigint, $3::bigint))" \
 	"  AND NOT EXISTS (SELECT 1 FROM podio_events p" \
 	"   WHERE p.item_id = e.item_id AND p.state = 'pending'" \
 	"   AND (p.id < e.id OR coalesce(p.lease_until, 0) > $1::bigint" \
@@ -99,15 +106,17 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
 #define ITEM_APP " AND " APP_OF("e") " = $6::bigint"
 
 /* By no_fetch and mode (enum spool_take_mode). */
+#define TOP_NOFETCH " AND e.type NOT IN " FETCH_TYPES
+
 static const char *const heads_sql[2][3] = {
 	{
-		HEADS_SQL(PLAIN_ALL, "", ""),
-		HEADS_SQL("false", ITEM_ONE, ""),
-		HEADS_SQL("false", ITEM_APP, ""),
+		HEADS_SQL("", PLAIN_ALL, "", ""),
+		HEADS_SQL("", "false", ITEM_ONE, ""),
+		HEADS_SQL("", "false", ITEM_APP, ""),
 	}, {
-		HEADS_SQL(PLAIN_NOFETCH, "", P_NOFETCH),
-		HEADS_SQL("false", ITEM_ONE, P_NOFETCH),
-		HEADS_SQL("false", ITEM_APP, P_NOFETCH),
+		HEADS_SQL(TOP_NOFETCH, PLAIN_NOFETCH, "", P_NOFETCH),
+		HEADS_SQL(TOP_NOFETCH, "false", ITEM_ONE, P_NOFETCH),
+		HEADS_SQL(TOP_NOFETCH, "false", ITEM_APP, P_NOFETCH),
 	},
 };
 
@@ -670,28 +679,41 @@ podio__pg_next_due(struct podio_spool *sp, const struct spool_take *t,
 	 * when it is due and not in flight; an item when its head is due
 	 * and not in flight, and it settled.  With no_fetch, of the units a
 	 * take with no_fetch may claim. */
-#define NEXT_DUE_SQL(plain, fetch, itemfilter) \
+#define NEXT_DUE_SQL(top, items) \
 	"SELECT min(u.t)::bigint FROM (" \
 	" SELECT CASE WHEN coalesce(e.lease_until, 0) > $1::bigint" \
 	"  THEN e.lease_until ELSE e.next_at END AS t" \
 	"  FROM podio_events e" \
-	"  WHERE e.state = 'pending' AND e.item_id IS NULL" plain \
+	"  WHERE e.state = 'pending'" top " AND e.item_id IS NULL" \
 	" UNION ALL" \
 	" SELECT greatest(h.next_at, coalesce(h.lease_until, 0)," \
 	"  CASE WHEN $2::bigint > 0 THEN least(g.last_at + $2::bigint," \
-	"  h.received_at + $3::bigint) ELSE 0 END)" \
-	"  FROM (SELECT i.item_id, min(i.id) AS head," \
-	"   max(i.received_at) AS last_at" fetch \
-	"   FROM podio_events i" \
-	"   WHERE i.state = 'pending' AND i.item_id IS NOT NULL" \
-	"   GROUP BY i.item_id) g" \
-	"  JOIN podio_events h ON h.id = g.head" itemfilter ") u"
-	static const char sql[] = NEXT_DUE_SQL("", "", "");
-	static const char sql_nofetch[] = NEXT_DUE_SQL(
-	    " AND e.type NOT IN " FETCH_TYPES,
-	    ", count(*) FILTER (WHERE i.type IN " FETCH_TYPES ") AS fetch",
-	    " WHERE g.fetch = 0");
+	"  h.received_at + $3::bigint) ELSE 0 END)" items ") u"
+#define ITEMS_ALL \
+	" FROM (SELECT i.item_id, min(i.id) AS head," \
+	"  max(i.received_at) AS last_at" \
+	"  FROM podio_events i" \
+	"  WHERE i.state = 'pending' AND i.item_id IS NOT NULL" \
+	"  GROUP BY i.item_id) g" \
+	" JOIN podio_events h ON h.id = g.head"
+	static const char sql[] = NEXT_DUE_SQL("", ITEMS_ALL);
+	/* With no_fetch only the items that have an event needing no fetch
+	 * may count (read from podio_events_nofetch), and of those the ones
+	 * with no event needing one: the held events are not read, however
+	 * many wait. */
+	static const char sql_nofetch[] = NEXT_DUE_SQL(TOP_NOFETCH,
+	    " FROM (SELECT DISTINCT c.item_id FROM podio_events c"
+	    "  WHERE c.state = 'pending' AND c.type NOT IN " FETCH_TYPES
+	    "  AND c.item_id IS NOT NULL) ci"
+	    " CROSS JOIN LATERAL (SELECT min(i.id) AS head,"
+	    "  max(i.received_at) AS last_at,"
+	    "  count(*) FILTER (WHERE i.type IN " FETCH_TYPES ") AS fetch"
+	    "  FROM podio_events i"
+	    "  WHERE i.item_id = ci.item_id AND i.state = 'pending'"
+	    "  AND i.item_id IS NOT NULL) g"
+	    " JOIN podio_events h ON h.id = g.head WHERE g.fetch = 0");
 #undef NEXT_DUE_SQL
+#undef ITEMS_ALL
 	struct pg_params pa;
 	PGresult *r = NULL;
 	enum podio_err e;
