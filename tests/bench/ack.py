@@ -56,7 +56,9 @@ and at 64 connections, and comment.create at 16.  After the rounds:
   - 100,000 pending events: a spool filled so, podio-webhook started on
     it with the API closed; its CPU while it holds them and receives
     nothing, then the item load at 16 connections, rounds interleaved with
-    the flushing reference.
+    the flushing reference; with PostgreSQL, the same hold on a
+    PostgreSQL spool (no load rounds): the CPU of podio-webhook and of
+    the database while they hold them.
 
 Beside them, in the item-event rows at the first connection count, what
 users run instead, each where it is installed (as root the benchmark
@@ -689,14 +691,18 @@ class Bench:
             return {}
 
 
-def settle(proc, seconds, limit):
-    """Waits (at most limit seconds) until proc used under 10% of a core
+def settle(proc, seconds, limit, db_pid=None):
+    """Waits (at most limit seconds) until proc (and the PostgreSQL server
+    db_pid, its backends with it, when given) used under 10% of a core
     over seconds; returns how long it took."""
+    def used():
+        return cpu_seconds(proc.popen.pid) + \
+            (tree_cpu(db_pid) if db_pid else 0.0)
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit:
-        c0 = cpu_seconds(proc.popen.pid)
+        c0 = used()
         time.sleep(seconds)
-        if cpu_seconds(proc.popen.pid) - c0 < 0.1 * seconds:
+        if used() - c0 < 0.1 * seconds:
             break
     return time.monotonic() - t0
 
@@ -1204,6 +1210,39 @@ server {
                 subprocess.TimeoutExpired) as e:
             say("pending events: not measured: %s" % e)
 
+        # The same hold on the PostgreSQL spool: what podio-webhook and the
+        # database spend, idle, holding them (no load rounds).
+        if pending is not None and b.pg is not None:
+            try:
+                spool = b.new_spool()
+                url = b.pg.new_database("pending")
+                say("pending (PostgreSQL): spool-fill: " +
+                    b.fill_spool(url, pending_n))
+                proc, env, events = b.start(spool, b.closed_api, url)
+                took = settle(proc, 2, SETTLE_LIMIT_S, b.pg.proc.pid)
+                cpu0, t0 = cpu_seconds(proc.popen.pid), time.monotonic()
+                pg0 = tree_cpu(b.pg.proc.pid)
+                time.sleep(idle_s)
+                t1 = time.monotonic()
+                pending["pg_idle"] = (cpu_seconds(proc.popen.pid) - cpu0) / \
+                    (t1 - t0) * 100.0
+                pending["pg_server_idle"] = (tree_cpu(b.pg.proc.pid) - pg0) \
+                    / (t1 - t0) * 100.0
+                say("pending (PostgreSQL): %s %.0f s after its start; "
+                    "then podio-webhook %.2f%%, PostgreSQL %.2f%% of one "
+                    "core over %d s" % (
+                        "the server and the database settled (under 10% "
+                        "of a core)" if took < SETTLE_LIMIT_S else
+                        "the server or the database was still busy", took,
+                        pending["pg_idle"], pending["pg_server_idle"],
+                        idle_s))
+                proc.stop()
+                shutil.rmtree(spool, ignore_errors=True)
+                b.pg.psql("DROP DATABASE pending", check=False)
+            except (servers.ServerError, RuntimeError,
+                    subprocess.TimeoutExpired) as e:
+                say("pending events (PostgreSQL): not measured: %s" % e)
+
     ngx.stop()
     mini.stop()
     flushing.stop()
@@ -1353,6 +1392,13 @@ def report(results, sections, rounds, drain, imported, pending, lat,
             "one core, target under %.0f%%: %s" % (
                 pending["idle"], TARGET_IDLE_CPU,
                 verdict(pending["idle"], TARGET_IDLE_CPU, None)))
+        if "pg_idle" in pending:
+            both = pending["pg_idle"] + pending["pg_server_idle"]
+            say("  the same on the PostgreSQL spool: podio-webhook %.2f%% "
+                "and its database %.2f%% of one core, together %.2f%%, "
+                "target under %.0f%%: %s" % (
+                    pending["pg_idle"], pending["pg_server_idle"], both,
+                    TARGET_IDLE_CPU, verdict(both, TARGET_IDLE_CPU, None)))
     if drain:
         api = drain["api"]
         say()
