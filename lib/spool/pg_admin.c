@@ -330,16 +330,34 @@ podio__pg_learn_app(struct podio_spool *sp, uint64_t hook_id,
 static int
 give_back(struct spool_pg *s, int64_t now, size_t *n)
 {
+	/*
+	 * Two steps, each through the index of the leases,
+	 * podio_events_leased (on lease_key, of the rows with a lease),
+	 * whatever the planner knows of the table: the keys that hold
+	 * leases, one index lookup each (min() of the keys past the last,
+	 * a loose index scan), those of them no session holds, then the
+	 * leases of those keys (= ANY of an array: few rows).  Searched by
+	 * lease_until > $1 alone, the plan of the prepared statement went
+	 * through the table or the index of every pending event, and a
+	 * look every second per handle read every held event.
+	 */
 	static const char sql[] = "UPDATE podio_events SET"
 	    " lease_owner = NULL, lease_key = NULL, lease_until = NULL"
-	    " WHERE id IN (SELECT id FROM podio_events"
-	    "  WHERE state = 'pending' AND lease_until > $1::bigint"
-	    "  AND NOT (coalesce(lease_key, -1) = ANY (ARRAY("
-	    "   SELECT (l.classid::bigint << 32) | l.objid::bigint"
-	    "   FROM pg_locks l WHERE l.locktype = 'advisory'"
-	    "   AND l.objsubid = 1 AND l.granted AND l.database ="
-	    "   (SELECT oid FROM pg_database"
-	    "    WHERE datname = current_database()))))"
+	    " WHERE state = 'pending' AND id IN (SELECT id FROM podio_events"
+	    "  WHERE lease_until > $1::bigint AND lease_key = ANY (ARRAY("
+	    "   WITH RECURSIVE k(k) AS ("
+	    "    SELECT min(lease_key) FROM podio_events"
+	    "    WHERE lease_until IS NOT NULL"
+	    "    UNION ALL SELECT (SELECT min(e.lease_key) FROM podio_events e"
+	    "     WHERE e.lease_until IS NOT NULL AND e.lease_key > k.k)"
+	    "    FROM k WHERE k.k IS NOT NULL)"
+	    "   SELECT k.k FROM k WHERE k.k IS NOT NULL"
+	    "   AND NOT (k.k = ANY (ARRAY("
+	    "    SELECT (l.classid::bigint << 32) | l.objid::bigint"
+	    "    FROM pg_locks l WHERE l.locktype = 'advisory'"
+	    "    AND l.objsubid = 1 AND l.granted AND l.database ="
+	    "    (SELECT oid FROM pg_database"
+	    "     WHERE datname = current_database()))))))"
 	    "  FOR UPDATE SKIP LOCKED)";
 	struct pg_params pa;
 
