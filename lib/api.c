@@ -213,6 +213,11 @@ podio__api_revision(const cJSON *item, uint64_t *revision_id,
 	return 0;
 }
 
+/* White space as cJSON reads it: every byte from 1 to 32, not only
+ * JSON's four.  Counted the same here, or an item that follows such a
+ * byte is cut where cJSON does not end it. */
+#define FILTER_WS(c) ((unsigned char)(c) != 0 && (unsigned char)(c) <= 32)
+
 /*
  * The end of the JSON value starting at text[i] (white space already
  * skipped), for an answer cJSON has already parsed whole: strings are
@@ -230,7 +235,8 @@ filter_skip_value(const char *text, size_t len, size_t i)
 	if (i >= len)
 		return len;
 	if (text[i] != '{' && text[i] != '[' && text[i] != '"') {
-		while (i < len && strchr(",]} \t\r\n", text[i]) == NULL)
+		while (i < len && !FILTER_WS(text[i]) &&
+		    strchr(",]}", text[i]) == NULL)
 			i++;
 		return i;
 	}
@@ -255,12 +261,12 @@ filter_skip_value(const char *text, size_t len, size_t i)
 	return len;
 }
 
-/* The index of the first byte at or after i that is not JSON white
- * space (len when none). */
+/* The index of the first byte at or after i that is not white space
+ * as cJSON reads it (len when none). */
 static size_t
 filter_skip_ws(const char *text, size_t len, size_t i)
 {
-	while (i < len && strchr(" \t\r\n", text[i]) != NULL && text[i] != 0)
+	while (i < len && FILTER_WS(text[i]))
 		i++;
 	return i;
 }
