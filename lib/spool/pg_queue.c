@@ -58,9 +58,6 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
 #define APP_OF(e) "coalesce(" e ".app_id, (SELECT ha.app_id FROM" \
 	" podio_hook_apps ha WHERE ha.hook_id = " e ".hook_id))"
 
-/* The types of the events that need their item fetched. */
-#define FETCH_TYPES PG_FETCH_TYPES
-
 /*
  * The heads of the units a take may claim after id $5, oldest first, at
  * most $4, locked (and those another take holds passed over); $1 now,
@@ -100,21 +97,21 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
 	" ORDER BY e.id LIMIT $4::bigint FOR UPDATE OF e SKIP LOCKED"
 
 #define PLAIN_ALL "(e.item_id IS NULL)"
-#define PLAIN_NOFETCH "(e.item_id IS NULL AND e.type NOT IN " FETCH_TYPES ")"
-#define P_NOFETCH " OR p.type IN " FETCH_TYPES
+#define P_NOFETCH " OR p.type IN " PG_FETCH_TYPES
 #define ITEM_ONE " AND e.item_id = $6::bigint"
 #define ITEM_APP " AND " APP_OF("e") " = $6::bigint"
 
-/* By no_fetch and mode (enum spool_take_mode). */
-#define TOP_NOFETCH " AND e.type NOT IN " FETCH_TYPES
+#define TOP_NOFETCH " AND e.type NOT IN " PG_FETCH_TYPES
 
+/* By no_fetch and mode (enum spool_take_mode); with no_fetch, top
+ * already keeps out an event of no item that needs a fetch. */
 static const char *const heads_sql[2][3] = {
 	{
 		HEADS_SQL("", PLAIN_ALL, "", ""),
 		HEADS_SQL("", "false", ITEM_ONE, ""),
 		HEADS_SQL("", "false", ITEM_APP, ""),
 	}, {
-		HEADS_SQL(TOP_NOFETCH, PLAIN_NOFETCH, "", P_NOFETCH),
+		HEADS_SQL(TOP_NOFETCH, PLAIN_ALL, "", P_NOFETCH),
 		HEADS_SQL(TOP_NOFETCH, "false", ITEM_ONE, P_NOFETCH),
 		HEADS_SQL(TOP_NOFETCH, "false", ITEM_APP, P_NOFETCH),
 	},
@@ -703,11 +700,11 @@ podio__pg_next_due(struct podio_spool *sp, const struct spool_take *t,
 	 * many wait. */
 	static const char sql_nofetch[] = NEXT_DUE_SQL(TOP_NOFETCH,
 	    " FROM (SELECT DISTINCT c.item_id FROM podio_events c"
-	    "  WHERE c.state = 'pending' AND c.type NOT IN " FETCH_TYPES
+	    "  WHERE c.state = 'pending' AND c.type NOT IN " PG_FETCH_TYPES
 	    "  AND c.item_id IS NOT NULL) ci"
 	    " CROSS JOIN LATERAL (SELECT min(i.id) AS head,"
 	    "  max(i.received_at) AS last_at,"
-	    "  count(*) FILTER (WHERE i.type IN " FETCH_TYPES ") AS fetch"
+	    "  count(*) FILTER (WHERE i.type IN " PG_FETCH_TYPES ") AS fetch"
 	    "  FROM podio_events i"
 	    "  WHERE i.item_id = ci.item_id AND i.state = 'pending'"
 	    "  AND i.item_id IS NOT NULL) g"
