@@ -189,10 +189,11 @@ podio__sqlite_yield_wait(struct spool_sqlite *s)
 	pthread_mutex_lock(&s->db_lock);
 }
 
-/* The write transaction of podio__sqlite_begin() and
- * podio__sqlite_begin_lazy(). */
+/* The write transaction of podio__sqlite_begin(),
+ * podio__sqlite_begin_lazy() and the appends (synchronous FULL when
+ * full; lazy: a processor's, which makes way for waiting appends). */
 static int
-spool_begin(struct spool_sqlite *s, int full)
+spool_begin(struct spool_sqlite *s, int full, int lazy)
 {
 	int rc;
 
@@ -203,7 +204,7 @@ spool_begin(struct spool_sqlite *s, int full)
 			;
 		s->locked = 1;
 	}
-	s->lazy_ns = full ? 0 : spool_mono_ns();
+	s->lazy_ns = lazy ? spool_mono_ns() : 0;
 	if ((rc = podio__sqlite_exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK &&
 	    s->locked) {
 		flock(s->lock_fd, LOCK_UN);
@@ -215,13 +216,40 @@ spool_begin(struct spool_sqlite *s, int full)
 int
 podio__sqlite_begin(struct spool_sqlite *s)
 {
-	return spool_begin(s, 1);
+	return spool_begin(s, 1, 0);
 }
 
 int
 podio__sqlite_begin_lazy(struct spool_sqlite *s)
 {
-	return spool_begin(s, 0);
+	return spool_begin(s, 0, 1);
+}
+
+/*
+ * Makes the appends' commit durable: a sync of the WAL file, after the
+ * commit wrote its frames (synchronous NORMAL) and the write lock was let
+ * go, so that other writers go on meanwhile and the syncs of several
+ * processes overlap.  The sync covers every frame written before it, by
+ * any process.  The log only starts over once a checkpoint copied all of
+ * it into the database and synced that (at synchronous NORMAL or FULL,
+ * which every connection of the spool uses), so frames overwritten
+ * before this sync were durable already.  It runs also when every
+ * request was a duplicate: the event found may be another process's,
+ * committed but not yet synced.  Returns an SQLite code.
+ */
+static int
+spool_sync_wal(struct spool_sqlite *s)
+{
+	sqlite3_file *wal = NULL;
+	int rc;
+
+	rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	    &wal);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (wal == NULL || wal->pMethods == NULL)
+		return SQLITE_IOERR_FSYNC;
+	return wal->pMethods->xSync(wal, SQLITE_SYNC_FULL);
 }
 
 /*
@@ -1117,15 +1145,26 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 	int rc;
 
 	/* Counted while waiting for the write lock, so that a processor's
-	 * long transaction makes way (podio__sqlite_yield_due()). */
+	 * long transaction makes way (podio__sqlite_yield_due()).  The
+	 * statements are prepared before (a process that appends once, a
+	 * CGI run, would otherwise compile them and the trigger they fire
+	 * while every other writer waits); a schema changed meanwhile makes
+	 * SQLite prepare them again. */
 	atomic_fetch_add(s->appends_waiting, 1);
 	pthread_mutex_lock(&s->db_lock);
-	rc = podio__sqlite_begin(s);
-	atomic_fetch_sub(s->appends_waiting, 1);
-	if (rc != SQLITE_OK ||
-	    (rc = podio__sqlite_prep(s, sql_seen, &seen)) != SQLITE_OK ||
+	if ((rc = podio__sqlite_prep(s, sql_seen, &seen)) != SQLITE_OK ||
 	    (rc = podio__sqlite_prep(s, sql_insert, &ins)) != SQLITE_OK ||
-	    (rc = podio__sqlite_prep(s, sql_key, &key)) != SQLITE_OK)
+	    (rc = podio__sqlite_prep(s, sql_key, &key)) != SQLITE_OK) {
+		atomic_fetch_sub(s->appends_waiting, 1);
+		goto fail;
+	}
+	/* Synchronous NORMAL: the commit writes the frames, and they are
+	 * synced once the write lock is free (spool_sync_wal()), so that
+	 * the appends of several processes sync at once instead of one
+	 * after the other. */
+	rc = spool_begin(s, 0, 0);
+	atomic_fetch_sub(s->appends_waiting, 1);
+	if (rc != SQLITE_OK)
 		goto fail;
 	for (r = list; r != NULL; r = r->next) {
 		rec = r->rec;
@@ -1181,6 +1220,19 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 	s->appending = 0;
 	if (rc != SQLITE_OK)
 		goto fail;
+	if ((rc = spool_sync_wal(s)) != SQLITE_OK) {
+		e = podio__sqlite_map_rc(rc);
+		for (r = list; r != NULL; r = r->next) {
+			r->result = e;
+			r->id = 0;
+			r->duplicate = 0;
+			snprintf(r->msg, sizeof(r->msg), "spool %s: cannot sync "
+			    "the stored event: %s", s->base.path,
+			    sqlite3_errstr(rc));
+		}
+		pthread_mutex_unlock(&s->db_lock);
+		return;
+	}
 	pthread_mutex_unlock(&s->db_lock);
 	for (r = list; r != NULL; r = r->next)
 		r->result = PODIO_OK;
