@@ -1118,6 +1118,24 @@ sqlite_set_max_pages(struct podio_spool *sp, long max_pages)
 
 /* ------------------------------------------------------------ appending */
 
+/* Fails every request of list: rc's error, the message "spool PATH:
+ * cannot WHAT: DETAIL". */
+static void
+append_failed(struct spool_sqlite *s, struct spool_req *list, int rc,
+    const char *what, const char *detail)
+{
+	enum podio_err e = podio__sqlite_map_rc(rc);
+	struct spool_req *r;
+
+	for (r = list; r != NULL; r = r->next) {
+		r->result = e;
+		r->id = 0;
+		r->duplicate = 0;
+		snprintf(r->msg, sizeof(r->msg), "spool %s: cannot %s: %s",
+		    s->base.path, what, detail);
+	}
+}
+
 /*
  * Writes the queued appends of list in one transaction, filling each
  * request's result, id and duplicate flag (done is set by the caller).
@@ -1141,7 +1159,6 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 	sqlite3_stmt *seen = NULL, *ins = NULL, *key = NULL;
 	struct spool_req *r;
 	const struct podio_spool_record *rec;
-	enum podio_err e;
 	int rc;
 
 	/* Counted while waiting for the write lock, so that a processor's
@@ -1221,15 +1238,8 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 	if (rc != SQLITE_OK)
 		goto fail;
 	if ((rc = spool_sync_wal(s)) != SQLITE_OK) {
-		e = podio__sqlite_map_rc(rc);
-		for (r = list; r != NULL; r = r->next) {
-			r->result = e;
-			r->id = 0;
-			r->duplicate = 0;
-			snprintf(r->msg, sizeof(r->msg), "spool %s: cannot sync "
-			    "the stored event: %s", s->base.path,
-			    sqlite3_errstr(rc));
-		}
+		append_failed(s, list, rc, "sync the stored event",
+		    sqlite3_errstr(rc));
 		pthread_mutex_unlock(&s->db_lock);
 		return;
 	}
@@ -1238,14 +1248,7 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 		r->result = PODIO_OK;
 	return;
 fail:
-	e = podio__sqlite_map_rc(rc);
-	for (r = list; r != NULL; r = r->next) {
-		r->result = e;
-		r->id = 0;
-		r->duplicate = 0;
-		snprintf(r->msg, sizeof(r->msg), "spool %s: cannot store the "
-		    "event: %s", s->base.path, sqlite3_errmsg(s->db));
-	}
+	append_failed(s, list, rc, "store the event", sqlite3_errmsg(s->db));
 	podio__sqlite_fin(s, seen);
 	podio__sqlite_fin(s, ins);
 	podio__sqlite_fin(s, key);
