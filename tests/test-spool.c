@@ -55,7 +55,24 @@ static const char *pg_url;
 /* The spool's tables, dropped before each test on PostgreSQL. */
 #define PG_DROP "DROP TABLE IF EXISTS podio_events, podio_seen, " \
 	"podio_hook_apps, podio_ratelimit, podio_tokens, podio_revisions, " \
-	"podio_meta CASCADE"
+	"podio_items, podio_meta CASCADE"
+
+/* The items whose row of podio_items disagrees with their pending events
+ * (the head, when it was received, the events that need a fetch; its
+ * newest may only be later, after a removal), or has none, or has one
+ * without pending events. */
+#define PG_ITEMS_WRONG "SELECT count(*) FROM" \
+	" (SELECT g.item_id, g.head, h.received_at AS first_at, g.last_at," \
+	"  g.fetches FROM (SELECT item_id, min(id) AS head," \
+	"  max(received_at) AS last_at, count(*) FILTER (WHERE type IN" \
+	"  ('item.create', 'item.update')) AS fetches FROM podio_events" \
+	"  WHERE state = 'pending' AND item_id IS NOT NULL GROUP BY item_id) g" \
+	"  JOIN podio_events h ON h.id = g.head) a" \
+	" FULL JOIN podio_items i USING (item_id)" \
+	" WHERE a.head IS DISTINCT FROM i.head" \
+	" OR a.first_at IS DISTINCT FROM i.first_at" \
+	" OR a.fetches IS DISTINCT FROM i.fetches" \
+	" OR NOT coalesce(i.last_at >= a.last_at, false)"
 
 /* Where a spool is, for messages: never the URI, which holds a
  * password. */
@@ -146,6 +163,13 @@ newdir(char *buf, size_t n, const char *what)
 	++dir_seq;
 #ifdef HAVE_POSTGRESQL
 	if (pg_url != NULL) {
+		/* What the tests before did kept podio_items right. */
+		if (pg_value(NULL, "SELECT (to_regclass('podio_items')"
+		    " IS NOT NULL AND to_regclass('podio_events')"
+		    " IS NOT NULL)::integer") == 1)
+			tap_ok(pg_value(NULL, PG_ITEMS_WRONG) == 0,
+			    "podio_items agrees with the pending events "
+			    "before the spool of test %d", dir_seq);
 		if (pg_exec(NULL, PG_DROP) == -1) {
 			printf("Bail out! cannot drop the spool's tables\n");
 			exit(1);
@@ -375,8 +399,9 @@ test_open_pg(void)
 	tap_ok(pg_value(NULL, "SELECT count(*) FROM pg_class WHERE relkind ="
 	    " 'r' AND pg_table_is_visible(oid) AND relname IN ('podio_events',"
 	    " 'podio_seen', 'podio_hook_apps', 'podio_ratelimit',"
-	    " 'podio_tokens', 'podio_revisions', 'podio_meta')") == 7,
-	    "open creates the spool's seven tables");
+	    " 'podio_tokens', 'podio_revisions', 'podio_items',"
+	    " 'podio_meta')") == 8,
+	    "open creates the spool's eight tables");
 	if (havepw)
 		tap_ok(s != NULL && strstr(podio_spool_path(s), pw) == NULL &&
 		    strstr(podio_spool_path(s), "***") != NULL,
@@ -404,6 +429,25 @@ test_open_pg(void)
 	    " 'podio_events_nofetch' AND indexdef LIKE '%WHERE%pending%'") ==
 	    1, "a spool of version 1 without the index of the events that "
 	    "need no fetch gets it (%s)", err);
+	/* An older build's spool with events pending: podio_items is made
+	 * from them. */
+	tap_ok(s != NULL && add(s, "item.update", 1, 71, 1, 1000) > 0 &&
+	    add(s, "item.create", 1, 72, 1, 1001) > 0 &&
+	    add(s, "item.update", 1, 71, 2, 1002) > 0 &&
+	    add(s, "comment.create", 1, 71, 0, 1003) > 0 &&
+	    add(s, "comment.create", 1, 0, 0, 1004) > 0,
+	    "events appended");
+	podio_spool_close(s);
+	s = NULL;
+	pg_exec(NULL, "DROP TRIGGER podio_items_insert ON podio_events;"
+	    " DROP TABLE podio_items");
+	tap_ok(podio_spool_open(url, &s, err, sizeof(err)) == PODIO_OK &&
+	    pg_value(NULL, "SELECT count(*) FROM podio_items") == 2 &&
+	    pg_value(NULL, "SELECT fetches FROM podio_items"
+	    " WHERE item_id = 71") == 2 &&
+	    pg_value(NULL, PG_ITEMS_WRONG) == 0,
+	    "a spool of version 1 without podio_items gets it, made from the "
+	    "pending events (%s)", err);
 	podio_spool_close(s);
 	s = NULL;
 
@@ -1088,7 +1132,7 @@ test_settle(void)
 	struct podio_spool *s;
 	struct podio_spool_batch b;
 	struct podio_spool_take_opts o;
-	int64_t now = podio__wall_ms(), when = 0;
+	int64_t now = podio__wall_ms(), when = 0, batch_in_flight;
 
 	s = open_or_bail(newdir(dir, sizeof(dir), "settle"));
 	memset(&o, 0, sizeof(o));
@@ -1117,6 +1161,30 @@ test_settle(void)
 	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.item_id == 701,
 	    "settle_max reached: taken though events keep coming");
 	podio_spool_batch_clear(&b);
+	podio_spool_close(s);
+
+	/* The next due time passes over the items that settled first but
+	 * cannot be taken: one in flight, one waiting for its retry. */
+	s = open_or_bail(newdir(dir, sizeof(dir), "settle-due"));
+	add(s, "item.update", 1, 710, 1, now - 5000);
+	add(s, "item.update", 1, 712, 1, now - 4000);
+	add(s, "item.update", 1, 711, 1, now - 500);
+	o.lease_ms = 60000;
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.item_id == 710,
+	    "the item that settled first is taken");
+	batch_in_flight = b.events[0].id;
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_take(s, &o, &b) == PODIO_OK && b.item_id == 712 &&
+	    podio_spool_fail(s, b.events[0].id, "podio 503", now + 10000, 1,
+	    NULL) == PODIO_OK, "the next one fails, to be retried in 10 s");
+	podio_spool_batch_clear(&b);
+	tap_ok(podio_spool_next_due(s, &o, &when) == PODIO_OK &&
+	    when == now + 1500, "next due: when the third item settles, past "
+	    "the one in flight and the one waiting for its retry (%lld ms "
+	    "from now)", (long long)(when - now));
+	tap_ok(podio_spool_release(s, batch_in_flight) == PODIO_OK &&
+	    podio_spool_next_due(s, &o, &when) == PODIO_OK && when <= now,
+	    "the item given back is due at once");
 	podio_spool_close(s);
 }
 

@@ -129,6 +129,23 @@ podio__pg_isnull(const PGresult *r, int row, int col)
 }
 
 char *
+podio__pg_id_array(const int64_t *ids, size_t n)
+{
+	char *a, *p;
+	size_t i;
+
+	if ((a = malloc(n * 22 + 3)) == NULL)
+		return NULL;
+	p = a;
+	*p++ = '{';
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
+	*p++ = '}';
+	*p = '\0';
+	return a;
+}
+
+char *
 podio__pg_dup(const PGresult *r, int row, int col, size_t *len, int *oom)
 {
 	size_t n;
@@ -332,6 +349,184 @@ static const char added_sql[] =
 	"CREATE INDEX IF NOT EXISTS podio_events_nofetch ON podio_events (id)"
 	" WHERE state = 'pending' AND type NOT IN " PG_FETCH_TYPES ";";
 
+/*
+ * Added within version 1 too: one row per item with pending events, so
+ * that the takes and the next due time (pg_queue.c) look at each item
+ * once instead of at each of its events (SQLite's items table, kept the
+ * same way).  head is the item's oldest pending event, first_at when it
+ * was received, last_at when the newest one was (or one since removed:
+ * this only makes the item look less settled), fetches how many of
+ * them need the item fetched.  Triggers keep it in step with podio_events in
+ * the transaction of each change, so an older build that writes events
+ * keeps it right too: an insert and a removal touch the item's row and
+ * read its next event only.
+ *
+ * Writers of several sessions meet on an item's row.  Each change takes
+ * the item's transaction advisory lock (class PG_ITEMS_LOCK_CLASS) before
+ * it reads anything, and reads in statements of its own after that, so
+ * it sees every change of the item made before (a READ COMMITTED
+ * statement sees what committed before it began, and whoever changed
+ * the item held the lock until its commit).  A transaction that changes
+ * several items takes their locks first, in the order of their keys
+ * (podio_items_lock(): the appends, the removal of done events, the
+ * replay), so that two of them never wait for each other in a circle.
+ *
+ * The table, its functions and triggers are created together and filled
+ * from the pending events while podio_events is locked against writers,
+ * once (create_items()); triggers of an earlier try that lost its table
+ * are replaced.
+ */
+#define ITEM_KEY(x) "((" x " # (" x " >> 32)) & 2147483647)::integer"
+#define ITEM_LOCK(x) "pg_advisory_xact_lock(" PG_ITEMS_LOCK_CLASS_SQL ", " \
+	ITEM_KEY(x) ")"
+#define IS_FETCH(e) "(" e ".type IN " PG_FETCH_TYPES ")::integer"
+static const char items_sql[] =
+	"LOCK TABLE podio_events IN SHARE ROW EXCLUSIVE MODE;"
+	"CREATE TABLE podio_items ("
+	" item_id bigint PRIMARY KEY,"
+	" head bigint NOT NULL,"
+	" first_at bigint NOT NULL,"
+	" last_at bigint NOT NULL,"
+	" fetches bigint NOT NULL);"
+	"CREATE INDEX podio_items_head ON podio_items (head);"
+	"CREATE INDEX IF NOT EXISTS podio_events_noitem ON podio_events (id)"
+	" WHERE state = 'pending' AND item_id IS NULL;"
+	/* The locks of the items named, in the order of their keys (the
+	 * aggregate reads the sorted rows in order). */
+	"CREATE OR REPLACE FUNCTION podio_items_lock(items bigint[])"
+	" RETURNS void LANGUAGE sql AS $f$"
+	" SELECT count(pg_advisory_xact_lock(" PG_ITEMS_LOCK_CLASS_SQL ","
+	"  k.k)) FROM (SELECT DISTINCT " ITEM_KEY("u.x") " AS k"
+	"  FROM unnest(items) AS u(x) WHERE u.x IS NOT NULL ORDER BY 1) k"
+	" $f$;"
+	/*
+	 * An event of an item pending no more (dead, bad: OLD), then one
+	 * pending now (inserted, replayed: NEW).  Each statement
+	 * takes the item's lock before its row's: the lock of the lock
+	 * function's order, the row's for the change.  Once the row is
+	 * held, a statement of its own reads the item's next head.
+	 */
+	"CREATE OR REPLACE FUNCTION podio_items_trigger() RETURNS trigger"
+	" LANGUAGE plpgsql AS $f$"
+	" DECLARE h bigint; nh bigint; nat bigint;"
+	" BEGIN"
+	"  IF TG_OP = 'UPDATE' AND OLD.state = 'pending'"
+	"   AND OLD.item_id IS NOT NULL THEN"
+	"   UPDATE podio_items i SET fetches = i.fetches - " IS_FETCH("OLD")
+	"    FROM (SELECT " ITEM_LOCK("OLD.item_id") ") l"
+	"    WHERE i.item_id = OLD.item_id RETURNING i.head INTO h;"
+	"   IF h = OLD.id THEN"
+	"    SELECT e.id, e.received_at INTO nh, nat FROM podio_events e"
+	"     WHERE e.item_id = OLD.item_id AND e.state = 'pending'"
+	"     ORDER BY e.id LIMIT 1;"
+	"    IF nh IS NULL THEN"
+	"     DELETE FROM podio_items WHERE item_id = OLD.item_id;"
+	"    ELSE"
+	"     UPDATE podio_items SET head = nh, first_at = nat"
+	"      WHERE item_id = OLD.item_id;"
+	"    END IF;"
+	"   END IF;"
+	"  END IF;"
+	"  IF NEW.state = 'pending'"
+	"   AND NEW.item_id IS NOT NULL THEN"
+	"   INSERT INTO podio_items AS i (item_id, head, first_at, last_at,"
+	"    fetches) SELECT NEW.item_id, NEW.id, NEW.received_at,"
+	"    NEW.received_at, " IS_FETCH("NEW")
+	"    FROM (SELECT " ITEM_LOCK("NEW.item_id") ") l"
+	"   ON CONFLICT (item_id) DO UPDATE SET"
+	"    first_at = CASE WHEN excluded.head < i.head"
+	"     THEN excluded.first_at ELSE i.first_at END,"
+	"    head = least(i.head, excluded.head),"
+	"    last_at = greatest(i.last_at, excluded.last_at),"
+	"    fetches = i.fetches + excluded.fetches;"
+	"  END IF;"
+	"  RETURN NULL;"
+	" END $f$;"
+	/*
+	 * The events a statement removed (done, purged): their items' locks
+	 * in order, then the counts of the items, their next heads, and the
+	 * rows of those left with none, a statement each for all of them.
+	 */
+	"CREATE OR REPLACE FUNCTION podio_items_gone() RETURNS trigger"
+	" LANGUAGE plpgsql AS $f$"
+	" BEGIN"
+	"  PERFORM podio_items_lock(array(SELECT g.item_id FROM gone g"
+	"   WHERE g.state = 'pending'));"
+	"  UPDATE podio_items i SET fetches = i.fetches - c.n"
+	"   FROM (SELECT g.item_id, count(*) AS n FROM gone g"
+	"    WHERE g.state = 'pending' AND g.item_id IS NOT NULL"
+	"    AND g.type IN " PG_FETCH_TYPES " GROUP BY g.item_id) c"
+	"   WHERE i.item_id = c.item_id;"
+	"  UPDATE podio_items i SET head = n.id, first_at = n.received_at"
+	"   FROM (SELECT d.item_id, e.id, e.received_at"
+	"    FROM (SELECT DISTINCT g.item_id FROM gone g"
+	"     WHERE g.state = 'pending' AND g.item_id IS NOT NULL) d"
+	"    CROSS JOIN LATERAL (SELECT e.id, e.received_at"
+	"     FROM podio_events e WHERE e.item_id = d.item_id"
+	"     AND e.state = 'pending' ORDER BY e.id LIMIT 1) e) n"
+	"   WHERE i.item_id = n.item_id AND i.head IN (SELECT g.id FROM gone g"
+	"    WHERE g.item_id = n.item_id AND g.state = 'pending');"
+	"  DELETE FROM podio_items i USING gone g"
+	"   WHERE i.item_id = g.item_id AND i.head = g.id"
+	"   AND g.state = 'pending';"
+	"  RETURN NULL;"
+	" END $f$;"
+	/*
+	 * The first moment an item may be taken (see pg_queue.c): its head
+	 * due and not in flight, and the item settled.  The items are read
+	 * in the order of when they settle, each with its head (OFFSET 0
+	 * keeps the head a lookup per item, never a read of every event),
+	 * until the next settles no sooner than the earliest found: past
+	 * the items in flight or waiting for a retry, up to the first that
+	 * is free, instead of every item.
+	 */
+	"CREATE OR REPLACE FUNCTION podio_items_next_due(settle bigint,"
+	" cap bigint, nofetch boolean) RETURNS bigint LANGUAGE plpgsql"
+	" STABLE AS $f$"
+	" DECLARE best bigint; r record;"
+	" BEGIN"
+	"  IF settle <= 0 THEN"
+	"   RETURN (SELECT min(greatest(h.next_at, coalesce(h.lease_until, 0)))"
+	"    FROM podio_items i JOIN podio_events h ON h.id = i.head"
+	"    WHERE NOT nofetch OR i.fetches = 0);"
+	"  END IF;"
+	"  FOR r IN SELECT s.at, greatest(h.next_at, h.lease_until, s.at) AS d"
+	"   FROM (SELECT i.head, least(i.last_at + settle, i.first_at + cap)"
+	"    AS at FROM podio_items i WHERE NOT nofetch OR i.fetches = 0"
+	"    ORDER BY 2) s"
+	"   CROSS JOIN LATERAL (SELECT e.next_at,"
+	"    coalesce(e.lease_until, 0) AS lease_until FROM podio_events e"
+	"    WHERE e.id = s.head OFFSET 0) h"
+	"   ORDER BY s.at LOOP"
+	"   EXIT WHEN r.at >= best;"
+	"   best := least(best, r.d);"
+	"  END LOOP;"
+	"  RETURN best;"
+	" END $f$;"
+	"DROP TRIGGER IF EXISTS podio_items_insert ON podio_events;"
+	"CREATE TRIGGER podio_items_insert AFTER INSERT ON podio_events"
+	" FOR EACH ROW WHEN (NEW.state = 'pending' AND NEW.item_id IS NOT NULL)"
+	" EXECUTE FUNCTION podio_items_trigger();"
+	"DROP TRIGGER IF EXISTS podio_items_delete ON podio_events;"
+	"CREATE TRIGGER podio_items_delete AFTER DELETE ON podio_events"
+	" REFERENCING OLD TABLE AS gone FOR EACH STATEMENT"
+	" EXECUTE FUNCTION podio_items_gone();"
+	"DROP TRIGGER IF EXISTS podio_items_update ON podio_events;"
+	"CREATE TRIGGER podio_items_update AFTER UPDATE OF state, item_id,"
+	" received_at, type ON podio_events FOR EACH ROW"
+	" WHEN ((OLD.state = 'pending' AND OLD.item_id IS NOT NULL)"
+	"  OR (NEW.state = 'pending' AND NEW.item_id IS NOT NULL))"
+	" EXECUTE FUNCTION podio_items_trigger();"
+	"INSERT INTO podio_items (item_id, head, first_at, last_at, fetches)"
+	" SELECT g.item_id, g.head, h.received_at, g.last_at, g.fetches FROM"
+	" (SELECT item_id, min(id) AS head, max(received_at) AS last_at,"
+	"  count(*) FILTER (WHERE type IN " PG_FETCH_TYPES ") AS fetches"
+	"  FROM podio_events WHERE state = 'pending' AND item_id IS NOT NULL"
+	"  GROUP BY item_id) g JOIN podio_events h ON h.id = g.head;";
+#undef IS_FETCH
+#undef ITEM_LOCK
+#undef ITEM_KEY
+
 /* Whether the tables and indexes added within version 1 exist: 1, 0,
  * or -1 with the error noted. */
 static int
@@ -341,7 +536,8 @@ schema_complete(struct spool_pg *s)
 	int have;
 
 	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_revisions')"
-	    " IS NOT NULL AND to_regclass('podio_events_nofetch') IS NOT NULL",
+	    " IS NOT NULL AND to_regclass('podio_events_nofetch') IS NOT NULL"
+	    " AND to_regclass('podio_items') IS NOT NULL",
 	    NULL)) == NULL)
 		return -1;
 	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
@@ -419,6 +615,22 @@ ensure_schema(struct spool_pg *s)
 	return rc;
 }
 
+/* Creates podio_items and what keeps it (items_sql) unless it exists, in
+ * create_schema()'s transaction: 0, or -1 with the error noted. */
+static int
+create_items(struct spool_pg *s)
+{
+	PGresult *r;
+	int have;
+
+	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_items')"
+	    " IS NOT NULL", NULL)) == NULL)
+		return -1;
+	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
+	PQclear(r);
+	return have ? 0 : simple(s, items_sql);
+}
+
 /* ensure_schema()'s transaction, under its lock: 0, 1 or -1 as it. */
 static int
 create_schema(struct spool_pg *s)
@@ -449,7 +661,7 @@ create_schema(struct spool_pg *s)
 		    "podio_meta has no schema version: not a spool's");
 		goto fail;
 	}
-	if (simple(s, added_sql) == -1)
+	if (simple(s, added_sql) == -1 || create_items(s) == -1)
 		goto fail;
 	if (podio__pg_commit(s) == -1)
 		goto fail;
@@ -1011,6 +1223,54 @@ pipe_plain(struct spool_pg *s, const char *sql)
 }
 
 /*
+ * Sends the statement that takes the locks of the items of the appends
+ * of list (see items_sql) into the pipeline, before their inserts: those
+ * take them one by one in the order of the list, which another
+ * transaction's order could cross.  0 (also when no append has an item;
+ * then nothing is sent), or -1.
+ */
+static int
+pipe_lock_items(struct spool_pg *s, const struct spool_req *list,
+    int *sent)
+{
+	const struct spool_req *r;
+	int64_t *items;
+	size_t n = 0;
+	char *a;
+	int ok;
+
+	*sent = 0;
+	for (r = list; r != NULL; r = r->next)
+		n += (r->rec->has & PODIO_HAS_ITEM_ID) != 0;
+	if (n == 0)
+		return 0;
+	if ((items = calloc(n, sizeof(*items))) == NULL) {
+		snprintf(s->down_msg, sizeof(s->down_msg), "out of memory");
+		return -1;
+	}
+	n = 0;
+	for (r = list; r != NULL; r = r->next)
+		if (r->rec->has & PODIO_HAS_ITEM_ID)
+			items[n++] = (int64_t)r->rec->item_id;
+	a = podio__pg_id_array(items, n);
+	free(items);
+	if (a == NULL) {
+		snprintf(s->down_msg, sizeof(s->down_msg), "out of memory");
+		return -1;
+	}
+	ok = PQsendQueryParams(s->conn, "SELECT podio_items_lock("
+	    "$1::text::bigint[])", 1, NULL, (const char *const *)&a, NULL,
+	    NULL, 1);
+	free(a);
+	if (!ok) {
+		note_error(s, PQerrorMessage(s->conn), NULL);
+		return -1;
+	}
+	*sent = 1;
+	return 0;
+}
+
+/*
  * Writes the appends of list in one transaction, pipelined: the
  * statements of a chunk go out together and their results come back
  * together, so a batch costs a round trip per PG_PIPE_CHUNK appends and
@@ -1027,7 +1287,7 @@ append_pipelined(struct spool_pg *s, struct spool_req *list,
 	struct pg_params p;
 	PGresult *res;
 	size_t n;
-	int rc = -1;
+	int rc = -1, items_locked = 0;
 
 	/* Prepared before the pipeline: preparing waits for its answer. */
 	if (podio__pg_ready(s) == -1 ||
@@ -1039,7 +1299,8 @@ append_pipelined(struct spool_pg *s, struct spool_req *list,
 		return -1;
 	}
 	s->in_tx = 1;
-	if (pipe_plain(s, "BEGIN") == -1)
+	if (pipe_plain(s, "BEGIN") == -1 ||
+	    pipe_lock_items(s, list, &items_locked) == -1)
 		goto out;
 	for (r = list; r != NULL; ) {
 		chunk = r;
@@ -1058,8 +1319,9 @@ append_pipelined(struct spool_pg *s, struct spool_req *list,
 			note_error(s, PQerrorMessage(s->conn), NULL);
 			goto out;
 		}
-		if (chunk == list && pipe_result(s, NULL) == -1)
-			goto sync;      /* BEGIN */
+		if (chunk == list && (pipe_result(s, NULL) == -1 ||
+		    (items_locked && pipe_result(s, NULL) == -1)))
+			goto sync;      /* BEGIN, the items' locks */
 		for (; chunk != r; chunk = chunk->next) {
 			if (pipe_result(s, &res) == -1)
 				goto sync;

@@ -242,8 +242,12 @@ enum podio_err
 podio__pg_replay(struct podio_spool *sp, int64_t id, size_t *n)
 {
 	struct spool_pg *s = PGS(sp);
-	static const char all_sql[] = "UPDATE podio_events SET " REPLAY_SET
-	    " WHERE state = 'dead'";
+	/* The locks of the items first, in order (see pg.c, items_sql):
+	 * the rows would take them one by one. */
+	static const char all_sql[] = "WITH l AS (SELECT podio_items_lock("
+	    "array(SELECT item_id FROM podio_events WHERE state = 'dead')))"
+	    " UPDATE podio_events SET " REPLAY_SET
+	    " FROM l WHERE state = 'dead'";
 	static const char one_sql[] = "UPDATE podio_events SET " REPLAY_SET
 	    " WHERE id = $2::bigint AND state <> 'pending'";
 	struct pg_params pa;
@@ -748,26 +752,6 @@ fail:
 
 /* ------------------------------------------------------------ revisions */
 
-/* The ids (as bigints) of n items, as the text of an array: "{1,2}".
- * Returns a string the caller frees, or NULL on out of memory. */
-static char *
-id_array(const uint64_t *ids, size_t n)
-{
-	char *text, *p;
-	size_t i;
-
-	if ((text = malloc(n * 21 + 3)) == NULL)
-		return NULL;
-	p = text;
-	*p++ = '{';
-	for (i = 0; i < n; i++)
-		p += sprintf(p, "%s%" PRId64, i > 0 ? "," : "",
-		    (int64_t)ids[i]);
-	*p++ = '}';
-	*p = '\0';
-	return text;
-}
-
 /* See spool.h: one statement for the n revisions (an item given twice
  * keeps its highest), committed as the processors' bookkeeping. */
 enum podio_err
@@ -784,19 +768,13 @@ podio__pg_note_revisions(struct podio_spool *sp, const uint64_t *item_ids,
 	    " revision = greatest(podio_revisions.revision, excluded.revision),"
 	    " fetched_at = excluded.fetched_at";
 	struct pg_params pa;
-	char *ids = NULL, *revs = NULL, *p;
+	char *ids = NULL, *revs = NULL;
 	enum podio_err e = PODIO_ERR_NOMEM;
-	size_t i;
 
-	if ((ids = id_array(item_ids, n)) == NULL ||
-	    (revs = malloc(n * 21 + 3)) == NULL)
+	/* uint64_t read as int64_t: the ids are below 2^63. */
+	if ((ids = podio__pg_id_array((const int64_t *)item_ids, n)) ==
+	    NULL || (revs = podio__pg_id_array(revisions, n)) == NULL)
 		goto done;
-	p = revs;
-	*p++ = '{';
-	for (i = 0; i < n; i++)
-		p += sprintf(p, "%s%" PRId64, i > 0 ? "," : "", revisions[i]);
-	*p++ = '}';
-	*p = '\0';
 	memset(&pa, 0, sizeof(pa));
 	podio__pg_str(&pa, ids);
 	podio__pg_str(&pa, revs);
@@ -823,7 +801,7 @@ podio__pg_fetched_revisions(struct podio_spool *sp, const uint64_t *item_ids,
 	size_t i;
 	int row;
 
-	if ((ids = id_array(item_ids, n)) == NULL)
+	if ((ids = podio__pg_id_array((const int64_t *)item_ids, n)) == NULL)
 		return PODIO_ERR_NOMEM;
 	memset(&pa, 0, sizeof(pa));
 	podio__pg_str(&pa, ids);

@@ -71,6 +71,12 @@ struct spool_pg {
  * for word, so that those takes can use it. */
 #define PG_FETCH_TYPES "('item.create', 'item.update')"
 
+/* The first key of the transaction advisory locks of podio_items's
+ * rows (pg.c), as SQL ("PoDM"): two-key locks, which never meet the
+ * one-key locks of the leases, and a class of their own, which never
+ * meets the takes' (pg_queue.c). */
+#define PG_ITEMS_LOCK_CLASS_SQL "1349477453"
+
 /* Parameters of one statement: numbers as text, strings as raw bytes. */
 #define PG_PARAMS_MAX 12
 struct pg_params {
@@ -141,6 +147,10 @@ enum podio_err podio__pg_failed(struct spool_pg *s, const char *what,
  * NULL; *len may be NULL), -1 in *oom on out of memory. */
 int64_t podio__pg_int(const PGresult *r, int row, int col);
 int podio__pg_isnull(const PGresult *r, int row, int col);
+/* "{id,id,...}" of the n numbers, in a new string the caller frees: an
+ * array parameter bound as text (ids of items, events, revisions).  NULL
+ * on out of memory. */
+char *podio__pg_id_array(const int64_t *ids, size_t n);
 char *podio__pg_dup(const PGresult *r, int row, int col, size_t *len,
     int *oom);
 

@@ -39,8 +39,8 @@
 #include "spool.h"
 #include "spool_int.h"
 
-/* Events removed by one statement of podio__pg_done_many(). */
-#define PG_DONE_CHUNK 256
+/* Events removed by one transaction of podio__pg_done_many(). */
+#define PG_DONE_CHUNK 64
 /* Times a take looks for more heads after heads it could not claim
  * (undecodable events, an item another take holds). */
 #define PG_TAKE_ROUNDS 8
@@ -66,54 +66,59 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
  *
  * An event of no item is its own unit: pending, due, not in flight.
  *
- * An item's unit starts at its oldest pending event, the head: due, no
- * event of the item in flight, and settled (its newest pending event is
- * $2 old, or its head $3 old).  With no_fetch, an item with a pending
- * event that needs the item fetched is passed over, and so is such an
- * event of no item: no such event is the head of a unit a take with
- * no_fetch claims, which top says, so that the take reads the index of
- * the events that need no fetch (podio_events_nofetch) and none of the
- * held events, however many wait.  An item's head was received $2 ago
- * at least, or $3 (its newest event is no older): a condition that
- * passes over the events of the window before any subquery runs.
+ * An item's unit starts at its oldest pending event, the head, read
+ * from podio_items (pg.c: one row per item, so that a take looks at each
+ * item once, not at each of its events): due, no event of the item in
+ * flight, and settled (its newest pending event is $2 old, or its head
+ * $3 old).  The settling is read off the item's row, before any event of
+ * it is.  With no_fetch (ifilter i.fetches = 0, and top for the events of
+ * no item), an item with a pending event that needs the item fetched is
+ * passed over, and so is such an event of no item: the held events are
+ * not read, however many wait.
+ *
+ * The candidates come in id order from the two indexes (podio_items_head
+ * and podio_events_noitem), and each one's event is read and locked in
+ * a LATERAL subquery of its own, until $4 are found: PostgreSQL cannot
+ * pick a plan that reads every pending event first, as it may for a
+ * join when its statistics lag behind a table that changes fast.
  */
-#define HEADS_SQL(top, plain, item, p_fetch) \
-	"SELECT e.id, (e.item_id IS NOT NULL)::integer::bigint, e.item_id" \
-	" FROM podio_events e" \
-	" WHERE e.state = 'pending'" top " AND e.id > $5::bigint" \
-	" AND e.next_at <= $1::bigint" \
-	" AND coalesce(e.lease_until, 0) <= $1::bigint" \
-	" AND (" plain " OR (e.item_id IS NOT NULL" item \
-	"  AND ($2::bigint <= 0 OR e.received_at <= $1::bigint" \
-	"   - least($2::bigint, $3::bigint))" \
-	"  AND NOT EXISTS (SELECT 1 FROM podio_events p" \
-	"   WHERE p.item_id = e.item_id AND p.state = 'pending'" \
-	"   AND (p.id < e.id OR coalesce(p.lease_until, 0) > $1::bigint" \
-	p_fetch "))" \
-	"  AND ($2::bigint <= 0 OR e.received_at <= $1::bigint - $3::bigint" \
-	"   OR (SELECT max(p.received_at) FROM podio_events p" \
-	"    WHERE p.item_id = e.item_id AND p.state = 'pending')" \
-	"    <= $1::bigint - $2::bigint)))" \
-	" ORDER BY e.id LIMIT $4::bigint FOR UPDATE OF e SKIP LOCKED"
+#define HEADS_SQL(ifilter, plain, item) \
+	"SELECT x.id, x.has_item, x.item_id" \
+	" FROM (SELECT i.head AS id FROM podio_items i" \
+	"  WHERE i.head > $5::bigint" ifilter \
+	"  AND ($2::bigint <= 0 OR i.first_at <= $1::bigint - $3::bigint" \
+	"   OR i.last_at <= $1::bigint - $2::bigint)" plain ") c" \
+	" CROSS JOIN LATERAL (SELECT e.id," \
+	"  (e.item_id IS NOT NULL)::integer::bigint AS has_item, e.item_id" \
+	"  FROM podio_events e WHERE e.id = c.id" \
+	"  AND e.state = 'pending' AND e.next_at <= $1::bigint" \
+	"  AND coalesce(e.lease_until, 0) <= $1::bigint" item \
+	"  AND (e.item_id IS NULL OR NOT EXISTS (SELECT 1" \
+	"   FROM podio_events p WHERE p.item_id = e.item_id" \
+	"   AND p.state = 'pending'" \
+	"   AND (p.id < e.id OR coalesce(p.lease_until, 0) > $1::bigint)))" \
+	"  FOR UPDATE OF e SKIP LOCKED) x" \
+	" ORDER BY c.id LIMIT $4::bigint"
 
-#define PLAIN_ALL "(e.item_id IS NULL)"
-#define P_NOFETCH " OR p.type IN " PG_FETCH_TYPES
-#define ITEM_ONE " AND e.item_id = $6::bigint"
+#define PLAIN_ALL(top) " UNION ALL SELECT n.id FROM podio_events n" \
+	" WHERE n.state = 'pending' AND n.item_id IS NULL" \
+	" AND n.id > $5::bigint" top
+#define ITEM_ONE " AND i.item_id = $6::bigint"
 #define ITEM_APP " AND " APP_OF("e") " = $6::bigint"
+#define I_NOFETCH " AND i.fetches = 0"
 
-#define TOP_NOFETCH " AND e.type NOT IN " PG_FETCH_TYPES
+#define TOP_NOFETCH " AND n.type NOT IN " PG_FETCH_TYPES
 
-/* By no_fetch and mode (enum spool_take_mode); with no_fetch, top
- * already keeps out an event of no item that needs a fetch. */
+/* By no_fetch and mode (enum spool_take_mode). */
 static const char *const heads_sql[2][3] = {
 	{
-		HEADS_SQL("", PLAIN_ALL, "", ""),
-		HEADS_SQL("", "false", ITEM_ONE, ""),
-		HEADS_SQL("", "false", ITEM_APP, ""),
+		HEADS_SQL("", PLAIN_ALL(""), ""),
+		HEADS_SQL(ITEM_ONE, "", ""),
+		HEADS_SQL("", "", ITEM_APP),
 	}, {
-		HEADS_SQL(TOP_NOFETCH, PLAIN_ALL, "", P_NOFETCH),
-		HEADS_SQL(TOP_NOFETCH, "false", ITEM_ONE, P_NOFETCH),
-		HEADS_SQL(TOP_NOFETCH, "false", ITEM_APP, P_NOFETCH),
+		HEADS_SQL(I_NOFETCH, PLAIN_ALL(TOP_NOFETCH), ""),
+		HEADS_SQL(I_NOFETCH ITEM_ONE, "", ""),
+		HEADS_SQL(I_NOFETCH, "", ITEM_APP),
 	},
 };
 
@@ -130,27 +135,6 @@ struct take_head {
 };
 
 /*
- * Writes "{id,id,...}" of the n ids into a new string the caller frees:
- * an array parameter bound as text.  NULL on out of memory.
- */
-static char *
-id_array(const int64_t *ids, size_t n)
-{
-	char *a, *p;
-	size_t i;
-
-	if ((a = malloc(n * 22 + 3)) == NULL)
-		return NULL;
-	p = a;
-	*p++ = '{';
-	for (i = 0; i < n; i++)
-		p += sprintf(p, "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
-	*p++ = '}';
-	*p = '\0';
-	return a;
-}
-
-/*
  * Binds the n numbers of v as an array parameter of pa; *a receives the
  * text, which the caller frees once the statement ran.  0, or -1 on out
  * of memory.
@@ -158,7 +142,7 @@ id_array(const int64_t *ids, size_t n)
 static int
 bind_array(struct pg_params *pa, char **a, const int64_t *v, size_t n)
 {
-	if ((*a = id_array(v, n)) == NULL)
+	if ((*a = podio__pg_id_array(v, n)) == NULL)
 		return -1;
 	podio__pg_str(pa, *a);
 	return 0;
@@ -676,41 +660,18 @@ podio__pg_next_due(struct podio_spool *sp, const struct spool_take *t,
 	 * when it is due and not in flight; an item when its head is due
 	 * and not in flight, and it settled.  With no_fetch, of the units a
 	 * take with no_fetch may claim. */
-#define NEXT_DUE_SQL(top, items) \
-	"SELECT min(u.t)::bigint FROM (" \
-	" SELECT CASE WHEN coalesce(e.lease_until, 0) > $1::bigint" \
-	"  THEN e.lease_until ELSE e.next_at END AS t" \
-	"  FROM podio_events e" \
-	"  WHERE e.state = 'pending'" top " AND e.item_id IS NULL" \
-	" UNION ALL" \
-	" SELECT greatest(h.next_at, coalesce(h.lease_until, 0)," \
-	"  CASE WHEN $2::bigint > 0 THEN least(g.last_at + $2::bigint," \
-	"  h.received_at + $3::bigint) ELSE 0 END)" items ") u"
-#define ITEMS_ALL \
-	" FROM (SELECT i.item_id, min(i.id) AS head," \
-	"  max(i.received_at) AS last_at" \
-	"  FROM podio_events i" \
-	"  WHERE i.state = 'pending' AND i.item_id IS NOT NULL" \
-	"  GROUP BY i.item_id) g" \
-	" JOIN podio_events h ON h.id = g.head"
-	static const char sql[] = NEXT_DUE_SQL("", ITEMS_ALL);
-	/* With no_fetch only the items that have an event needing no fetch
-	 * may count (read from podio_events_nofetch), and of those the ones
-	 * with no event needing one: the held events are not read, however
-	 * many wait. */
-	static const char sql_nofetch[] = NEXT_DUE_SQL(TOP_NOFETCH,
-	    " FROM (SELECT DISTINCT c.item_id FROM podio_events c"
-	    "  WHERE c.state = 'pending' AND c.type NOT IN " PG_FETCH_TYPES
-	    "  AND c.item_id IS NOT NULL) ci"
-	    " CROSS JOIN LATERAL (SELECT min(i.id) AS head,"
-	    "  max(i.received_at) AS last_at,"
-	    "  count(*) FILTER (WHERE i.type IN " PG_FETCH_TYPES ") AS fetch"
-	    "  FROM podio_events i"
-	    "  WHERE i.item_id = ci.item_id AND i.state = 'pending'"
-	    "  AND i.item_id IS NOT NULL) g"
-	    " JOIN podio_events h ON h.id = g.head WHERE g.fetch = 0");
+#define NEXT_DUE_SQL(top, nofetch) \
+	"SELECT least((SELECT min(CASE WHEN coalesce(n.lease_until, 0)" \
+	"  > $1::bigint THEN n.lease_until ELSE n.next_at END)" \
+	"  FROM podio_events n" \
+	"  WHERE n.state = 'pending' AND n.item_id IS NULL" top ")," \
+	" podio_items_next_due($2::bigint, $3::bigint, " nofetch "))::bigint"
+	static const char sql[] = NEXT_DUE_SQL("", "false");
+	/* With no_fetch only the items with no event needing a fetch count,
+	 * and the events of no item that need none: the held events are not
+	 * read, however many wait. */
+	static const char sql_nofetch[] = NEXT_DUE_SQL(TOP_NOFETCH, "true");
 #undef NEXT_DUE_SQL
-#undef ITEMS_ALL
 	struct pg_params pa;
 	PGresult *r = NULL;
 	enum podio_err e;
@@ -737,9 +698,12 @@ podio__pg_next_due(struct podio_spool *sp, const struct spool_take *t,
 /* ------------------------------------------------------------- outcomes */
 
 /*
- * Removes the pending events of ids (whoever holds them), in one
- * transaction, PG_DONE_CHUNK to a statement.  PODIO_ERR_NOT_FOUND when
- * one of them was gone (the others are removed all the same).
+ * Removes the pending events of ids (whoever holds them), a transaction
+ * and a statement per PG_DONE_CHUNK, each committed without waiting for
+ * its flush (as all of the processors' bookkeeping): a transaction holds
+ * the locks of its items' rows of podio_items (pg.c) until it commits,
+ * and an append of one of those items waits for it.  PODIO_ERR_NOT_FOUND
+ * when one of them was gone (the others are removed all the same).
  */
 enum podio_err
 podio__pg_done_many(struct podio_spool *sp, const int64_t *ids, size_t n)
@@ -747,39 +711,41 @@ podio__pg_done_many(struct podio_spool *sp, const int64_t *ids, size_t n)
 	struct spool_pg *s = PGS(sp);
 	static const char sql[] = "DELETE FROM podio_events"
 	    " WHERE id = ANY ($1::text::bigint[]) AND state = 'pending'";
+	/* The locks of their items first, in order (see pg.c, items_sql):
+	 * the removals would take them one by one. */
+	static const char lock_sql[] = "SELECT podio_items_lock(array("
+	    "SELECT item_id FROM podio_events"
+	    " WHERE id = ANY ($1::text::bigint[]) AND state = 'pending'))";
 	struct pg_params pa;
 	enum podio_err e = PODIO_OK;
 	size_t i, k, changed;
-	char *a;
+	char *a = NULL;
 
-	if (n == 0)
-		return PODIO_OK;
 	pthread_mutex_lock(&s->db_lock);
-	if (podio__pg_begin_lazy(s) == -1)
-		goto fail;
 	for (i = 0; i < n; i += k) {
 		k = n - i < PG_DONE_CHUNK ? n - i : PG_DONE_CHUNK;
-		if ((a = id_array(ids + i, k)) == NULL) {
+		if ((a = podio__pg_id_array(ids + i, k)) == NULL) {
 			e = PODIO_ERR_NOMEM;
 			goto fail;
 		}
 		memset(&pa, 0, sizeof(pa));
 		podio__pg_str(&pa, a);
 		changed = 0;
-		if (podio__pg_do(s, sql, &pa, &changed) == -1) {
-			free(a);
+		if (podio__pg_begin_lazy(s) == -1 ||
+		    podio__pg_do(s, lock_sql, &pa, NULL) == -1 ||
+		    podio__pg_do(s, sql, &pa, &changed) == -1 ||
+		    podio__pg_commit(s) == -1)
 			goto fail;
-		}
 		free(a);
+		a = NULL;
 		/* Fewer rows than ids: one was gone (or named twice). */
 		if (changed < k)
 			e = PODIO_ERR_NOT_FOUND;
 	}
-	if (podio__pg_commit(s) == -1)
-		goto fail;
 	pthread_mutex_unlock(&s->db_lock);
 	return e;
 fail:
+	free(a);
 	e = podio__pg_failed(s, "done", e == PODIO_ERR_NOT_FOUND ?
 	    PODIO_ERR_IO : e);
 	pthread_mutex_unlock(&s->db_lock);

@@ -394,7 +394,8 @@ enum podio_err podio_spool_next_due(struct podio_spool *spool,
  *    dead and replay.
  */
 enum podio_err podio_spool_done(struct podio_spool *spool, int64_t id);
-/* done for n events in one transaction: one flush for a whole batch. */
+/* done for n events in one transaction: one flush for a whole batch
+ * (PostgreSQL: a transaction per 64, whose commits wait for no flush). */
 enum podio_err podio_spool_done_many(struct podio_spool *spool,
     const int64_t *ids, size_t n);
 enum podio_err podio_spool_fail(struct podio_spool *spool, int64_t id,

@@ -343,6 +343,23 @@ def rate_class(r):
 # ------------------------------------------------------------ the test
 
 
+# The items whose row of podio_items disagrees with their pending events
+# (as tests/test-spool.c checks it).
+ITEMS_WRONG = (
+    "SELECT count(*) FROM"
+    " (SELECT g.item_id, g.head, h.received_at AS first_at, g.last_at,"
+    "  g.fetches FROM (SELECT item_id, min(id) AS head,"
+    "  max(received_at) AS last_at, count(*) FILTER (WHERE type IN"
+    "  ('item.create', 'item.update')) AS fetches FROM podio_events"
+    "  WHERE state = 'pending' AND item_id IS NOT NULL GROUP BY item_id) g"
+    "  JOIN podio_events h ON h.id = g.head) a"
+    " FULL JOIN podio_items i USING (item_id)"
+    " WHERE a.head IS DISTINCT FROM i.head"
+    " OR a.first_at IS DISTINCT FROM i.first_at"
+    " OR a.fetches IS DISTINCT FROM i.fetches"
+    " OR NOT coalesce(i.last_at >= a.last_at, false)")
+
+
 def main():
     t = testlib.Tap()
     servers.require_root(t)
@@ -779,6 +796,15 @@ def main():
         san = [label for label, text in texts
                if any(m in text for m in scenario.SANITIZER_MARKS)]
         ck.ok(not san, "no sanitizer report in the logs", ", ".join(san))
+        # The appends, takes and removals of both hosts met on the items'
+        # rows (podio_items) without ever waiting for each other in a
+        # circle: the database found no deadlock.
+        deadlocks = [line for line in testlib.read_text(pg.log).splitlines()
+                     if "deadlock detected" in line]
+        ck.ok(not deadlocks, "the database logged no deadlock",
+              "\n".join(deadlocks[:5]))
+        ck.is_(int(pg.psql(ITEMS_WRONG, database=pgserver.DATABASE)), 0,
+               "podio_items agrees with the pending events at the end")
         leaks = [label for label, text in texts if pg.password in text]
         labels = []
         for label, _ in texts:
