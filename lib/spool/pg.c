@@ -367,9 +367,10 @@ static const char added_sql[] =
  * it sees every change of the item made before (a READ COMMITTED
  * statement sees what committed before it began, and whoever changed
  * the item held the lock until its commit).  A transaction that changes
- * several items takes their locks first, in the order of their keys
- * (podio_items_lock(): the appends, the removal of done events, the
- * replay), so that two of them never wait for each other in a circle.
+ * several items takes their locks in the order of their keys (an
+ * append sends its inserts in that order, sort_appends(); the removal
+ * of done events and the replay take them first, podio_items_lock()),
+ * so that two of them never wait for each other in a circle.
  *
  * The table, its functions and triggers are created together and filled
  * from the pending events while podio_events is locked against writers,
@@ -380,6 +381,20 @@ static const char added_sql[] =
 #define ITEM_LOCK(x) "pg_advisory_xact_lock(" PG_ITEMS_LOCK_CLASS_SQL ", " \
 	ITEM_KEY(x) ")"
 #define IS_FETCH(e) "(" e ".type IN " PG_FETCH_TYPES ")::integer"
+/* podio_items_next_due()'s walk over the items of filter: a loop of its
+ * own for each filter, so that the one of no_fetch reads the partial
+ * index podio_items_nofetch. */
+#define NEXT_DUE_LOOP(filter) \
+	"  FOR r IN SELECT s.at, greatest(h.next_at, h.lease_until, s.at) AS d" \
+	"   FROM (SELECT i.head, least(i.last_at + settle, i.first_at + cap)" \
+	"    AS at FROM podio_items i" filter " ORDER BY 2) s" \
+	"   CROSS JOIN LATERAL (SELECT e.next_at," \
+	"    coalesce(e.lease_until, 0) AS lease_until FROM podio_events e" \
+	"    WHERE e.id = s.head OFFSET 0) h" \
+	"   ORDER BY s.at LOOP" \
+	"   EXIT WHEN r.at >= best;" \
+	"   best := least(best, r.d);" \
+	"  END LOOP;"
 static const char items_sql[] =
 	"LOCK TABLE podio_events IN SHARE ROW EXCLUSIVE MODE;"
 	"CREATE TABLE podio_items ("
@@ -389,6 +404,8 @@ static const char items_sql[] =
 	" last_at bigint NOT NULL,"
 	" fetches bigint NOT NULL);"
 	"CREATE INDEX podio_items_head ON podio_items (head);"
+	"CREATE INDEX podio_items_nofetch ON podio_items (head)"
+	" WHERE fetches = 0;"
 	"CREATE INDEX IF NOT EXISTS podio_events_noitem ON podio_events (id)"
 	" WHERE state = 'pending' AND item_id IS NULL;"
 	/* The locks of the items named, in the order of their keys (the
@@ -490,17 +507,11 @@ static const char items_sql[] =
 	"    FROM podio_items i JOIN podio_events h ON h.id = i.head"
 	"    WHERE NOT nofetch OR i.fetches = 0);"
 	"  END IF;"
-	"  FOR r IN SELECT s.at, greatest(h.next_at, h.lease_until, s.at) AS d"
-	"   FROM (SELECT i.head, least(i.last_at + settle, i.first_at + cap)"
-	"    AS at FROM podio_items i WHERE NOT nofetch OR i.fetches = 0"
-	"    ORDER BY 2) s"
-	"   CROSS JOIN LATERAL (SELECT e.next_at,"
-	"    coalesce(e.lease_until, 0) AS lease_until FROM podio_events e"
-	"    WHERE e.id = s.head OFFSET 0) h"
-	"   ORDER BY s.at LOOP"
-	"   EXIT WHEN r.at >= best;"
-	"   best := least(best, r.d);"
-	"  END LOOP;"
+	"  IF nofetch THEN"
+	NEXT_DUE_LOOP(" WHERE i.fetches = 0")
+	"  ELSE"
+	NEXT_DUE_LOOP("")
+	"  END IF;"
 	"  RETURN best;"
 	" END $f$;"
 	"DROP TRIGGER IF EXISTS podio_items_insert ON podio_events;"
@@ -523,6 +534,7 @@ static const char items_sql[] =
 	"  count(*) FILTER (WHERE type IN " PG_FETCH_TYPES ") AS fetches"
 	"  FROM podio_events WHERE state = 'pending' AND item_id IS NOT NULL"
 	"  GROUP BY item_id) g JOIN podio_events h ON h.id = g.head;";
+#undef NEXT_DUE_LOOP
 #undef IS_FETCH
 #undef ITEM_LOCK
 #undef ITEM_KEY
@@ -1222,52 +1234,60 @@ pipe_plain(struct spool_pg *s, const char *sql)
 	return -1;
 }
 
-/*
- * Sends the statement that takes the locks of the items of the appends
- * of list (see items_sql) into the pipeline, before their inserts: those
- * take them one by one in the order of the list, which another
- * transaction's order could cross.  0 (also when no append has an item;
- * then nothing is sent), or -1.
- */
-static int
-pipe_lock_items(struct spool_pg *s, const struct spool_req *list,
-    int *sent)
-{
-	const struct spool_req *r;
-	int64_t *items;
-	size_t n = 0;
-	char *a;
-	int ok;
+/* An append and its place in the list, for sort_appends(). */
+struct append_at {
+	struct spool_req *r;
+	int64_t key;                /* its item's lock key, -1: no item */
+	size_t at;
+};
 
-	*sent = 0;
+/* By the key of the item's lock, then by arrival. */
+static int
+append_cmp(const void *a, const void *b)
+{
+	const struct append_at *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/*
+ * The n appends of list, in the order their inserts go out: by the key
+ * of their item's lock (see items_sql: each insert takes its item's
+ * lock, and every transaction that takes several takes them in this
+ * order), in arrival order within an item.  Returns a new array the
+ * caller frees, or NULL on out of memory.
+ */
+static struct spool_req **
+sort_appends(struct spool_req *list, size_t *n)
+{
+	struct append_at *v;
+	struct spool_req **out = NULL, *r;
+	size_t i, k = 0;
+	uint64_t u;
+
 	for (r = list; r != NULL; r = r->next)
-		n += (r->rec->has & PODIO_HAS_ITEM_ID) != 0;
-	if (n == 0)
-		return 0;
-	if ((items = calloc(n, sizeof(*items))) == NULL) {
-		snprintf(s->down_msg, sizeof(s->down_msg), "out of memory");
-		return -1;
+		k++;
+	*n = k;
+	if ((v = calloc(k > 0 ? k : 1, sizeof(*v))) == NULL)
+		return NULL;
+	for (r = list, i = 0; r != NULL; r = r->next, i++) {
+		v[i].r = r;
+		v[i].at = i;
+		v[i].key = -1;
+		if (r->rec->has & PODIO_HAS_ITEM_ID) {
+			/* ITEM_KEY() of items_sql */
+			u = r->rec->item_id;
+			v[i].key = (int64_t)((u ^ (u >> 32)) & 0x7fffffff);
+		}
 	}
-	n = 0;
-	for (r = list; r != NULL; r = r->next)
-		if (r->rec->has & PODIO_HAS_ITEM_ID)
-			items[n++] = (int64_t)r->rec->item_id;
-	a = podio__pg_id_array(items, n);
-	free(items);
-	if (a == NULL) {
-		snprintf(s->down_msg, sizeof(s->down_msg), "out of memory");
-		return -1;
-	}
-	ok = PQsendQueryParams(s->conn, "SELECT podio_items_lock("
-	    "$1::text::bigint[])", 1, NULL, (const char *const *)&a, NULL,
-	    NULL, 1);
-	free(a);
-	if (!ok) {
-		note_error(s, PQerrorMessage(s->conn), NULL);
-		return -1;
-	}
-	*sent = 1;
-	return 0;
+	qsort(v, k, sizeof(*v), append_cmp);
+	if ((out = calloc(k > 0 ? k : 1, sizeof(*out))) != NULL)
+		for (i = 0; i < k; i++)
+			out[i] = v[i].r;
+	free(v);
+	return out;
 }
 
 /*
@@ -1283,56 +1303,64 @@ append_pipelined(struct spool_pg *s, struct spool_req *list,
     const char *notify)
 {
 	char n_ins[16], n_key[16];
-	struct spool_req *r, *chunk;
+	struct spool_req **v, *r;
 	struct pg_params p;
 	PGresult *res;
-	size_t n;
-	int rc = -1, items_locked = 0;
+	size_t n, i, at, end;
+	int rc = -1;
 
+	if (list == NULL)
+		return 0;
+	if ((v = sort_appends(list, &n)) == NULL) {
+		snprintf(s->down_msg, sizeof(s->down_msg), "out of memory");
+		return -1;
+	}
 	/* Prepared before the pipeline: preparing waits for its answer. */
 	if (podio__pg_ready(s) == -1 ||
 	    stmt_ready(s, sql_ins, n_ins, sizeof(n_ins)) == NULL ||
-	    stmt_ready(s, sql_ins_key, n_key, sizeof(n_key)) == NULL)
+	    stmt_ready(s, sql_ins_key, n_key, sizeof(n_key)) == NULL) {
+		free(v);
 		return -1;
+	}
 	if (!PQenterPipelineMode(s->conn)) {
 		note_error(s, PQerrorMessage(s->conn), NULL);
+		free(v);
 		return -1;
 	}
 	s->in_tx = 1;
-	if (pipe_plain(s, "BEGIN") == -1 ||
-	    pipe_lock_items(s, list, &items_locked) == -1)
+	if (pipe_plain(s, "BEGIN") == -1)
 		goto out;
-	for (r = list; r != NULL; ) {
-		chunk = r;
-		for (n = 0; r != NULL && n < PG_PIPE_CHUNK; r = r->next, n++) {
-			insert_params(&p, r);
-			if (!PQsendQueryPrepared(s->conn, r->has_key ? n_key :
-			    n_ins, p.n, p.v, p.len, p.fmt, 1)) {
+	for (at = 0; at < n; at = end) {
+		end = n - at < PG_PIPE_CHUNK ? n : at + PG_PIPE_CHUNK;
+		for (i = at; i < end; i++) {
+			insert_params(&p, v[i]);
+			if (!PQsendQueryPrepared(s->conn, v[i]->has_key ?
+			    n_key : n_ins, p.n, p.v, p.len, p.fmt, 1)) {
 				note_error(s, PQerrorMessage(s->conn), NULL);
 				goto out;
 			}
 		}
-		if (r == NULL && (pipe_plain(s, notify) == -1 ||
+		if (end == n && (pipe_plain(s, notify) == -1 ||
 		    pipe_plain(s, "COMMIT") == -1))
 			goto out;
 		if (!PQpipelineSync(s->conn)) {
 			note_error(s, PQerrorMessage(s->conn), NULL);
 			goto out;
 		}
-		if (chunk == list && (pipe_result(s, NULL) == -1 ||
-		    (items_locked && pipe_result(s, NULL) == -1)))
-			goto sync;      /* BEGIN, the items' locks */
-		for (; chunk != r; chunk = chunk->next) {
+		if (at == 0 && pipe_result(s, NULL) == -1)
+			goto sync;      /* BEGIN */
+		for (i = at; i < end; i++) {
+			r = v[i];
 			if (pipe_result(s, &res) == -1)
 				goto sync;
-			chunk->duplicate = PQntuples(res) != 1 ||
+			r->duplicate = PQntuples(res) != 1 ||
 			    PQgetisnull(res, 0, 0);
-			chunk->id = PQntuples(res) != 1 ? 0 :
-			    podio__pg_int(res, 0, chunk->duplicate ? 1 : 0);
+			r->id = PQntuples(res) != 1 ? 0 :
+			    podio__pg_int(res, 0, r->duplicate ? 1 : 0);
 			PQclear(res);
 		}
 		/* NOTIFY, COMMIT */
-		if (r == NULL && (pipe_result(s, NULL) == -1 ||
+		if (end == n && (pipe_result(s, NULL) == -1 ||
 		    pipe_result(s, NULL) == -1))
 			goto sync;
 		if (pipe_sync(s) == -1)
@@ -1344,6 +1372,7 @@ append_pipelined(struct spool_pg *s, struct spool_req *list,
 sync:
 	(void)pipe_sync(s);
 out:
+	free(v);
 	/* Results left unread make the connection unusable: dropped. */
 	if (s->conn != NULL && (!PQexitPipelineMode(s->conn) || conn_lost(s)))
 		drop_conn(s);

@@ -71,10 +71,11 @@ enum { U_LAST = 18, U_APP, U_BUSY, U_UNIT };
  * item once, not at each of its events): due, no event of the item in
  * flight, and settled (its newest pending event is $2 old, or its head
  * $3 old).  The settling is read off the item's row, before any event of
- * it is.  With no_fetch (ifilter i.fetches = 0, and top for the events of
- * no item), an item with a pending event that needs the item fetched is
- * passed over, and so is such an event of no item: the held events are
- * not read, however many wait.
+ * it is.  With no_fetch (ifilter i.fetches = 0, read from the partial
+ * index podio_items_nofetch, and top for the events of no item), an item
+ * with a pending event that needs the item fetched is passed over, and
+ * so is such an event of no item: the held items and events are not
+ * read, however many wait.
  *
  * The candidates come in id order from the two indexes (podio_items_head
  * and podio_events_noitem), and each one's event is read and locked in
