@@ -539,22 +539,29 @@ static const char items_sql[] =
 #undef ITEM_LOCK
 #undef ITEM_KEY
 
+/* Whether sql, a query of one boolean, answers true: 1, 0, or -1 with
+ * the error noted. */
+static int
+query_true(struct spool_pg *s, const char *sql)
+{
+	PGresult *r;
+	int yes;
+
+	if ((r = podio__pg_run(s, sql, NULL)) == NULL)
+		return -1;
+	yes = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
+	PQclear(r);
+	return yes;
+}
+
 /* Whether the tables and indexes added within version 1 exist: 1, 0,
  * or -1 with the error noted. */
 static int
 schema_complete(struct spool_pg *s)
 {
-	PGresult *r;
-	int have;
-
-	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_revisions')"
+	return query_true(s, "SELECT to_regclass('podio_revisions')"
 	    " IS NOT NULL AND to_regclass('podio_events_nofetch') IS NOT NULL"
-	    " AND to_regclass('podio_items') IS NOT NULL",
-	    NULL)) == NULL)
-		return -1;
-	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
-	PQclear(r);
-	return have;
+	    " AND to_regclass('podio_items') IS NOT NULL");
 }
 
 /*
@@ -568,13 +575,9 @@ schema_version(struct spool_pg *s, int64_t *version)
 	int have;
 
 	*version = -1;
-	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_meta')"
-	    " IS NOT NULL", NULL)) == NULL)
-		return -1;
-	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
-	PQclear(r);
-	if (!have)
-		return 0;
+	if ((have = query_true(s, "SELECT to_regclass('podio_meta')"
+	    " IS NOT NULL")) != 1)
+		return have;
 	/* Not prepared: the table may not have existed when a statement
 	 * naming it would have been. */
 	r = PQexecParams(s->conn, "SELECT value FROM podio_meta"
@@ -632,14 +635,11 @@ ensure_schema(struct spool_pg *s)
 static int
 create_items(struct spool_pg *s)
 {
-	PGresult *r;
 	int have;
 
-	if ((r = podio__pg_run(s, "SELECT to_regclass('podio_items')"
-	    " IS NOT NULL", NULL)) == NULL)
+	if ((have = query_true(s, "SELECT to_regclass('podio_items')"
+	    " IS NOT NULL")) == -1)
 		return -1;
-	have = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
-	PQclear(r);
 	return have ? 0 : simple(s, items_sql);
 }
 
