@@ -9,7 +9,6 @@
  */
 #include <config.h>
 
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
