@@ -417,7 +417,9 @@ doctor_spool_dir(struct doctor *d, const char *dir)
 	struct stat st;
 	char owner[64], q[1100], fix[DOCTOR_MSG_MAX], err[1024],
 	    db[1100];
+	static const char *const dbs[] = { DOCTOR_SPOOL_DB, "intake.db" };
 	unsigned mode;
+	size_t i;
 	int saved, have_db;
 
 	doctor_quote(dir, q, sizeof(q));
@@ -472,15 +474,22 @@ doctor_spool_dir(struct doctor *d, const char *dir)
 		    "%s", err);
 		return;
 	}
-	snprintf(db, sizeof(db), "%s/%s", dir, DOCTOR_SPOOL_DB);
-	have_db = access(db, F_OK) == 0;
-	if (have_db && access(db, R_OK | W_OK) != 0) {
-		saved = errno;
-		doctor_quote(db, q, sizeof(q));
-		snprintf(fix, sizeof(fix), "chmod 0600 %s", q);
-		doctor_line(d, 0, "spool", fix, "%s is not writable by %s: %s",
-		    db, d->me, strerror(saved));
-		return;
+	/* The spool's database, and the intake of CGI runs (whose events
+	 * the open moves in). */
+	have_db = 0;
+	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		snprintf(db, sizeof(db), "%s/%s", dir, dbs[i]);
+		if (access(db, F_OK) != 0)
+			continue;
+		have_db = 1;
+		if (access(db, R_OK | W_OK) != 0) {
+			saved = errno;
+			doctor_quote(db, q, sizeof(q));
+			snprintf(fix, sizeof(fix), "chmod 0600 %s", q);
+			doctor_line(d, 0, "spool", fix, "%s is not writable "
+			    "by %s: %s", db, d->me, strerror(saved));
+			return;
+		}
 	}
 	if (have_db && podio_spool_open(dir, &d->spool, err, sizeof(err)) !=
 	    PODIO_OK) {

@@ -25,6 +25,8 @@ struct process_spool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct podio_spool *spool;     /* owned, NULL until opened */
+	struct podio_spool *intake;    /* a one-shot process's, likewise */
+	int oneshot;
 	uint64_t gen;                  /* notifications so far */
 	uint64_t now_gen;              /* the last one of an event due at
 	                                  once (0: none yet) */
@@ -72,6 +74,7 @@ process_spool_free(struct process_spool *ps)
 	if (ps == NULL)
 		return;
 	podio_spool_close(ps->spool);
+	podio_spool_close(ps->intake);
 	pthread_cond_destroy(&ps->cond);
 	pthread_mutex_destroy(&ps->lock);
 	free(ps);
@@ -100,22 +103,22 @@ process_spool_test_cap(struct podio_spool *spool)
 		    v);
 }
 
-/* See process_spool.h.  The open happens under the lock, so two threads never
- * open two handles. */
-struct podio_spool *
-process_spool_get(struct process_spool *ps, const char *dir, char *err,
-    size_t errlen)
+/* Opens *slot on dir (the intake when intake) unless open, under
+ * ps->lock, so two threads never open two handles.  Returns *slot. */
+static struct podio_spool *
+process_spool_open(struct process_spool *ps, struct podio_spool **slot,
+    int intake, const char *dir, char *err, size_t errlen)
 {
 	struct podio_spool *spool;
 	enum podio_err rc;
 
 	pthread_mutex_lock(&ps->lock);
-	if (ps->spool == NULL) {
+	if (*slot == NULL) {
 		if (dir == NULL || dir[0] == '\0') {
 			snprintf(err, errlen, "spool_dir is not set");
-		} else if ((rc = podio_spool_open(dir, &ps->spool, err,
-		    errlen)) != PODIO_OK) {
-			ps->spool = NULL;
+		} else if ((rc = (intake ? podio_spool_open_intake :
+		    podio_spool_open)(dir, slot, err, errlen)) != PODIO_OK) {
+			*slot = NULL;
 			if (errlen > 0 && err[0] == '\0') {
 				char *shown = podio_spool_mask(dir);
 
@@ -124,12 +127,37 @@ process_spool_get(struct process_spool *ps, const char *dir, char *err,
 				free(shown);
 			}
 		} else {
-			process_spool_test_cap(ps->spool);
+			process_spool_test_cap(*slot);
 		}
 	}
-	spool = ps->spool;
+	spool = *slot;
 	pthread_mutex_unlock(&ps->lock);
 	return spool;
+}
+
+/* See process_spool.h. */
+struct podio_spool *
+process_spool_get(struct process_spool *ps, const char *dir, char *err,
+    size_t errlen)
+{
+	return process_spool_open(ps, &ps->spool, 0, dir, err, errlen);
+}
+
+/* See process_spool.h. */
+void
+process_spool_set_oneshot(struct process_spool *ps)
+{
+	ps->oneshot = 1;
+}
+
+/* See process_spool.h. */
+struct podio_spool *
+process_spool_append_handle(struct process_spool *ps, const char *dir,
+    char *err, size_t errlen)
+{
+	if (!ps->oneshot)
+		return process_spool_get(ps, dir, err, errlen);
+	return process_spool_open(ps, &ps->intake, 1, dir, err, errlen);
 }
 
 /* The monotonic clock in ms. */

@@ -28,6 +28,23 @@ struct process_spool *process_spool_new(void);
 void process_spool_free(struct process_spool *ps);
 
 /*
+ * Makes ps a one-shot process's (a CGI run's): its appends go to the
+ * spool's intake (podio_spool_open_intake()), which a process of one
+ * request opens at a small part of the spool's cost.  Call before the
+ * first process_spool_append_handle().
+ */
+void process_spool_set_oneshot(struct process_spool *ps);
+
+/*
+ * The handle to append to: process_spool_get()'s, or for a one-shot
+ * process (process_spool_set_oneshot()) the intake's, opened on dir the
+ * first time.  Borrowed from ps; NULL when it cannot be opened, with the
+ * reason in err (size errlen).
+ */
+struct podio_spool *process_spool_append_handle(struct process_spool *ps,
+    const char *dir, char *err, size_t errlen);
+
+/*
  * The spool handle, opened on dir the first time (later calls return the
  * same handle whatever dir they name: a new spool_dir takes a restart).
  * Borrowed from ps.  NULL when it cannot be opened, with the reason in

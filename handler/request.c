@@ -184,7 +184,8 @@ request_spool_answer(struct process_spool *ps, enum podio_err e,
 		if (!ack->duplicate)
 			process_spool_notify(ps, later_ms);
 		snprintf(reason, n, "ok: %s event %" PRId64, ack->duplicate ?
-		    "a duplicate of" : "queued as", ack->id);
+		    "a duplicate of" : ack->intake ? "queued as intake" :
+		    "queued as", ack->id);
 		return 200;
 	}
 	podio_log(PODIO_LOG_ERROR, "cannot store the event: %s",
@@ -207,8 +208,8 @@ request_spool_open(const struct runtime *rt, struct process_spool *ps,
 	char err[512];
 
 	err[0] = '\0';
-	spool = process_spool_get(ps, podio_config_spool(rt->cfg), err,
-	    sizeof(err));
+	spool = process_spool_append_handle(ps, podio_config_spool(rt->cfg),
+	    err, sizeof(err));
 	if (spool == NULL) {
 		podio_log(PODIO_LOG_ERROR, "cannot open the spool: %s", err);
 		res->status = 503;

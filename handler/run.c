@@ -571,8 +571,8 @@ run_cgi_tidy(struct runtime *rt, struct process_spool *ps)
 
 	if (podio_config_get_ms(rt->cfg, "cgi_budget") > 0)
 		return;
-	if ((spool = process_spool_get(ps, podio_config_spool(rt->cfg), err,
-	    sizeof(err))) == NULL)
+	if ((spool = process_spool_append_handle(ps,
+	    podio_config_spool(rt->cfg), err, sizeof(err))) == NULL)
 		return;
 	run_cgi_let_go();
 	podio_spool_tidy_oneshot(spool);
@@ -764,6 +764,9 @@ run_cgi(int argc, char **argv, const struct podio_callbacks *fns)
 		request_answer_error(&io, 500, "cannot initialise");
 		goto fail;
 	}
+	/* One request: its event goes to the spool's intake, which the
+	 * worker (or `spool drain`) moves into the spool. */
+	process_spool_set_oneshot(ps);
 	(void)request_handle(&io, rt, client, ps, &queued, NULL);
 	if (queued) {
 		podio_client_free(client);

@@ -1,7 +1,10 @@
-"""CGI deliveries with cgi_budget = 0 keep the spool's log bounded.
+"""CGI deliveries with cgi_budget = 0 keep the log of the spool's intake
+bounded.
 
-With cgi_budget = 0 no worker runs between two `spool drain`s: every
-delivery is a process of its own that opens the spool alone, and SQLite
+A CGI run stores its event in the spool's intake (DIR/intake.db), which
+the next process that opens the spool moves in.  With cgi_budget = 0 no
+worker runs between two `spool drain`s: every delivery is a process of
+its own that opens the intake alone, and SQLite
 then rebuilds its WAL index by reading the log from its header up to the
 last valid frame.  What it reads is what this test measures: the frames
 of the -wal file that carry the header's salts and a chain of checksums
@@ -17,12 +20,12 @@ must stay below 1,024 (4 MiB; one delivery adds about ten), which they
 pass after some 100 deliveries when nothing starts the log over.  Then
 every event is still there: each answer was 200, `spool status` counts
 them all pending, `spool drain` writes each to the log rule once, and
-the database passes PRAGMA integrity_check.  item.delete events are
+both databases pass PRAGMA integrity_check.  item.delete events are
 used, so no API call is made.
 
 A second spool gets the same number of deliveries from 4 threads at once
 (the runs that find the lock file taken leave the log to a later one):
-every answer is 200, every event is there once and the database is
+every answer is 200, every event is there once and the databases are
 sound; its log's valid frames are reported, not checked.
 """
 import json
@@ -142,10 +145,12 @@ def check_stored(t, env, conf, d, total, tag):
          all(v == 1 for v in seen.values()),
          "spool drain delivers each of the %d events once%s" % (total, tag),
          "%d distinct, %d lines" % (len(seen), sum(seen.values())))
-    db = sqlite3.connect(os.path.join(spool, "spool.db"), timeout=30)
-    ok = db.execute("PRAGMA integrity_check").fetchall()
-    db.close()
-    t.ok(ok == [("ok",)], "PRAGMA integrity_check: ok" + tag, ok)
+    for name in ("spool.db", "intake.db"):
+        db = sqlite3.connect(os.path.join(spool, name), timeout=30)
+        ok = db.execute("PRAGMA integrity_check").fetchall()
+        db.close()
+        t.ok(ok == [("ok",)], "PRAGMA integrity_check of %s: ok%s"
+             % (name, tag), ok)
 
 
 def setup(sim, name):
@@ -164,7 +169,7 @@ def setup(sim, name):
 
 def one_by_one(t, sim, total):
     d, conf, env = setup(sim, "one-by-one")
-    wal = os.path.join(d, "spool", "spool.db-wal")
+    wal = os.path.join(d, "spool", "intake.db-wal")
     statuses, bad_exits, frames = [], [], []
     for i in range(total):
         status, bad = deliver(env, i + 1)
@@ -186,7 +191,7 @@ def one_by_one(t, sim, total):
 
 def at_once(t, sim, total):
     d, conf, env = setup(sim, "at-once")
-    wal = os.path.join(d, "spool", "spool.db-wal")
+    wal = os.path.join(d, "spool", "intake.db-wal")
     threads = 4
     results = []
     lock = threading.Lock()

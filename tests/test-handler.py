@@ -451,8 +451,8 @@ with testlib.Sim() as sim:
     sim.add_item(42, title="The answer", revision=3)
     r = cgi(ENV, item_body("item.update", 42, rev=7),
             argv=["spool", "purge"])
-    t.ok(r.status == 200 and r.text.startswith("ok: queued as event ") and
-         r.rc == 0,
+    t.ok(r.status == 200 and
+         r.text.startswith("ok: queued as intake event ") and r.rc == 0,
          "item.update: 200 once stored (argv 'spool purge' ignored)",
          r.show())
     testlib.wait_for(lambda: len(recorded_commands()) == 1 and
@@ -489,7 +489,7 @@ with testlib.Sim() as sim:
          "the log rule got the same event as one JSON line", logged)
     m = re.search(r"request method=POST type=item\.update hook_id=1001 "
                   r"item_id=42 status=200 ms=\d+: "
-                  r"ok: queued as event \d+$", r.stderr, re.M)
+                  r"ok: queued as intake event \d+$", r.stderr, re.M)
     t.ok(m and len([ln for ln in r.stderr.splitlines()
                     if "request " in ln]) == 1 and
          "callbacks=" not in r.stderr,
@@ -689,7 +689,7 @@ with testlib.Sim() as sim:
          "failed, no callback, exit 3", r.stdout + r.stderr)
     posted = cgi(e, item_body("item.update", 42))
     t.ok(posted.status == 200 and posted.text.startswith("ok: queued as "
-                                                        "event "),
+                                                        "intake event "),
          "the same delivery POSTed with Podio unreachable: 200, queued",
          posted.show())
     # A wrong secret: the 403 a POST gets, nothing run.

@@ -776,6 +776,127 @@ test_dedup(void)
 	podio_spool_close(s);
 }
 
+/* The rows of the table of DIR/intake.db, or -1. */
+static long
+intake_rows(const char *dir)
+{
+	char path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+
+	snprintf(path, sizeof(path), "%s/intake.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, "SELECT count(*) FROM intake",
+	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Appends to an intake handle; the ack's id, or -1. */
+static int64_t
+intake_add(struct podio_spool *in, const char *type, uint64_t item,
+    uint64_t rev, int64_t received_ms, int *intake)
+{
+	struct podio_spool_record r;
+	struct podio_spool_ack ack;
+	char buf[256], err[256] = "";
+
+	mkrec(&r, buf, sizeof(buf), type, 9, item, rev);
+	r.received_ms = received_ms;
+	if (podio_spool_append(in, &r, &ack, err, sizeof(err)) != PODIO_OK) {
+		tap_diag("intake append: %s", err);
+		return -1;
+	}
+	*intake = ack.intake;
+	return ack.id;
+}
+
+/*
+ * The intake of one-shot appends (podio_spool_open_intake()): its events
+ * reach the spool in their order, with their times and dedup, when a
+ * spool handle next reads; a move cut short between its commit and the
+ * intake's delete (PODIO_TEST_INTAKE_KEEP) moves nothing twice; an
+ * intake made anew starts from its first event.  On PostgreSQL an intake
+ * is the spool itself.
+ */
+static void
+test_intake(void)
+{
+	char dir[512], path[600], err[256] = "";
+	struct podio_spool *in = NULL, *s, *s2;
+	struct podio_spool_event *ev = NULL;
+	const char *sfx[] = { "", "-wal", "-shm" };
+	int64_t base = podio__wall_ms() - 60000, id[4];
+	size_t n = 0, i;
+	int flag[4];
+
+	newdir(dir, sizeof(dir), "intake");
+	tap_ok(podio_spool_open_intake(dir, &in, err, sizeof(err)) ==
+	    PODIO_OK, "an intake opens %s", err);
+	if (in == NULL)
+		return;
+	if (pg_url != NULL) {
+		id[0] = intake_add(in, "item.update", 42, 7, 0, &flag[0]);
+		tap_ok(id[0] > 0 && flag[0] == 0 && count(in, PODIO_SPOOL_ALL)
+		    == 1, "on PostgreSQL the intake is the spool: stored "
+		    "there, not in an intake");
+		podio_spool_close(in);
+		return;
+	}
+	s = open_or_bail(dir);
+	id[0] = intake_add(in, "item.update", 42, 7, base, &flag[0]);
+	id[1] = intake_add(in, "comment.create", 0, 0, base + 1, &flag[1]);
+	id[2] = intake_add(in, "item.update", 42, 7, base + 2, &flag[2]);
+	id[3] = intake_add(in, "item.delete", 42, 0, base + 3, &flag[3]);
+	tap_ok(id[0] == 1 && id[1] == 2 && id[2] == 3 && id[3] == 4 &&
+	    flag[0] && flag[1] && flag[2] && flag[3],
+	    "an intake's acks number its own events (%lld %lld %lld %lld)",
+	    (long long)id[0], (long long)id[1], (long long)id[2],
+	    (long long)id[3]);
+	tap_ok(intake_rows(dir) == 4, "the intake holds them");
+	tap_ok(podio_spool_list(s, PODIO_SPOOL_ALL, 0, 0, &ev, &n) ==
+	    PODIO_OK && n == 3 && strcmp(ev[0].type, "item.update") == 0 &&
+	    strcmp(ev[1].type, "comment.create") == 0 &&
+	    strcmp(ev[2].type, "item.delete") == 0 &&
+	    ev[0].received_ms == base && ev[1].received_ms == base + 1 &&
+	    ev[2].received_ms == base + 3 && ev[0].id < ev[1].id &&
+	    ev[1].id < ev[2].id && ev[2].item_id == 42 &&
+	    !(ev[1].has & PODIO_HAS_ITEM_ID),
+	    "a spool handle already open moves them in, in their order, "
+	    "with their times and ids, the duplicate once (%zu)", n);
+	podio_spool_events_free(ev, n);
+	tap_ok(intake_rows(dir) == 0, "and the intake lets them go");
+
+	setenv("PODIO_TEST_INTAKE_KEEP", "1", 1);
+	id[0] = intake_add(in, "task.create", 0, 0, 0, &flag[0]);
+	tap_ok(id[0] == 5 && count(s, PODIO_SPOOL_ALL) == 4 &&
+	    intake_rows(dir) == 1, "a move whose intake delete did not "
+	    "happen (as when killed in between) leaves the event there too");
+	unsetenv("PODIO_TEST_INTAKE_KEEP");
+	s2 = open_or_bail(dir);
+	tap_ok(count(s2, PODIO_SPOOL_ALL) == 4 && count(s, PODIO_SPOOL_ALL)
+	    == 4 && intake_rows(dir) == 0, "another handle does not move it "
+	    "twice, and deletes it");
+	podio_spool_close(s2);
+
+	podio_spool_close(in);
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(path, sizeof(path), "%s/intake.db%s", dir, sfx[i]);
+		(void)unlink(path);
+	}
+	tap_ok(podio_spool_open_intake(dir, &in, err, sizeof(err)) ==
+	    PODIO_OK, "an intake made anew %s", err);
+	id[0] = intake_add(in, "task.update", 0, 0, 0, &flag[0]);
+	tap_ok(id[0] == 1 && count(s, PODIO_SPOOL_ALL) == 5,
+	    "its first event is moved in, though its number is below the "
+	    "old intake's mark");
+	podio_spool_close(in);
+	podio_spool_close(s);
+}
+
 /* Ids past 32 bits and past 63 (Podio's are 64-bit unsigned): stored,
  * deduplicated, taken per item and learned for an app as they are. */
 static void
@@ -2888,6 +3009,7 @@ main(void)
 	test_dir_checks();
 	test_basic();
 	test_dedup();
+	test_intake();
 	test_large_ids();
 	test_wait();
 	test_delivery();

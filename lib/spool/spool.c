@@ -300,6 +300,18 @@ podio_spool_open(const char *where, struct podio_spool **out, char *err,
 }
 
 /* See spool.h. */
+enum podio_err
+podio_spool_open_intake(const char *where, struct podio_spool **out,
+    char *err, size_t errlen)
+{
+	if (where == NULL || where[0] == '\0' || out == NULL ||
+	    podio_spool_is_url(where))
+		return podio_spool_open(where, out, err, errlen);
+	*out = NULL;
+	return podio__sqlite_open_intake(where, out, err, errlen);
+}
+
+/* See spool.h. */
 void
 podio_spool_close(struct podio_spool *s)
 {
@@ -419,6 +431,7 @@ lead_batch(struct podio_spool *s, struct spool_req *self)
 			if (r->done_fn != NULL) {
 				ack.id = r->id;
 				ack.duplicate = r->duplicate;
+				ack.intake = s->intake;
 				r->done_fn(r->done_arg, r->result, &ack,
 				    r->msg);
 				free(r->own_json);
@@ -483,6 +496,7 @@ podio_spool_append(struct podio_spool *s, const struct podio_spool_record
 	if (ack != NULL) {
 		ack->id = 0;
 		ack->duplicate = 0;
+		ack->intake = 0;
 	}
 	if (s == NULL) {
 		podio__spool_set_err(err, errlen, "spool: no spool");
@@ -516,6 +530,7 @@ podio_spool_append(struct podio_spool *s, const struct podio_spool_record
 	if (ack != NULL) {
 		ack->id = req.id;
 		ack->duplicate = req.duplicate;
+		ack->intake = s->intake;
 	}
 	return PODIO_OK;
 }

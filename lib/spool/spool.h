@@ -77,6 +77,21 @@ enum podio_err podio_spool_check(const char *dir, char *err, size_t errlen);
 enum podio_err podio_spool_open(const char *where, struct podio_spool **out,
     char *err, size_t errlen);
 
+/*
+ * A handle for a process that only appends, once, and exits: a CGI run.
+ * For a spool directory it opens the spool's intake (DIR/intake.db, one
+ * table and nothing else), which costs a small part of opening the spool:
+ * an append there is as durable as one in the spool, and every process
+ * that opens the spool itself moves the intake's events into it, in
+ * their order, before it takes events, looks for the next due one, or
+ * reads the status, a list or an event (dedup then applies as for an
+ * append).  Such a handle supports podio_spool_append() and its kin,
+ * podio_spool_tidy_oneshot() and podio_spool_close() only.  For a
+ * PostgreSQL URI it is podio_spool_open().  Errors as there.
+ */
+enum podio_err podio_spool_open_intake(const char *where,
+    struct podio_spool **out, char *err, size_t errlen);
+
 /* Whether where is a PostgreSQL connection URI ("postgresql://" or
  * "postgres://") rather than a directory. */
 int podio_spool_is_url(const char *where);
@@ -111,6 +126,10 @@ struct podio_spool_ack {
 	                              now, processed) */
 	int duplicate;             /* 1 when the same delivery was stored
 	                              before, and nothing new was stored */
+	int intake;                /* 1 when id is the event's number in
+	                              the intake (podio_spool_open_intake()):
+	                              it gets its own in the spool when it is
+	                              moved there */
 };
 
 /*

@@ -193,6 +193,8 @@ struct podio_spool {
 	char *path;                 /* what podio_spool_path() returns */
 	char owner[SPOOL_OWNER_MAX]; /* "PID-RANDOM-PIDNS": whose leases */
 	int64_t skew_ms;            /* tests only */
+	int intake;                 /* podio_spool_open_intake()'s: appends
+	                               only */
 
 	pthread_mutex_t q_lock;     /* guards the fields below */
 	struct spool_req *q_head;
@@ -211,6 +213,8 @@ void podio__spool_base_end(struct podio_spool *s);
  * podio_spool_open(). */
 enum podio_err podio__sqlite_open(const char *dir, struct podio_spool **out,
     char *err, size_t errlen);
+enum podio_err podio__sqlite_open_intake(const char *dir,
+    struct podio_spool **out, char *err, size_t errlen);
 enum podio_err podio__pg_open(const char *url, struct podio_spool **out,
     char *err, size_t errlen);
 

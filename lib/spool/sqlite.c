@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +48,13 @@
 #define SPOOL_SCHEMA_VERSION 1
 #define SPOOL_DB_NAME "spool.db"
 #define SPOOL_LOCK_NAME "spool.lock"
+/* The intake of one-shot appends (podio_spool_open_intake()): its own
+ * database, format version and lock file. */
+#define INTAKE_DB_NAME "intake.db"
+#define INTAKE_LOCK_NAME "intake.lock"
+#define INTAKE_SCHEMA_VERSION 1
+/* Most intake events moved into the spool in one transaction. */
+#define INTAKE_IMPORT_CHUNK 256
 /* Longest spool directory accepted. */
 #define SPOOL_DIR_MAX 4000
 /* How long a write waits for another process's write lock. */
@@ -584,7 +592,8 @@ spool_check_dir(const char *dir, char *err, size_t errlen)
 {
 	static const char *const names[] = {
 		SPOOL_DB_NAME, SPOOL_DB_NAME "-wal", SPOOL_DB_NAME "-shm",
-		SPOOL_LOCK_NAME, "cgi-worker.lock"
+		SPOOL_LOCK_NAME, "cgi-worker.lock", INTAKE_DB_NAME,
+		INTAKE_DB_NAME "-wal", INTAKE_DB_NAME "-shm", INTAKE_LOCK_NAME
 	};
 	char path[SPOOL_DIR_MAX + 32];
 	struct stat st;
@@ -909,9 +918,74 @@ fail:
 	return rc;
 }
 
+/*
+ * The intake's schema: the events of one-shot appends in their order
+ * (AUTOINCREMENT: an id is never given twice, so a mark of the last one
+ * moved stays right after the intake was emptied), and in marks the
+ * intake's generation, a random number drawn when it is created, by
+ * which the spool knows an intake made anew.
+ */
+static const char *const intake_sql =
+	"CREATE TABLE IF NOT EXISTS intake ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" type TEXT NOT NULL, hook_id INTEGER NOT NULL, item_id INTEGER,"
+	" item_revision_id INTEGER, app_id INTEGER, event TEXT NOT NULL,"
+	" received_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO marks (name, value) VALUES ('generation', random())"
+	" ON CONFLICT (name) DO NOTHING;"
+	"PRAGMA user_version = 1;";
+
+/* ensure_schema() for an intake: its version read, the schema made when
+ * missing. */
+static int
+ensure_intake(struct spool_sqlite *s, int *newer)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, version, pass;
+
+	*newer = 0;
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1 && (rc = podio__sqlite_begin(s)) != SQLITE_OK)
+			return rc;
+		if ((rc = podio__sqlite_prep(s, "PRAGMA user_version", &st)) !=
+		    SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW)
+			goto fail;
+		version = sqlite3_column_int(st, 0);
+		podio__sqlite_fin(s, st);
+		st = NULL;
+		if (version > INTAKE_SCHEMA_VERSION) {
+			*newer = 1;
+			rc = SQLITE_OK;
+			goto fail;
+		}
+		if (version == INTAKE_SCHEMA_VERSION) {
+			podio__sqlite_abort(s);
+			return SQLITE_OK;
+		}
+	}
+	if ((rc = podio__sqlite_exec(s, intake_sql)) != SQLITE_OK)
+		goto fail;
+	return podio__sqlite_commit(s);
+fail:
+	podio__sqlite_fin(s, st);
+	podio__sqlite_abort(s);
+	return rc;
+}
+
 static void sqlite_close(struct podio_spool *sp);
 static long sqlite_set_max_pages(struct podio_spool *sp, long max_pages);
 static void sqlite_tidy_oneshot(struct podio_spool *sp);
+
+/* A handle of the intake appends, and nothing else. */
+static const struct spool_ops sqlite_intake_ops = {
+	.name = "sqlite",
+	.close = sqlite_close,
+	.append = podio__sqlite_append,
+	.tidy_oneshot = sqlite_tidy_oneshot,
+	.set_max_pages = sqlite_set_max_pages,
+};
 
 static const struct spool_ops sqlite_ops = {
 	.name = "sqlite",
@@ -948,17 +1022,23 @@ static const struct spool_ops sqlite_ops = {
 	.set_max_pages = sqlite_set_max_pages,
 };
 
-/* See spool_int.h. */
-enum podio_err
-podio__sqlite_open(const char *dir, struct podio_spool **out, char *err,
-    size_t errlen)
+/*
+ * Opens DIR/spool.db, or DIR/intake.db when intake, creating the
+ * directory, the file and the schema as needed; *out receives the handle.
+ * err as for podio_spool_open().
+ */
+static enum podio_err
+sqlite_open_file(const char *dir, int intake, struct spool_sqlite **out,
+    char *err, size_t errlen)
 {
 	struct spool_sqlite *s = NULL;
 	sqlite3_stmt *st = NULL;
 	enum podio_err e = PODIO_ERR_IO;
+	const char *name = intake ? INTAKE_DB_NAME : SPOOL_DB_NAME;
 	size_t dlen;
 	int rc, newer, one = 1;
 
+	*out = NULL;
 	if ((dlen = strlen(dir)) > SPOOL_DIR_MAX) {
 		podio__spool_set_err(err, errlen, "spool: directory name too long");
 		return PODIO_ERR_INVALID;
@@ -967,13 +1047,16 @@ podio__sqlite_open(const char *dir, struct podio_spool **out, char *err,
 		goto nomem;
 	s->lock_fd = -1;
 	s->appends_waiting = &s->own_waiting;
+	s->intake = intake;
+	s->in_mark = -1;
 	pthread_mutex_init(&s->db_lock, NULL);
-	podio__spool_base_init(&s->base, &sqlite_ops);
+	podio__spool_base_init(&s->base, intake ? &sqlite_intake_ops :
+	    &sqlite_ops);
+	s->base.intake = intake;
 	if ((s->dir = podio__strdup(dir)) == NULL ||
-	    (s->base.path = malloc(dlen + sizeof("/" SPOOL_DB_NAME))) == NULL)
+	    (s->base.path = malloc(dlen + 2 + strlen(name))) == NULL)
 		goto nomem;
-	snprintf(s->base.path, dlen + sizeof("/" SPOOL_DB_NAME), "%s/%s", dir,
-	    SPOOL_DB_NAME);
+	snprintf(s->base.path, dlen + 2 + strlen(name), "%s/%s", dir, name);
 
 	if (mkdir_p(dir) == -1) {
 		podio__spool_set_err(err, errlen, "spool %s: cannot create the directory: "
@@ -985,16 +1068,18 @@ podio__sqlite_open(const char *dir, struct podio_spool **out, char *err,
 		goto fail;
 	}
 	{
-		char lpath[SPOOL_DIR_MAX + sizeof("/" SPOOL_LOCK_NAME)];
+		char lpath[SPOOL_DIR_MAX + sizeof("/" INTAKE_LOCK_NAME)];
 
-		snprintf(lpath, sizeof(lpath), "%s/%s", dir, SPOOL_LOCK_NAME);
+		snprintf(lpath, sizeof(lpath), "%s/%s", dir, intake ?
+		    INTAKE_LOCK_NAME : SPOOL_LOCK_NAME);
 		s->lock_fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC |
 		    O_NOFOLLOW, 0600);
 		if (s->lock_fd == -1)
 			podio__warn("spool %s: cannot open the lock file (%s): "
 			    "writers of several processes may wait longer",
 			    lpath, strerror(errno));
-		spool_find_waits(s);
+		if (!intake)
+			spool_find_waits(s);
 	}
 	if (create_db_file(dir, s->base.path) == -1) {
 		podio__spool_set_err(err, errlen, "spool %s: cannot create the database: "
@@ -1046,15 +1131,16 @@ podio__sqlite_open(const char *dir, struct podio_spool **out, char *err,
 	if ((rc = podio__sqlite_exec(s, "PRAGMA foreign_keys = ON;"
 	    "PRAGMA journal_size_limit = 67108864;")) != SQLITE_OK)
 		goto dberr;
-	if ((rc = ensure_schema(s, &newer)) != SQLITE_OK)
+	if ((rc = intake ? ensure_intake(s, &newer) :
+	    ensure_schema(s, &newer)) != SQLITE_OK)
 		goto dberr;
 	if (newer) {
 		podio__spool_set_err(err, errlen, "spool %s: made by a newer version of "
 		    "podio-webhook (schema newer than %d)", s->base.path,
-		    SPOOL_SCHEMA_VERSION);
+		    intake ? INTAKE_SCHEMA_VERSION : SPOOL_SCHEMA_VERSION);
 		goto fail;
 	}
-	*out = &s->base;
+	*out = s;
 	return PODIO_OK;
 
 dberr:
@@ -1072,6 +1158,47 @@ fail:
 	return e;
 }
 
+/* See spool_int.h.  Events a CGI run left in the intake are moved in
+ * at once. */
+enum podio_err
+podio__sqlite_open(const char *dir, struct podio_spool **out, char *err,
+    size_t errlen)
+{
+	struct spool_sqlite *s;
+	enum podio_err e;
+
+	if ((e = sqlite_open_file(dir, 0, &s, err, errlen)) != PODIO_OK)
+		return e;
+	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
+	pthread_mutex_unlock(&s->db_lock);
+	*out = &s->base;
+	return PODIO_OK;
+}
+
+/* See spool_int.h. */
+enum podio_err
+podio__sqlite_open_intake(const char *dir, struct podio_spool **out,
+    char *err, size_t errlen)
+{
+	struct spool_sqlite *s;
+	enum podio_err e;
+
+	if ((e = sqlite_open_file(dir, 1, &s, err, errlen)) == PODIO_OK)
+		*out = &s->base;
+	return e;
+}
+
+/* Closes the spool's handle of its intake, if open. */
+static void
+intake_let_go(struct spool_sqlite *s)
+{
+	if (s->in != NULL)
+		sqlite_close(&s->in->base);
+	s->in = NULL;
+	s->in_mark = -1;
+}
+
 static void
 sqlite_close(struct podio_spool *sp)
 {
@@ -1080,6 +1207,7 @@ sqlite_close(struct podio_spool *sp)
 
 	if (s == NULL)
 		return;
+	intake_let_go(s);
 	for (i = 0; i < s->nstmts; i++) {
 		sqlite3_finalize(s->stmts[i].st);
 		free(s->stmts[i].sql);
@@ -1136,6 +1264,82 @@ append_failed(struct spool_sqlite *s, struct spool_req *list, int rc,
 	}
 }
 
+/* The statements of an append. */
+static const char sql_seen[] =
+    "SELECT event_id FROM seen WHERE type = ?1 AND hook_id = ?2"
+    " AND item_id = ?3 AND item_revision_id = ?4";
+static const char sql_insert[] =
+    "INSERT INTO events (type, hook_id, item_id, item_revision_id,"
+    " app_id, event, received_at, next_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+static const char sql_key[] =
+    "INSERT INTO seen (type, hook_id, item_id, item_revision_id,"
+    " event_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/* An intake's append: the same values, no dedup. */
+static const char sql_intake_insert[] =
+    "INSERT INTO intake (type, hook_id, item_id, item_revision_id,"
+    " app_id, event, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/*
+ * Stores rec, received at received_ms, inside the caller's transaction
+ * with the statements of an append (seen and key NULL for an intake's,
+ * which has no dedup): *id is the new event, or with *duplicate set the
+ * one stored first.  Returns an SQLite code.
+ */
+static int
+append_one(struct spool_sqlite *s, sqlite3_stmt *seen, sqlite3_stmt *ins,
+    sqlite3_stmt *key, const struct podio_spool_record *rec,
+    int64_t received_ms, int64_t *id, int *duplicate)
+{
+	int rc, has_key = seen != NULL &&
+	    (rec->has & PODIO_HAS_ITEM_REVISION_ID) != 0;
+
+	*duplicate = 0;
+	if (has_key) {
+		sqlite3_reset(seen);
+		podio__sqlite_bind_text(seen, 1, rec->type);
+		podio__sqlite_bind_u64(seen, 2, rec->hook_id);
+		podio__sqlite_bind_u64(seen, 3, rec->item_id);
+		podio__sqlite_bind_u64(seen, 4, rec->item_revision_id);
+		if ((rc = sqlite3_step(seen)) == SQLITE_ROW) {
+			*id = sqlite3_column_int64(seen, 0);
+			*duplicate = 1;
+			sqlite3_reset(seen);
+			return SQLITE_OK;
+		}
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	sqlite3_reset(ins);
+	sqlite3_clear_bindings(ins);
+	podio__sqlite_bind_text(ins, 1, rec->type);
+	podio__sqlite_bind_u64(ins, 2, rec->hook_id);
+	if (rec->has & PODIO_HAS_ITEM_ID)
+		podio__sqlite_bind_u64(ins, 3, rec->item_id);
+	if (rec->has & PODIO_HAS_ITEM_REVISION_ID)
+		podio__sqlite_bind_u64(ins, 4, rec->item_revision_id);
+	if (rec->has & PODIO_HAS_APP_ID)
+		podio__sqlite_bind_u64(ins, 5, rec->app_id);
+	sqlite3_bind_text(ins, 6, rec->event_json, (int)rec->event_len,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 7, received_ms);
+	if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
+		return rc;
+	*id = sqlite3_last_insert_rowid(s->db);
+	if (has_key) {
+		sqlite3_reset(key);
+		podio__sqlite_bind_text(key, 1, rec->type);
+		podio__sqlite_bind_u64(key, 2, rec->hook_id);
+		podio__sqlite_bind_u64(key, 3, rec->item_id);
+		podio__sqlite_bind_u64(key, 4, rec->item_revision_id);
+		sqlite3_bind_int64(key, 5, *id);
+		sqlite3_bind_int64(key, 6, received_ms);
+		if ((rc = sqlite3_step(key)) != SQLITE_DONE)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
 /*
  * Writes the queued appends of list in one transaction, filling each
  * request's result, id and duplicate flag (done is set by the caller).
@@ -1146,19 +1350,8 @@ void
 podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 {
 	struct spool_sqlite *s = SQ(sp);
-	static const char sql_seen[] =
-	    "SELECT event_id FROM seen WHERE type = ?1 AND hook_id = ?2"
-	    " AND item_id = ?3 AND item_revision_id = ?4";
-	static const char sql_insert[] =
-	    "INSERT INTO events (type, hook_id, item_id, item_revision_id,"
-	    " app_id, event, received_at, next_at)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
-	static const char sql_key[] =
-	    "INSERT INTO seen (type, hook_id, item_id, item_revision_id,"
-	    " event_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 	sqlite3_stmt *seen = NULL, *ins = NULL, *key = NULL;
 	struct spool_req *r;
-	const struct podio_spool_record *rec;
 	int rc;
 
 	/* Counted while waiting for the write lock, so that a processor's
@@ -1169,9 +1362,12 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 	 * SQLite prepare them again. */
 	atomic_fetch_add(s->appends_waiting, 1);
 	pthread_mutex_lock(&s->db_lock);
-	if ((rc = podio__sqlite_prep(s, sql_seen, &seen)) != SQLITE_OK ||
-	    (rc = podio__sqlite_prep(s, sql_insert, &ins)) != SQLITE_OK ||
-	    (rc = podio__sqlite_prep(s, sql_key, &key)) != SQLITE_OK) {
+	if (s->intake)
+		rc = podio__sqlite_prep(s, sql_intake_insert, &ins);
+	else if ((rc = podio__sqlite_prep(s, sql_seen, &seen)) == SQLITE_OK &&
+	    (rc = podio__sqlite_prep(s, sql_insert, &ins)) == SQLITE_OK)
+		rc = podio__sqlite_prep(s, sql_key, &key);
+	if (rc != SQLITE_OK) {
 		atomic_fetch_sub(s->appends_waiting, 1);
 		goto fail;
 	}
@@ -1183,51 +1379,10 @@ podio__sqlite_append(struct podio_spool *sp, struct spool_req *list)
 	atomic_fetch_sub(s->appends_waiting, 1);
 	if (rc != SQLITE_OK)
 		goto fail;
-	for (r = list; r != NULL; r = r->next) {
-		rec = r->rec;
-		r->duplicate = 0;
-		if (r->has_key) {
-			sqlite3_reset(seen);
-			podio__sqlite_bind_text(seen, 1, rec->type);
-			podio__sqlite_bind_u64(seen, 2, rec->hook_id);
-			podio__sqlite_bind_u64(seen, 3, rec->item_id);
-			podio__sqlite_bind_u64(seen, 4, rec->item_revision_id);
-			if ((rc = sqlite3_step(seen)) == SQLITE_ROW) {
-				r->id = sqlite3_column_int64(seen, 0);
-				r->duplicate = 1;
-				continue;
-			}
-			if (rc != SQLITE_DONE)
-				goto fail;
-		}
-		sqlite3_reset(ins);
-		sqlite3_clear_bindings(ins);
-		podio__sqlite_bind_text(ins, 1, rec->type);
-		podio__sqlite_bind_u64(ins, 2, rec->hook_id);
-		if (rec->has & PODIO_HAS_ITEM_ID)
-			podio__sqlite_bind_u64(ins, 3, rec->item_id);
-		if (rec->has & PODIO_HAS_ITEM_REVISION_ID)
-			podio__sqlite_bind_u64(ins, 4, rec->item_revision_id);
-		if (rec->has & PODIO_HAS_APP_ID)
-			podio__sqlite_bind_u64(ins, 5, rec->app_id);
-		sqlite3_bind_text(ins, 6, rec->event_json, (int)rec->event_len,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 7, r->received_ms);
-		if ((rc = sqlite3_step(ins)) != SQLITE_DONE)
+	for (r = list; r != NULL; r = r->next)
+		if ((rc = append_one(s, seen, ins, key, r->rec, r->received_ms,
+		    &r->id, &r->duplicate)) != SQLITE_OK)
 			goto fail;
-		r->id = sqlite3_last_insert_rowid(s->db);
-		if (r->has_key) {
-			sqlite3_reset(key);
-			podio__sqlite_bind_text(key, 1, rec->type);
-			podio__sqlite_bind_u64(key, 2, rec->hook_id);
-			podio__sqlite_bind_u64(key, 3, rec->item_id);
-			podio__sqlite_bind_u64(key, 4, rec->item_revision_id);
-			sqlite3_bind_int64(key, 5, r->id);
-			sqlite3_bind_int64(key, 6, r->received_ms);
-			if ((rc = sqlite3_step(key)) != SQLITE_DONE)
-				goto fail;
-		}
-	}
 	podio__sqlite_fin(s, seen);
 	podio__sqlite_fin(s, ins);
 	podio__sqlite_fin(s, key);
@@ -1254,4 +1409,237 @@ fail:
 	podio__sqlite_fin(s, key);
 	podio__sqlite_abort(s);
 	pthread_mutex_unlock(&s->db_lock);
+}
+
+/* --------------------------------------------------------------- intake */
+
+/*
+ * Opens the intake of spool s when DIR/intake.db exists and s has none
+ * open, or the file was made anew since: 1 with s->in ready, 0 when
+ * there is no intake, -1 when it cannot be opened (logged).
+ */
+static int
+intake_open(struct spool_sqlite *s)
+{
+	char path[SPOOL_DIR_MAX + sizeof("/" INTAKE_DB_NAME)], err[512];
+	struct spool_sqlite *in = NULL;
+	sqlite3_stmt *st = NULL;
+	struct stat before, after;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/" INTAKE_DB_NAME, s->dir);
+	if (stat(path, &before) != 0) {
+		intake_let_go(s);
+		return 0;
+	}
+	if (s->in != NULL && s->in_dev == before.st_dev &&
+	    s->in_ino == before.st_ino)
+		return 1;
+	intake_let_go(s);
+	if (sqlite_open_file(s->dir, 1, &in, err, sizeof(err)) != PODIO_OK) {
+		podio__warn("%s: cannot open the intake; its events wait "
+		    "there: %s", s->base.path, err);
+		return -1;
+	}
+	if ((rc = podio__sqlite_prep(in, "SELECT value FROM marks"
+	    " WHERE name = 'generation'", &st)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW ||
+	    stat(path, &after) != 0 || after.st_dev != before.st_dev ||
+	    after.st_ino != before.st_ino) {
+		podio__warn("%s: cannot read the intake's generation; its "
+		    "events wait there: %s", s->base.path,
+		    sqlite3_errmsg(in->db));
+		podio__sqlite_fin(in, st);
+		sqlite_close(&in->base);
+		return -1;
+	}
+	s->in_gen = sqlite3_column_int64(st, 0);
+	podio__sqlite_fin(in, st);
+	s->in = in;
+	s->in_dev = before.st_dev;
+	s->in_ino = before.st_ino;
+	s->in_mark = -1;
+	return 1;
+}
+
+/* Deletes the intake's events up to mark, moved into the spool already
+ * (a failure leaves them for the next move, which skips them). */
+static void
+intake_forget(struct spool_sqlite *s, int64_t mark)
+{
+	struct spool_sqlite *in = s->in;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* Test seam: a process killed between the move and this. */
+	if (getenv("PODIO_TEST_INTAKE_KEEP") != NULL)
+		return;
+	if ((rc = podio__sqlite_begin_lazy(in)) != SQLITE_OK ||
+	    (rc = podio__sqlite_prep(in, "DELETE FROM intake WHERE id <= ?1",
+	    &st)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, mark);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto fail;
+	podio__sqlite_fin(in, st);
+	st = NULL;
+	if ((rc = podio__sqlite_commit(in)) == SQLITE_OK)
+		return;
+fail:
+	podio__sqlite_fin(in, st);
+	podio__debug("%s: cannot delete moved events: %s", in->base.path,
+	    sqlite3_errstr(rc));
+	podio__sqlite_abort(in);
+}
+
+/* The intake's last id (0 when it is empty), or -1 on error. */
+static int64_t
+intake_top(struct spool_sqlite *in)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t top = -1;
+
+	if (podio__sqlite_prep(in, "SELECT coalesce(max(id), 0) FROM intake",
+	    &st) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		top = sqlite3_column_int64(st, 0);
+	podio__sqlite_fin(in, st);
+	return top;
+}
+
+/* See sqlite_int.h. */
+int
+podio__sqlite_import(struct spool_sqlite *s)
+{
+	static const char sql_rows[] =
+	    "SELECT id, type, hook_id, item_id, item_revision_id, app_id,"
+	    " event, received_at FROM intake WHERE id > ?1 ORDER BY id"
+	    " LIMIT ?2";
+	static const char sql_mark_get[] =
+	    "SELECT value FROM marks WHERE name = ?1";
+	static const char sql_mark_set[] =
+	    "INSERT INTO marks (name, value) VALUES (?1, ?2)"
+	    " ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+	struct podio_spool_record rec;
+	sqlite3_stmt *rows = NULL, *seen = NULL, *ins = NULL, *key = NULL;
+	sqlite3_stmt *st = NULL;
+	char name[48];
+	int64_t top, mark, id;
+	int rc, dup, got;
+
+	if (s->intake || (rc = intake_open(s)) == 0)
+		return SQLITE_OK;
+	if (rc < 0)
+		return SQLITE_CANTOPEN;
+	snprintf(name, sizeof(name), "intake:%" PRId64, s->in_gen);
+	for (;;) {
+		if ((top = intake_top(s->in)) < 0) {
+			rc = SQLITE_ERROR;
+			podio__warn("%s: cannot read the intake; its events "
+			    "wait there: %s", s->base.path,
+			    sqlite3_errmsg(s->in->db));
+			return rc;
+		}
+		if (top == 0)
+			return SQLITE_OK;
+		if (s->in_mark >= 0 && top <= s->in_mark) {
+			/* Moved, by this handle: only left to delete. */
+			intake_forget(s, s->in_mark);
+			return SQLITE_OK;
+		}
+		if ((rc = podio__sqlite_begin(s)) != SQLITE_OK ||
+		    (rc = podio__sqlite_prep(s, sql_mark_get, &st)) !=
+		    SQLITE_OK)
+			goto fail;
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		mark = 0;
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			mark = sqlite3_column_int64(st, 0);
+		else if (rc != SQLITE_DONE)
+			goto fail;
+		podio__sqlite_fin(s, st);
+		st = NULL;
+		if ((rc = podio__sqlite_prep(s->in, sql_rows, &rows)) !=
+		    SQLITE_OK || (rc = podio__sqlite_prep(s, sql_seen,
+		    &seen)) != SQLITE_OK || (rc = podio__sqlite_prep(s,
+		    sql_insert, &ins)) != SQLITE_OK || (rc =
+		    podio__sqlite_prep(s, sql_key, &key)) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(rows, 1, mark);
+		sqlite3_bind_int(rows, 2, INTAKE_IMPORT_CHUNK);
+		got = 0;
+		while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
+			memset(&rec, 0, sizeof(rec));
+			rec.type = (const char *)sqlite3_column_text(rows, 1);
+			rec.has = PODIO_HAS_HOOK_ID;
+			rec.hook_id = (uint64_t)sqlite3_column_int64(rows, 2);
+			if (sqlite3_column_type(rows, 3) != SQLITE_NULL) {
+				rec.has |= PODIO_HAS_ITEM_ID;
+				rec.item_id =
+				    (uint64_t)sqlite3_column_int64(rows, 3);
+			}
+			if (sqlite3_column_type(rows, 4) != SQLITE_NULL) {
+				rec.has |= PODIO_HAS_ITEM_REVISION_ID;
+				rec.item_revision_id =
+				    (uint64_t)sqlite3_column_int64(rows, 4);
+			}
+			if (sqlite3_column_type(rows, 5) != SQLITE_NULL) {
+				rec.has |= PODIO_HAS_APP_ID;
+				rec.app_id =
+				    (uint64_t)sqlite3_column_int64(rows, 5);
+			}
+			rec.event_json =
+			    (const char *)sqlite3_column_text(rows, 6);
+			rec.event_len = (size_t)sqlite3_column_bytes(rows, 6);
+			if (rec.type == NULL || rec.event_json == NULL) {
+				rc = SQLITE_NOMEM;
+				goto fail;
+			}
+			if ((rc = append_one(s, seen, ins, key, &rec,
+			    sqlite3_column_int64(rows, 7), &id, &dup)) !=
+			    SQLITE_OK)
+				goto fail;
+			mark = sqlite3_column_int64(rows, 0);
+			got++;
+		}
+		if (rc != SQLITE_DONE)
+			goto fail;
+		podio__sqlite_fin(s->in, rows);
+		podio__sqlite_fin(s, seen);
+		podio__sqlite_fin(s, ins);
+		podio__sqlite_fin(s, key);
+		rows = seen = ins = key = NULL;
+		if (got > 0) {
+			if ((rc = podio__sqlite_prep(s, sql_mark_set, &st)) !=
+			    SQLITE_OK)
+				goto fail;
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, mark);
+			if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+				goto fail;
+			podio__sqlite_fin(s, st);
+			st = NULL;
+		}
+		/* Synchronous FULL (podio__sqlite_begin()): durable here,
+		 * before the intake lets them go. */
+		if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
+			goto fail;
+		if (got > 0)
+			podio__debug("%s: %d events moved in from the intake",
+			    s->base.path, got);
+		s->in_mark = mark;
+		intake_forget(s, mark);
+		if (got < INTAKE_IMPORT_CHUNK)
+			return SQLITE_OK;
+	}
+fail:
+	podio__warn("%s: cannot move the intake's events in; they wait "
+	    "there: %s (%s)", s->base.path, sqlite3_errstr(rc),
+	    sqlite3_errmsg(s->db));
+	podio__sqlite_fin(s->in, rows);
+	podio__sqlite_fin(s, seen);
+	podio__sqlite_fin(s, ins);
+	podio__sqlite_fin(s, key);
+	podio__sqlite_fin(s, st);
+	podio__sqlite_abort(s);
+	return rc;
 }

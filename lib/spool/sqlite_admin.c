@@ -49,6 +49,7 @@ podio__sqlite_status(struct podio_spool *sp, struct podio_spool_status *out)
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
 	if ((rc = podio__sqlite_sweep(s)) != SQLITE_OK ||
 	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
@@ -99,6 +100,7 @@ read_events(struct spool_sqlite *s, const char *what, const char *sql,
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
 	if ((rc = podio__sqlite_sweep(s)) != SQLITE_OK ||
 	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
@@ -180,6 +182,7 @@ write_one(struct spool_sqlite *s, const char *what, const char *sql,
 	if (n != NULL)
 		*n = 0;
 	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
 	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK ||
 	    (rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;

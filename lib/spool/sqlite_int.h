@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -54,6 +55,15 @@ struct spool_sqlite {
 	                               checkpoint */
 	struct spool_stmt *stmts;   /* prepared statements kept for reuse */
 	size_t nstmts;
+	int intake;                 /* a handle of DIR/intake.db */
+	/* A spool's handle of its intake, opened when DIR/intake.db
+	 * exists (see podio__sqlite_import()), under db_lock: */
+	struct spool_sqlite *in;
+	dev_t in_dev;               /* the file it opened */
+	ino_t in_ino;
+	int64_t in_gen;             /* the intake's generation */
+	int64_t in_mark;            /* the last intake event moved, or -1
+	                               (not known yet) */
 };
 
 /* The handle of this backend behind a spool handle. */
@@ -155,6 +165,18 @@ int podio__sqlite_read_row(sqlite3_stmt *st, int64_t now, int with_body,
 /* Sets aside every record whose state or column types are unusable, once
  * per handle, under db_lock.  Returns an SQLite code. */
 int podio__sqlite_sweep(struct spool_sqlite *s);
+
+/*
+ * Moves the events of the spool's intake (podio_spool_open_intake()), if
+ * it has any, into the spool, under db_lock and outside a transaction:
+ * in their order, each as an append (dedup included), with the last one
+ * moved kept as a mark of the intake's generation in the same synced
+ * commit; only then are they deleted from the intake.  So a process
+ * killed in between moves nothing twice, and an intake made anew (a new
+ * generation) starts from its first event.  A failure is logged; the
+ * events wait in the intake for the next try.  Returns an SQLite code.
+ */
+int podio__sqlite_import(struct spool_sqlite *s);
 
 /* The operations, in the files of this backend. */
 void podio__sqlite_append(struct podio_spool *sp, struct spool_req *list);

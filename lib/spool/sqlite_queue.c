@@ -503,6 +503,7 @@ podio__sqlite_take(struct podio_spool *sp, const struct spool_take *t,
 	int rc, has_item, busy;
 
 	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
 	if ((rc = podio__sqlite_sweep(s)) != SQLITE_OK)
 		goto fail;
 	/* The next head of each kind; the older one is taken first. */
@@ -620,6 +621,7 @@ podio__sqlite_pending_items(struct podio_spool *sp, uint64_t app_id,
 	*items = NULL;
 	*n = 0;
 	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
 	if ((rc = podio__sqlite_prep(s, sql, &st)) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, podio__spool_now(&s->base));
@@ -687,6 +689,7 @@ podio__sqlite_next_due(struct podio_spool *sp, const struct spool_take *t,
 	int rc;
 
 	pthread_mutex_lock(&s->db_lock);
+	(void)podio__sqlite_import(s);
 	if ((rc = podio__sqlite_prep(s, t->no_fetch ? sql_nofetch : sql,
 	    &st)) != SQLITE_OK)
 		goto fail;

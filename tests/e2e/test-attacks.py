@@ -758,8 +758,9 @@ def case_forged(s):
 
     def files():
         return [(os.stat(f).st_size, os.stat(f).st_mtime_ns)
-                for f in (os.path.join(spool, "spool.db"),
-                          os.path.join(spool, "spool.db-wal"))
+                for f in (os.path.join(spool, name) for name in (
+                    "spool.db", "spool.db-wal", "intake.db",
+                    "intake.db-wal"))
                 if os.path.exists(f)]
     counts_of = ("pending", "retrying", "in_flight", "dead", "bad")
 

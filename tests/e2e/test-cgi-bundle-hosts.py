@@ -374,7 +374,8 @@ ScriptSock "%(root)s/apache/run/cgid.sock"
                                      ("hook_id", str(hid)),
                                      ("item_id", str(item)),
                                      ("item_revision_id", "1")])
-        ck.ok(res["status"] == 200 and "queued as event" in res["body"],
+        ck.ok(res["status"] == 200 and
+              "queued as intake event" in res["body"],
               "item.create of item %d answered 200 queued" % item,
               repr(res))
         ev = scenario._wait(sim, lambda: event_of(events_log, item),
@@ -395,7 +396,8 @@ ScriptSock "%(root)s/apache/run/cgid.sock"
                                      ("hook_id", str(hid)),
                                      ("item_id", str(item)),
                                      ("item_revision_id", "1")])
-        ck.ok(res["status"] == 200 and "queued as event" in res["body"] and
+        ck.ok(res["status"] == 200 and
+              "queued as intake event" in res["body"] and
               not item_gets(sim, item) and not event_of(events_log, item),
               "with cgi_budget = 0, item.create of item %d is stored, not "
               "yet fetched" % item, repr(res))
@@ -683,7 +685,7 @@ def in_jail(t, root, jail):
 
         item = 6101
         rc, status, out, err = event(item)
-        ck.ok(rc == 0 and status == 200 and "queued as event" in out,
+        ck.ok(rc == 0 and status == 200 and "queued as intake event" in out,
               "item.create of item %d as a CGI: 200 queued" % item,
               "exit %s status %s\n%s\n%s" % (rc, status, out, err))
         ev = scenario._wait(sim, lambda: event_of(jail.path(events), item),

@@ -482,7 +482,7 @@ class Setup:
                 re.search(r"^Allow: POST", out, re.M | re.I),
                 "Verify: the GET is answered 405 with Allow: POST", out)
         self.ok(re.search(r"^HTTP/\S+ 200", out, re.M) and
-                re.search(r"^ok: queued as event \d+$", out, re.M),
+                re.search(r"^ok: queued as (intake )?event \d+$", out, re.M),
                 "Verify: the POST with the secret is answered 200 "
                 "`ok: queued as event N`", out)
         self.ok(re.search(r"^pending:\s+\d+$", out, re.M) and
@@ -510,7 +510,8 @@ class Setup:
         self.ok(any(e.get("item_id") == EVENT_ITEM and
                     e.get("type") == "item.delete" for e in shown),
                 "tail shows the event", r.stdout)
-        self.ok(re.search(r"method=POST .*status=200 .*queued as event", r.stdout),
+        self.ok(re.search(r"method=POST .*status=200 .*"
+                          r"queued as (intake )?event", r.stdout),
                 "the handler's log shows the request (POST, 200, queued)",
                 r.stdout)
 
