@@ -1413,6 +1413,24 @@ fail:
 
 /* --------------------------------------------------------------- intake */
 
+/* A handle warns of a failing intake at most this often (ms): the CGI
+ * worker looks every 25 ms. */
+#define INTAKE_WARN_EVERY_MS 60000
+
+/* Whether the handle may warn of its intake now (and then not again for
+ * INTAKE_WARN_EVERY_MS). */
+static int
+intake_may_warn(struct spool_sqlite *s)
+{
+	int64_t now = podio__now_ms();
+
+	if (s->in_warned_ms != 0 && now - s->in_warned_ms <
+	    INTAKE_WARN_EVERY_MS)
+		return 0;
+	s->in_warned_ms = now;
+	return 1;
+}
+
 /*
  * Opens the intake of spool s when DIR/intake.db exists and s has none
  * open, or the file was made anew since: 1 with s->in ready, 0 when
@@ -1437,8 +1455,9 @@ intake_open(struct spool_sqlite *s)
 		return 1;
 	intake_let_go(s);
 	if (sqlite_open_file(s->dir, 1, &in, err, sizeof(err)) != PODIO_OK) {
-		podio__warn("%s: cannot open the intake; its events wait "
-		    "there: %s", s->base.path, err);
+		if (intake_may_warn(s))
+			podio__warn("%s: cannot open the intake; its events "
+			    "wait there: %s", s->base.path, err);
 		return -1;
 	}
 	if ((rc = podio__sqlite_prep(in, "SELECT value FROM marks"
@@ -1446,9 +1465,10 @@ intake_open(struct spool_sqlite *s)
 	    (rc = sqlite3_step(st)) != SQLITE_ROW ||
 	    stat(path, &after) != 0 || after.st_dev != before.st_dev ||
 	    after.st_ino != before.st_ino) {
-		podio__warn("%s: cannot read the intake's generation; its "
-		    "events wait there: %s", s->base.path,
-		    sqlite3_errmsg(in->db));
+		if (intake_may_warn(s))
+			podio__warn("%s: cannot read the intake's generation; "
+			    "its events wait there: %s", s->base.path,
+			    sqlite3_errmsg(in->db));
 		podio__sqlite_fin(in, st);
 		sqlite_close(&in->base);
 		return -1;
@@ -1534,9 +1554,10 @@ podio__sqlite_import(struct spool_sqlite *s)
 	for (;;) {
 		if ((top = intake_top(s->in)) < 0) {
 			rc = SQLITE_ERROR;
-			podio__warn("%s: cannot read the intake; its events "
-			    "wait there: %s", s->base.path,
-			    sqlite3_errmsg(s->in->db));
+			if (intake_may_warn(s))
+				podio__warn("%s: cannot read the intake; its "
+				    "events wait there: %s", s->base.path,
+				    sqlite3_errmsg(s->in->db));
 			return rc;
 		}
 		if (top == 0)
@@ -1632,9 +1653,10 @@ podio__sqlite_import(struct spool_sqlite *s)
 			return SQLITE_OK;
 	}
 fail:
-	podio__warn("%s: cannot move the intake's events in; they wait "
-	    "there: %s (%s)", s->base.path, sqlite3_errstr(rc),
-	    sqlite3_errmsg(s->db));
+	if (intake_may_warn(s))
+		podio__warn("%s: cannot move the intake's events in; they "
+		    "wait there: %s (%s)", s->base.path, sqlite3_errstr(rc),
+		    sqlite3_errmsg(s->db));
 	podio__sqlite_fin(s->in, rows);
 	podio__sqlite_fin(s, seen);
 	podio__sqlite_fin(s, ins);

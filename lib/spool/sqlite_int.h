@@ -64,6 +64,7 @@ struct spool_sqlite {
 	int64_t in_gen;             /* the intake's generation */
 	int64_t in_mark;            /* the last intake event moved, or -1
 	                               (not known yet) */
+	int64_t in_warned_ms;       /* when it last warned of the intake */
 };
 
 /* The handle of this backend behind a spool handle. */
