@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,6 +553,9 @@ request_cgi_param(void *ctx, const char *name)
 	return getenv(name);
 }
 
+/* The bytes of the request body a CGI run read from stdin. */
+static uint64_t request_cgi_got;
+
 static ssize_t
 request_cgi_read(void *ctx, char *buf, size_t n)
 {
@@ -561,7 +565,43 @@ request_cgi_read(void *ctx, char *buf, size_t n)
 	do
 		r = read(STDIN_FILENO, buf, n);
 	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		request_cgi_got += (uint64_t)r;
 	return r;
+}
+
+/* The most request_cgi_drain() reads, and for how long. */
+#define REQUEST_CGI_DRAIN_MAX (16u << 20)
+#define REQUEST_CGI_DRAIN_MS  3000
+
+/* See request.h. */
+void
+request_cgi_drain(void)
+{
+	const char *cl = getenv("CONTENT_LENGTH");
+	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+	char buf[16384], *end;
+	uint64_t want, left;
+	int64_t until = request_now_ms() + REQUEST_CGI_DRAIN_MS, now;
+	ssize_t r;
+
+	if (cl == NULL || cl[0] < '0' || cl[0] > '9')
+		return;
+	errno = 0;
+	want = strtoull(cl, &end, 10);
+	if (errno != 0 || *end != '\0' || want <= request_cgi_got ||
+	    want - request_cgi_got > REQUEST_CGI_DRAIN_MAX)
+		return;
+	left = want - request_cgi_got;
+	while (left > 0 && (now = request_now_ms()) < until) {
+		if (poll(&pfd, 1, (int)(until - now)) <= 0)
+			return;
+		r = request_cgi_read(NULL, buf, left < sizeof(buf) ?
+		    (size_t)left : sizeof(buf));
+		if (r <= 0)
+			return;
+		left -= (uint64_t)r;
+	}
 }
 
 /* The answer is written in one piece and flushed at once. */

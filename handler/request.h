@@ -112,4 +112,15 @@ void request_answer_unconfigured(const struct request_io *io,
 /* Fills io for CGI: the environment, stdin and stdout. */
 void request_cgi_io(struct request_io *io);
 
+/*
+ * After a CGI run's answer: reads and drops what is left of the request
+ * body on stdin (CONTENT_LENGTH less what the run read), at most
+ * REQUEST_CGI_DRAIN_MAX bytes and for at most REQUEST_CGI_DRAIN_MS.  A
+ * refusal is answered before the body is read; but under mod_cgid stdin
+ * and stdout are one socket, and a process that exits with bytes unread
+ * on it makes the web server's read of the answer fail (ECONNRESET), so
+ * that the client gets no answer at all.
+ */
+void request_cgi_drain(void);
+
 #endif

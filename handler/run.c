@@ -768,6 +768,7 @@ run_cgi(int argc, char **argv, const struct podio_callbacks *fns)
 	 * worker (or `spool drain`) moves into the spool. */
 	process_spool_set_oneshot(ps);
 	(void)request_handle(&io, rt, client, ps, &queued, NULL);
+	request_cgi_drain();
 	if (queued) {
 		podio_client_free(client);
 		client = NULL;
@@ -776,7 +777,12 @@ run_cgi(int argc, char **argv, const struct podio_callbacks *fns)
 		ps = NULL;
 		(void)run_cgi_detach(rt);
 	}
+	goto done;
 fail:
+	/* An answer of a configuration that cannot be used, its body
+	 * unread. */
+	request_cgi_drain();
+done:
 	process_spool_free(ps);
 	podio_client_free(client);
 	runtime_unref(rt);
