@@ -409,9 +409,10 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 	n = spoolcmd_passed(&st, lim, lines);
 	if (json) {
 		printf("{\"pending\": %zu, \"retrying\": %zu, \"in_flight\": "
-		    "%zu, \"dead\": %zu, \"bad\": %zu, \"oldest_age_s\": %"
-		    PRId64, st.pending, st.retrying, st.in_flight,
-		    st.dead, st.bad, st.oldest_age_ms / 1000);
+		    "%zu, \"dead\": %zu, \"bad\": %zu, \"intake\": %zu, "
+		    "\"oldest_age_s\": %" PRId64, st.pending, st.retrying,
+		    st.in_flight, st.dead, st.bad, st.intake,
+		    st.oldest_age_ms / 1000);
 		spoolcmd_budget("api", &api, 1);
 		spoolcmd_budget("filter", &filter, 1);
 		spoolcmd_outage(&api, 1);
@@ -432,6 +433,9 @@ spoolcmd_status(const struct podio_config *cfg, struct podio_spool *spool,
 	    st.dead);
 	if (st.bad > 0)
 		printf("bad:       %zu\n", st.bad);
+	if (st.intake > 0)
+		printf("intake:    %zu (stored by CGI runs, not yet moved "
+		    "into the spool: see the log)\n", st.intake);
 	if (st.oldest_received_ms > 0)
 		printf("oldest:    %" PRId64 " s\n", st.oldest_age_ms / 1000);
 	else

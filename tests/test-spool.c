@@ -828,11 +828,13 @@ test_intake(void)
 	char dir[512], path[600], err[256] = "";
 	struct podio_spool *in = NULL, *s, *s2;
 	struct podio_spool_event *ev = NULL;
+	struct podio_spool_status st;
 	const char *sfx[] = { "", "-wal", "-shm" };
 	int64_t base = podio__wall_ms() - 60000, id[4];
 	size_t n = 0, i;
 	int flag[4];
 
+	memset(&st, 0, sizeof(st));
 	newdir(dir, sizeof(dir), "intake");
 	tap_ok(podio_spool_open_intake(dir, &in, err, sizeof(err)) ==
 	    PODIO_OK, "an intake opens %s", err);
@@ -893,6 +895,23 @@ test_intake(void)
 	tap_ok(id[0] == 1 && count(s, PODIO_SPOOL_ALL) == 5,
 	    "its first event is moved in, though its number is below the "
 	    "old intake's mark");
+
+	/* A spool that cannot grow (a full disk): the events wait in the
+	 * intake, and the status says so. */
+	(void)podio__spool_set_max_pages(s, 1);
+	for (i = 0; i < 200; i++)
+		if (intake_add(in, "task.update", 0, 0, base - 1000,
+		    &flag[0]) < 0)
+			break;
+	tap_ok(i == 200 && podio_spool_status(s, &st) == PODIO_OK &&
+	    st.intake == 200 && st.oldest_received_ms == base - 1000 &&
+	    count(s, PODIO_SPOOL_ALL) == 5 && intake_rows(dir) == 200,
+	    "a spool full: 200 events wait in the intake, and its status "
+	    "counts them (%zu) with their age", st.intake);
+	(void)podio__spool_set_max_pages(s, 0);
+	tap_ok(podio_spool_status(s, &st) == PODIO_OK && st.intake == 0 &&
+	    st.pending == 205 && intake_rows(dir) == 0,
+	    "once it can grow they are moved in (%zu pending)", st.pending);
 	podio_spool_close(in);
 	podio_spool_close(s);
 }

@@ -435,8 +435,12 @@ struct podio_spool_status {
 	size_t in_flight;
 	size_t dead;
 	size_t bad;
+	size_t intake;              /* events of CGI runs still in the
+	                               intake (podio_spool_open_intake()):
+	                               their move into the spool failed */
 	int64_t oldest_received_ms; /* oldest pending, retrying or in-flight
-	                               event; 0 when there is none */
+	                               event, or event in the intake; 0 when
+	                               there is none */
 	int64_t oldest_age_ms;      /* now minus that; 0 when there is none */
 };
 enum podio_err podio_spool_status(struct podio_spool *spool,

@@ -62,10 +62,26 @@ podio__sqlite_status(struct podio_spool *sp, struct podio_spool_status *out)
 	out->dead = (size_t)sqlite3_column_int64(st, 3);
 	out->bad = (size_t)sqlite3_column_int64(st, 4);
 	out->oldest_received_ms = sqlite3_column_int64(st, 5);
+	podio__sqlite_fin(s, st);
+	st = NULL;
+	/* What the move above left in the intake: it failed. */
+	if (s->in != NULL && podio__sqlite_prep(s->in, "SELECT count(*),"
+	    " min(received_at) FROM intake WHERE id > ?1", &st) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, s->in_mark > 0 ? s->in_mark : 0);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_int64(st, 0) > 0) {
+			out->intake = (size_t)sqlite3_column_int64(st, 0);
+			if (out->oldest_received_ms == 0 ||
+			    sqlite3_column_int64(st, 1) <
+			    out->oldest_received_ms)
+				out->oldest_received_ms =
+				    sqlite3_column_int64(st, 1);
+		}
+		podio__sqlite_fin(s->in, st);
+	}
 	if (out->oldest_received_ms > 0)
 		out->oldest_age_ms = now > out->oldest_received_ms ?
 		    now - out->oldest_received_ms : 0;
-	podio__sqlite_fin(s, st);
 	pthread_mutex_unlock(&s->db_lock);
 	return PODIO_OK;
 fail:
