@@ -776,23 +776,33 @@ test_dedup(void)
 	podio_spool_close(s);
 }
 
-/* The rows of the table of DIR/intake.db, or -1. */
+/* The number sql (one row, one column) reads from DIR/file, opened read
+ * only; -1 with a diag when it cannot be read. */
 static long
-intake_rows(const char *dir)
+raw_count(const char *dir, const char *file, const char *sql)
 {
 	char path[600];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	long n = -1;
 
-	snprintf(path, sizeof(path), "%s/intake.db", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
-	    SQLITE_OK && sqlite3_prepare_v2(db, "SELECT count(*) FROM intake",
-	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		n = (long)sqlite3_column_int64(st, 0);
+	else
+		tap_diag("%s: %s", path, sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return n;
+}
+
+/* The rows of the table of DIR/intake.db, or -1. */
+static long
+intake_rows(const char *dir)
+{
+	return raw_count(dir, "intake.db", "SELECT count(*) FROM intake");
 }
 
 /* Appends to an intake handle; the ack's id, or -1. */
@@ -1436,21 +1446,8 @@ items_out_of_step(const char *dir)
 	    "  OR i.fetch != e.fetch OR i.last_at < e.last)"
 	    " + (SELECT count(*) FROM items WHERE item_id NOT IN"
 	    "  (SELECT item_id FROM e))";
-	char path[600];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	long n = -1;
 
-	snprintf(path, sizeof(path), "%s/spool.db", dir);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
-	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) ==
-	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(st, 0);
-	else
-		tap_diag("items: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	return raw_count(dir, "spool.db", sql);
 }
 
 /*

@@ -337,6 +337,25 @@ podio__sqlite_commit(struct spool_sqlite *s)
 	return SQLITE_OK;
 }
 
+/* Sets the mark name (the marks table) to value, inside the caller's
+ * write transaction.  Returns an SQLite code. */
+static int
+mark_put(struct spool_sqlite *s, const char *name, int64_t value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = podio__sqlite_prep(s, "INSERT INTO marks (name, value)"
+	    " VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET"
+	    " value = excluded.value", &st)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	rc = sqlite3_step(st);
+	podio__sqlite_fin(s, st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /*
  * podio_spool_tidy_oneshot().  A process that opens the spool while no
  * other has it open rebuilds SQLite's WAL index by reading the log from
@@ -364,7 +383,6 @@ static void
 sqlite_tidy_oneshot(struct podio_spool *sp)
 {
 	struct spool_sqlite *s = SQ(sp);
-	sqlite3_stmt *st = NULL;
 	int rc, log = -1, copied = -1;
 
 	pthread_mutex_lock(&s->db_lock);
@@ -392,22 +410,10 @@ sqlite_tidy_oneshot(struct podio_spool *sp)
 		goto done;
 	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK)
 		goto done;
-	if ((rc = podio__sqlite_prep(s, "INSERT INTO marks (name, value)"
-	    " VALUES ('wal_restarted', ?1) ON CONFLICT (name) DO UPDATE SET"
-	    " value = excluded.value", &st)) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int64(st, 1, podio__spool_now(sp));
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-		goto fail;
-	podio__sqlite_fin(s, st);
-	st = NULL;
-	if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
-		goto fail;
-	podio__debug("spool %s: the log of %d pages was copied "
-	    "and starts over", s->base.path, log);
-	goto done;
-fail:
-	podio__sqlite_fin(s, st);
+	if (mark_put(s, "wal_restarted", podio__spool_now(sp)) == SQLITE_OK &&
+	    podio__sqlite_commit(s) == SQLITE_OK)
+		podio__debug("spool %s: the log of %d pages was copied "
+		    "and starts over", s->base.path, log);
 done:
 	podio__sqlite_abort(s);
 	sqlite3_busy_timeout(s->db, SPOOL_BUSY_MS);
@@ -846,6 +852,25 @@ ensure_items(struct spool_sqlite *s)
  * new spool at once).  Returns an SQLite code; *newer is set when the
  * database comes from a newer version.
  */
+/* The database's user_version (the schema's version) into *version.
+ * Returns an SQLite code. */
+static int
+read_version(struct spool_sqlite *s, int *version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = podio__sqlite_prep(s, "PRAGMA user_version", &st)) !=
+	    SQLITE_OK)
+		return rc;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*version = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	podio__sqlite_fin(s, st);
+	return rc;
+}
+
 static int
 ensure_schema(struct spool_sqlite *s, int *newer)
 {
@@ -875,14 +900,8 @@ ensure_schema(struct spool_sqlite *s, int *newer)
 		return SQLITE_OK;
 	if ((rc = podio__sqlite_begin(s)) != SQLITE_OK)
 		return rc;
-	if ((rc = podio__sqlite_prep(s, "PRAGMA user_version", &st)) !=
-	    SQLITE_OK)
+	if ((rc = read_version(s, &version)) != SQLITE_OK)
 		goto fail;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
-		goto fail;
-	version = sqlite3_column_int(st, 0);
-	podio__sqlite_fin(s, st);
-	st = NULL;
 	if (version > SPOOL_SCHEMA_VERSION) {
 		*newer = 1;
 		rc = SQLITE_OK;
@@ -942,22 +961,16 @@ static const char *const intake_sql =
 static int
 ensure_intake(struct spool_sqlite *s, int *newer)
 {
-	sqlite3_stmt *st = NULL;
 	int rc, version, pass;
 
 	*newer = 0;
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 1 && (rc = podio__sqlite_begin(s)) != SQLITE_OK)
 			return rc;
-		if ((rc = podio__sqlite_prep(s, "PRAGMA user_version", &st)) !=
-		    SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW)
+		if ((rc = read_version(s, &version)) != SQLITE_OK)
 			goto fail;
-		version = sqlite3_column_int(st, 0);
-		podio__sqlite_fin(s, st);
-		st = NULL;
 		if (version > INTAKE_SCHEMA_VERSION) {
 			*newer = 1;
-			rc = SQLITE_OK;
 			goto fail;
 		}
 		if (version == INTAKE_SCHEMA_VERSION) {
@@ -969,7 +982,6 @@ ensure_intake(struct spool_sqlite *s, int *newer)
 		goto fail;
 	return podio__sqlite_commit(s);
 fail:
-	podio__sqlite_fin(s, st);
 	podio__sqlite_abort(s);
 	return rc;
 }
@@ -1536,9 +1548,6 @@ podio__sqlite_import(struct spool_sqlite *s)
 	    " LIMIT ?2";
 	static const char sql_mark_get[] =
 	    "SELECT value FROM marks WHERE name = ?1";
-	static const char sql_mark_set[] =
-	    "INSERT INTO marks (name, value) VALUES (?1, ?2)"
-	    " ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 	struct podio_spool_record rec;
 	sqlite3_stmt *rows = NULL, *seen = NULL, *ins = NULL, *key = NULL;
 	sqlite3_stmt *st = NULL;
@@ -1629,17 +1638,8 @@ podio__sqlite_import(struct spool_sqlite *s)
 		podio__sqlite_fin(s, ins);
 		podio__sqlite_fin(s, key);
 		rows = seen = ins = key = NULL;
-		if (got > 0) {
-			if ((rc = podio__sqlite_prep(s, sql_mark_set, &st)) !=
-			    SQLITE_OK)
-				goto fail;
-			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, mark);
-			if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-				goto fail;
-			podio__sqlite_fin(s, st);
-			st = NULL;
-		}
+		if (got > 0 && (rc = mark_put(s, name, mark)) != SQLITE_OK)
+			goto fail;
 		/* Synchronous FULL (podio__sqlite_begin()): durable here,
 		 * before the intake lets them go. */
 		if ((rc = podio__sqlite_commit(s)) != SQLITE_OK)
