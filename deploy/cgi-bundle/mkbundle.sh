@@ -84,8 +84,11 @@ esac
 	die "libsqlite3.a not found by $CC (install libsqlite3-dev)"
 
 # ------------------------------------------------------------ build
-# A tarball of an earlier run must not outlive a failed one.
-rm -f "$tarball"
+# A tarball of an earlier run must not outlive a failed one: removed
+# when this run fails from here on.  Until then it stays, and a new one
+# replaces it in one rename (below): a test that runs make cgi-bundle
+# while another copies the tarball must not take it away meanwhile.
+trap 'rc=$?; [ "$rc" = 0 ] || rm -f "$tarball" "$tarball.tmp"' EXIT
 mkdir -p "$work"
 say "copying the sources to $work/src"
 (cd "$builddir" && $MAKE distdir distdir="$work/src" \
