@@ -1097,8 +1097,9 @@ def test_full_disk():
                       "log comment.create = %s" % events)
     way = None
     if os.environ.get("PODIO_TEST_NO_MOUNT") != "1":
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k,mode=0700",
-                            "tmpfs", mnt], capture_output=True, text=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            "size=1024k,mode=0700", "tmpfs", mnt],
+                           capture_output=True, text=True)
         if r.returncode == 0:
             MOUNTS.append(mnt)
             way = "tmpfs"
@@ -1137,8 +1138,9 @@ def fill(path):
 
 
 def full_disk_tmpfs(d, mnt, conf, events):
-    t.diag("full disk: a 600 KiB tmpfs holds the spool; the disk fills "
-           "while deliveries stream in and the processors run")
+    t.diag("full disk: a 1 MiB tmpfs holds the spool, half of it taken by "
+           "a reserve file; the rest fills while deliveries stream in and "
+           "the processors run; then both files go")
     spool = os.path.join(mnt, "spool")
     env = make_env(SIM, spool)
     srv = Server(conf, env, os.path.join(d, "sock"), os.path.join(d, "log"),
@@ -1166,6 +1168,15 @@ def full_disk_tmpfs(d, mnt, conf, events):
     rc = None
     try:
         first = [one() for _ in range(5)]
+        # The space that comes back is at least this file's: what the
+        # filler gets is only what the spool left, which may be little.
+        reserve = os.path.join(mnt, "reserve")
+        try:
+            with open(reserve, "wb") as f:
+                f.write(b"\0" * (512 * 1024))
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
         streams = [threading.Thread(target=stream) for _ in range(2)]
         for th in streams:
             th.start()
@@ -1182,6 +1193,7 @@ def full_disk_tmpfs(d, mnt, conf, events):
              "full disk: deliveries answer 503 (%d of %d answered 200)" % (
                  full.count(200), len(full)), repr(answers))
         os.unlink(filler)
+        os.unlink(reserve)
         after = [one() for _ in range(10)]
         t.ok(after == [200] * 10, "full disk: space back: the next "
              "deliveries answer 200, the server not restarted",
