@@ -557,11 +557,12 @@ run_cgi_let_go(void)
 
 /*
  * After a CGI request that stored an event when no worker will process
- * the spool (a cgi_budget of 0): the spool's log grows by every such
- * request until `spool drain`, and each new process reads all of it on
- * opening.  Once the answer is out (run_cgi_let_go()), the spool keeps
- * that bounded (podio_spool_tidy_oneshot(): a few tens of milliseconds
- * now and then, nothing when another process writes).
+ * the spool (a cgi_budget of 0): the log of the spool's intake (where a
+ * CGI run stores) grows by every such request until `spool drain`, and
+ * each new process reads all of it on opening.  Once the answer is out
+ * (run_cgi_let_go()), the intake keeps that bounded
+ * (podio_spool_tidy_oneshot(): a few tens of milliseconds now and then,
+ * nothing when another process writes).
  */
 static void
 run_cgi_tidy(struct runtime *rt, struct process_spool *ps)
